@@ -1,0 +1,146 @@
+// Canvas renderer: the arena scaled to fit the canvas, your player red, others
+// blue, names above, offline players faded. Draws with arc/fillRect/fillText
+// only and allocates nothing per frame beyond what the canvas API does.
+
+import type { RenderPlayer } from './snapshots';
+
+export const COLORS = {
+  background: '#0e1116',
+  arena: '#1a1f27',
+  grid: '#232a34',
+  border: '#3c4656',
+  me: 'rgb(229, 57, 53)',
+  other: 'rgb(30, 136, 229)',
+  name: '#d7dde6',
+} as const;
+
+/** Player radius in arena units, and its minimum on screen in CSS pixels. */
+export const PLAYER_RADIUS = 12;
+export const MIN_RADIUS_PX = 5;
+const OFFLINE_ALPHA = 0.35;
+const MARGIN_PX = 24;
+const GRID_UNITS = 100;
+
+export interface View {
+  /** CSS pixels per arena unit. */
+  scale: number;
+  /** CSS pixel offset of the arena's origin. */
+  ox: number;
+  oy: number;
+  /** Device pixels per CSS pixel. */
+  dpr: number;
+}
+
+/** Uniform scale and centring of a width x height arena in a cssW x cssH box. */
+export function fitArena(cssW: number, cssH: number, width: number, height: number, margin = MARGIN_PX): View {
+  const aw = Math.max(1, cssW - 2 * margin);
+  const ah = Math.max(1, cssH - 2 * margin);
+  const scale = Math.max(1e-6, Math.min(aw / width, ah / height));
+  return { scale, ox: (cssW - width * scale) / 2, oy: (cssH - height * scale) / 2, dpr: 1 };
+}
+
+export class Renderer {
+  readonly view: View = { scale: 1, ox: 0, oy: 0, dpr: 1 };
+  private readonly ctx: CanvasRenderingContext2D;
+  private cssW = 0;
+  private cssH = 0;
+  private arenaW = 0;
+  private arenaH = 0;
+
+  constructor(private readonly canvas: HTMLCanvasElement) {
+    const ctx = canvas.getContext('2d', { alpha: false });
+    if (ctx === null) throw new Error('2d canvas not supported');
+    this.ctx = ctx;
+  }
+
+  /** Matches the backing store to the element size; cheap when nothing changed. */
+  private fit(width: number, height: number): void {
+    const dpr = globalThis.devicePixelRatio || 1;
+    const cssW = this.canvas.clientWidth;
+    const cssH = this.canvas.clientHeight;
+    if (cssW === this.cssW && cssH === this.cssH && dpr === this.view.dpr && width === this.arenaW && height === this.arenaH) {
+      return;
+    }
+    this.cssW = cssW;
+    this.cssH = cssH;
+    this.arenaW = width;
+    this.arenaH = height;
+    const w = Math.max(1, Math.round(cssW * dpr));
+    const h = Math.max(1, Math.round(cssH * dpr));
+    if (this.canvas.width !== w) this.canvas.width = w;
+    if (this.canvas.height !== h) this.canvas.height = h;
+    const v = fitArena(cssW, cssH, width, height);
+    this.view.scale = v.scale;
+    this.view.ox = v.ox;
+    this.view.oy = v.oy;
+    this.view.dpr = dpr;
+  }
+
+  /** Arena coordinates -> canvas backing-store pixels (for tests and tools). */
+  toCanvas(x: number, y: number): { x: number; y: number } {
+    const v = this.view;
+    return { x: (v.ox + x * v.scale) * v.dpr, y: (v.oy + y * v.scale) * v.dpr };
+  }
+
+  /**
+   * Draws one frame. players[0..count) are drawn; the one whose id is me is
+   * red and on top. width/height is the arena size (0 before the first tick:
+   * only the background is drawn).
+   */
+  draw(players: readonly RenderPlayer[], count: number, me: string, width: number, height: number): void {
+    const ctx = this.ctx;
+    const hasArena = width > 0 && height > 0;
+    this.fit(hasArena ? width : 1000, hasArena ? height : 1000);
+    const { scale, ox, oy, dpr } = this.view;
+
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = COLORS.background;
+    ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    if (!hasArena) return;
+
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const aw = width * scale;
+    const ah = height * scale;
+    ctx.fillStyle = COLORS.border;
+    ctx.fillRect(ox - 2, oy - 2, aw + 4, ah + 4);
+    ctx.fillStyle = COLORS.arena;
+    ctx.fillRect(ox, oy, aw, ah);
+    ctx.fillStyle = COLORS.grid;
+    for (let gx = GRID_UNITS; gx < width; gx += GRID_UNITS) ctx.fillRect(ox + gx * scale, oy, 1, ah);
+    for (let gy = GRID_UNITS; gy < height; gy += GRID_UNITS) ctx.fillRect(ox, oy + gy * scale, aw, 1);
+
+    const r = Math.max(MIN_RADIUS_PX, PLAYER_RADIUS * scale);
+    ctx.font = '12px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'bottom';
+
+    let meIndex = -1;
+    for (let i = 0; i < count; i++) {
+      const p = players[i] as RenderPlayer;
+      if (p.id === me) {
+        meIndex = i;
+        continue;
+      }
+      this.drawPlayer(p, COLORS.other, r);
+    }
+    if (meIndex >= 0) this.drawPlayer(players[meIndex] as RenderPlayer, COLORS.me, r);
+    ctx.globalAlpha = 1;
+  }
+
+  private drawPlayer(p: RenderPlayer, color: string, r: number): void {
+    const ctx = this.ctx;
+    const { scale, ox, oy } = this.view;
+    const cx = ox + p.x * scale;
+    const cy = oy + p.y * scale;
+    ctx.globalAlpha = p.online ? 1 : OFFLINE_ALPHA;
+    ctx.fillStyle = color;
+    ctx.beginPath();
+    ctx.arc(cx, cy, r, 0, Math.PI * 2);
+    ctx.fill();
+    if (p.name !== '') {
+      ctx.fillStyle = COLORS.name;
+      ctx.fillText(p.name, cx, cy - r - 3);
+    }
+  }
+}

@@ -1,0 +1,237 @@
+// Package node composes one Tickmesh node: the embedded NATS server (pkg/mesh), the membership registry
+// (pkg/members), room ownership (pkg/room), the WebSocket gateway (pkg/gateway) and the HTTP server that serves
+// /healthz, /readyz, /metrics, /api/cluster, /ws and the browser client.
+//
+// New binds the HTTP listener and starts the NATS server, so that configuration problems (ports in use, data
+// directory not writable) surface before Run. Run owns every long-running part through an errgroup and, when its
+// context ends, shuts them down in order: stop accepting and drain WebSockets, release room leases, stop the
+// HTTP server, delete the heartbeat, then lame-duck the NATS server.
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/members"
+	"github.com/tickmesh/tickmesh/pkg/mesh"
+)
+
+// Node is one running Tickmesh node.
+type Node struct {
+	cfg      config.Config
+	log      *slog.Logger
+	ln       net.Listener
+	mesh     *mesh.Mesh
+	members  *members.Registry
+	prober   *prober
+	registry *prometheus.Registry
+	mux      *http.ServeMux
+	httpSrv  *http.Server
+	parts    []part // long-running parts started by Run, in start order
+}
+
+// part is a long-running component of the node.
+type part struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// New validates cfg, binds the HTTP listener, starts the embedded NATS server and binds the project's streams
+// and buckets. Errors that come from settings are *config.Error.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, &config.Error{Setting: "-http", Problem: fmt.Sprintf("%s: %v", cfg.HTTPAddr, err)}
+	}
+	if cfg.PublicURL == "" || portZero(cfg.HTTPAddr) {
+		cfg.PublicURL = publicURLFor(cfg.PublicURL, ln.Addr())
+	}
+	m, err := mesh.Start(ctx, cfg, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, ln: ln, mesh: m, registry: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	if err := n.setup(ctx); err != nil {
+		ln.Close()
+		m.Shutdown(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
+func portZero(addr string) bool {
+	_, p, err := config.HostPort(addr)
+	return err == nil && p == 0
+}
+
+func publicURLFor(configured string, a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return configured
+	}
+	if configured != "" {
+		if u, err := url.Parse(configured); err == nil {
+			u.Host = net.JoinHostPort(u.Hostname(), fmt.Sprint(tcp.Port))
+			return u.String()
+		}
+	}
+	host := "127.0.0.1"
+	if !tcp.IP.IsUnspecified() {
+		host = tcp.IP.String()
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
+
+// setupTimeout bounds binding the streams and buckets at start; a fresh cluster needs its meta leader first.
+const setupTimeout = 60 * time.Second
+
+func (n *Node) setup(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	kv, err := n.mesh.EnsureKV(sctx, members.BucketConfig())
+	if err != nil {
+		return fmt.Errorf("set up membership: %w", err)
+	}
+	n.members = members.New(kv, members.Config{Self: n.self}, n.log.With("component", "members"))
+	n.prober = newProber(n.mesh, []string{kvStream(members.Bucket)})
+
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))
+
+	n.mux.HandleFunc("GET /healthz", n.handleHealthz)
+	n.mux.HandleFunc("GET /readyz", n.handleReadyz)
+	n.mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
+	n.mux.HandleFunc("GET /api/cluster", n.handleCluster)
+	n.httpSrv = &http.Server{
+		Handler:           n.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run})
+	return nil
+}
+
+// self is this node's membership entry.
+func (n *Node) self() members.Info {
+	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.prober.readiness().Ready}
+}
+
+// Name of the node.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// URL is the node's public HTTP base URL.
+func (n *Node) URL() string { return n.cfg.PublicURL }
+
+// Mesh gives tests and other parts the NATS side of the node.
+func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
+
+// Ready reports the node's readiness.
+func (n *Node) Ready() Readiness { return n.prober.readiness() }
+
+// shutdownBudget bounds the whole shutdown after the context ends: SIGTERM must exit within 10 s.
+const shutdownBudget = 8 * time.Second
+
+// Run serves until ctx ends, then shuts the node down in order. It returns the first error of any part.
+func (n *Node) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range n.parts {
+		g.Go(func() error {
+			if err := p.run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := n.httpSrv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := n.httpSrv.Shutdown(sctx); err != nil {
+			n.httpSrv.Close()
+		}
+		return nil
+	})
+	err := g.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget/2)
+	defer cancel()
+	n.mesh.Shutdown(sctx)
+	n.log.Info("node stopped", "name", n.cfg.Name)
+	return err
+}
+
+// Close releases what New acquired when Run is never called.
+func (n *Node) Close() {
+	n.ln.Close()
+	n.mesh.Shutdown(context.Background())
+}
+
+func (n *Node) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.Name})
+}
+
+func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	r := n.prober.readiness()
+	code := http.StatusOK
+	if !r.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, r)
+}
+
+// ClusterView is the JSON of GET /api/cluster.
+type ClusterView struct {
+	Node  string         `json:"node"`
+	Nodes []members.Info `json:"nodes"`
+	Rooms []RoomInfo     `json:"rooms"`
+}
+
+// RoomInfo is one room in ClusterView.
+type RoomInfo struct {
+	Room  string `json:"room"`
+	Owner string `json:"owner"`
+	Epoch uint64 `json:"epoch"`
+}
+
+func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
+	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: []RoomInfo{}}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Kill stops the embedded NATS server abruptly, without lame duck and without releasing anything: tests use it
+// to stand for SIGKILL. Run then returns once its parts notice.
+func (n *Node) Kill() {
+	n.mesh.Kill()
+	n.ln.Close()
+}

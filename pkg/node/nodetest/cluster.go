@@ -1,0 +1,285 @@
+// Package nodetest starts real Tickmesh nodes in-process for tests: embedded NATS servers on random loopback
+// ports with routes between them, in the spirit of hashicorp/raft's MakeCluster. Every node runs its Run loop in
+// a goroutine the Cluster owns; t.Cleanup stops them all and waits.
+package nodetest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/node"
+)
+
+// Cluster is a set of in-process nodes.
+type Cluster struct {
+	t     testing.TB
+	dir   string
+	mu    sync.Mutex
+	nodes map[string]*Member
+	order []string
+	tune  func(*config.Config)
+}
+
+// Member is one node of a Cluster and the goroutine that runs it.
+type Member struct {
+	Name    string
+	Node    *node.Node
+	Config  config.Config
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error
+	stopped bool
+}
+
+// Option adjusts every node's configuration before it starts.
+type Option func(*config.Config)
+
+// StartCluster starts n clustered nodes (standalone when n == 1) and waits until every one is ready.
+func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, dir: t.TempDir(), nodes: map[string]*Member{}}
+	c.tune = func(cfg *config.Config) {
+		for _, o := range opts {
+			o(cfg)
+		}
+	}
+	t.Cleanup(c.StopAll)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = FreePort(t)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		name := fmt.Sprintf("n%d", i+1)
+		cfg := c.baseConfig(name)
+		if n > 1 {
+			cfg.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", ports[i])
+			for j, p := range ports {
+				if j != i {
+					u, _ := config.ParseRoutes(fmt.Sprintf("127.0.0.1:%d", p))
+					cfg.Routes = append(cfg.Routes, u...)
+				}
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.Start(cfg)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("start cluster: %v", err)
+		}
+	}
+	c.WaitReady(60 * time.Second)
+	return c
+}
+
+// baseConfig is a node configuration on random loopback ports under the cluster's temp dir.
+func (c *Cluster) baseConfig(name string) config.Config {
+	cfg := config.Default()
+	cfg.Name = name
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.NATSAddr = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(c.dir, name)
+	cfg.PublicURL = ""
+	cfg.LogLevel = "warn"
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	return cfg
+}
+
+// JoinConfig is the configuration of a new node that routes to the given existing member only.
+func (c *Cluster) JoinConfig(name string, via string) config.Config {
+	cfg := c.baseConfig(name)
+	cfg.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
+	m := c.Member(via)
+	u, _ := config.ParseRoutes(m.Config.ClusterAddr)
+	cfg.Routes = u
+	return cfg
+}
+
+// Start starts one node with cfg and runs it until the cluster stops it.
+func (c *Cluster) Start(cfg config.Config) (*Member, error) {
+	log := slog.New(slog.NewTextHandler(testWriter{c.t, cfg.Name}, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+	ctx, cancel := context.WithCancel(context.Background())
+	n, err := node.New(ctx, cfg, log.With("node", cfg.Name))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	m := &Member{Name: cfg.Name, Node: n, Config: cfg, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		m.err = n.Run(ctx)
+	}()
+	c.mu.Lock()
+	if _, ok := c.nodes[cfg.Name]; !ok {
+		c.order = append(c.order, cfg.Name)
+	}
+	c.nodes[cfg.Name] = m
+	c.mu.Unlock()
+	return m, nil
+}
+
+// Restart starts a stopped member again with the same configuration (and data directory).
+func (c *Cluster) Restart(name string) *Member {
+	c.t.Helper()
+	old := c.Member(name)
+	if !old.stopped {
+		c.t.Fatalf("restart %s: still running", name)
+	}
+	cfg := old.Config
+	cfg.HTTPAddr = "127.0.0.1:0"
+	m, err := c.Start(cfg)
+	if err != nil {
+		c.t.Fatalf("restart: %v", err)
+	}
+	return m
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}
+
+// Member returns the named member.
+func (c *Cluster) Member(name string) *Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.nodes[name]
+	if !ok {
+		c.t.Fatalf("no member %s", name)
+	}
+	return m
+}
+
+// Members lists running members in start order.
+func (c *Cluster) Members() []*Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Member
+	for _, name := range c.order {
+		if m := c.nodes[name]; !m.stopped {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Stop shuts a member down gracefully (as on SIGTERM) and waits for it.
+func (c *Cluster) Stop(name string) {
+	m := c.Member(name)
+	c.mu.Lock()
+	if m.stopped {
+		c.mu.Unlock()
+		return
+	}
+	m.stopped = true
+	c.mu.Unlock()
+	m.cancel()
+	<-m.done
+}
+
+// Kill stops a member's NATS server abruptly (no lame duck, no lease release), then reaps its goroutines: the
+// closest an in-process test gets to SIGKILL.
+func (c *Cluster) Kill(name string) {
+	m := c.Member(name)
+	c.mu.Lock()
+	if m.stopped {
+		c.mu.Unlock()
+		return
+	}
+	m.stopped = true
+	c.mu.Unlock()
+	m.Node.Kill()
+	m.cancel()
+	<-m.done
+}
+
+// StopAll stops every running member.
+func (c *Cluster) StopAll() {
+	var wg sync.WaitGroup
+	for _, m := range c.Members() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Stop(m.Name)
+		}()
+	}
+	wg.Wait()
+}
+
+// WaitReady waits until every running member answers /readyz with 200.
+func (c *Cluster) WaitReady(timeout time.Duration) {
+	c.t.Helper()
+	for _, m := range c.Members() {
+		WaitFor(c.t, timeout, m.Name+" ready", func() bool { return HTTPStatus(m.Node.URL()+"/readyz") == http.StatusOK })
+	}
+}
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes, then fails the test naming what.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// HTTPStatus GETs url and returns the status code, or 0 on a transport error.
+func HTTPStatus(url string) int {
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1.
+type testWriter struct {
+	t    testing.TB
+	name string
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if os.Getenv("TICKMESH_TEST_LOG") == "1" {
+		os.Stderr.Write(p)
+	}
+	defer func() { _ = recover() }() // t.Log after the test ended panics; the line is dropped
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,109 @@
+package node
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/mesh"
+)
+
+// Readiness is the node's /readyz verdict: what is missing, if anything.
+type Readiness struct {
+	Ready   bool     `json:"ready"`
+	Node    string   `json:"node"`
+	Missing []string `json:"missing,omitempty"`
+	// Details for operators.
+	Reachable   int               `json:"reachable"`
+	ClusterSize int               `json:"cluster_size"`
+	MetaLeader  string            `json:"meta_leader"`
+	Streams     map[string]string `json:"streams"` // stream → leader, or "" when it has none
+}
+
+// prober checks the streams the node depends on once a second, so that /readyz answers from a cache and never
+// waits on JetStream.
+type prober struct {
+	m       *mesh.Mesh
+	streams []string
+
+	mu      sync.Mutex
+	leaders map[string]string // stream → leader name ("" = no leader or not usable)
+	probed  bool
+}
+
+func newProber(m *mesh.Mesh, streams []string) *prober {
+	return &prober{m: m, streams: streams, leaders: map[string]string{}}
+}
+
+func (p *prober) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		p.probe(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (p *prober) probe(ctx context.Context) {
+	res := make(map[string]string, len(p.streams))
+	for _, name := range p.streams {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		s, err := p.m.JetStream().Stream(cctx, name)
+		cancel()
+		if err != nil {
+			res[name] = ""
+			continue
+		}
+		info := s.CachedInfo()
+		switch {
+		case info.Cluster == nil:
+			res[name] = p.m.Name()
+		default:
+			res[name] = info.Cluster.Leader
+		}
+	}
+	p.mu.Lock()
+	p.leaders = res
+	p.probed = true
+	p.mu.Unlock()
+}
+
+// StreamName of a KV bucket.
+func kvStream(bucket string) string { return "KV_" + bucket }
+
+func (p *prober) readiness() Readiness {
+	r := Readiness{Node: p.m.Name(), Streams: map[string]string{}}
+	srv := p.m.Server()
+	if !srv.ReadyForConnections(time.Millisecond) {
+		r.Missing = append(r.Missing, "nats server not accepting connections")
+	}
+	r.Reachable = p.m.Reachable()
+	r.ClusterSize = p.m.ClusterSize()
+	if !p.m.HasMajority() {
+		r.Missing = append(r.Missing, "not routed to a majority of the cluster")
+	}
+	r.MetaLeader = p.m.MetaLeader()
+	if r.MetaLeader == "" {
+		r.Missing = append(r.Missing, "no JetStream meta leader")
+	}
+	p.mu.Lock()
+	probed := p.probed
+	for k, v := range p.leaders {
+		r.Streams[k] = v
+	}
+	p.mu.Unlock()
+	if !probed {
+		r.Missing = append(r.Missing, "streams not checked yet")
+	}
+	for _, name := range p.streams {
+		if probed && r.Streams[name] == "" {
+			r.Missing = append(r.Missing, "stream "+name+" not usable (no leader)")
+		}
+	}
+	r.Ready = len(r.Missing) == 0
+	return r
+}

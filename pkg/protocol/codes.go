@@ -1,0 +1,92 @@
+package protocol
+
+// Error codes carried by Error.Code and DecodeError.Code.
+const (
+	// CodeBadJSON: the frame is not valid UTF-8, not valid JSON, has trailing data, or is not a JSON object.
+	CodeBadJSON = "bad_json"
+	// CodeUnknownType: "type" is a string but not a client message type.
+	CodeUnknownType = "unknown_type"
+	// CodeBadField: a field is missing, duplicated, unknown, of the wrong type or out of range.
+	CodeBadField = "bad_field"
+	// CodeBadProtocol: a hello whose "protocol" is missing or not the integer Version. The server sends
+	// this error and then closes with CloseBadProtocol.
+	CodeBadProtocol = "bad_protocol"
+	// CodeBadState: a valid message that is not allowed now (anything but hello before the welcome, or a
+	// second hello).
+	CodeBadState = "bad_state"
+	// CodeRateLimited: the message exceeded the connection's rate limit and was dropped.
+	CodeRateLimited = "rate_limited"
+	// CodeNotReady: the room has no owner yet; the message was dropped.
+	CodeNotReady = "not_ready"
+	// CodeTooLarge: the frame exceeded the read limit and was dropped.
+	CodeTooLarge = "too_large"
+)
+
+// WebSocket close codes sent by the server. Codes 4000-4499 are transient: the client reconnects (to
+// another node if it can) with backoff. Codes 4500-4999 are final: the client does not reconnect
+// automatically.
+const (
+	// CloseDraining: the node is shutting down.
+	CloseDraining = 4000
+	// CloseTooSlow: the connection's send queue stayed behind past its deadline.
+	CloseTooSlow = 4001
+	// CloseNoOwner: the room had no owner (was unavailable) for too long.
+	CloseNoOwner = 4002
+	// 4003 is reserved and never sent (an early draft used it for CloseTakenOver).
+
+	// CloseOverloaded: the node is at its connection limit.
+	CloseOverloaded = 4004
+	// CloseIdle: no hello in time, or missed pongs.
+	CloseIdle = 4005
+
+	// CloseBadProtocol: protocol version mismatch (preceded by an error frame with CodeBadProtocol).
+	CloseBadProtocol = 4500
+	// CloseBadResume: the resume token is invalid or expired.
+	CloseBadResume = 4501
+	// CloseTooManyErrors: the connection caused too many errors.
+	CloseTooManyErrors = 4502
+	// CloseTakenOver: a newer connection of the same player took over the session.
+	CloseTakenOver = 4503
+	// CloseOriginNotAllowed: the page's origin is not allowed.
+	CloseOriginNotAllowed = 4504
+)
+
+// Retryable reports whether a client should reconnect automatically (with backoff) after the connection
+// closed with code, as reported by the browser's CloseEvent.code:
+//
+//   - 4000-4499 (transient Tickmesh codes): true.
+//   - 4500-4999 (final Tickmesh codes): false.
+//   - 1000 normal closure, 1001 going away, 1005 no status, 1006 abnormal closure (network failure,
+//     failed handshake), 1011 internal error, 1012 service restart, 1013 try again later, 1014 bad
+//     gateway: true.
+//   - everything else (1002 protocol error, 1003 unsupported data, 1007 invalid payload, 1008 policy
+//     violation, 1009 message too big, 1010, 1015 TLS failure, 3000-3999, unassigned codes): false.
+func Retryable(code int) bool {
+	switch {
+	case code >= 4000 && code <= 4499:
+		return true
+	case code >= 4500 && code <= 4999:
+		return false
+	}
+	switch code {
+	case 1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014:
+		return true
+	}
+	return false
+}
+
+// DecodeError is returned by DecodeClient and DecodeServer. Code is one of CodeBadJSON, CodeUnknownType,
+// CodeBadField or CodeBadProtocol, so that the gateway can reply with an error frame directly (see Reply).
+type DecodeError struct {
+	Code    string
+	Message string
+}
+
+func (e *DecodeError) Error() string {
+	return "protocol: " + e.Code + ": " + e.Message
+}
+
+// Reply returns the error message to send to the client.
+func (e *DecodeError) Reply() *Error {
+	return &Error{Code: e.Code, Message: e.Message}
+}
