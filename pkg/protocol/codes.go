@@ -52,27 +52,14 @@ const (
 )
 
 // Retryable reports whether a client should reconnect automatically (with backoff) after the connection
-// closed with code, as reported by the browser's CloseEvent.code:
+// closed with code, as reported by the browser's CloseEvent.code: false for the final Tickmesh codes
+// 4500-4999, true for everything else: the transient Tickmesh codes 4000-4499, and any other code (1000,
+// 1001, 1006 network failure, 1011, 1012, ..., and codes sent by proxies), since backoff bounds the cost of
+// retrying while giving up would strand the player.
 //
-//   - 4000-4499 (transient Tickmesh codes): true.
-//   - 4500-4999 (final Tickmesh codes): false.
-//   - 1000 normal closure, 1001 going away, 1005 no status, 1006 abnormal closure (network failure,
-//     failed handshake), 1011 internal error, 1012 service restart, 1013 try again later, 1014 bad
-//     gateway: true.
-//   - everything else (1002 protocol error, 1003 unsupported data, 1007 invalid payload, 1008 policy
-//     violation, 1009 message too big, 1010, 1015 TLS failure, 3000-3999, unassigned codes): false.
+// After CloseBadResume the client does not retry with the same token but may start over as a new player.
 func Retryable(code int) bool {
-	switch {
-	case code >= 4000 && code <= 4499:
-		return true
-	case code >= 4500 && code <= 4999:
-		return false
-	}
-	switch code {
-	case 1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014:
-		return true
-	}
-	return false
+	return code < 4500 || code > 4999
 }
 
 // DecodeError is returned by DecodeClient and DecodeServer. Code is one of CodeBadJSON, CodeUnknownType,

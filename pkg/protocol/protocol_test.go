@@ -177,10 +177,10 @@ func TestValidRoom(t *testing.T) {
 }
 
 func TestRetryable(t *testing.T) {
-	retry := []int{CloseDraining, CloseTooSlow, CloseNoOwner, CloseOverloaded, CloseIdle, 4003, 4000, 4499,
-		1000, 1001, 1005, 1006, 1011, 1012, 1013, 1014}
+	retry := []int{CloseDraining, CloseTooSlow, CloseNoOwner, CloseOverloaded, CloseIdle, 4003, 4000, 4123, 4499,
+		1000, 1001, 1002, 1005, 1006, 1009, 1011, 1012, 1013, 1014, 1015, 3000, 3999, 5000}
 	final := []int{CloseBadProtocol, CloseBadResume, CloseTooManyErrors, CloseTakenOver, CloseOriginNotAllowed,
-		4500, 4999, 1002, 1003, 1007, 1008, 1009, 1010, 1015, 3000, 3999, 5000, 0, -1, 999, 2000}
+		4500, 4777, 4999}
 	for _, c := range retry {
 		if !Retryable(c) {
 			t.Errorf("Retryable(%d) = false", c)
