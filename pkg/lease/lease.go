@@ -257,6 +257,9 @@ type HoldConfig struct {
 	QuorumGrace time.Duration
 	// OnRenew, when set, is called after every renewal attempt with its outcome and latency (for metrics).
 	OnRenew func(err error, took time.Duration)
+	// BeforeRenew, when set, is called before every renewal; fault injection uses it to stall renewals the way
+	// a frozen process would.
+	BeforeRenew func()
 }
 
 // Hold renews the lease every RenewInterval while work runs under a context that is cancelled, with the reason
@@ -307,6 +310,9 @@ func (l *Lease) Hold(ctx context.Context, hc HoldConfig, work func(ctx context.C
 				if !noQuorumSince.IsZero() && l.cfg.Now().Sub(noQuorumSince) >= hc.QuorumGrace {
 					return stop(ErrNoQuorum)
 				}
+			}
+			if hc.BeforeRenew != nil {
+				hc.BeforeRenew()
 			}
 			rctx, rcancel := context.WithTimeout(ctx, l.cfg.RenewInterval*2)
 			start := l.cfg.Now()

@@ -12,7 +12,7 @@ type natsCollector struct {
 	m     *mesh.Mesh
 	ready func() Readiness
 
-	conns, routes, inMsgs, outMsgs, inBytes, outBytes, slow *prometheus.Desc
+	conns, routes, inMsgs, outMsgs, inBytes, outBytes, slow             *prometheus.Desc
 	reach, size, majority, metaLeader, isMeta, streams, jsMsgs, jsBytes *prometheus.Desc
 	readyD, streamLeader                                                *prometheus.Desc
 }

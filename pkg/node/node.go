@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,7 +27,9 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/members"
+	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
+	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // Node is one running Tickmesh node.
@@ -37,6 +40,7 @@ type Node struct {
 	mesh     *mesh.Mesh
 	members  *members.Registry
 	prober   *prober
+	rooms    *room.Manager
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 	httpSrv  *http.Server
@@ -110,10 +114,40 @@ func (n *Node) setup(ctx context.Context) error {
 		return fmt.Errorf("set up membership: %w", err)
 	}
 	n.members = members.New(kv, members.Config{Self: n.self}, n.log.With("component", "members"))
-	n.prober = newProber(n.mesh, []string{kvStream(members.Bucket)})
+
+	owners, err := n.mesh.EnsureKV(sctx, lease.BucketConfig(room.OwnersBucket, n.cfg.LeaseTTL))
+	if err != nil {
+		return fmt.Errorf("set up ownership: %w", err)
+	}
+	if err := checkLeaseTTL(sctx, owners, n.cfg.LeaseTTL); err != nil {
+		return err
+	}
+	snaps, err := n.mesh.EnsureKV(sctx, room.SnapshotsConfig())
+	if err != nil {
+		return fmt.Errorf("set up snapshots: %w", err)
+	}
+	inputs, err := n.mesh.EnsureStream(sctx, room.InputsConfig())
+	if err != nil {
+		return fmt.Errorf("set up input stream: %w", err)
+	}
+	rcfg := room.DefaultConfig(n.cfg.Name)
+	rcfg.TickRate = n.cfg.TickRate
+	rcfg.LeaseTTL = n.cfg.LeaseTTL
+	rcfg.SnapshotInterval = n.cfg.SnapshotInterval
+	rcfg.StealAfter = n.cfg.StealAfter
+	rcfg.PauseThreshold = max(rcfg.PauseThreshold, 3*time.Second/time.Duration(n.cfg.TickRate))
+	rcfg.Game.GraceTicks = int64(n.cfg.Grace.Seconds() * float64(n.cfg.TickRate))
+	n.rooms, err = room.NewManager(rcfg, n.mesh.Conn(), n.mesh.JetStream(),
+		room.Stores{Owners: owners, Snapshots: snaps, Inputs: inputs}, n.mesh, n.log.With("component", "rooms"))
+	if err != nil {
+		return &config.Error{Setting: "rooms", Problem: err.Error()}
+	}
+	n.prober = newProber(n.mesh, []string{kvStream(members.Bucket), kvStream(room.OwnersBucket),
+		kvStream(room.SnapshotsBucket), room.InputsStream})
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))
+	n.registry.MustRegister(n.rooms.Collectors()...)
 
 	n.mux.HandleFunc("GET /healthz", n.handleHealthz)
 	n.mux.HandleFunc("GET /readyz", n.handleReadyz)
@@ -124,7 +158,7 @@ func (n *Node) setup(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run})
+	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run})
 	return nil
 }
 
@@ -141,6 +175,9 @@ func (n *Node) URL() string { return n.cfg.PublicURL }
 
 // Mesh gives tests and other parts the NATS side of the node.
 func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
+
+// Rooms is the node's room ownership.
+func (n *Node) Rooms() *room.Manager { return n.rooms }
 
 // Ready reports the node's readiness.
 func (n *Node) Ready() Readiness { return n.prober.readiness() }
@@ -205,18 +242,11 @@ func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 type ClusterView struct {
 	Node  string         `json:"node"`
 	Nodes []members.Info `json:"nodes"`
-	Rooms []RoomInfo     `json:"rooms"`
-}
-
-// RoomInfo is one room in ClusterView.
-type RoomInfo struct {
-	Room  string `json:"room"`
-	Owner string `json:"owner"`
-	Epoch uint64 `json:"epoch"`
+	Rooms []room.Info    `json:"rooms"`
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
-	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: []RoomInfo{}}
+	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms()}
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -234,4 +264,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (n *Node) Kill() {
 	n.mesh.Kill()
 	n.ln.Close()
+}
+
+// checkLeaseTTL fails when the owners bucket exists with another TTL than -lease-ttl: every node must agree on
+// the lease length, or the local deadlines would not match what the bucket enforces.
+func checkLeaseTTL(ctx context.Context, kv interface {
+	Status(context.Context) (jetstream.KeyValueStatus, error)
+}, want time.Duration) error {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("read owners bucket status: %w", err)
+	}
+	if got := st.TTL(); got != want {
+		return &config.Error{Setting: "-lease-ttl", Problem: fmt.Sprintf("%v, but the cluster's owners bucket has TTL %v: every node must use the same lease TTL", want, got)}
+	}
+	return nil
 }

@@ -1,0 +1,26 @@
+// Package room runs room ownership on a node: for every room the node serves it campaigns for the room's lease
+// in the KV bucket `owners`; while it holds the lease it is the room's owner and runs the authoritative game
+// loop; every node relays every served room's ticks through an epoch fence.
+//
+// Ownership (see docs/FAILOVER.md for the argument):
+//   - Acquire by CAS (Create when the key is absent), or take over by CAS (Update at the holder's revision) when
+//     the holder's node has been unreachable for StealAfter while this node sees a majority and the holder has
+//     not renewed meanwhile. A lease lives TTL (default 10 s) and is renewed every RenewInterval (250 ms), so a
+//     healthy owner rides through the 4-9 s Raft election of a lost stream leader, while an owner that stops
+//     seeing a majority stops at once and one that stalls stops at its local deadline.
+//   - Epochs: a new owner's epoch is above the epoch of the lease it replaces, of the latest snapshot and of any
+//     tick this node has seen; the owner's first act is a takeover snapshot by CAS on the revision it restored
+//     from, so two owners can never both write a snapshot from the same history.
+//   - The owner restores the newest state it can prove: the latest snapshot, or the latest fenced tick relayed
+//     by this node when that is newer (ticks carry the full game state), then replays the events of the INPUTS
+//     stream stored after the snapshot's input position. The simulation applies each event at most once (by
+//     per-player sequence), so replays and the two delivery paths (core NATS for speed, the stream for
+//     durability) never double-apply.
+//   - Before every tick and every snapshot write the owner checks the lease's local deadline; after a pause
+//     (a freeze, a GC stall) it confirms the lease with a synchronous renewal before ticking again. Relays and
+//     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.
+//
+// Goroutines: Manager.Run owns the owners-bucket watcher, one campaign goroutine per served room and, inside a
+// campaign that holds the lease, the owner loop with its stream follower and snapshot writer. Relay owns no
+// goroutines: its NATS subscriptions deliver on the client's goroutines and are unsubscribed by Close.
+package room

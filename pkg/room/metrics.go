@@ -1,0 +1,53 @@
+package room
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics of room ownership on one node. Labels are room names (validated, bounded by the rooms that exist).
+type metrics struct {
+	owned            *prometheus.GaugeVec
+	epoch            *prometheus.GaugeVec
+	ticks            *prometheus.CounterVec
+	tickSeconds      *prometheus.HistogramVec
+	renewSeconds     *prometheus.HistogramVec
+	renewErrors      *prometheus.CounterVec
+	stepDowns        *prometheus.CounterVec
+	applied          *prometheus.CounterVec
+	badEvents        *prometheus.CounterVec
+	liveDropped      *prometheus.CounterVec
+	snapshotAge      *prometheus.GaugeVec
+	snapshotErrors   *prometheus.CounterVec
+	publishErrors    *prometheus.CounterVec
+	pauses           *prometheus.CounterVec
+	restoredFromTick *prometheus.CounterVec
+	fenced           *prometheus.CounterVec
+	acquired         *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	ns := "tickmesh_room_"
+	return &metrics{
+		owned:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "owned", Help: "1 while this node owns the room."}, []string{"room"}),
+		epoch:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "epoch", Help: "Highest epoch of the room this node has seen."}, []string{"room"}),
+		ticks:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_total", Help: "Ticks published by this node as the room's owner."}, []string{"room"}),
+		tickSeconds:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "tick_duration_seconds", Help: "Time to step and publish one tick.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 9)}, []string{"room"}),
+		renewSeconds:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "lease_renew_seconds", Help: "Lease renewal round trip.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"room"}),
+		renewErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "lease_renew_errors_total", Help: "Lease renewals with an unknown outcome."}, []string{"room"}),
+		stepDowns:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "step_downs_total", Help: "Ownership terms ended, by cause."}, []string{"room", "cause"}),
+		applied:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_applied_total", Help: "Player events applied by this node as owner."}, []string{"room", "kind"}),
+		badEvents:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_rejected_total", Help: "Player events that did not decode or validate."}, []string{"room"}),
+		liveDropped:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "live_events_dropped_total", Help: "Live event copies dropped because the owner loop was behind (the stream redelivers them)."}, []string{"room"}),
+		snapshotAge:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "snapshot_age_seconds", Help: "Age of the owner's last successful snapshot."}, []string{"room"}),
+		snapshotErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "snapshot_errors_total", Help: "Snapshot writes that failed with an unknown outcome."}, []string{"room"}),
+		publishErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "publish_errors_total", Help: "Tick publishes that failed."}, []string{"room"}),
+		pauses:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "pauses_total", Help: "Times the owner loop found itself paused and re-confirmed its lease."}, []string{"room"}),
+		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
+		fenced:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_fenced_total", Help: "Ticks dropped by this node's relay fence (stale epoch or seq)."}, []string{"room"}),
+		acquired:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acquired_total", Help: "Leases acquired, by how."}, []string{"room", "how"}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
+		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses,
+		m.restoredFromTick, m.fenced, m.acquired}
+}

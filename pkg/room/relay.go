@@ -1,0 +1,153 @@
+package room
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tickmesh/tickmesh/pkg/fence"
+)
+
+// Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so relays fence without
+// parsing the JSON body, which they forward verbatim.
+const (
+	HeaderEpoch = "Tm-Epoch"
+	HeaderSeq   = "Tm-Seq"
+)
+
+// TickFunc receives an accepted tick: the frame to forward to sockets as is. It must not block and must not
+// keep or modify data beyond the call (copy it if needed; the relay hands every listener the same slice).
+type TickFunc func(room string, pos fence.Position, data []byte)
+
+// Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
+// number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
+// accepted tick of each room for new sockets and for an owner restoring after a takeover.
+type Relay struct {
+	nc    *nats.Conn
+	fence *fence.Fence
+
+	mu    sync.Mutex
+	rooms map[string]*relayRoom
+	next  int
+	// dropped counts ticks refused by the fence, for metrics.
+	dropped func(room string)
+}
+
+type relayRoom struct {
+	refs      int
+	sub       *nats.Subscription
+	last      []byte
+	lastPos   fence.Position
+	listeners map[int]TickFunc
+}
+
+// NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses.
+func NewRelay(nc *nats.Conn, f *fence.Fence, onDrop func(room string)) *Relay {
+	if onDrop == nil {
+		onDrop = func(string) {}
+	}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, dropped: onDrop}
+}
+
+// Fence is the relay's fence.
+func (r *Relay) Fence() *fence.Fence { return r.fence }
+
+// Listen registers fn for room's accepted ticks and subscribes to the room if this is its first user. The
+// returned function unregisters it (and unsubscribes when nothing else uses the room).
+func (r *Relay) Listen(room string, fn TickFunc) (stop func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rr, err := r.acquireLocked(room)
+	if err != nil {
+		return nil, err
+	}
+	id := r.next
+	r.next++
+	if fn != nil {
+		rr.listeners[id] = fn
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			delete(rr.listeners, id)
+			r.releaseLocked(room, rr)
+		})
+	}, nil
+}
+
+func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
+	rr, ok := r.rooms[room]
+	if ok {
+		rr.refs++
+		return rr, nil
+	}
+	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
+	sub, err := r.nc.Subscribe(TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
+	if err != nil {
+		return nil, err
+	}
+	// Ticks are small and frequent: let the client buffer a few seconds of them before it calls us slow.
+	_ = sub.SetPendingLimits(4096, 64<<20)
+	rr.sub = sub
+	r.rooms[room] = rr
+	return rr, nil
+}
+
+func (r *Relay) releaseLocked(room string, rr *relayRoom) {
+	rr.refs--
+	if rr.refs > 0 {
+		return
+	}
+	_ = rr.sub.Unsubscribe()
+	delete(r.rooms, room)
+}
+
+func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
+	epoch, err1 := strconv.ParseUint(m.Header.Get(HeaderEpoch), 10, 64)
+	seq, err2 := strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64)
+	if err1 != nil || err2 != nil || epoch == 0 {
+		r.dropped(room)
+		return
+	}
+	if !r.fence.Accept(room, epoch, seq) {
+		r.dropped(room)
+		return
+	}
+	pos := fence.Position{Epoch: epoch, Seq: seq}
+	r.mu.Lock()
+	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
+	// delivers one subscription's messages on one goroutine, in order.
+	rr.last, rr.lastPos = m.Data, pos
+	ls := make([]TickFunc, 0, len(rr.listeners))
+	for _, fn := range rr.listeners {
+		ls = append(ls, fn)
+	}
+	r.mu.Unlock()
+	for _, fn := range ls {
+		fn(room, pos, m.Data)
+	}
+}
+
+// Last returns the last accepted tick of room (nil if none) and its position.
+func (r *Relay) Last(room string) ([]byte, fence.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rr, ok := r.rooms[room]
+	if !ok {
+		return nil, fence.Position{}
+	}
+	return rr.last, rr.lastPos
+}
+
+// Close unsubscribes from every room.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for room, rr := range r.rooms {
+		_ = rr.sub.Unsubscribe()
+		delete(r.rooms, room)
+	}
+}

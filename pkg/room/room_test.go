@@ -1,0 +1,293 @@
+package room_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/room"
+)
+
+// recorder keeps every tick position a node's relay accepted, and the last tick.
+type recorder struct {
+	mu    sync.Mutex
+	node  string
+	pos   []fence.Position
+	last  protocol.Tick
+	times []time.Time
+}
+
+func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
+	t.Helper()
+	r := &recorder{node: name}
+	stop, err := c.Member(name).Node.Rooms().Relay().Listen(room.Lobby, func(_ string, pos fence.Position, data []byte) {
+		msg, err := protocol.DecodeServer(data)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.pos = append(r.pos, pos)
+		r.times = append(r.times, time.Now())
+		r.last = *msg.(*protocol.Tick)
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return r
+}
+
+func (r *recorder) lastTick() protocol.Tick {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// checkMonotonic fails if the accepted positions ever went back.
+func (r *recorder) checkMonotonic(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 1; i < len(r.pos); i++ {
+		a, b := r.pos[i-1], r.pos[i]
+		if b.Epoch < a.Epoch || (b.Epoch == a.Epoch && b.Seq <= a.Seq) {
+			t.Fatalf("%s accepted %+v after %+v", r.node, b, a)
+		}
+	}
+}
+
+// maxGap is the longest time between accepted ticks after since.
+func (r *recorder) maxGap(since time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var gap time.Duration
+	prev := since
+	for _, tm := range r.times {
+		if tm.Before(since) {
+			continue
+		}
+		gap = max(gap, tm.Sub(prev))
+		prev = tm
+	}
+	return max(gap, time.Since(prev))
+}
+
+// owner waits until every running node agrees on the lobby's owner and that node runs it.
+func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
+	t.Helper()
+	var name string
+	var epoch uint64
+	nodetest.WaitFor(t, 30*time.Second, "one agreed lobby owner", func() bool {
+		name, epoch = "", 0
+		for _, m := range c.Members() {
+			n, e := m.Node.Rooms().Owner(room.Lobby)
+			if n == "" || e <= above || (name != "" && (n != name || e != epoch)) {
+				return false
+			}
+			name, epoch = n, e
+		}
+		owners := 0
+		for _, m := range c.Members() {
+			if e, ok := m.Node.Rooms().Owned()[room.Lobby]; ok && e == epoch {
+				owners++
+			}
+		}
+		return owners == 1
+	})
+	return name, epoch
+}
+
+func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, ev)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish %+v: %v", ev, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func player(tk protocol.Tick, id string) (protocol.TickPlayer, bool) {
+	for _, p := range tk.Players {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return protocol.TickPlayer{}, false
+}
+
+func other(c *nodetest.Cluster, not ...string) string {
+	for _, m := range c.Members() {
+		skip := false
+		for _, n := range not {
+			skip = skip || m.Name == n
+		}
+		if !skip {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+func TestExactlyOneOwnerTicksTheLobbyOnEveryNode(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	var recs []*recorder
+	for _, m := range c.Members() {
+		recs = append(recs, record(t, c, m.Name))
+	}
+	for _, r := range recs {
+		nodetest.WaitFor(t, 10*time.Second, r.node+" relays lobby ticks", func() bool {
+			tk := r.lastTick()
+			return tk.Epoch == epoch && tk.Owner == name && tk.Seq > 5
+		})
+		r.checkMonotonic(t)
+	}
+}
+
+func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	watcher := other(c, name)
+	rec := record(t, c, watcher)
+	via := other(c, name, watcher)
+
+	publish(t, c, via, game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, via, game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
+	nodetest.WaitFor(t, 10*time.Second, "alice moving", func() bool {
+		p, ok := player(rec.lastTick(), "pa")
+		return ok && p.Ack == 2 && p.VX > 0
+	})
+	// An input acknowledged (PubAck) just before the owner dies must be applied exactly once afterwards.
+	publish(t, c, via, game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
+	before := rec.lastTick()
+	c.Kill(name)
+
+	newName, newEpoch := owner(t, c, epoch)
+	if newName == name {
+		t.Fatalf("killed node %s still owner", name)
+	}
+	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	after := rec.lastTick()
+	p, ok := player(after, "pa")
+	if !ok {
+		t.Fatalf("alice lost in failover: %+v", after)
+	}
+	if p.Ack != 3 || p.Keys != 0 || p.VX != 0 {
+		t.Fatalf("acknowledged input not applied exactly once: %+v", p)
+	}
+	bp, _ := player(before, "pa")
+	// In place: not behind where the last tick before the kill showed her (she was moving right).
+	if p.X < bp.X || p.Y != bp.Y {
+		t.Fatalf("alice moved back: before %+v after %+v", bp, p)
+	}
+	if after.Seq <= before.Seq {
+		t.Fatalf("tick number went back: %d then %d", before.Seq, after.Seq)
+	}
+	rec.checkMonotonic(t)
+}
+
+func TestGracefulStopHandsTheRoomOverWithoutLosingATick(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	rec := record(t, c, other(c, name))
+	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 3 })
+	c.Stop(name)
+	_, newEpoch := owner(t, c, epoch)
+	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	rec.checkMonotonic(t)
+	// The old owner's final snapshot lets the new one continue at the very next tick number.
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i := 1; i < len(rec.pos); i++ {
+		if rec.pos[i].Epoch == newEpoch && rec.pos[i-1].Epoch == epoch {
+			if rec.pos[i].Seq != rec.pos[i-1].Seq+1 {
+				t.Fatalf("handoff skipped or repeated ticks: %+v then %+v", rec.pos[i-1], rec.pos[i])
+			}
+			return
+		}
+	}
+	t.Fatal("no handoff seen")
+}
+
+func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
+	c := nodetest.StartCluster(t, 3, func(cfg *config.Config) { cfg.LeaseTTL = 2 * time.Second })
+	name, epoch := owner(t, c, 0)
+	var recs []*recorder
+	for _, m := range c.Members() {
+		recs = append(recs, record(t, c, m.Name))
+	}
+	// Freeze the owner (loop and renewals) past its lease, with its deadline checks disabled: only fencing
+	// stands between its stale ticks and the players.
+	frozen := c.Member(name).Node.Rooms()
+	frozen.InjectFault(room.Lobby, room.Fault{Until: time.Now().Add(4 * time.Second), IgnoreDeadline: true})
+	_, newEpoch := owner(t, c, epoch)
+	nodetest.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
+		_, still := frozen.Owned()[room.Lobby]
+		return !still
+	})
+	frozen.InjectFault(room.Lobby, room.Fault{})
+	time.Sleep(500 * time.Millisecond)
+	for _, r := range recs {
+		r.checkMonotonic(t)
+		if tk := r.lastTick(); tk.Epoch != newEpoch {
+			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
+		}
+	}
+}
+
+func TestOwnersStreamLeaderLossDoesNotStopTicks(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	// The owner moves the leaders of the ownership streams off its node.
+	var leader string
+	nodetest.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
+		l, _, err := c.Member(name).Node.Mesh().StreamLeader(context.Background(), "KV_"+room.OwnersBucket)
+		leader = l
+		return err == nil && l != "" && l != name
+	})
+	survivor := other(c, name, leader)
+	rec := record(t, c, survivor)
+	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 0 })
+	killedAt := time.Now()
+	c.Kill(leader)
+	time.Sleep(12 * time.Second) // longer than NATS's 4-9 s election
+	if n, e := c.Member(name).Node.Rooms().Owner(room.Lobby); n != name || e != epoch {
+		t.Fatalf("owner changed to %s/%d while healthy", n, e)
+	}
+	if gap := rec.maxGap(killedAt); gap > 2*time.Second {
+		t.Fatalf("ticks stopped for %v after the stream leader died", gap)
+	}
+	rec.checkMonotonic(t)
+	// Inputs still get applied through the live path (the stream may still be electing).
+	publishLive(t, c, name, survivor, rec)
+}
+
+// publishLive sends a join while the INPUTS stream may have no leader, and expects the owner to apply it.
+func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *recorder) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, game.Event{Kind: game.KindJoin, Player: "pz", Name: "zed", Seq: 1})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Logf("publish during election: %v", err)
+	}
+	nodetest.WaitFor(t, 5*time.Second, "join applied", func() bool {
+		_, ok := player(rec.lastTick(), "pz")
+		return ok
+	})
+}
