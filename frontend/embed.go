@@ -49,6 +49,10 @@ func newHandler(fsys fs.FS) http.Handler {
 func appHandler(app fs.FS) http.Handler {
 	files := http.FileServerFS(app)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, "/assets/") {
 			// Vite puts a content hash in every asset name.
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")

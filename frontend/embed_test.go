@@ -32,6 +32,7 @@ func TestHandlerBuilt(t *testing.T) {
 		{"/cluster.html", "<table id=nodes>", http.StatusOK},
 		{"/assets/index-1.js", "console.log(1)", http.StatusOK},
 		{"/missing.js", "", http.StatusNotFound},
+		{"/assets/", "", http.StatusNotFound},
 	} {
 		code, body := get(t, h, tc.path)
 		if code != tc.code || !strings.Contains(body, tc.want) {

@@ -172,11 +172,14 @@ function refreshStatus(now: number): void {
   panel.update(model);
 }
 
+let frameMs = 0;
 startLoop((now) => {
+  const t0 = performance.now();
   const rt = snapshots.advance(now);
   const count = Number.isNaN(rt) ? 0 : snapshots.sample(rt, pool);
   const latest = snapshots.latest;
   renderer.draw(pool, count, session.player, latest?.tick.width ?? 0, latest?.tick.height ?? 0);
+  frameMs += (performance.now() - t0 - frameMs) * 0.05;
   if (now - lastStatus >= STATUS_INTERVAL_MS) {
     lastStatus = now;
     refreshStatus(now);
@@ -206,6 +209,10 @@ export interface TickmeshDebug {
   readonly owner: string;
   readonly endpoint: string;
   readonly rttMs: number | null;
+  /** Average JS time of a frame (interpolate + draw), ms. */
+  readonly frameMs: number;
+  /** Arena size from the latest tick, null before the first. */
+  readonly arena: { width: number; height: number } | null;
   /** Arena coordinates -> canvas backing-store pixels. */
   toCanvas(x: number, y: number): { x: number; y: number };
 }
@@ -246,6 +253,13 @@ const debug: TickmeshDebug = Object.freeze({
   },
   get rttMs() {
     return rttMs;
+  },
+  get frameMs() {
+    return frameMs;
+  },
+  get arena() {
+    const t = snapshots.latest?.tick;
+    return t === undefined ? null : { width: t.width, height: t.height };
   },
   toCanvas(x: number, y: number) {
     return renderer.toCanvas(x, y);

@@ -1,6 +1,7 @@
 // Canvas renderer: the arena scaled to fit the canvas, your player red, others
-// blue, names above, offline players faded. Draws with arc/fillRect/fillText
-// only and allocates nothing per frame beyond what the canvas API does.
+// blue, names above, offline players faded. Draws with fillRect, arc (batched
+// into one path per colour) and names rendered once with fillText into cached
+// bitmaps; allocates nothing per frame beyond what the canvas API does.
 
 import type { RenderPlayer } from './snapshots';
 
@@ -20,6 +21,9 @@ export const MIN_RADIUS_PX = 5;
 const OFFLINE_ALPHA = 0.35;
 const MARGIN_PX = 24;
 const GRID_UNITS = 100;
+const LABEL_FONT = '12px system-ui, sans-serif';
+const LABEL_HEIGHT = 16;
+const MAX_LABELS = 1024;
 
 export interface View {
   /** CSS pixels per arena unit. */
@@ -46,6 +50,7 @@ export class Renderer {
   private cssH = 0;
   private arenaW = 0;
   private arenaH = 0;
+  private readonly labels = new Map<string, Label>();
 
   constructor(private readonly canvas: HTMLCanvasElement) {
     const ctx = canvas.getContext('2d', { alpha: false });
@@ -111,36 +116,87 @@ export class Renderer {
     for (let gy = GRID_UNITS; gy < height; gy += GRID_UNITS) ctx.fillRect(ox, oy + gy * scale, aw, 1);
 
     const r = Math.max(MIN_RADIUS_PX, PLAYER_RADIUS * scale);
-    ctx.font = '12px system-ui, sans-serif';
-    ctx.textAlign = 'center';
-    ctx.textBaseline = 'bottom';
-
     let meIndex = -1;
     for (let i = 0; i < count; i++) {
-      const p = players[i] as RenderPlayer;
-      if (p.id === me) {
+      if ((players[i] as RenderPlayer).id === me) {
         meIndex = i;
-        continue;
+        break;
       }
-      this.drawPlayer(p, COLORS.other, r);
     }
-    if (meIndex >= 0) this.drawPlayer(players[meIndex] as RenderPlayer, COLORS.me, r);
+    // Circles batched into one path per colour and opacity: offline others,
+    // online others, then you on top.
+    this.circles(players, count, meIndex, false, r, COLORS.other, OFFLINE_ALPHA);
+    this.circles(players, count, meIndex, true, r, COLORS.other, 1);
+    if (meIndex >= 0) {
+      const p = players[meIndex] as RenderPlayer;
+      ctx.globalAlpha = p.online ? 1 : OFFLINE_ALPHA;
+      ctx.fillStyle = COLORS.me;
+      ctx.beginPath();
+      ctx.arc(ox + p.x * scale, oy + p.y * scale, r, 0, Math.PI * 2);
+      ctx.fill();
+    }
+    // Names above, from cached bitmaps (much cheaper than fillText per frame).
+    for (let i = 0; i < count; i++) {
+      const p = players[i] as RenderPlayer;
+      if (p.name === '') continue;
+      const label = this.label(p.name);
+      ctx.globalAlpha = p.online ? 1 : OFFLINE_ALPHA;
+      const cx = ox + p.x * scale;
+      const cy = oy + p.y * scale;
+      ctx.drawImage(label.canvas, cx - label.w / 2, cy - r - 3 - label.h, label.w, label.h);
+    }
     ctx.globalAlpha = 1;
   }
 
-  private drawPlayer(p: RenderPlayer, color: string, r: number): void {
+  private circles(players: readonly RenderPlayer[], count: number, skip: number, online: boolean, r: number, color: string, alpha: number): void {
     const ctx = this.ctx;
     const { scale, ox, oy } = this.view;
-    const cx = ox + p.x * scale;
-    const cy = oy + p.y * scale;
-    ctx.globalAlpha = p.online ? 1 : OFFLINE_ALPHA;
+    ctx.globalAlpha = alpha;
     ctx.fillStyle = color;
     ctx.beginPath();
-    ctx.arc(cx, cy, r, 0, Math.PI * 2);
-    ctx.fill();
-    if (p.name !== '') {
-      ctx.fillStyle = COLORS.name;
-      ctx.fillText(p.name, cx, cy - r - 3);
+    let any = false;
+    for (let i = 0; i < count; i++) {
+      const p = players[i] as RenderPlayer;
+      if (i === skip || p.online !== online) continue;
+      const cx = ox + p.x * scale;
+      const cy = oy + p.y * scale;
+      ctx.moveTo(cx + r, cy);
+      ctx.arc(cx, cy, r, 0, Math.PI * 2);
+      any = true;
     }
+    if (any) ctx.fill();
   }
+
+  /** A name rendered once into a small canvas at the current device pixel ratio. */
+  private label(name: string): Label {
+    const dpr = this.view.dpr;
+    let l = this.labels.get(name);
+    if (l !== undefined && l.dpr === dpr) return l;
+    if (this.labels.size >= MAX_LABELS) this.labels.clear();
+    const doc = this.canvas.ownerDocument;
+    const c = doc.createElement('canvas');
+    const m = c.getContext('2d') as CanvasRenderingContext2D;
+    m.font = LABEL_FONT;
+    const w = Math.ceil(m.measureText(name).width) + 2;
+    const h = LABEL_HEIGHT;
+    c.width = Math.max(1, Math.ceil(w * dpr));
+    c.height = Math.ceil(h * dpr);
+    m.scale(dpr, dpr);
+    m.font = LABEL_FONT;
+    m.textAlign = 'center';
+    m.textBaseline = 'middle';
+    m.fillStyle = COLORS.name;
+    m.fillText(name, w / 2, h / 2);
+    l = { canvas: c, w, h, dpr };
+    this.labels.set(name, l);
+    return l;
+  }
+}
+
+interface Label {
+  canvas: HTMLCanvasElement;
+  /** Size in CSS pixels. */
+  w: number;
+  h: number;
+  dpr: number;
 }

@@ -25,11 +25,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tickmesh/tickmesh/frontend"
 	"github.com/tickmesh/tickmesh/pkg/config"
-	"github.com/tickmesh/tickmesh/pkg/members"
+	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/session"
 )
 
 // Node is one running Tickmesh node.
@@ -41,6 +45,7 @@ type Node struct {
 	members  *members.Registry
 	prober   *prober
 	rooms    *room.Manager
+	gateway  *gateway.Gateway
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 	httpSrv  *http.Server
@@ -149,23 +154,79 @@ func (n *Node) setup(ctx context.Context) error {
 	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))
 	n.registry.MustRegister(n.rooms.Collectors()...)
 
+	secret, _ := n.cfg.Secret()
+	signer, err := session.NewSigner(secret)
+	if err != nil {
+		return &config.Error{Setting: "SESSION_SECRET", Problem: err.Error()}
+	}
+	gcfg := gateway.DefaultConfig(n.cfg.Name)
+	gcfg.ReadLimit = n.cfg.ReadLimit
+	gcfg.InputRate = n.cfg.InputRate
+	gcfg.InputBurst = n.cfg.InputBurst
+	gcfg.MaxConns = n.cfg.MaxConns
+	gcfg.MaxConnsPerIP = n.cfg.MaxConnsPerIP
+	gcfg.AllowedOrigins = n.cfg.AllowedOrigins
+	gcfg.DrainTimeout = n.cfg.DrainTimeout
+	n.gateway, err = gateway.New(gcfg, signer, n.rooms, n.mesh.Conn(), n.mesh.JetStream(), n.wsNodes, n.log.With("component", "gateway"))
+	if err != nil {
+		return &config.Error{Setting: "gateway", Problem: err.Error()}
+	}
+	n.registry.MustRegister(n.gateway.Collectors()...)
+
 	n.mux.HandleFunc("GET /healthz", n.handleHealthz)
 	n.mux.HandleFunc("GET /readyz", n.handleReadyz)
 	n.mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
 	n.mux.HandleFunc("GET /api/cluster", n.handleCluster)
+	n.mux.Handle("GET /ws", n.gateway)
+	n.mux.Handle("GET /", frontend.Handler())
 	n.httpSrv = &http.Server{
 		Handler:           n.mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
-	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run})
+	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run}, part{"gateway", n.gateway.Run})
 	return nil
 }
 
 // self is this node's membership entry.
 func (n *Node) self() members.Info {
-	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.prober.readiness().Ready}
+	sockets := 0
+	if n.gateway != nil {
+		sockets = n.gateway.Count()
+	}
+	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.prober.readiness().Ready, Sockets: sockets}
 }
+
+// wsNodes lists the WebSocket endpoints of the ready nodes, for welcome and nodes messages.
+func (n *Node) wsNodes() []protocol.NodeInfo {
+	var out []protocol.NodeInfo
+	for _, m := range n.members.Nodes() {
+		if !m.Ready && m.Name != n.cfg.Name {
+			continue
+		}
+		out = append(out, protocol.NodeInfo{Name: m.Name, URL: wsURL(m.URL)})
+	}
+	return out
+}
+
+// wsURL turns a node's http(s) base URL into its WebSocket endpoint.
+func wsURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	switch u.Scheme {
+	case "https":
+		u.Scheme = "wss"
+	default:
+		u.Scheme = "ws"
+	}
+	u.Path = "/ws"
+	return u.String()
+}
+
+// Gateway is the node's WebSocket gateway.
+func (n *Node) Gateway() *gateway.Gateway { return n.gateway }
 
 // Name of the node.
 func (n *Node) Name() string { return n.cfg.Name }
@@ -204,6 +265,8 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		// Clients move before the process exits: http.Server.Shutdown does not close WebSockets.
+		n.gateway.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if err := n.httpSrv.Shutdown(sctx); err != nil {
@@ -247,6 +310,8 @@ type ClusterView struct {
 
 func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
 	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms()}
+	// The cluster view polls every node from one page: allow cross-origin reads of this public summary.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -1,0 +1,248 @@
+// End-to-end tests against a real 3-node cluster (started by cluster.setup.ts).
+// The pages are served by the nodes themselves (the embedded frontend), so the
+// page's origin /ws is the node it was loaded from.
+//
+// Tests run one at a time (one worker); each one leaves all three nodes
+// running, restarting any node it killed.
+
+import { expect, test, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
+import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
+
+interface Snap {
+  state: string;
+  player: string;
+  node: string;
+  epoch: number;
+  lastSeq: number;
+  me: { x: number; y: number } | null;
+  players: number;
+  owner: string;
+  arena: { width: number; height: number } | null;
+}
+
+async function snap(page: Page): Promise<Snap> {
+  return page.evaluate(() => {
+    const t = window.__tickmesh;
+    return {
+      state: t.state,
+      player: t.player,
+      node: t.node,
+      epoch: t.epoch,
+      lastSeq: t.lastSeq,
+      me: t.me,
+      players: t.players,
+      owner: t.owner,
+      arena: t.arena,
+    };
+  });
+}
+
+interface Game {
+  context: BrowserContext;
+  page: Page;
+}
+
+async function openGame(browser: Browser, node: NodeName, name: string): Promise<Game> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[${name}] page error: ${e.message}`));
+  await page.goto(`${nodeUrl(node)}/?name=${encodeURIComponent(name)}`);
+  await expect
+    .poll(async () => {
+      const s = await snap(page);
+      return s.state === 'connected' && s.me !== null;
+    }, { timeout: 20_000, message: `${name} connects to ${node} and sees itself` })
+    .toBe(true);
+  return { context, page };
+}
+
+type Color = 'red' | 'blue';
+
+/** Counts pixels of a colour in a square of radius r (canvas pixels) around arena point (x, y), or the whole canvas. */
+async function countColor(page: Page, color: Color, at?: { x: number; y: number }, r = 0): Promise<number> {
+  return page.evaluate(
+    ({ color, at, r }) => {
+      const c = document.getElementById('game') as HTMLCanvasElement;
+      const ctx = c.getContext('2d')!;
+      let x0 = 0;
+      let y0 = 0;
+      let w = c.width;
+      let h = c.height;
+      if (at) {
+        const p = window.__tickmesh.toCanvas(at.x, at.y);
+        x0 = Math.max(0, Math.floor(p.x - r));
+        y0 = Math.max(0, Math.floor(p.y - r));
+        w = Math.min(c.width - x0, 2 * r + 1);
+        h = Math.min(c.height - y0, 2 * r + 1);
+      }
+      const d = ctx.getImageData(x0, y0, w, h).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        const R = d[i]!;
+        const G = d[i + 1]!;
+        const B = d[i + 2]!;
+        if (color === 'red' ? R > 180 && G < 110 && B < 110 : B > 180 && R < 90 && G > 90 && G < 180) n++;
+      }
+      return n;
+    },
+    { color, at, r },
+  );
+}
+
+async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+  const path = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path });
+  await testInfo.attach(name, { path, contentType: 'image/png' });
+}
+
+/** Waits until /api/cluster names an owner of the lobby. */
+async function lobbyOwner(): Promise<{ owner: string; epoch: number }> {
+  const box: { v: { owner: string; epoch: number } | null } = { v: null };
+  await expect
+    .poll(async () => {
+      box.v = await ownerOf('lobby');
+      return box.v !== null;
+    }, { timeout: 20_000, message: 'lobby has an owner' })
+    .toBe(true);
+  return box.v as unknown as { owner: string; epoch: number };
+}
+
+/** Opens a game page on a node that does not own the lobby. */
+async function openOnNonOwner(browser: Browser, name: string): Promise<Game & { owner: string; node: NodeName }> {
+  let game = await openGame(browser, liveNodes()[0] as NodeName, name);
+  const { owner } = await lobbyOwner();
+  let node = (await snap(game.page)).node;
+  if (node === owner || !isNodeName(node)) {
+    await game.context.close();
+    const other = liveNodes().find((n) => n !== owner) as NodeName;
+    game = await openGame(browser, other, name);
+    node = (await snap(game.page)).node;
+  }
+  if (!isNodeName(node)) throw new Error(`unexpected node name ${node}`);
+  return { ...game, owner, node };
+}
+
+test.beforeEach(async () => {
+  await ensureAllNodes();
+});
+
+test('the game page draws your player in red', async ({ browser }, testInfo) => {
+  const { context, page } = await openGame(browser, 'n1', 'alice');
+  const s = await snap(page);
+  expect(s.player).toMatch(/^p[0-9a-f]+$/);
+  expect(s.epoch).toBeGreaterThan(0);
+  await expect(page.getByTestId('status-state')).toHaveText('connected');
+  await expect(page.getByTestId('status-node')).toHaveText(s.node);
+  await expect(page.getByTestId('status-banner')).toBeHidden();
+  // Red pixels where the player is.
+  await expect.poll(async () => countColor(page, 'red', (await snap(page)).me!, 12)).toBeGreaterThan(10);
+  await expect(page.getByTestId('status-rtt')).toHaveText(/\d+ ms/, { timeout: 10_000 });
+  await expect.poll(async () => Number(await page.getByTestId('status-tps').textContent())).toBeGreaterThan(5);
+  await shot(page, testInfo, 'alice');
+  await context.close();
+});
+
+test('a second player appears in blue on the first page', async ({ browser }, testInfo) => {
+  const a = await openGame(browser, 'n1', 'alice');
+  const b = await openGame(browser, 'n2', 'bob');
+  const bob = await snap(b.page);
+  await expect.poll(async () => (await snap(a.page)).players).toBeGreaterThanOrEqual(2);
+  // Bob is blue on Alice's page, and Alice blue on Bob's.
+  await expect.poll(async () => countColor(a.page, 'blue', (await snap(b.page)).me!, 12)).toBeGreaterThan(10);
+  await expect.poll(async () => countColor(b.page, 'blue', (await snap(a.page)).me!, 12)).toBeGreaterThan(10);
+  await expect.poll(async () => countColor(b.page, 'red', (await snap(b.page)).me!, 12)).toBeGreaterThan(10);
+  expect(bob.player).not.toBe((await snap(a.page)).player);
+  await shot(a.page, testInfo, 'alice-sees-bob');
+  await shot(b.page, testInfo, 'bob-sees-alice');
+  await a.context.close();
+  await b.context.close();
+});
+
+test('holding D moves the player right', async ({ browser }, testInfo) => {
+  const { context, page } = await openGame(browser, 'n1', 'mover');
+  const s = await snap(page);
+  const width = s.arena?.width ?? 1000;
+  if (s.me!.x > width - 300) {
+    // Too close to the right wall: walk left first.
+    await page.keyboard.down('a');
+    await expect.poll(async () => (await snap(page)).me!.x, { timeout: 10_000 }).toBeLessThan(width - 300);
+    await page.keyboard.up('a');
+    await page.waitForTimeout(300);
+  }
+  const before = (await snap(page)).me!;
+  await page.keyboard.down('d');
+  await page.waitForTimeout(1000);
+  await page.keyboard.up('d');
+  await expect.poll(async () => (await snap(page)).me!.x, { timeout: 5000 }).toBeGreaterThan(before.x + 50);
+  // And it stops when released.
+  await page.waitForTimeout(500);
+  const stopped = (await snap(page)).me!;
+  await page.waitForTimeout(500);
+  expect((await snap(page)).me!.x).toBe(stopped.x);
+  expect(Math.abs(stopped.y - before.y)).toBeLessThanOrEqual(1);
+  await shot(page, testInfo, 'moved');
+  await context.close();
+});
+
+test('killing the connected node: reconnects elsewhere within 5 s as the same player', async ({ browser }, testInfo) => {
+  const { context, page, node } = await openOnNonOwner(browser, 'survivor');
+  // Let the position settle (no keys are held).
+  await page.waitForTimeout(500);
+  const before = await snap(page);
+  await shot(page, testInfo, 'before-kill');
+
+  const t0 = Date.now();
+  await killNode(node);
+  await expect
+    .poll(async () => {
+      const s = await snap(page);
+      return s.state === 'connected' && s.node !== '' && s.node !== node;
+    }, { timeout: 5000, intervals: [100], message: `reconnects to another node after ${node} died` })
+    .toBe(true);
+  const elapsed = Date.now() - t0;
+  testInfo.annotations.push({ type: 'reconnect-ms', description: String(elapsed) });
+
+  const after = await snap(page);
+  expect(after.player).toBe(before.player);
+  // Ticks flow through the new node.
+  await expect.poll(async () => (await snap(page)).lastSeq, { timeout: 5000 }).toBeGreaterThan(after.lastSeq);
+  const me = (await snap(page)).me!;
+  expect(Math.abs(me.x - before.me!.x)).toBeLessThanOrEqual(10);
+  expect(Math.abs(me.y - before.me!.y)).toBeLessThanOrEqual(10);
+  await shot(page, testInfo, 'after-reconnect');
+  await context.close();
+  await startNode(node);
+});
+
+test('killing the owner of the lobby: the game continues under a higher epoch', async ({ browser }, testInfo) => {
+  test.setTimeout(120_000);
+  const { context, page, owner } = await openOnNonOwner(browser, 'witness');
+  if (!isNodeName(owner)) throw new Error(`unexpected owner ${owner}`);
+  await expect.poll(async () => (await snap(page)).lastSeq).toBeGreaterThan(0);
+  const before = await snap(page);
+  await shot(page, testInfo, 'before-owner-kill');
+
+  await killNode(owner);
+  await expect
+    .poll(async () => (await snap(page)).epoch, { timeout: 60_000, message: 'a new owner takes over with a higher epoch' })
+    .toBeGreaterThan(before.epoch);
+  const during = await snap(page);
+  await expect.poll(async () => (await snap(page)).lastSeq, { timeout: 10_000 }).toBeGreaterThan(during.lastSeq + 10);
+  const after = await snap(page);
+  expect(after.epoch).toBeGreaterThan(before.epoch);
+  expect(after.player).toBe(before.player);
+  expect(after.owner).not.toBe(owner);
+  await expect.poll(async () => (await ownerOf('lobby'))?.owner, { timeout: 30_000 }).not.toBe(owner);
+  await shot(page, testInfo, 'after-owner-kill');
+  await context.close();
+  await startNode(owner);
+});
+
+test('the cluster page lists the nodes and the lobby', async ({ page }, testInfo) => {
+  await page.goto(`${nodeUrl('n1')}/cluster.html`);
+  await expect(page.getByTestId('cluster-status')).toHaveAttribute('data-state', 'ok');
+  for (const n of ['n1', 'n2', 'n3']) {
+    await expect(page.getByTestId(`node-${n}`).getByTestId('node-ready')).toHaveText('ready');
+  }
+  await shot(page, testInfo, 'cluster');
+});

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { ClusterSources, clusterUrl, decodeCluster } from './cluster';
+import { fitArena } from './render';
+
+describe('cluster view', () => {
+  it('decodes /api/cluster', () => {
+    const info = decodeCluster({
+      node: 'n1',
+      nodes: [{ name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 3 }],
+      rooms: [{ room: 'lobby', owner: 'n2', epoch: 4 }],
+    });
+    expect(info.nodes[0]).toEqual({ name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 3 });
+    expect(info.rooms[0]).toEqual({ room: 'lobby', owner: 'n2', epoch: 4 });
+    expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [] });
+    expect(() => decodeCluster({ nodes: 5 })).toThrow();
+  });
+
+  it('falls back from the origin to the other known nodes', () => {
+    const s = new ClusterSources('');
+    expect(clusterUrl(s.current())).toBe('/api/cluster');
+    s.learn([
+      { name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 0 },
+      { name: 'n2', url: 'http://127.0.0.1:8082/', ready: true, sockets: 0 },
+      { name: 'n2', url: 'http://127.0.0.1:8082', ready: true, sockets: 0 },
+      { name: 'x', url: 'ws://nope', ready: true, sockets: 0 },
+    ]);
+    expect(s.all()).toEqual(['', 'http://127.0.0.1:8081', 'http://127.0.0.1:8082']);
+    expect(clusterUrl(s.advance())).toBe('http://127.0.0.1:8081/api/cluster');
+    expect(s.advance()).toBe('http://127.0.0.1:8082');
+    expect(s.advance()).toBe('');
+  });
+});
+
+describe('render', () => {
+  it('fits the arena with a uniform scale, centred', () => {
+    const v = fitArena(1048, 548, 1000, 1000, 24);
+    expect(v.scale).toBeCloseTo(0.5);
+    expect(v.oy).toBeCloseTo(24);
+    expect(v.ox).toBeCloseTo((1048 - 500) / 2);
+  });
+});

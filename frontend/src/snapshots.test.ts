@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { interpolationFactor, lerp, SnapshotBuffer, type RenderPlayer } from './snapshots';
+import { tick } from './testutil/fakes';
+
+function positions(b: SnapshotBuffer, rt: number): Record<string, [number, number]> {
+  const out: RenderPlayer[] = [];
+  const n = b.sample(rt, out);
+  const r: Record<string, [number, number]> = {};
+  for (let i = 0; i < n; i++) {
+    const p = out[i] as RenderPlayer;
+    r[p.id] = [p.x, p.y];
+  }
+  return r;
+}
+
+describe('epoch fencing', () => {
+  it('never accepts a lower epoch', () => {
+    const b = new SnapshotBuffer();
+    expect(b.push(tick(3, 100, [{ id: 'a', x: 1, y: 1 }]), 0)).toBe('accepted');
+    expect(b.push(tick(2, 500, [{ id: 'a', x: 999, y: 999 }]), 50)).toBe('stale-epoch');
+    expect(b.epoch).toBe(3);
+    expect(b.lastSeq).toBe(100);
+    expect(b.size).toBe(1);
+    // Nothing from epoch 2 is ever drawn.
+    expect(positions(b, b.advance(100))).toEqual({ a: [1, 1] });
+  });
+
+  it('drops equal or lower seqs within an epoch', () => {
+    const b = new SnapshotBuffer();
+    expect(b.push(tick(1, 10), 0)).toBe('accepted');
+    expect(b.push(tick(1, 10), 1)).toBe('stale-seq');
+    expect(b.push(tick(1, 9), 2)).toBe('stale-seq');
+    expect(b.push(tick(1, 12), 3)).toBe('accepted');
+    expect(b.lastSeq).toBe(12);
+    expect(b.size).toBe(2);
+  });
+
+  it('resets the buffer on a higher epoch, even with a lower seq', () => {
+    const b = new SnapshotBuffer();
+    for (let s = 1; s <= 5; s++) b.push(tick(1, 100 + s, [{ id: 'a', x: s, y: 0 }]), s * 50);
+    expect(b.size).toBe(5);
+    expect(b.push(tick(2, 90, [{ id: 'a', x: 500, y: 0 }]), 300)).toBe('accepted');
+    expect(b.epoch).toBe(2);
+    expect(b.size).toBe(1);
+    expect(b.lastSeq).toBe(90);
+    expect(b.oldest?.seq).toBe(90);
+    expect(positions(b, b.advance(301))).toEqual({ a: [500, 0] });
+    // The old epoch is fenced off for good.
+    expect(b.push(tick(1, 200), 320)).toBe('stale-epoch');
+  });
+
+  it('keeps at most capacity ticks', () => {
+    const b = new SnapshotBuffer({ capacity: 4 });
+    for (let s = 1; s <= 10; s++) b.push(tick(1, s), s);
+    expect(b.size).toBe(4);
+    expect(b.oldest?.seq).toBe(7);
+  });
+});
+
+describe('interpolation', () => {
+  it('lerp and factor', () => {
+    expect(lerp(10, 20, 0)).toBe(10);
+    expect(lerp(10, 20, 0.25)).toBe(12.5);
+    expect(lerp(10, 20, 1)).toBe(20);
+    expect(interpolationFactor(10, 12, 11)).toBe(0.5);
+    expect(interpolationFactor(10, 12, 9)).toBe(0);
+    expect(interpolationFactor(10, 12, 13)).toBe(1);
+    expect(interpolationFactor(10, 10, 10)).toBe(0);
+  });
+
+  it('interpolates players between the ticks around the render tick', () => {
+    const b = new SnapshotBuffer();
+    b.push(tick(1, 10, [{ id: 'a', x: 0, y: 100 }, { id: 'b', x: 50, y: 50 }]), 0);
+    b.push(tick(1, 12, [{ id: 'a', x: 20, y: 80 }, { id: 'c', x: 7, y: 7 }]), 100);
+    b.push(tick(1, 13, [{ id: 'a', x: 30, y: 80 }]), 150);
+    // Halfway between seq 10 and 12 (a tick went missing: seq-based factor).
+    expect(positions(b, 11)).toEqual({ a: [10, 90], c: [7, 7] });
+    expect(positions(b, 12.5)).toEqual({ a: [25, 80] });
+    expect(positions(b, 13)).toEqual({ a: [30, 80] });
+    // Never extrapolated beyond the newest tick, nor before the oldest.
+    expect(positions(b, 20)).toEqual({ a: [30, 80] });
+    expect(positions(b, 5)).toEqual({ a: [0, 100], b: [50, 50] });
+  });
+
+  it('reuses the output objects', () => {
+    const b = new SnapshotBuffer();
+    b.push(tick(1, 1, [{ id: 'a', x: 0, y: 0 }]), 0);
+    b.push(tick(1, 2, [{ id: 'a', x: 10, y: 0 }]), 50);
+    const out: RenderPlayer[] = [];
+    b.sample(1.5, out);
+    const first = out[0];
+    b.sample(1.7, out);
+    expect(out[0]).toBe(first);
+    expect(out[0]?.x).toBeCloseTo(7);
+  });
+
+  it('renders about two ticks behind the newest at the estimated rate', () => {
+    const b = new SnapshotBuffer();
+    // 20 Hz: one tick every 50 ms.
+    for (let s = 0; s <= 20; s++) b.push(tick(1, 100 + s), s * 50);
+    expect(b.rate()).toBeCloseTo(20, 5);
+    const rt = b.advance(1000); // the newest (120) arrived just now
+    expect(rt).toBeCloseTo(118, 5);
+    // Between arrivals the clock runs at the tick rate.
+    expect(b.advance(1025)).toBeCloseTo(118.5, 5);
+    b.push(tick(1, 121), 1050);
+    expect(b.advance(1050)).toBeCloseTo(119, 5);
+  });
+
+  it('estimates the rate from arrivals', () => {
+    const b = new SnapshotBuffer();
+    expect(b.rate()).toBe(20); // default
+    for (let s = 0; s <= 30; s++) b.push(tick(1, s), s * 100); // 10 Hz
+    expect(b.rate()).toBeCloseTo(10, 5);
+    // The render clock advances 10 ticks per second.
+    const r0 = b.advance(3000);
+    expect(b.advance(3100) - r0).toBeCloseTo(1, 1);
+  });
+
+  it('snaps after a stall and never passes the newest tick', () => {
+    const b = new SnapshotBuffer();
+    for (let s = 0; s <= 20; s++) b.push(tick(1, s), s * 50);
+    b.advance(1000);
+    // No ticks for 2 s: the clock stops at the newest tick.
+    expect(b.advance(3000)).toBe(20);
+    // Ticks resume far ahead (the server kept ticking): snap close behind them.
+    for (let s = 60; s <= 62; s++) b.push(tick(1, s), 3000 + (s - 60) * 50);
+    const rt = b.advance(3100);
+    expect(rt).toBeGreaterThan(59);
+    expect(rt).toBeLessThanOrEqual(62);
+  });
+});

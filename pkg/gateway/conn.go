@@ -1,0 +1,441 @@
+package gateway
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+)
+
+// tickFrame is one tick, framed once for every socket of the room.
+type tickFrame struct {
+	pos  fence.Position
+	pm   *websocket.PreparedMessage
+	data []byte
+	at   time.Time
+}
+
+// maxControl bounds queued control frames; a socket that lets more pile up is too slow.
+const maxControl = 32
+
+// conn is one socket. The handler goroutine reads; the writer goroutine writes whatever the queues hold.
+type conn struct {
+	g  *Gateway
+	ws *websocket.Conn
+
+	mu        sync.Mutex
+	tick      *tickFrame // newest unsent tick
+	tickSince time.Time  // when the oldest unsent tick was offered
+	ctrl      [][]byte
+	closing   bool
+	closeCode int
+	closeText string
+	lastSent  fence.Position
+	lastTick  time.Time // last tick offered (for NoTickAfter)
+	welcome   bool
+
+	wake chan struct{}
+	done chan struct{}
+
+	// Set once during hello, read-only afterwards.
+	player  string
+	name    string
+	room    string
+	joinSeq uint64
+}
+
+func newConn(g *Gateway, ws *websocket.Conn) *conn {
+	return &conn{g: g, ws: ws, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) welcomed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome
+}
+
+// offerTick puts t in the socket's one-slot queue; the newest tick wins. It never blocks.
+func (c *conn) offerTick(t *tickFrame) {
+	c.mu.Lock()
+	if c.closing || !c.welcome {
+		c.mu.Unlock()
+		return
+	}
+	if t.pos.Epoch < c.lastSent.Epoch || (t.pos.Epoch == c.lastSent.Epoch && t.pos.Seq <= c.lastSent.Seq) {
+		c.mu.Unlock()
+		return
+	}
+	slow := false
+	if c.tick != nil {
+		c.g.metrics.ticksReplaced.Inc()
+		slow = t.at.Sub(c.tickSince) > c.g.cfg.SlowAfter
+	} else {
+		c.tickSince = t.at
+	}
+	c.tick = t
+	c.lastTick = t.at
+	c.mu.Unlock()
+	if slow {
+		c.abort(protocol.CloseTooSlow, "too slow")
+		return
+	}
+	c.signal()
+}
+
+// control queues a control frame; too many pending closes the socket as too slow.
+func (c *conn) control(frame []byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.ctrl) >= maxControl {
+		c.mu.Unlock()
+		c.abort(protocol.CloseTooSlow, "too slow")
+		return
+	}
+	c.ctrl = append(c.ctrl, frame)
+	c.mu.Unlock()
+	c.signal()
+}
+
+// closeWith asks the writer to send a close frame with code and then close the socket.
+func (c *conn) closeWith(code int, text string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.closeCode, c.closeText = true, code, text
+	c.mu.Unlock()
+	c.g.metrics.closed.WithLabelValues(itoa(code)).Inc()
+	c.signal()
+}
+
+// abort is closeWith for a socket whose writer may be stuck: it also cuts the write in progress short.
+func (c *conn) abort(code int, text string) {
+	c.closeWith(code, text)
+	_ = c.ws.NetConn().SetWriteDeadline(time.Now())
+}
+
+// writer writes queued frames until the socket closes.
+func (c *conn) writer() {
+	defer close(c.done)
+	defer c.ws.Close()
+	ping := time.NewTicker(c.g.cfg.PingPeriod)
+	defer ping.Stop()
+	watchdog := time.NewTicker(time.Second)
+	defer watchdog.Stop()
+	started := time.Now()
+	for {
+		select {
+		case <-c.wake:
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout)); err != nil {
+				return
+			}
+			continue
+		case now := <-watchdog.C:
+			c.mu.Lock()
+			last := c.lastTick
+			welcomed := c.welcome
+			c.mu.Unlock()
+			if last.IsZero() {
+				last = started
+			}
+			if welcomed && now.Sub(last) > c.g.cfg.NoTickAfter {
+				c.closeWith(protocol.CloseNoOwner, "room has no owner")
+			}
+		}
+		for {
+			c.mu.Lock()
+			var frame []byte
+			var t *tickFrame
+			switch {
+			case len(c.ctrl) > 0:
+				frame = c.ctrl[0]
+				c.ctrl = c.ctrl[1:]
+			case c.tick != nil:
+				t = c.tick
+				c.tick = nil
+				c.lastSent = t.pos
+			case c.closing:
+				code, text := c.closeCode, c.closeText
+				c.mu.Unlock()
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+				return
+			}
+			c.mu.Unlock()
+			if frame == nil && t == nil {
+				break
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+			var err error
+			if t != nil {
+				err = c.ws.WritePreparedMessage(t.pm)
+				c.g.metrics.ticksSent.Inc()
+			} else {
+				err = c.ws.WriteMessage(websocket.TextMessage, frame)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) send(msg any) {
+	frame, err := protocol.Encode(msg)
+	if err != nil {
+		c.g.log.Error("encode", "err", err)
+		return
+	}
+	c.control(frame)
+}
+
+func (c *conn) sendError(code, text string) {
+	c.g.metrics.clientErrors.WithLabelValues(code).Inc()
+	c.send(&protocol.Error{Code: code, Message: text})
+}
+
+// serve runs the socket: hello, welcome, then the read loop. It returns when the socket is closed.
+func (c *conn) serve() {
+	cfg := c.g.cfg
+	c.ws.SetReadLimit(cfg.ReadLimit)
+	go c.writer()
+	defer func() {
+		c.ws.Close()
+		<-c.done
+	}()
+	errs := &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
+	fail := func(code, text string) bool {
+		c.sendError(code, text)
+		if errs.add(time.Now()) {
+			c.closeWith(protocol.CloseTooManyErrors, "too many errors")
+			return false
+		}
+		return true
+	}
+
+	// Hello.
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	var hello *protocol.Hello
+	for hello == nil {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if isTimeout(err) {
+				c.closeWith(protocol.CloseIdle, "no hello")
+			}
+			return
+		}
+		msg, err := protocol.DecodeClient(data)
+		if err != nil {
+			var de *protocol.DecodeError
+			if errors.As(err, &de) && de.Code == protocol.CodeBadProtocol {
+				c.sendError(de.Code, de.Message)
+				c.closeWith(protocol.CloseBadProtocol, "protocol version mismatch")
+				return
+			}
+			code, text := protocol.CodeBadJSON, err.Error()
+			if errors.As(err, &de) {
+				code, text = de.Code, de.Message
+			}
+			if !fail(code, text) {
+				return
+			}
+			continue
+		}
+		h, ok := msg.(*protocol.Hello)
+		if !ok {
+			if !fail(protocol.CodeBadState, "the first message must be a hello") {
+				return
+			}
+			continue
+		}
+		hello = h
+	}
+	if !c.start(hello) {
+		return
+	}
+	defer c.finish()
+
+	// Read loop.
+	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait)) })
+	rate := newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
+	var lastLimited time.Time
+	var forwarded uint64 = c.joinSeq
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if isTimeout(err) {
+				c.closeWith(protocol.CloseIdle, "idle")
+			}
+			return
+		}
+		now := time.Now()
+		_ = c.ws.SetReadDeadline(now.Add(cfg.PongWait))
+		if !rate.allow(now) {
+			c.g.metrics.clientErrors.WithLabelValues(protocol.CodeRateLimited).Inc()
+			if now.Sub(lastLimited) >= time.Second {
+				lastLimited = now
+				c.send(&protocol.Error{Code: protocol.CodeRateLimited, Message: "too many messages; slow down"})
+			}
+			if errs.add(now) {
+				c.closeWith(protocol.CloseTooManyErrors, "too many errors")
+				return
+			}
+			continue
+		}
+		msg, err := protocol.DecodeClient(data)
+		if err != nil {
+			var de *protocol.DecodeError
+			code, text := protocol.CodeBadJSON, err.Error()
+			if errors.As(err, &de) {
+				code, text = de.Code, de.Message
+			}
+			if !fail(code, text) {
+				return
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *protocol.Hello:
+			if !fail(protocol.CodeBadState, "hello already received") {
+				return
+			}
+		case *protocol.Ping:
+			c.send(&protocol.Pong{T: m.T})
+		case *protocol.Input:
+			if m.Seq <= forwarded {
+				continue // already forwarded (a resend)
+			}
+			ev := game.Event{Kind: game.KindInput, Player: c.player, Seq: m.Seq, Keys: game.Keys(m.Keys.Mask())}
+			if !c.g.pub.send(event{room: c.room, ev: ev}) {
+				c.sendError(protocol.CodeNotReady, "server busy; resend your latest input")
+				continue
+			}
+			forwarded = m.Seq
+		}
+	}
+}
+
+// start handles a hello: session, room, welcome, join. It reports whether the socket goes on.
+func (c *conn) start(h *protocol.Hello) bool {
+	g := c.g
+	roomName := h.RoomName()
+	player, token := "", h.Resume
+	if h.Resume != "" {
+		claims, err := g.signer.Verify(h.Resume)
+		if err != nil {
+			c.sendError(protocol.CodeBadField, "resume token not valid here")
+			c.closeWith(protocol.CloseBadResume, "bad resume token")
+			return false
+		}
+		player = claims.Player
+	} else {
+		id, err := newPlayerID()
+		if err != nil {
+			c.closeWith(protocol.CloseDraining, "internal error")
+			return false
+		}
+		player = id
+		token = g.signer.Issue(player, time.Now())
+	}
+	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
+
+	if old := g.claim(player, c); old != nil && old != c {
+		old.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
+	}
+	if err := g.join(c, roomName); err != nil {
+		g.unclaim(player, c)
+		c.closeWith(protocol.CloseNoOwner, "room unavailable")
+		return false
+	}
+	ack := lastAck(g, roomName, player)
+	w := &protocol.Welcome{Protocol: protocol.Version, Player: player, Resume: token, Room: roomName, Node: g.cfg.Node,
+		Nodes: g.nodes(), Ack: ack}
+	frame, err := protocol.Encode(w)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	c.ctrl = append(c.ctrl, frame)
+	c.welcome = true
+	c.lastTick = time.Now()
+	c.mu.Unlock()
+	c.signal()
+	if last, pos := g.rooms.Relay().Last(roomName); last != nil {
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, last)
+		if err == nil {
+			c.offerTick(&tickFrame{pos: pos, pm: pm, data: last, at: time.Now()})
+		}
+	}
+	g.pub.send(event{room: roomName, ev: game.Event{Kind: game.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
+	return true
+}
+
+// finish runs when a welcomed socket ends: the player leaves (the owner keeps it for the grace period), and
+// the socket leaves its room's hub.
+func (c *conn) finish() {
+	g := c.g
+	c.mu.Lock()
+	takenOver := c.closing && c.closeCode == protocol.CloseTakenOver
+	c.mu.Unlock()
+	g.unclaim(c.player, c)
+	g.leave(c, c.room)
+	if !takenOver {
+		g.pub.send(event{room: c.room, ev: game.Event{Kind: game.KindLeave, Player: c.player, Conn: c.joinSeq}})
+	}
+}
+
+// lastAck is the player's ack in the room's last tick on this node (0 when unknown).
+func lastAck(g *Gateway, roomName, player string) uint64 {
+	data, _ := g.rooms.Relay().Last(roomName)
+	if data == nil {
+		return 0
+	}
+	msg, err := protocol.DecodeServer(data)
+	if err != nil {
+		return 0
+	}
+	if t, ok := msg.(*protocol.Tick); ok {
+		for _, p := range t.Players {
+			if p.ID == player {
+				return p.Ack
+			}
+		}
+	}
+	return 0
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [12]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,399 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/session"
+)
+
+// Config of the gateway.
+type Config struct {
+	Node           string
+	ReadLimit      int64         // bytes per client frame
+	InputRate      float64       // client messages per second after hello
+	InputBurst     int           //
+	MaxConns       int           // sockets on this node
+	MaxConnsPerIP  int           //
+	AllowedOrigins []string      // empty: same host as the request; "*": any
+	HelloTimeout   time.Duration // hello must arrive within this
+	PingPeriod     time.Duration // WebSocket ping period
+	PongWait       time.Duration // nothing received for this long closes the socket
+	WriteTimeout   time.Duration // one frame write
+	SlowAfter      time.Duration // a tick unsent this long closes the socket as too slow
+	NoTickAfter    time.Duration // no tick for the room this long closes with CloseNoOwner
+	ErrorBudget    int           // errors per ErrorWindow before CloseTooManyErrors
+	ErrorWindow    time.Duration //
+	DrainTimeout   time.Duration // how long Drain waits for sockets to close
+	Workers        int           // durable publisher workers
+}
+
+// DefaultConfig returns the gateway defaults (docs/PROTOCOL.md, Limits).
+func DefaultConfig(node string) Config {
+	return Config{
+		Node: node, ReadLimit: protocol.DefaultReadLimit, InputRate: protocol.DefaultRate, InputBurst: protocol.DefaultBurst,
+		MaxConns: 20000, MaxConnsPerIP: 200, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
+		PongWait: 45 * time.Second, WriteTimeout: 5 * time.Second, SlowAfter: 2 * time.Second,
+		NoTickAfter: 15 * time.Second, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
+		Workers: 4,
+	}
+}
+
+// Validate checks the settings and their relations.
+func (c Config) Validate() error {
+	switch {
+	case c.Node == "":
+		return errors.New("gateway: node name missing")
+	case c.ReadLimit < 256:
+		return fmt.Errorf("gateway: read limit %d below 256 bytes", c.ReadLimit)
+	case c.InputRate <= 0 || c.InputBurst < 1:
+		return errors.New("gateway: input rate and burst must be positive")
+	case c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxConnsPerIP > c.MaxConns:
+		return errors.New("gateway: connection limits must be positive, per IP at most the total")
+	case c.PingPeriod <= 0 || c.PongWait <= c.PingPeriod:
+		return fmt.Errorf("gateway: pong wait %v must exceed the ping period %v", c.PongWait, c.PingPeriod)
+	case c.WriteTimeout <= 0 || c.SlowAfter <= 0 || c.HelloTimeout <= 0 || c.NoTickAfter <= 0:
+		return errors.New("gateway: timeouts must be positive")
+	case c.ErrorBudget < 1 || c.ErrorWindow <= 0:
+		return errors.New("gateway: error budget must be positive")
+	case c.Workers < 1:
+		return errors.New("gateway: at least one publisher worker")
+	}
+	return nil
+}
+
+// Rooms is what the gateway needs from room ownership.
+type Rooms interface {
+	Want(room string) (release func())
+	Relay() *room.Relay
+}
+
+// Gateway serves /ws.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	signer  *session.Signer
+	rooms   Rooms
+	nodes   func() []protocol.NodeInfo
+	pub     *publisher
+	metrics *metrics
+	up      websocket.Upgrader
+
+	mu       sync.Mutex
+	draining bool
+	conns    map[*conn]struct{}
+	perIP    map[string]int
+	players  map[string]*conn // player → its newest socket on this node
+	hubs     map[string]*hub
+	lastList []protocol.NodeInfo
+	handlers sync.WaitGroup
+}
+
+// New makes a gateway. nodes lists the WebSocket endpoints of the ready nodes.
+func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jetstream.JetStream,
+	nodes func() []protocol.NodeInfo, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg: cfg, log: log, signer: signer, rooms: rooms, nodes: nodes, metrics: newMetrics(),
+		conns: map[*conn]struct{}{}, perIP: map[string]int{}, players: map[string]*conn{}, hubs: map[string]*hub{},
+	}
+	g.pub = newPublisher(nc, js, cfg.Workers, 4096, log, g.metrics)
+	g.up = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     g.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			g.metrics.rejected.WithLabelValues("handshake").Inc()
+			http.Error(w, reason.Error(), status)
+		},
+	}
+	return g, nil
+}
+
+// Collectors are the gateway's metrics.
+func (g *Gateway) Collectors() []prometheus.Collector { return g.metrics.collectors() }
+
+// Count is the number of open sockets.
+func (g *Gateway) Count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// Run runs the durable publisher and keeps sockets' node lists current until ctx ends.
+func (g *Gateway) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.pub.run(ctx)
+	}()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+			g.refreshNodes()
+		}
+	}
+}
+
+func (g *Gateway) refreshNodes() {
+	list := g.nodes()
+	g.mu.Lock()
+	if slices.Equal(list, g.lastList) {
+		g.mu.Unlock()
+		return
+	}
+	g.lastList = list
+	cs := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	frame, err := protocol.Encode(&protocol.Nodes{Nodes: list})
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.welcomed() {
+			c.control(frame)
+		}
+	}
+}
+
+// Drain stops accepting sockets, closes every open one with CloseDraining so that clients move to another node
+// before this one exits, and waits for them (at most DrainTimeout).
+func (g *Gateway) Drain() {
+	g.mu.Lock()
+	g.draining = true
+	cs := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.closeWith(protocol.CloseDraining, "node draining")
+	}
+	done := make(chan struct{})
+	go func() {
+		g.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(g.cfg.DrainTimeout):
+		g.log.Warn("drain timed out; closing remaining sockets")
+		for _, c := range cs {
+			c.ws.Close()
+		}
+		<-done
+	}
+}
+
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	if len(g.cfg.AllowedOrigins) == 0 {
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+	for _, o := range g.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	g.metrics.rejected.WithLabelValues("origin").Inc()
+	return false
+}
+
+// clientIP is the peer address, or X-Real-IP when the peer is a local proxy (nginx in front of the node).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsPrivate()) {
+		if real := strings.TrimSpace(r.Header.Get("X-Real-IP")); real != "" && net.ParseIP(real) != nil {
+			return real
+		}
+	}
+	return host
+}
+
+// ServeHTTP upgrades to a WebSocket and serves the socket until it closes.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := clientIP(r)
+	g.mu.Lock()
+	reason := ""
+	switch {
+	case g.draining:
+		reason = "draining"
+	case len(g.conns) >= g.cfg.MaxConns:
+		reason = "max_conns"
+	case g.perIP[ip] >= g.cfg.MaxConnsPerIP:
+		reason = "max_conns_per_ip"
+	}
+	if reason == "" {
+		g.perIP[ip]++
+		g.handlers.Add(1)
+	}
+	g.mu.Unlock()
+	if reason != "" {
+		// Upgrade anyway when possible so the client gets a close code it understands (retry elsewhere).
+		g.metrics.rejected.WithLabelValues(reason).Inc()
+		ws, err := g.up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		code := protocol.CloseOverloaded
+		if reason == "draining" {
+			code = protocol.CloseDraining
+		}
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	defer g.handlers.Done()
+	defer func() {
+		g.mu.Lock()
+		if g.perIP[ip]--; g.perIP[ip] <= 0 {
+			delete(g.perIP, ip)
+		}
+		g.mu.Unlock()
+	}()
+	ws, err := g.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := newConn(g, ws)
+	g.mu.Lock()
+	if g.draining {
+		g.mu.Unlock()
+		c.closeWith(protocol.CloseDraining, "node draining")
+		ws.Close()
+		return
+	}
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	g.metrics.accepted.Inc()
+	g.metrics.sockets.Inc()
+	defer func() {
+		g.mu.Lock()
+		delete(g.conns, c)
+		g.mu.Unlock()
+		g.metrics.sockets.Dec()
+	}()
+	c.serve()
+}
+
+// newPlayerID draws a fresh player id.
+func newPlayerID() (string, error) { return session.NewPlayerID(rand.Reader) }
+
+// hub is one room's fan-out on this node: one relay listener, many sockets.
+type hub struct {
+	room    string
+	stop    func() // relay listener
+	release func() // room demand
+	conns   map[*conn]struct{}
+}
+
+// join adds c to its room's hub, creating the hub (relay listener, room demand) for the first socket.
+func (g *Gateway) join(c *conn, roomName string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h, ok := g.hubs[roomName]
+	if !ok {
+		h = &hub{room: roomName, conns: map[*conn]struct{}{}}
+		stop, err := g.rooms.Relay().Listen(roomName, func(_ string, pos fence.Position, data []byte) { g.fanout(h, pos, data) })
+		if err != nil {
+			return fmt.Errorf("listen to room %s: %w", roomName, err)
+		}
+		h.stop = stop
+		h.release = g.rooms.Want(roomName)
+		g.hubs[roomName] = h
+	}
+	h.conns[c] = struct{}{}
+	return nil
+}
+
+func (g *Gateway) leave(c *conn, roomName string) {
+	g.mu.Lock()
+	h, ok := g.hubs[roomName]
+	if !ok {
+		g.mu.Unlock()
+		return
+	}
+	delete(h.conns, c)
+	empty := len(h.conns) == 0
+	if empty {
+		delete(g.hubs, roomName)
+	}
+	g.mu.Unlock()
+	if empty {
+		h.stop()
+		h.release()
+	}
+}
+
+// fanout frames a tick once and offers it to every socket of the room. It runs on the relay's delivery
+// goroutine and never blocks.
+func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		return
+	}
+	t := &tickFrame{pos: pos, pm: pm, data: data, at: time.Now()}
+	g.mu.Lock()
+	cs := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.offerTick(t)
+	}
+}
+
+// claim makes c the player's socket on this node and returns the socket it replaces, if any.
+func (g *Gateway) claim(player string, c *conn) *conn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.players[player]
+	g.players[player] = c
+	return old
+}
+
+func (g *Gateway) unclaim(player string, c *conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.players[player] == c {
+		delete(g.players, player)
+	}
+}

@@ -1,0 +1,39 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	sockets        prometheus.Gauge
+	accepted       prometheus.Counter
+	rejected       *prometheus.CounterVec
+	closed         *prometheus.CounterVec
+	ticksSent      prometheus.Counter
+	ticksReplaced  prometheus.Counter
+	clientErrors   *prometheus.CounterVec
+	eventsAcked    prometheus.Counter
+	publishRetries prometheus.Counter
+	publishErrors  prometheus.Counter
+	publishDropped prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	ns := "tickmesh_gateway_"
+	return &metrics{
+		sockets:        prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "sockets", Help: "Open WebSocket connections."}),
+		accepted:       prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "connections_total", Help: "WebSocket connections upgraded."}),
+		rejected:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "rejected_total", Help: "Connections refused, by reason."}, []string{"reason"}),
+		closed:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "closed_total", Help: "Connections closed by the server, by close code."}, []string{"code"}),
+		ticksSent:      prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "ticks_sent_total", Help: "Tick frames written to sockets."}),
+		ticksReplaced:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "ticks_replaced_total", Help: "Unsent ticks replaced by a newer one (slow sockets)."}),
+		clientErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "client_errors_total", Help: "Error frames sent to clients, by code."}, []string{"code"}),
+		eventsAcked:    prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_acked_total", Help: "Player events acknowledged by JetStream."}),
+		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "event_publish_retries_total", Help: "Durable event publishes retried."}),
+		publishErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "event_publish_errors_total", Help: "Fast-path event publishes that failed."}),
+		publishDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_dropped_total", Help: "Events refused because the durable queue was full."}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.sockets, m.accepted, m.rejected, m.closed, m.ticksSent, m.ticksReplaced,
+		m.clientErrors, m.eventsAcked, m.publishRetries, m.publishErrors, m.publishDropped}
+}
