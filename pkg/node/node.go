@@ -336,9 +336,17 @@ func (n *Node) Kill() {
 func checkLeaseTTL(ctx context.Context, kv interface {
 	Status(context.Context) (jetstream.KeyValueStatus, error)
 }, want time.Duration) error {
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return fmt.Errorf("read owners bucket status: %w", err)
+	var st jetstream.KeyValueStatus
+	var err error
+	for attempt := 0; ; attempt++ {
+		// Right after several nodes created the bucket at once, its stream can be briefly unknown here.
+		if st, err = kv.Status(ctx); err == nil {
+			break
+		}
+		if attempt >= 20 || ctx.Err() != nil {
+			return fmt.Errorf("read owners bucket status: %w", err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	if got := st.TTL(); got != want {
 		return &config.Error{Setting: "-lease-ttl", Problem: fmt.Sprintf("%v, but the cluster's owners bucket has TTL %v: every node must use the same lease TTL", want, got)}

@@ -107,7 +107,8 @@ func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 
 func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A fresh cluster under -race on two cores may still be electing the INPUTS leader.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
 		_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, ev)

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsNeedNoSettings(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8080" || c.NATSAddr != "127.0.0.1:4222" || c.ClusterAddr != "" || c.ClusterName != "tickmesh" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.DataDir != filepath.Join("data", c.Name) || c.TickRate != 20 || c.LeaseTTL != 10*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	c, err := Load([]string{"-name", "n2", "-tick-rate", "30"}, env(map[string]string{"NODE_NAME": "n1", "TICK_RATE": "10", "HTTP_ADDR": ":9000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "n2" || c.TickRate != 30 || c.HTTPAddr != ":9000" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestRoutesAcceptHostPortAndURLs(t *testing.T) {
+	c, err := Load([]string{"-cluster", ":6222", "-routes", "a:6222, nats-route://u:p@b:6223"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 2 || c.Routes[0].Host != "a:6222" || c.Routes[1].User.Username() != "u" {
+		t.Fatalf("routes %v", c.Routes)
+	}
+}
+
+func TestBadSettingsNameTheSetting(t *testing.T) {
+	cases := []struct {
+		args    []string
+		env     map[string]string
+		setting string
+	}{
+		{[]string{"-bogus"}, nil, "-bogus"},
+		{[]string{"-tick-rate", "x"}, nil, "-tick-rate"},
+		{nil, map[string]string{"TICK_RATE": "x"}, "TICK_RATE"},
+		{[]string{"-cluster", ":6222", "-routes", "nohost"}, nil, "-routes"},
+		{[]string{"-cluster", ":6222", "-routes", "h:99999"}, nil, "-routes"},
+		{[]string{"-cluster", ":6222", "-routes", "http://h:1"}, nil, "-routes"},
+		{[]string{"-routes", "h:6222"}, nil, "-routes"},
+		{[]string{"-http", "8080"}, nil, "-http"},
+		{[]string{"-name", "Bad Name"}, nil, "-name"},
+		{[]string{"-lease-ttl", "1500ms"}, nil, "-lease-ttl"},
+		{[]string{"-tick-rate", "0"}, nil, "-tick-rate"},
+		{[]string{"-public-url", "ftp://x"}, nil, "-public-url"},
+		{[]string{"-nats-config", "/does/not/exist.conf"}, nil, "-nats-config"},
+		{nil, map[string]string{"CLUSTER_USER": "u"}, "CLUSTER_USER"},
+		{nil, map[string]string{"CLUSTER_TLS_CERT": "/missing.pem", "CLUSTER_TLS_KEY": "/missing.key"}, "CLUSTER_TLS_CERT"},
+		{nil, map[string]string{"SESSION_SECRET": "short"}, "SESSION_SECRET"},
+		{[]string{"-max-conns-per-ip", "50", "-max-conns", "10"}, nil, "-max-conns-per-ip"},
+		{[]string{"-steal-after", "20s"}, nil, "-steal-after"},
+		{[]string{"extra"}, nil, "arguments"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " ")+" "+strings.Join(keys(tc.env), ","), func(t *testing.T) {
+			_, err := Load(tc.args, env(tc.env))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a *config.Error", err)
+			}
+			if ce.Setting != tc.setting {
+				t.Fatalf("setting %q (%v), want %q", ce.Setting, err, tc.setting)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("message spans lines: %q", err)
+			}
+		})
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
