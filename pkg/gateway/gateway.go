@@ -221,8 +221,22 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 		return true // not a browser
 	}
 	if len(g.cfg.AllowedOrigins) == 0 {
+		// Same host: the page's host name is this node's, or another node's of the cluster (a page served by
+		// one node, or by nginx in front of them, fails over to the others). Ports are not compared.
 		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
+		if err != nil {
+			return false
+		}
+		if strings.EqualFold(u.Hostname(), hostOnly(r.Host)) {
+			return true
+		}
+		for _, n := range g.nodes() {
+			if nu, err := url.Parse(n.URL); err == nil && strings.EqualFold(nu.Hostname(), u.Hostname()) {
+				return true
+			}
+		}
+		g.metrics.rejected.WithLabelValues("origin").Inc()
+		return false
 	}
 	for _, o := range g.cfg.AllowedOrigins {
 		if o == "*" || strings.EqualFold(o, origin) {
@@ -231,6 +245,14 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 	}
 	g.metrics.rejected.WithLabelValues("origin").Inc()
 	return false
+}
+
+// hostOnly strips the port from a Host header value.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 // clientIP is the peer address, or X-Real-IP when the peer is a local proxy (nginx in front of the node).
@@ -322,7 +344,12 @@ type hub struct {
 	stop    func() // relay listener
 	release func() // room demand
 	conns   map[*conn]struct{}
+	ticks   uint64 // ticks fanned out (under Gateway.mu); every takeoverEvery-th is checked for newer connections
 }
+
+// takeoverEvery is how often (in ticks of a room) fanout looks for sockets whose player connected again through
+// another node.
+const takeoverEvery = 5
 
 // join adds c to its room's hub, creating the hub (relay listener, room demand) for the first socket.
 func (g *Gateway) join(c *conn, roomName string) error {
@@ -375,9 +402,39 @@ func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
 	for c := range h.conns {
 		cs = append(cs, c)
 	}
+	h.ticks++
+	check := h.ticks%takeoverEvery == 0
 	g.mu.Unlock()
+	if check {
+		closeTakenOver(cs, data)
+	}
 	for _, c := range cs {
 		c.offerTick(t)
+	}
+}
+
+// closeTakenOver closes, with CloseTakenOver, every socket of cs whose player's current connection in the tick
+// (players[].conn) is newer than the socket's own join: the player connected again, through another node (a
+// takeover on this node is handled by claim).
+func closeTakenOver(cs []*conn, data []byte) {
+	if len(cs) == 0 {
+		return
+	}
+	msg, err := protocol.DecodeServer(data)
+	if err != nil {
+		return
+	}
+	tk, ok := msg.(*protocol.Tick)
+	if !ok {
+		return
+	}
+	for _, c := range cs {
+		i, found := slices.BinarySearchFunc(tk.Players, c.player, func(p protocol.TickPlayer, id string) int {
+			return strings.Compare(p.ID, id)
+		})
+		if found && tk.Players[i].Conn > c.joinSeq {
+			c.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
+		}
 	}
 }
 
