@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,7 +50,9 @@ type Node struct {
 	registry *prometheus.Registry
 	mux      *http.ServeMux
 	httpSrv  *http.Server
-	parts    []part // long-running parts started by Run, in start order
+	serving  chan error  // the HTTP server's Serve result, started by New
+	started  atomic.Bool // setup done: the mux serves; before that, 503 (and /healthz 200)
+	parts    []part      // long-running parts started by Run, in start order
 }
 
 // part is a long-running component of the node.
@@ -76,13 +79,37 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error
 		ln.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, ln: ln, mesh: m, registry: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	n := &Node{cfg: cfg, log: log, ln: ln, mesh: m, registry: prometheus.NewRegistry(), mux: http.NewServeMux(),
+		serving: make(chan error, 1)}
+	n.httpSrv = &http.Server{
+		Handler:           http.HandlerFunc(n.serveHTTP),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	// Serve at once, so that a load balancer gets a quick 503 rather than a hanging connection while the node
+	// joins the cluster.
+	go func() { n.serving <- n.httpSrv.Serve(ln) }()
 	if err := n.setup(ctx); err != nil {
-		ln.Close()
+		n.httpSrv.Close()
+		<-n.serving
 		m.Shutdown(context.Background())
 		return nil, err
 	}
+	n.started.Store(true)
 	return n, nil
+}
+
+// serveHTTP answers 503 (and /healthz 200) until setup is done, then hands requests to the mux.
+func (n *Node) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if n.started.Load() {
+		n.mux.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == "/healthz" {
+		n.handleHealthz(w, r)
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, Readiness{Node: n.cfg.Name, Missing: []string{"starting: joining the cluster"}})
 }
 
 func portZero(addr string) bool {
@@ -179,11 +206,6 @@ func (n *Node) setup(ctx context.Context) error {
 	n.mux.HandleFunc("GET /api/cluster", n.handleCluster)
 	n.mux.Handle("GET /ws", n.gateway)
 	n.mux.Handle("GET /", frontend.Handler())
-	n.httpSrv = &http.Server{
-		Handler:           n.mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-	}
 	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run}, part{"gateway", n.gateway.Run})
 	return nil
 }
@@ -258,7 +280,7 @@ func (n *Node) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error {
-		if err := n.httpSrv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := <-n.serving; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
 		return nil
@@ -284,7 +306,8 @@ func (n *Node) Run(ctx context.Context) error {
 
 // Close releases what New acquired when Run is never called.
 func (n *Node) Close() {
-	n.ln.Close()
+	n.httpSrv.Close()
+	<-n.serving
 	n.mesh.Shutdown(context.Background())
 }
 
@@ -328,7 +351,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // to stand for SIGKILL. Run then returns once its parts notice.
 func (n *Node) Kill() {
 	n.mesh.Kill()
-	n.ln.Close()
+	n.httpSrv.Close()
+	n.gateway.Kill()
 }
 
 // checkLeaseTTL fails when the owners bucket exists with another TTL than -lease-ttl: every node must agree on

@@ -26,13 +26,19 @@ type prober struct {
 	m       *mesh.Mesh
 	streams []string
 
-	mu      sync.Mutex
-	leaders map[string]string // stream → leader name ("" = no leader or not usable)
-	probed  bool
+	mu       sync.Mutex
+	leaders  map[string]string    // stream → leader name ("" = no leader or not usable)
+	lastSeen map[string]time.Time // stream → last probe that found a leader
+	probed   bool
 }
 
+// leaderGrace is how long a stream that had a leader may be leaderless before the node reports unready: a
+// Raft election after a peer's death takes 4-9 s, and during it the node still serves (the owner rides through
+// it, inputs flow over core NATS). A stream never seen with a leader counts at once.
+const leaderGrace = 10 * time.Second
+
 func newProber(m *mesh.Mesh, streams []string) *prober {
-	return &prober{m: m, streams: streams, leaders: map[string]string{}}
+	return &prober{m: m, streams: streams, leaders: map[string]string{}, lastSeen: map[string]time.Time{}}
 }
 
 func (p *prober) Run(ctx context.Context) error {
@@ -66,8 +72,14 @@ func (p *prober) probe(ctx context.Context) {
 			res[name] = info.Cluster.Leader
 		}
 	}
+	now := time.Now()
 	p.mu.Lock()
 	p.leaders = res
+	for name, leader := range res {
+		if leader != "" {
+			p.lastSeen[name] = now
+		}
+	}
 	p.probed = true
 	p.mu.Unlock()
 }
@@ -95,12 +107,19 @@ func (p *prober) readiness() Readiness {
 	for k, v := range p.leaders {
 		r.Streams[k] = v
 	}
+	seen := make(map[string]time.Time, len(p.lastSeen))
+	for k, v := range p.lastSeen {
+		seen[k] = v
+	}
 	p.mu.Unlock()
 	if !probed {
 		r.Missing = append(r.Missing, "streams not checked yet")
 	}
 	for _, name := range p.streams {
-		if probed && r.Streams[name] == "" {
+		if !probed || r.Streams[name] != "" {
+			continue
+		}
+		if last, ok := seen[name]; !ok || time.Since(last) > leaderGrace {
 			r.Missing = append(r.Missing, "stream "+name+" not usable (no leader)")
 		}
 	}

@@ -1,0 +1,106 @@
+// Command localcluster runs a local three-node Tickmesh cluster for development, behind nginx when it is
+// installed, and pokes at it: the Taskfile's `task up`, `task kill -- n2` and friends call it.
+//
+//	localcluster up [-nginx auto|on|off] [-bin bin/tickmesh-node]   start n1..n3 (and nginx), wait until signalled
+//	localcluster down                                              stop everything this checkout started
+//	localcluster kill|stop|start|freeze|thaw <node>                 SIGKILL, SIGTERM, restart, SIGSTOP, SIGCONT
+//	localcluster status                                            each process: alive? /readyz?
+//	localcluster owner                                             rooms, owners and epochs (GET /api/cluster)
+//
+// Every command takes -dir (state directory, default .tickmesh) and the port flags -base-http, -base-nats,
+// -base-route and -nginx-port; node i (1-based) listens on base+i-1. `up` records the settings it used in
+// <dir>/cluster.json, which the other commands read, so they need no flags but -dir.
+//
+// Layout under <dir>: data/<node> (JetStream), logs/<node>.log and logs/nginx.log, run/<name>.pid (one per
+// running process, nginx included), nginx/ (nginx's prefix: generated nginx.conf, its pid file, error and access
+// logs, temp directories). Each process runs in its own process group, so a Ctrl-C in the terminal reaches only
+// `up`, which then stops them all: SIGTERM, and SIGKILL after 10 s. A pid file counts only while its process is
+// alive and still the one started here (its command line names this checkout's data or nginx directory), so
+// stale files never make a command signal an unrelated process.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "localcluster: %v\n\n%s", err, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: localcluster <command> [flags] [node]
+
+commands:
+  up       start n1..n3 (and nginx as load balancer when installed), wait for readiness, run until Ctrl-C
+  down     stop every process recorded in <dir>/run (SIGTERM, SIGKILL after 10 s)
+  kill     SIGKILL a node            stop   SIGTERM a node and wait
+  start    start a stopped node      status each process and its /readyz
+  freeze   SIGSTOP a node            thaw   SIGCONT a node
+  owner    rooms with their owner and epoch (GET /api/cluster)
+
+flags (every command):
+  -dir .tickmesh       state directory (data, logs, pid files, nginx prefix)
+  -base-http 8081      node i listens for HTTP on 127.0.0.1:base+i-1
+  -base-nats 4222      NATS client ports
+  -base-route 6222     NATS route ports
+  -nginx-port 8080     load balancer port
+flags (up, start):
+  -bin bin/tickmesh-node   node binary
+flags (up):
+  -nginx auto          auto: use nginx when installed; on: require it; off: no load balancer
+  -ready-timeout 90s   how long to wait for every node's /readyz
+`
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErr(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// run executes one command. ctx ends when the process is asked to stop (SIGINT, SIGTERM).
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cmd, err := parseArgs(args)
+	if err != nil {
+		return err
+	}
+	if cmd.name == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	c, err := loadCluster(cmd)
+	if err != nil {
+		return err
+	}
+	switch cmd.name {
+	case "up":
+		return up(ctx, c, cmd.opts, stdout)
+	case "down":
+		return down(ctx, c, stdout)
+	case "kill", "stop", "freeze", "thaw":
+		return signalNode(ctx, c, cmd.name, cmd.node, stdout)
+	case "start":
+		return startNode(c, cmd.node, stdout)
+	case "status":
+		return status(c, stdout)
+	case "owner":
+		return owner(c, stdout)
+	}
+	return usageErr("unknown command %q", cmd.name)
+}
