@@ -215,6 +215,20 @@ func (g *Gateway) Drain() {
 	}
 }
 
+// Kill drops every socket without a close frame, as a crashed process would (tests use it).
+func (g *Gateway) Kill() {
+	g.mu.Lock()
+	g.draining = true
+	cs := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		cs = append(cs, c)
+	}
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.ws.NetConn().Close()
+	}
+}
+
 func (g *Gateway) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
