@@ -292,3 +292,57 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 		return ok
 	})
 }
+
+func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	owner(t, c, 0)
+	rooms := []string{"alpha", "beta", "gamma-2"}
+	for _, m := range c.Members() {
+		for _, r := range rooms {
+			t.Cleanup(m.Node.Rooms().Want(r))
+		}
+	}
+	n1 := c.Member("n1").Node
+	for _, r := range rooms {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			_, err := room.Publish(ctx, n1.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("join %s: %v", r, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+	}
+	// Every room gets an owner (any node, possibly the same one for several rooms) and ticks its own state.
+	for _, r := range rooms {
+		var got protocol.Tick
+		stop, err := n1.Rooms().Relay().Listen(r, func(_ string, _ fence.Position, data []byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodetest.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
+			data, _ := n1.Rooms().Relay().Last(r)
+			if data == nil {
+				return false
+			}
+			msg, err := protocol.DecodeServer(data)
+			if err != nil {
+				return false
+			}
+			got = *msg.(*protocol.Tick)
+			_, ok := player(got, "p-"+r)
+			return ok && got.Room == r && len(got.Players) == 1
+		})
+		stop()
+		if o, e := n1.Rooms().Owner(r); o == "" || e == 0 {
+			t.Fatalf("room %s has no lease: %q %d", r, o, e)
+		}
+	}
+	if got := len(n1.Rooms().Rooms()); got != len(rooms)+1 {
+		t.Fatalf("/api/cluster would list %d rooms, want %d", got, len(rooms)+1)
+	}
+}
