@@ -95,7 +95,7 @@ func Default() Config {
 		TickRate:         20,
 		LeaseTTL:         10 * time.Second,
 		SnapshotInterval: time.Second,
-		StealAfter:       300 * time.Millisecond,
+		StealAfter:       500 * time.Millisecond,
 		Grace:            15 * time.Second,
 		MaxConns:         20000,
 		MaxConnsPerIP:    200,

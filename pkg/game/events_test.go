@@ -42,13 +42,34 @@ func TestDuplicateJoinIsIgnored(t *testing.T) {
 	mustIgnore(t, s, cfg, joinEv("p", 5, "mallory"))
 }
 
-func TestJoinAtOrBelowAckIsIgnored(t *testing.T) {
+func TestJoinOfTheCurrentOrAnOlderConnectionIsIgnored(t *testing.T) {
 	cfg := game.DefaultConfig()
 	s := game.NewState(1)
 	mustApply(t, s, cfg, joinEv("p", 5, "alice"))
 	mustApply(t, s, cfg, inputEv("p", 9, game.KeyUp))
-	for _, seq := range []uint64{1, 5, 8, 9} {
+	for _, seq := range []uint64{1, 4, 5} {
 		mustIgnore(t, s, cfg, joinEv("p", seq, "bob"))
+	}
+}
+
+func TestJoinOvertakenByItsInputsMovesTheConnectionAndKeepsTheirKeys(t *testing.T) {
+	cfg := game.DefaultConfig()
+	s := game.NewState(1)
+	mustApply(t, s, cfg, joinEv("p", 5, "alice"))
+	mustApply(t, s, cfg, leaveEv("p", 5))
+	// The new connection's join (seq 8) arrives after its first inputs (9, 10) around an owner change.
+	mustApply(t, s, cfg, inputEv("p", 9, game.KeyUp))
+	mustApply(t, s, cfg, inputEv("p", 10, game.KeyRight))
+	mustApply(t, s, cfg, joinEv("p", 8, "alice"))
+	p := player(t, s, "p")
+	if !p.Online || p.Conn != 8 || p.Ack != 10 {
+		t.Fatalf("player = %+v, want online on conn 8 with ack 10", p)
+	}
+	mustIgnore(t, s, cfg, joinEv("p", 8, "alice"))        // replayed
+	mustIgnore(t, s, cfg, leaveEv("p", 5))                // the old connection's leave, replayed
+	mustApply(t, s, cfg, inputEv("p", 11, game.KeyRight)) // and the connection's inputs now move it
+	if p := player(t, s, "p"); p.Keys != game.KeyRight || p.VX == 0 {
+		t.Fatalf("player = %+v, want moving right", p)
 	}
 }
 
@@ -176,7 +197,7 @@ func TestInputWhileOfflineConsumesSeqButDoesNotMove(t *testing.T) {
 	if p := player(t, s, "p"); p.Ack != 2 || p.Keys != 0 || p.X != 500 || p.Online {
 		t.Fatalf("player = %+v, want offline at rest with ack 2", p)
 	}
-	mustIgnore(t, s, cfg, joinEv("p", 2, "")) // seq 2 was consumed
+	mustIgnore(t, s, cfg, joinEv("p", 1, "")) // the old connection's join, replayed
 }
 
 func TestOfflinePlayerIsRemovedAfterGrace(t *testing.T) {

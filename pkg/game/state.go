@@ -104,9 +104,11 @@ func (s *State) findGone(id string) (int, bool) {
 //   - join(seq s, name): for an absent player, ignored if its tombstone has
 //     Ack >= s (a stale replay); otherwise the player is added at Spawn,
 //     online, with Ack = Conn = s, and its tombstone is dropped. For a present
-//     player, ignored if s <= Ack; otherwise it is (re)connected: Ack = Conn = s,
-//     Online, AwaySince = 0, Keys and velocity cleared (a new connection holds
-//     no keys yet) and Name set when the event carries one.
+//     player, ignored if s <= Conn (that connection or an older one); otherwise
+//     it is (re)connected: Conn = s, Online, AwaySince = 0, Name set when the
+//     event carries one, and, unless inputs with higher seqs were applied
+//     before it (s <= Ack: they overtook their join), Ack = s and Keys and
+//     velocity cleared (a new connection holds no keys yet).
 //   - input(seq s, keys): for a present player with s > Ack, Ack = s and, when
 //     the player is online, Keys = keys and the velocity follows. An input of
 //     an offline player (one that arrived after its leave) only consumes its
@@ -139,12 +141,18 @@ func (s *State) join(cfg Config, ev Event) (bool, error) {
 	i, ok := s.find(ev.Player)
 	if ok {
 		p := &s.Players[i]
-		if ev.Seq <= p.Ack {
-			return false, nil
+		if ev.Seq <= p.Conn {
+			return false, nil // this connection or an older one: already applied or superseded
 		}
-		p.Ack, p.Conn = ev.Seq, ev.Seq
+		// A newer connection. Its own inputs may have overtaken it (they travel on two paths around an owner
+		// change): then Ack is already past its seq, and it only moves the connection, keeping their keys.
+		late := ev.Seq <= p.Ack
+		p.Conn = ev.Seq
 		p.Online, p.AwaySince = true, 0
-		p.Keys, p.VX, p.VY = 0, 0, 0
+		if !late {
+			p.Ack = ev.Seq
+			p.Keys, p.VX, p.VY = 0, 0, 0
+		}
 		if ev.Name != "" {
 			p.Name = ev.Name
 		}

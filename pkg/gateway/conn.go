@@ -73,7 +73,7 @@ func (c *conn) offerTick(t *tickFrame) {
 		c.mu.Unlock()
 		return
 	}
-	if t.pos.Epoch < c.lastSent.Epoch || (t.pos.Epoch == c.lastSent.Epoch && t.pos.Seq <= c.lastSent.Seq) {
+	if !after(t.pos, c.lastSent) || (c.tick != nil && !after(t.pos, c.tick.pos)) {
 		c.mu.Unlock()
 		return
 	}
@@ -92,6 +92,11 @@ func (c *conn) offerTick(t *tickFrame) {
 		return
 	}
 	c.signal()
+}
+
+// after reports whether a comes after b in tick order (epoch first, then seq).
+func after(a, b fence.Position) bool {
+	return a.Epoch > b.Epoch || (a.Epoch == b.Epoch && a.Seq > b.Seq)
 }
 
 // control queues a control frame; too many pending closes the socket as too slow.
@@ -216,6 +221,19 @@ func (c *conn) serve() {
 	c.ws.SetReadLimit(cfg.ReadLimit)
 	go c.writer()
 	defer func() {
+		// A close the server asked for (closeWith) is written by the writer after the frames queued before it
+		// (an error, say): let it finish, within its write deadline, before cutting the socket.
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			t := time.NewTimer(cfg.WriteTimeout + time.Second)
+			select {
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		c.ws.Close()
 		<-c.done
 	}()
@@ -233,12 +251,18 @@ func (c *conn) serve() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	var hello *protocol.Hello
 	for hello == nil {
-		_, data, err := c.ws.ReadMessage()
+		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
 				c.closeWith(protocol.CloseIdle, "no hello")
 			}
 			return
+		}
+		if mt != websocket.TextMessage {
+			if !fail(protocol.CodeBadJSON, "binary frames are not accepted") {
+				return
+			}
+			continue
 		}
 		msg, err := protocol.DecodeClient(data)
 		if err != nil {
@@ -278,7 +302,7 @@ func (c *conn) serve() {
 	var lastLimited time.Time
 	var forwarded uint64 = c.joinSeq
 	for {
-		_, data, err := c.ws.ReadMessage()
+		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
 				c.closeWith(protocol.CloseIdle, "idle")
@@ -295,6 +319,12 @@ func (c *conn) serve() {
 			}
 			if errs.add(now) {
 				c.closeWith(protocol.CloseTooManyErrors, "too many errors")
+				return
+			}
+			continue
+		}
+		if mt != websocket.TextMessage {
+			if !fail(protocol.CodeBadJSON, "binary frames are not accepted") {
 				return
 			}
 			continue
@@ -336,7 +366,7 @@ func (c *conn) serve() {
 func (c *conn) start(h *protocol.Hello) bool {
 	g := c.g
 	roomName := h.RoomName()
-	player, token := "", h.Resume
+	player := ""
 	if h.Resume != "" {
 		claims, err := g.signer.Verify(h.Resume)
 		if err != nil {
@@ -352,8 +382,9 @@ func (c *conn) start(h *protocol.Hello) bool {
 			return false
 		}
 		player = id
-		token = g.signer.Issue(player, time.Now())
 	}
+	// Every welcome carries a fresh token, so that an active player's token does not expire.
+	token := g.signer.Issue(player, time.Now())
 	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
 
 	if old := g.claim(player, c); old != nil && old != c {

@@ -419,11 +419,13 @@ func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
 	h.ticks++
 	check := h.ticks%takeoverEvery == 0
 	g.mu.Unlock()
-	if check {
-		closeTakenOver(cs, data)
-	}
 	for _, c := range cs {
 		c.offerTick(t)
+	}
+	if check {
+		// After the offers: decoding a big tick must not hold this tick back (nor let the next one catch up
+		// with it in the sockets' one-slot queues).
+		closeTakenOver(cs, data)
 	}
 }
 

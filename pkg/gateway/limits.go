@@ -13,12 +13,13 @@ func newBucket(rate float64, burst int, now time.Time) *bucket {
 	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
 }
 
-// allow takes one token if there is one.
+// allow takes one token if there is one. A now before the latest time seen adds nothing (and does not move the
+// refill point back, which would count the same interval twice).
 func (b *bucket) allow(now time.Time) bool {
 	if d := now.Sub(b.last).Seconds(); d > 0 {
 		b.tokens = min(b.burst, b.tokens+d*b.rate)
+		b.last = now
 	}
-	b.last = now
 	if b.tokens < 1 {
 		return false
 	}

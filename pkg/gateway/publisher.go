@@ -54,7 +54,8 @@ func (p *publisher) msg(e event) (*nats.Msg, error) {
 }
 
 // send publishes e on the fast path and queues it for the durable path. It never blocks: when the durable
-// queue is full it reports false (the caller answers with an error; the client resends).
+// queue is full it reports false (the event went out on the fast path, but will not be retried until acknowledged;
+// the caller tells the client, which resends its latest input).
 func (p *publisher) send(e event) bool {
 	m, err := p.msg(e)
 	if err != nil {
@@ -88,60 +89,122 @@ func (p *publisher) run(ctx context.Context) {
 	wg.Wait()
 }
 
+// window bounds the durable publishes a worker has in flight.
+const window = 512
+
+// pending is a durable publish in flight.
+type pending struct {
+	e     event
+	m     *nats.Msg
+	f     jetstream.PubAckFuture // nil: not sent yet (retry due)
+	start time.Time
+	retry time.Time // when to send again after a failure
+}
+
+// work keeps up to window publishes of its queue in flight (asynchronously: a stream leader's round trip does
+// not limit the rate) and retries failures with the same message id until acknowledged, ctx ends or giveUp.
 func (p *publisher) work(ctx context.Context, q chan event) {
-	for {
-		select {
-		case <-ctx.Done():
-			// Leave events of sockets closed by the drain come last: give them a moment.
-			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			for {
-				select {
-				case e := <-q:
-					p.durable(flush, e)
-					continue
-				default:
-				}
-				break
-			}
-			cancel()
+	var inflight []*pending
+	retryTimer := time.NewTimer(time.Hour)
+	defer retryTimer.Stop()
+	recheck := time.NewTicker(100 * time.Millisecond) // drain deadline and due retries
+	defer recheck.Stop()
+	send := func(pd *pending) {
+		f, err := p.js.PublishMsgAsync(pd.m)
+		if err != nil {
+			pd.f, pd.retry = nil, time.Now().Add(100*time.Millisecond)
+			p.metrics.publishRetries.Inc()
 			return
-		case e := <-q:
-			p.durable(ctx, e)
+		}
+		pd.f = f
+	}
+	fail := func(pd *pending, err error) bool {
+		p.metrics.publishRetries.Inc()
+		if time.Since(pd.start) > p.giveUp || errors.Is(err, jetstream.ErrStreamNotFound) {
+			p.log.Warn("giving up on an event", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind, "err", err)
+			if pd.e.acked != nil {
+				pd.e.acked(false)
+			}
+			return false
+		}
+		pd.f, pd.retry = nil, time.Now().Add(100*time.Millisecond)
+		return true
+	}
+	draining := false
+	var drainUntil time.Time
+	for {
+		if draining && (len(inflight) == 0 && len(q) == 0 || time.Now().After(drainUntil)) {
+			for _, pd := range inflight {
+				p.log.Warn("event not acknowledged before shutdown", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind)
+			}
+			return
+		}
+		// Resend what is due; wait on the oldest publish in flight.
+		var okC <-chan *jetstream.PubAck
+		var errC <-chan error
+		var head *pending
+		nextRetry := time.Time{}
+		for _, pd := range inflight {
+			if pd.f == nil {
+				if !time.Now().Before(pd.retry) {
+					send(pd)
+				} else if nextRetry.IsZero() || pd.retry.Before(nextRetry) {
+					nextRetry = pd.retry
+				}
+			}
+			if pd.f != nil && head == nil {
+				head = pd
+			}
+		}
+		if head != nil {
+			okC, errC = head.f.Ok(), head.f.Err()
+		}
+		if !nextRetry.IsZero() {
+			retryTimer.Reset(time.Until(nextRetry))
+		} else {
+			retryTimer.Reset(time.Hour)
+		}
+		var in <-chan event
+		if len(inflight) < window {
+			in = q
+		}
+		done := ctx.Done()
+		if draining {
+			done = nil
+		}
+		select {
+		case <-done:
+			// Leave events of sockets closed by the drain come last: give them a moment.
+			draining, drainUntil = true, time.Now().Add(time.Second)
+		case e := <-in:
+			m, err := p.msg(e)
+			if err != nil {
+				continue
+			}
+			pd := &pending{e: e, m: m, start: time.Now()}
+			send(pd)
+			inflight = append(inflight, pd)
+		case <-okC:
+			p.metrics.eventsAcked.Inc()
+			if head.e.acked != nil {
+				head.e.acked(true)
+			}
+			inflight = remove(inflight, head)
+		case err := <-errC:
+			if !fail(head, err) {
+				inflight = remove(inflight, head)
+			}
+		case <-retryTimer.C:
+		case <-recheck.C:
 		}
 	}
 }
 
-// durable publishes e to JetStream until it is acknowledged, ctx ends or giveUp passes.
-func (p *publisher) durable(ctx context.Context, e event) {
-	m, err := p.msg(e)
-	if err != nil {
-		return
-	}
-	start := time.Now()
-	for attempt := 0; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		_, err := p.js.PublishMsg(actx, m)
-		cancel()
-		if err == nil {
-			p.metrics.eventsAcked.Inc()
-			if e.acked != nil {
-				e.acked(true)
-			}
-			return
-		}
-		p.metrics.publishRetries.Inc()
-		if ctx.Err() != nil || time.Since(start) > p.giveUp || errors.Is(err, jetstream.ErrStreamNotFound) {
-			p.log.Warn("giving up on an event", "room", e.room, "player", e.ev.Player, "kind", e.ev.Kind, "err", err)
-			if e.acked != nil {
-				e.acked(false)
-			}
-			return
-		}
-		t := time.NewTimer(min(50*time.Millisecond<<min(attempt, 4), time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
+func remove(s []*pending, pd *pending) []*pending {
+	for i, x := range s {
+		if x == pd {
+			return append(s[:i], s[i+1:]...)
 		}
 	}
+	return s
 }

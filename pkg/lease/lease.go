@@ -42,6 +42,7 @@ var (
 
 // KV is the part of a JetStream key-value bucket a lease needs.
 type KV interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
 	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
 	Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 	Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error
@@ -122,7 +123,8 @@ type Lease struct {
 	val Value
 	cfg Config
 
-	mu       sync.Mutex // serialises renewals; guards rev and deadline
+	renewMu  sync.Mutex // serialises renewals and release (held across the KV round trip)
+	mu       sync.Mutex // guards rev and deadline (never held across I/O, so Valid never waits)
 	rev      uint64
 	deadline time.Time
 }
@@ -214,32 +216,56 @@ func (l *Lease) Valid() bool {
 
 // Renew extends the lease by CAS on the held revision. ErrLost means step down now; any other error is an
 // unknown outcome to retry until the deadline.
+//
+// A renewal whose reply was lost may still have been written: the next CAS then fails although the key holds our
+// own value. Renew tells the two apart by reading the key: when it holds our value (node and epoch, which no
+// other holder shares) it adopts that revision and returns an unknown-outcome error without extending the
+// deadline, so the next renewal succeeds. A stale read can only make us retry with a revision that fails again;
+// the deadline, extended only by a successful CAS, still bounds how long we act.
 func (l *Lease) Renew(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.renewMu.Lock()
+	defer l.renewMu.Unlock()
 	b, _ := json.Marshal(l.val)
+	l.mu.Lock()
+	rev := l.rev
+	l.mu.Unlock()
 	sent := l.cfg.Now()
-	rev, err := l.kv.Update(ctx, l.key, b, l.rev)
+	newRev, err := l.kv.Update(ctx, l.key, b, rev)
 	if err != nil {
 		if IsTaken(err) {
+			if cur, gerr := l.kv.Get(ctx, l.key); gerr == nil {
+				if v, perr := Parse(cur.Value()); perr == nil && v.Node == l.val.Node && v.Epoch == l.val.Epoch {
+					l.mu.Lock()
+					if cur.Revision() > l.rev {
+						l.rev = cur.Revision()
+					}
+					l.mu.Unlock()
+					return fmt.Errorf("renew lease %s: an earlier renewal was written after all; retrying at revision %d", l.key, cur.Revision())
+				}
+			}
 			return fmt.Errorf("renew lease %s: %w (%v)", l.key, ErrLost, err)
 		}
 		return fmt.Errorf("renew lease %s: %w", l.key, err)
 	}
-	l.rev = rev
+	l.mu.Lock()
+	l.rev = newRev
 	if d := sent.Add(l.cfg.TTL - l.cfg.Margin); d.After(l.deadline) {
 		l.deadline = d
 	}
+	l.mu.Unlock()
 	return nil
 }
 
 // Release deletes the key at the held revision, so the next holder can start at once. It does nothing to a key
 // that somebody else already holds.
 func (l *Lease) Release(ctx context.Context) error {
+	l.renewMu.Lock()
+	defer l.renewMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.deadline = time.Time{}
-	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+	rev := l.rev
+	l.mu.Unlock()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
 		if IsTaken(err) {
 			return nil
 		}

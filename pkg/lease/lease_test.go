@@ -118,11 +118,18 @@ func TestUnrenewedLeaseExpiresAndHoldStopsTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Someone else takes over: Hold must cancel the work with ErrLost.
+	// Hold must cancel the work with ErrLost when someone else takes over (retrying: the holder's renewals keep moving the revision).
+	stolen := make(chan struct{})
 	go func() {
+		defer close(stolen)
 		time.Sleep(300 * time.Millisecond)
-		lease.Takeover(ctx, kvs[1], "r", lease.Value{Node: "n2", Epoch: 2}, l.Revision(), cfg)
+		for range 100 {
+			if _, err := lease.Takeover(ctx, kvs[1], "r", lease.Value{Node: "n2", Epoch: 2}, l.Revision(), cfg); err == nil {
+				return
+			}
+		}
 	}()
+	defer func() { <-stolen }()
 	cause := l.Hold(ctx, lease.HoldConfig{}, func(wctx context.Context) error {
 		<-wctx.Done()
 		return nil

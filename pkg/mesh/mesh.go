@@ -95,7 +95,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Mesh, err
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("connect in-process: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	// Async publishes (the gateway's durable event path) fail after 2 s without an ack and are retried by the
+	// caller; without a timeout a publish lost with a stream leader would wait forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(2*time.Second), jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()

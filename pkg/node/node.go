@@ -362,12 +362,12 @@ func checkLeaseTTL(ctx context.Context, kv interface {
 }, want time.Duration) error {
 	var st jetstream.KeyValueStatus
 	var err error
-	for attempt := 0; ; attempt++ {
+	for {
 		// Right after several nodes created the bucket at once, its stream can be briefly unknown here.
 		if st, err = kv.Status(ctx); err == nil {
 			break
 		}
-		if attempt >= 20 || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return fmt.Errorf("read owners bucket status: %w", err)
 		}
 		time.Sleep(250 * time.Millisecond)

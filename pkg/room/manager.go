@@ -490,7 +490,14 @@ var placedStreams = []string{"KV_" + OwnersBucket, "KV_" + SnapshotsBucket, Inpu
 // keepPlacement moves the leaders of the ownership streams off this node while it owns rooms.
 func (m *Manager) keepPlacement(ctx context.Context) {
 	m.mu.Lock()
-	owns := len(m.owned) > 0
+	// Only rooms the owners bucket also shows as ours: a superseded owner that has not noticed yet must not
+	// move leaders around the real owner.
+	owns := false
+	for room, epoch := range m.owned {
+		if h := m.holders[room]; h.val.Node == m.cfg.Node && h.val.Epoch == epoch {
+			owns = true
+		}
+	}
 	busy := map[string]bool{}
 	for _, h := range m.holders {
 		busy[h.val.Node] = true

@@ -91,15 +91,16 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 		fcancel()
 		wg.Wait()
 	}()
+	if err := t.replay(ctx); err != nil {
+		return err
+	}
 	streamEvents := make(chan inbound, 1024)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		m.follow(fctx, room, t.inputSeq+1, streamEvents)
 	}()
-	if err := t.replay(ctx, streamEvents, events); err != nil {
-		return err
-	}
+	t.drain(events, streamEvents)
 	if err := t.writeSnapshot(ctx, true); err != nil {
 		return err
 	}
@@ -117,6 +118,13 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 	period := time.Second / time.Duration(m.cfg.TickRate)
 	ticker := time.NewTicker(period)
 	defer ticker.Stop()
+	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see.
+	t.drain(events, streamEvents)
+	t.state.Step(m.cfg.Game)
+	if err := t.publish(time.Now()); err != nil {
+		m.metrics.publishErrors.WithLabelValues(room).Inc()
+	}
+	m.metrics.ticks.WithLabelValues(room).Inc()
 	lastTick := time.Now()
 	lastOffer := time.Now()
 	var emptySince time.Time
@@ -228,11 +236,15 @@ func (t *term) restore(snap *Snapshot, snapRev uint64) error {
 	return nil
 }
 
-// replay applies the stream's events after the snapshot until it reaches the last one stored when the term
-// began, or ReplayWait passes (the follower keeps applying afterwards; events are idempotent).
-func (t *term) replay(ctx context.Context, stream, live chan inbound) error {
+// replay applies the stream's events stored after the snapshot, up to the last one stored when the term began.
+// It reads them with direct gets (next message of the room's subject at or after a sequence), which any
+// replica answers: no consumer, so neither a consumer's creation nor the JetStream meta leader (whose loss delays
+// consumer creation by seconds) stands in the way of a takeover. It gives up after ReplayWait; the follower then
+// applies the rest (events are idempotent).
+func (t *term) replay(ctx context.Context) error {
+	subj := InputSubject(t.room)
 	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	last, err := t.m.inputs.GetLastMsgForSubject(lctx, InputSubject(t.room))
+	last, err := t.m.inputs.GetLastMsgForSubject(lctx, subj)
 	cancel()
 	var target uint64
 	switch {
@@ -241,26 +253,33 @@ func (t *term) replay(ctx context.Context, stream, live chan inbound) error {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil
 	default:
-		t.m.log.Warn("replay: cannot read the input stream's position; continuing without waiting", "room", t.room, "err", err)
+		t.m.log.Warn("replay: cannot read the input stream's position; the follower will catch up", "room", t.room, "err", err)
 		return nil
 	}
-	if target <= t.inputSeq {
-		return nil
-	}
-	timeout := time.NewTimer(t.m.cfg.ReplayWait)
-	defer timeout.Stop()
-	for t.inputSeq < target {
-		select {
-		case <-ctx.Done():
+	giveUp := time.Now().Add(t.m.cfg.ReplayWait)
+	for seq := t.inputSeq + 1; seq <= target; {
+		if ctx.Err() != nil {
 			return context.Cause(ctx)
-		case <-timeout.C:
-			t.m.log.Warn("replay: input stream slow; starting before replay finished", "room", t.room, "at", t.inputSeq, "target", target)
-			return nil
-		case in := <-stream:
-			t.apply(in)
-		case in := <-live:
-			t.apply(in)
 		}
+		if time.Now().After(giveUp) {
+			t.m.log.Warn("replay: input stream slow; the follower will catch up", "room", t.room, "at", t.inputSeq, "target", target)
+			return nil
+		}
+		gctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		msg, err := t.m.inputs.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			continue
+		}
+		var ev game.Event
+		if json.Unmarshal(msg.Data, &ev) != nil {
+			ev = game.Event{}
+		}
+		t.apply(inbound{ev: ev, streamSeq: msg.Sequence})
+		seq = msg.Sequence + 1
 	}
 	return nil
 }
@@ -374,6 +393,14 @@ func (t *term) write(ctx context.Context, s *Snapshot) error {
 	}
 	if err != nil {
 		if lease.IsTaken(err) {
+			// A write whose reply was lost may have landed: if the stored snapshot is this term's own, adopt its
+			// revision and try again next time; otherwise a newer owner wrote it.
+			if cur, rev, gerr := t.m.readSnapshot(ctx, t.room); gerr == nil && cur != nil && cur.Epoch == s.Epoch && cur.Owner == s.Owner {
+				t.wmu.Lock()
+				t.snapRev = max(t.snapRev, rev)
+				t.wmu.Unlock()
+				return fmt.Errorf("write snapshot of %s: an earlier write landed after all; retrying at revision %d", t.room, rev)
+			}
 			return fmt.Errorf("write snapshot of %s: %w", t.room, ErrSuperseded)
 		}
 		return fmt.Errorf("write snapshot of %s: %w", t.room, err)
@@ -445,38 +472,47 @@ func (m *Manager) readSnapshot(ctx context.Context, room string) (*Snapshot, uin
 	return s, e.Revision(), nil
 }
 
-// follow delivers the room's stream events from start on, in order, until ctx ends. An ordered consumer
-// recreates itself after failures (a lost stream leader) and resumes where it was.
+// follow delivers the room's stream events from start on, in order, until ctx ends. It is an ordered consumer
+// of its own (nats.go's OrderedConsumer recreates its consumer with 10 s timeouts that ignore our context, which
+// kept a superseded owner around for 20 s): an ephemeral, unacknowledged, in-memory consumer from the next
+// sequence, recreated from where it was whenever its heartbeats stop or its delivery has a gap.
 func (m *Manager) follow(ctx context.Context, room string, start uint64, out chan<- inbound) {
 	for ctx.Err() == nil {
-		cons, err := m.js.OrderedConsumer(ctx, InputsStream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{InputSubject(room)},
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    start,
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cons, err := m.js.CreateConsumer(cctx, InputsStream, jetstream.ConsumerConfig{
+			FilterSubject:     InputSubject(room),
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       start,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: 10 * time.Second,
+			MemoryStorage:     true,
+			Replicas:          1,
 		})
+		cancel()
 		if err != nil {
 			if !sleepCtx(ctx, 200*time.Millisecond) {
 				return
 			}
 			continue
 		}
-		it, err := cons.Messages()
+		it, err := cons.Messages(jetstream.PullHeartbeat(time.Second), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 		if err != nil {
 			if !sleepCtx(ctx, 200*time.Millisecond) {
 				return
 			}
 			continue
 		}
+		var delivered uint64
 		for {
 			msg, err := it.Next(jetstream.NextContext(ctx))
 			if err != nil {
-				it.Stop()
 				break
 			}
 			md, err := msg.Metadata()
-			if err != nil {
-				continue
+			if err != nil || md.Sequence.Consumer != delivered+1 {
+				break // a gap: start again from the next stream sequence
 			}
+			delivered = md.Sequence.Consumer
 			var ev game.Event
 			if json.Unmarshal(msg.Data(), &ev) != nil {
 				ev = game.Event{}
@@ -489,6 +525,7 @@ func (m *Manager) follow(ctx context.Context, room string, start uint64, out cha
 				return
 			}
 		}
+		it.Stop()
 	}
 }
 

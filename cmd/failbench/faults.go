@@ -1,0 +1,680 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Fault names, in the order they run.
+const (
+	faultKillOwner        = "kill-owner"
+	faultTermOwner        = "term-owner"
+	faultKillOwnersLeader = "kill-owners-leader"
+	faultKillInputsLeader = "kill-inputs-leader"
+	faultStopOwner        = "stop-owner"
+)
+
+var faultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner}
+
+// Streams whose leaders the leader faults kill, and those the owner keeps off its node.
+const (
+	streamOwners    = "KV_owners"
+	streamSnapshots = "KV_snapshots"
+	streamInputs    = "INPUTS"
+)
+
+var placedStreams = []string{streamOwners, streamSnapshots, streamInputs}
+
+// Timing of the procedure.
+const (
+	windowBefore   = time.Second      // the gap window starts this long before the fault
+	windowAfter    = 2 * time.Second  // and ends this long after recovery
+	stableFor      = 2 * time.Second  // the owner must be the same everywhere this long before a fault
+	stableTimeout  = 90 * time.Second // give up waiting for a stable cluster
+	placementWait  = 10 * time.Second // wait this long for the owner to move stream leaders off its node
+	leaderWait     = 10 * time.Second // wait this long for a stream leader other than the owner
+	botLead        = 3 * time.Second  // the bot runs this long before a fault
+	latencyWindow  = 10 * time.Second // input latency is measured over this long after a fault
+	baselineWindow = 30 * time.Second // and over this long without a fault
+	thawWatch      = 3 * time.Second  // watch this long after SIGCONT
+	readyTimeout   = 90 * time.Second
+	restartTimeout = 90 * time.Second
+)
+
+// errNoRecovery marks a repetition that did not recover within the recovery timeout.
+var errNoRecovery = errors.New("no recovery")
+
+// goal is what a fault must achieve; zero fields are not goals.
+type goal struct {
+	GapP99     time.Duration
+	LatencyP99 time.Duration
+}
+
+// goalFor is the goal for a fault.
+func goalFor(fault string, tickPeriod time.Duration) goal {
+	switch fault {
+	case faultKillOwner:
+		return goal{GapP99: time.Second}
+	case faultTermOwner:
+		return goal{GapP99: 100 * time.Millisecond}
+	case faultKillOwnersLeader:
+		return goal{GapP99: 1500 * time.Millisecond}
+	case faultKillInputsLeader:
+		return goal{GapP99: 1500 * time.Millisecond, LatencyP99: tickPeriod + 15*time.Millisecond}
+	}
+	return goal{} // stop-owner: stale accepted 0 only
+}
+
+// bench runs the faults against a cluster.
+type bench struct {
+	o     options
+	c     *cluster
+	rec   *recorder
+	obs   map[string]*observer
+	track atomic.Pointer[string]
+	out   io.Writer
+	logf  func(format string, args ...any)
+	notes []string // unplanned events, for the report
+	load  loadRange
+}
+
+// stableState is the cluster before a fault.
+type stableState struct {
+	owner  string
+	epoch  uint64
+	placed bool // the owner leads none of the placed streams
+}
+
+// waitStable waits until every node runs and is ready, every node names the same lobby owner and epoch for
+// stableFor, every observer receives ticks of that epoch, and (up to placementWait) the owner leads none of the
+// placed streams. A node that exited on its own is restarted and reported.
+func (b *bench) waitStable(ctx context.Context) (stableState, error) {
+	var st stableState
+	deadline := time.Now().Add(stableTimeout)
+	var since time.Time
+	var cur stableState
+	for {
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return st, fmt.Errorf("cluster not stable after %v (owner %q epoch %d)", stableTimeout, cur.owner, cur.epoch)
+		}
+		for _, p := range b.c.procs {
+			if !p.running() {
+				note := fmt.Sprintf("%s exited on its own (%v; last log line: %s); restarted it", p.name, p.exitErr(), lastLine(p.logPath))
+				b.logf("UNPLANNED: %s", note)
+				b.notes = append(b.notes, note)
+				if err := b.c.start(p); err != nil {
+					return st, err
+				}
+			}
+		}
+		ok, owner, epoch := b.agreed(ctx)
+		switch {
+		case !ok:
+			since = time.Time{}
+		case since.IsZero() || owner != cur.owner || epoch != cur.epoch:
+			cur.owner, cur.epoch, since = owner, epoch, time.Now()
+		case time.Since(since) >= stableFor:
+			st.owner, st.epoch = owner, epoch
+			st.placed = b.waitPlacement(ctx, owner)
+			return st, nil
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+}
+
+// agreed reports whether all nodes are ready, agree on the lobby's owner and epoch, and all observers got a
+// tick of that epoch in the last half second.
+func (b *bench) agreed(ctx context.Context) (bool, string, uint64) {
+	var owner string
+	var epoch uint64
+	for i, p := range b.c.procs {
+		if !b.c.ready(ctx, p) {
+			return false, "", 0
+		}
+		o, e, err := b.c.lobbyOwner(ctx, p)
+		if err != nil || o == "" || (i > 0 && (o != owner || e != epoch)) {
+			return false, "", 0
+		}
+		owner, epoch = o, e
+	}
+	for _, n := range b.c.names() {
+		if !b.obs[n].attached() {
+			return false, "", 0
+		}
+		t, ok := b.rec.last(n)
+		if !ok || t.Epoch != epoch || time.Since(t.At) > 500*time.Millisecond {
+			return false, "", 0
+		}
+	}
+	return true, owner, epoch
+}
+
+// waitPlacement waits up to placementWait until owner leads none of the placed streams.
+func (b *bench) waitPlacement(ctx context.Context, owner string) bool {
+	deadline := time.Now().Add(placementWait)
+	for {
+		clear := true
+		for _, s := range placedStreams {
+			l, err := b.leader(ctx, s, owner)
+			if err != nil || l == "" || l == owner {
+				clear = false
+				break
+			}
+		}
+		if clear {
+			return true
+		}
+		if time.Now().After(deadline) || !sleepCtx(ctx, 250*time.Millisecond) {
+			b.logf("owner %s still leads a placed stream after %v", owner, placementWait)
+			return false
+		}
+	}
+}
+
+// leader asks the nodes (preferring any but avoid) for a stream's leader.
+func (b *bench) leader(ctx context.Context, stream string, avoid ...string) (string, error) {
+	var last error
+	for _, n := range append(b.c.others(avoid...), avoid...) {
+		if !b.c.proc(n).running() {
+			continue
+		}
+		l, err := b.obs[n].streamLeader(ctx, stream)
+		if err == nil {
+			return l, nil
+		}
+		last = err
+	}
+	if last == nil {
+		last = fmt.Errorf("no node to ask")
+	}
+	return "", last
+}
+
+// fencedOf reads the fenced-ticks counters of nodes and returns them by node.
+func (b *bench) fencedOf(ctx context.Context, nodes []string) map[string]float64 {
+	out := map[string]float64{}
+	for _, n := range nodes {
+		v, err := b.c.fenced(ctx, b.c.proc(n))
+		if err != nil {
+			b.logf("read metrics of %s: %v", n, err)
+			out[n] = -1
+			continue
+		}
+		out[n] = v
+	}
+	return out
+}
+
+// fencedDelta sums after − before over the nodes read both times.
+func fencedDelta(before, after map[string]float64) int {
+	d := 0.0
+	for n, a := range after {
+		if bv, ok := before[n]; ok && bv >= 0 && a >= 0 {
+			d += a - bv
+		}
+	}
+	return int(d)
+}
+
+// waitRecovery waits until every node in nodes has accepted a tick at or after from that satisfies ok, and
+// returns the time the last of them did.
+func (b *bench) waitRecovery(ctx context.Context, nodes []string, from time.Time, until time.Time, ok func(tickRec) bool) (time.Time, error) {
+	for {
+		var latest time.Time
+		all := true
+		for _, n := range nodes {
+			t, found := b.rec.firstAfter(n, from, ok)
+			if !found {
+				all = false
+				break
+			}
+			if t.At.After(latest) {
+				latest = t.At
+			}
+		}
+		if all {
+			return latest, nil
+		}
+		if time.Now().After(until) {
+			return time.Time{}, errNoRecovery
+		}
+		if !sleepCtx(ctx, 10*time.Millisecond) {
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+// gapOver returns the largest gap over nodes in [from, to], and on which node.
+func (b *bench) gapOver(nodes []string, from, to time.Time) (time.Duration, string) {
+	var gap time.Duration
+	var at string
+	for _, n := range nodes {
+		if g := longestGap(b.rec.tickTimes(n), from, to); g > gap || at == "" {
+			gap, at = g, n
+		}
+	}
+	return gap, at
+}
+
+// restart starts a killed node again (after it exited) and waits until the whole cluster is ready.
+func (b *bench) restart(ctx context.Context, name string) error {
+	p := b.c.proc(name)
+	if !p.waitExit(ctx, 12*time.Second) {
+		b.logf("%s did not exit; SIGKILL", name)
+		_ = b.c.signal(p, syscall.SIGKILL)
+		p.waitExit(ctx, 5*time.Second)
+	}
+	b.logf("%s exited: %v", name, p.exitErr())
+	if err := b.c.start(p); err != nil {
+		return err
+	}
+	return b.c.waitReady(ctx, restartTimeout, nil)
+}
+
+// runFault runs one fault reps times.
+func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResult {
+	res := faultResult{Name: fault, Goal: goalFor(fault, b.o.tickPeriod())}
+	for i := 1; i <= reps && ctx.Err() == nil; i++ {
+		st, err := b.waitStable(ctx)
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			b.logf("%s #%d: %v", fault, i, err)
+			return res
+		}
+		if !st.placed {
+			res.Unplaced++
+		}
+		b.rec.trim(time.Now().Add(-time.Minute))
+		b.logf("%s #%d: stable: owner %s epoch %d (placement settled: %v)", fault, i, st.owner, st.epoch, st.placed)
+		var r repResult
+		b.load.add(loadAvg())
+		stopSampler := b.sampleOwners(ctx)
+		switch fault {
+		case faultKillOwner:
+			r, err = b.ownerFault(ctx, st, syscall.SIGKILL)
+		case faultTermOwner:
+			r, err = b.ownerFault(ctx, st, syscall.SIGTERM)
+		case faultStopOwner:
+			r, err = b.stopOwner(ctx, st)
+		case faultKillOwnersLeader:
+			r, err = b.leaderFault(ctx, st, streamOwners, false)
+		case faultKillInputsLeader:
+			r, err = b.leaderFault(ctx, st, streamInputs, true)
+		}
+		stopSampler()
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			b.logf("%s #%d: %v", fault, i, err)
+			return res
+		}
+		if r.Skipped {
+			res.Skipped++
+			b.logf("%s #%d: skipped: %s", fault, i, r.Note)
+			continue
+		}
+		res.Reps = append(res.Reps, r)
+		b.logf("%s #%d: gap %v on %s, recovered %v, stale published %d, fenced %d, stale accepted %d%s",
+			fault, i, ms(r.Gap), r.GapNode, r.Recovered, r.StalePublished, r.Fenced, r.StaleAccepted, noteSuffix(r))
+		fmt.Fprintf(b.out, "%s %-18s #%-2d gap %7s  stale pub %d  fenced %d  stale acc %d%s\n",
+			time.Now().Format("15:04:05"), fault, i, ms(r.Gap), r.StalePublished, r.Fenced, r.StaleAccepted, noteSuffix(r))
+	}
+	return res
+}
+
+func noteSuffix(r repResult) string {
+	s := ""
+	if !r.Recovered {
+		s += "  NO RECOVERY"
+	}
+	if len(r.Latency) > 0 || r.Unapplied > 0 {
+		l := summarize(r.Latency)
+		s += fmt.Sprintf("  input p50 %s p99 %s unapplied %d", ms(l.P50), ms(l.P99), r.Unapplied)
+	}
+	if r.Note != "" {
+		s += "  (" + r.Note + ")"
+	}
+	return s
+}
+
+// sampleOwners logs, every 500 ms until the returned function is called, each running node's published-tick
+// counter and owned gauge: evidence of whether an owner kept publishing while observers saw no ticks.
+func (b *bench) sampleOwners(ctx context.Context) (stop func()) {
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sleepCtx(sctx, 500*time.Millisecond) {
+			line := "metrics:"
+			for _, p := range b.c.procs {
+				p.mu.Lock()
+				frozen := p.stopped
+				p.mu.Unlock()
+				if frozen || !p.running() {
+					line += fmt.Sprintf(" %s=down", p.name)
+					continue
+				}
+				m, err := b.c.lobbyMetrics(sctx, p)
+				if err != nil {
+					line += fmt.Sprintf(" %s=?", p.name)
+					continue
+				}
+				line += fmt.Sprintf(" %s(owned=%g ticks=%g pauses=%g renew_errors=%g)", p.name, m[ownedMetric], m[ticksMetric],
+					m[pausesMetric], m[renewErrorsMetric])
+			}
+			line += " | observers:"
+			for _, n := range b.c.names() {
+				line += fmt.Sprintf(" %s(%s)", n, b.obs[n].stats())
+			}
+			b.logf("%s", line)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// ownerFault sends sig to the owner and measures until every other node has a tick of a newer epoch.
+func (b *bench) ownerFault(ctx context.Context, st stableState, sig syscall.Signal) (repResult, error) {
+	var r repResult
+	survivors := b.c.others(st.owner)
+	before := b.fencedOf(ctx, survivors)
+	t0 := time.Now()
+	if err := b.c.signal(b.c.proc(st.owner), sig); err != nil {
+		return r, err
+	}
+	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	if err != nil && ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	r.Recovered = err == nil
+	end := rec.Add(windowAfter)
+	if !r.Recovered {
+		end = time.Now()
+	}
+	sleepUntil(ctx, end)
+	b.finish(ctx, &r, survivors, before, t0, end)
+	if r.Recovered {
+		r.Note = fmt.Sprintf("new epoch everywhere after %s", ms(rec.Sub(t0)))
+	}
+	return r, b.restart(ctx, st.owner)
+}
+
+// stopOwner freezes the owner for twice the lease TTL, thaws it and watches for stale ticks.
+func (b *bench) stopOwner(ctx context.Context, st stableState) (repResult, error) {
+	var r repResult
+	survivors := b.c.others(st.owner)
+	all := b.c.names()
+	before := b.fencedOf(ctx, all)
+	p := b.c.proc(st.owner)
+	t0 := time.Now()
+	if err := b.c.signal(p, syscall.SIGSTOP); err != nil {
+		return r, err
+	}
+	sleepUntil(ctx, t0.Add(2*b.o.effectiveLeaseTTL()))
+	if err := b.c.signal(p, syscall.SIGCONT); err != nil {
+		return r, err
+	}
+	thawed := time.Now()
+	rec, err := b.waitRecovery(ctx, survivors, t0, thawed.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	if err != nil && ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	r.Recovered = err == nil
+	end := thawed.Add(thawWatch)
+	if r.Recovered {
+		end = later(end, rec.Add(windowAfter))
+		r.Note = fmt.Sprintf("new epoch everywhere after %s", ms(rec.Sub(t0)))
+	}
+	sleepUntil(ctx, end)
+	b.finish(ctx, &r, survivors, before, t0, end)
+	return r, nil
+}
+
+// leaderFault kills the stream's leader while it is not the owner and measures the owner's ticks through the
+// election; with bot, it also measures input → applied latency through the third node.
+func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, withBot bool) (repResult, error) {
+	var r repResult
+	target, err := b.leaderNot(ctx, stream, st.owner)
+	if err != nil {
+		r.Skipped, r.Note = true, err.Error()
+		return r, nil
+	}
+	third := b.c.others(target, st.owner)[0]
+	also := b.alsoLed(ctx, target, stream)
+	if len(also) > 0 && b.o.isolate {
+		// The nodes put every leader they move on the same peer; move the others to the third node so that
+		// this fault measures the loss of one stream's leader only.
+		for _, s := range also {
+			b.moveLeader(ctx, s, third)
+		}
+		sleepCtx(ctx, stableFor)
+		if l, err := b.leader(ctx, stream, st.owner); err != nil || l != target {
+			r.Skipped, r.Note = true, fmt.Sprintf("the leader of %s moved while isolating it (now %q)", stream, l)
+			return r, nil
+		}
+		also = b.alsoLed(ctx, target, stream)
+	}
+	r.AlsoLed = strings.Join(also, "+")
+	b.logf("%s leader is %s (also leads: %v); owner %s", stream, target, also, st.owner)
+	survivors := b.c.others(target)
+	before := b.fencedOf(ctx, survivors)
+	var bt *bot
+	var via string
+	if withBot {
+		via = third
+		bt = b.startBot(ctx, via)
+		sleepCtx(ctx, botLead)
+	}
+	t0 := time.Now()
+	if err := b.c.signal(b.c.proc(target), syscall.SIGKILL); err != nil {
+		if bt != nil {
+			bt.stop()
+		}
+		return r, err
+	}
+	until := t0.Add(b.o.recoveryTimeout)
+	var elected time.Time
+	var newLeader string
+	for elected.IsZero() && time.Now().Before(until) && ctx.Err() == nil {
+		if l, err := b.leader(ctx, stream, target); err == nil && l != "" && l != target {
+			elected, newLeader = time.Now(), l
+			break
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	var rec time.Time
+	if !elected.IsZero() {
+		rec, err = b.waitRecovery(ctx, survivors, elected, until, func(tickRec) bool { return true })
+		r.Recovered = err == nil
+	}
+	end := time.Now()
+	if r.Recovered {
+		end = rec.Add(windowAfter)
+	}
+	if withBot {
+		end = later(end, t0.Add(latencyWindow+time.Second))
+		sleepUntil(ctx, t0.Add(latencyWindow))
+		pubs, ackFailed := bt.stop()
+		sleepUntil(ctx, end)
+		r.Latency, r.Unapplied = b.measureInputs(pubsIn(pubs, t0, t0.Add(latencyWindow)), via, t0, goalFor(faultKillInputsLeader, b.o.tickPeriod()).LatencyP99)
+		r.AckFailed = ackFailed
+		b.track.Store(nil)
+	}
+	sleepUntil(ctx, end)
+	b.finish(ctx, &r, survivors, before, t0, end)
+	if own, ep := b.ownerNow(ctx, survivors); ep != st.epoch {
+		r.OwnerChanged = true
+		r.Note = fmt.Sprintf("owner changed %s/%d → %s/%d; ", st.owner, st.epoch, own, ep)
+	}
+	if elected.IsZero() {
+		r.Note += fmt.Sprintf("no new %s leader within %v", stream, b.o.recoveryTimeout)
+	} else {
+		r.Election = elected.Sub(t0)
+		r.Note += fmt.Sprintf("%s leader %s → %s after %s", stream, target, newLeader, ms(r.Election))
+		if r.AlsoLed != "" {
+			r.Note += "; the killed node also led " + r.AlsoLed
+		}
+	}
+	return r, b.restart(ctx, target)
+}
+
+// alsoLed lists the placed streams other than stream that node leads.
+func (b *bench) alsoLed(ctx context.Context, node, stream string) []string {
+	var out []string
+	for _, s := range placedStreams {
+		if l, err := b.leader(ctx, s, node); s != stream && err == nil && l == node {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// moveLeader asks the stream's leader to step down in favour of to, and waits up to 5 s for it.
+func (b *bench) moveLeader(ctx context.Context, stream, to string) {
+	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": to}})
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := b.obs[to].nc.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+	cancel()
+	if err != nil {
+		b.logf("move leader of %s to %s: %v", stream, to, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && sleepCtx(ctx, 100*time.Millisecond) {
+		if l, err := b.leader(ctx, stream); err == nil && l == to {
+			b.logf("moved leader of %s to %s", stream, to)
+			return
+		}
+	}
+	b.logf("leader of %s did not move to %s", stream, to)
+}
+
+// leaderNot returns the stream's leader once it is not avoid, waiting up to leaderWait.
+func (b *bench) leaderNot(ctx context.Context, stream, avoid string) (string, error) {
+	deadline := time.Now().Add(leaderWait)
+	last := ""
+	for {
+		l, err := b.leader(ctx, stream, avoid)
+		if err == nil && l != "" && l != avoid {
+			return l, nil
+		}
+		last = l
+		if time.Now().After(deadline) || !sleepCtx(ctx, 250*time.Millisecond) {
+			return "", fmt.Errorf("the leader of %s stayed %q (the owner is %s) for %v", stream, last, avoid, leaderWait)
+		}
+	}
+}
+
+// ownerNow is the lobby's owner and epoch according to the first of nodes that answers.
+func (b *bench) ownerNow(ctx context.Context, nodes []string) (string, uint64) {
+	for _, n := range nodes {
+		if o, e, err := b.c.lobbyOwner(ctx, b.c.proc(n)); err == nil {
+			return o, e
+		}
+	}
+	return "", 0
+}
+
+// finish fills in the gap over gapNodes and the stale counts over all observers for [t0 − windowBefore, end],
+// and the fenced-ticks delta of the nodes in before.
+func (b *bench) finish(ctx context.Context, r *repResult, gapNodes []string, before map[string]float64, t0, end time.Time) {
+	from := t0.Add(-windowBefore)
+	r.Gap, r.GapNode = b.gapOver(gapNodes, from, end)
+	for _, n := range b.c.names() {
+		for _, s := range stretches(b.rec.tickTimes(n), from, end, 4*b.o.tickPeriod()) {
+			b.logf("  no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
+		}
+	}
+	r.StalePublished, r.StaleAccepted = b.rec.staleCounts(from, end)
+	keys := make([]string, 0, len(before))
+	for n := range before {
+		keys = append(keys, n)
+	}
+	slices.Sort(keys)
+	r.Fenced = fencedDelta(before, b.fencedOf(ctx, keys))
+}
+
+// startBot starts a bot publishing through node via, tracking its player in every observer's ticks.
+func (b *bench) startBot(ctx context.Context, via string) *bot {
+	var raw [8]byte
+	_, _ = rand.Read(raw[:])
+	player := "fb" + hex.EncodeToString(raw[:])
+	b.track.Store(&player)
+	b.logf("bot %s publishes through %s", player, via)
+	return startBot(ctx, b.obs[via].js, player, b.o.tickPeriod())
+}
+
+// baseline measures input → applied latency through a non-owner node without a fault.
+func (b *bench) baseline(ctx context.Context) (latencyResult, error) {
+	res := latencyResult{Name: "baseline (no fault, 30 s)", Goal: b.o.tickPeriod() + 15*time.Millisecond}
+	st, err := b.waitStable(ctx)
+	if err != nil {
+		return res, err
+	}
+	via := b.c.others(st.owner)[0]
+	bt := b.startBot(ctx, via)
+	sleepCtx(ctx, time.Second)
+	t0 := time.Now()
+	sleepCtx(ctx, baselineWindow)
+	pubs, ackFailed := bt.stop()
+	sleepCtx(ctx, time.Second)
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	for _, n := range b.c.names() {
+		for _, s := range stretches(b.rec.tickTimes(n), t0, t0.Add(baselineWindow), 2*b.o.tickPeriod()) {
+			b.logf("  baseline: no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
+		}
+	}
+	res.Latency, res.Unapplied = b.measureInputs(pubsIn(pubs, t0, t0.Add(baselineWindow)), via, t0, res.Goal)
+	b.track.Store(nil)
+	res.AckFailed = ackFailed
+	res.Runs = 1
+	return res, nil
+}
+
+// measureInputs computes the input latencies of pubs from the ticks via's observer accepted since t0, and logs
+// the inputs slower than goal and those never applied.
+func (b *bench) measureInputs(pubs []publish, via string, t0 time.Time, goal time.Duration) ([]time.Duration, int) {
+	ticks := b.rec.acks(via, t0)
+	for i, d := range applyDelays(pubs, ticks) {
+		switch {
+		case d < 0:
+			b.logf("  input seq %d published %s: never applied in a tick at %s", pubs[i].Seq, pubs[i].At.Format("15:04:05.000"), via)
+		case d > goal:
+			b.logf("  input seq %d published %s: applied after %s", pubs[i].Seq, pubs[i].At.Format("15:04:05.000"), ms(d))
+		}
+	}
+	return inputLatencies(pubs, ticks)
+}
+
+// pubsIn returns the publishes issued in [from, to).
+func pubsIn(pubs []publish, from, to time.Time) []publish {
+	var out []publish
+	for _, p := range pubs {
+		if !p.At.Before(from) && p.At.Before(to) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
+)
+
+// usageError is a problem with the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// options are failbench's settings.
+type options struct {
+	bin             string
+	reps            map[string]int // fault → repetitions, in faultOrder
+	faults          []string
+	httpPort        int
+	natsPort        int
+	routePort       int
+	leaseTTL        time.Duration // 0 = the node's default
+	tickRate        int           // 0 = the node's default
+	logLevel        string
+	keep            bool
+	isolate         bool
+	out             string
+	recoveryTimeout time.Duration
+	commandLine     string
+}
+
+// effectiveLeaseTTL is the lease TTL the nodes run with.
+func (o options) effectiveLeaseTTL() time.Duration {
+	if o.leaseTTL > 0 {
+		return o.leaseTTL
+	}
+	return config.Default().LeaseTTL
+}
+
+// effectiveTickRate is the tick rate the nodes run with.
+func (o options) effectiveTickRate() int {
+	if o.tickRate > 0 {
+		return o.tickRate
+	}
+	return config.Default().TickRate
+}
+
+// tickPeriod is the time between two ticks.
+func (o options) tickPeriod() time.Duration {
+	return time.Second / time.Duration(o.effectiveTickRate())
+}
+
+func parseOptions(args []string, stdout io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("failbench", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.StringVar(&o.bin, "bin", "", "node binary (required; build it with: go build -o bin/tickmesh-node ./cmd/node)")
+	n := fs.Int("n", 20, "repetitions of each fault")
+	repsFlag := fs.String("reps", "", "per-fault repetitions overriding -n, like stop-owner=5,kill-inputs-leader=8")
+	faultsFlag := fs.String("faults", strings.Join(faultOrder, ","), "comma-separated faults to run")
+	fs.IntVar(&o.httpPort, "http-port", 18181, "HTTP port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&o.natsPort, "nats-port", 14322, "NATS client port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&o.routePort, "route-port", 16322, "NATS route port of n1 (n2, n3 use the next ones)")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 0, "passed to the nodes as -lease-ttl (0 = the node default)")
+	fs.IntVar(&o.tickRate, "tick-rate", 0, "passed to the nodes as -tick-rate (0 = the node default)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "the nodes' -log-level")
+	fs.BoolVar(&o.isolate, "isolate", true, "before a leader fault, move the other placed streams' leaders off the node to kill")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, node logs, events.log)")
+	fs.StringVar(&o.out, "out", "", "also write the results as a markdown block to this file")
+	fs.DurationVar(&o.recoveryTimeout, "recovery-timeout", 30*time.Second, "a repetition that has not recovered after this fails")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return o, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if o.bin == "" {
+		return o, &usageError{"-bin is required (build the node with: go build -o bin/tickmesh-node ./cmd/node)"}
+	}
+	if st, err := os.Stat(o.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return o, &usageError{fmt.Sprintf("-bin %q is not an executable file", o.bin)}
+	}
+	if *n < 1 {
+		return o, &usageError{"-n must be at least 1"}
+	}
+	for _, p := range []int{o.httpPort, o.natsPort, o.routePort} {
+		if p < 1 || p > 65533 {
+			return o, &usageError{fmt.Sprintf("port %d out of range", p)}
+		}
+	}
+	if o.leaseTTL < 0 || o.leaseTTL%time.Second != 0 {
+		return o, &usageError{"-lease-ttl must be whole seconds"}
+	}
+	if o.tickRate < 0 || o.tickRate > 120 {
+		return o, &usageError{"-tick-rate must be 0 (default) to 120"}
+	}
+	if o.recoveryTimeout < time.Second {
+		return o, &usageError{"-recovery-timeout must be at least 1s"}
+	}
+	var err error
+	if o.faults, err = parseFaults(*faultsFlag); err != nil {
+		return o, err
+	}
+	if o.reps, err = parseReps(*repsFlag, o.faults, *n); err != nil {
+		return o, err
+	}
+	o.commandLine = commandLine(args)
+	return o, nil
+}
+
+// parseFaults checks a comma-separated fault list and returns it in faultOrder.
+func parseFaults(s string) ([]string, error) {
+	want := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(faultOrder, f) {
+			return nil, &usageError{fmt.Sprintf("unknown fault %q (known: %s)", f, strings.Join(faultOrder, ", "))}
+		}
+		want[f] = true
+	}
+	if len(want) == 0 {
+		return nil, &usageError{"-faults selects nothing"}
+	}
+	var out []string
+	for _, f := range faultOrder {
+		if want[f] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// parseReps gives every selected fault n repetitions, then applies the name=count overrides in s.
+func parseReps(s string, faults []string, n int) (map[string]int, error) {
+	reps := map[string]int{}
+	for _, f := range faults {
+		reps[f] = n
+	}
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		name, count, ok := strings.Cut(kv, "=")
+		c, err := strconv.Atoi(count)
+		if !ok || err != nil || c < 1 {
+			return nil, &usageError{fmt.Sprintf("-reps: %q: want fault=count with count ≥ 1", kv)}
+		}
+		if _, sel := reps[name]; !sel {
+			return nil, &usageError{fmt.Sprintf("-reps: %q is not a selected fault", name)}
+		}
+		reps[name] = c
+	}
+	return reps, nil
+}
+
+// commandLine renders how failbench was invoked, for the report.
+func commandLine(args []string) string {
+	parts := []string{"go run ./cmd/failbench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}

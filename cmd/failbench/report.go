@@ -1,0 +1,346 @@
+package main
+
+import (
+	"crypto/sha256"
+	"debug/buildinfo"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// repResult is one repetition of a fault.
+type repResult struct {
+	Skipped        bool
+	Recovered      bool
+	Gap            time.Duration // longest tick gap over the surviving nodes
+	GapNode        string
+	StalePublished int
+	Fenced         int
+	StaleAccepted  int
+	OwnerChanged   bool
+	Election       time.Duration // leader faults: fault → new stream leader reported
+	AlsoLed        string        // leader faults: other placed streams the killed node led ("A+B")
+	Latency        []time.Duration
+	Unapplied      int
+	AckFailed      int
+	Note           string
+}
+
+// faultResult is every repetition of one fault.
+type faultResult struct {
+	Name     string
+	Goal     goal
+	Reps     []repResult // completed (not skipped)
+	Skipped  int
+	Unplaced int // repetitions that started while the owner still led a placed stream
+	Errors   []string
+}
+
+func (f faultResult) gaps() []time.Duration {
+	out := make([]time.Duration, len(f.Reps))
+	for i, r := range f.Reps {
+		out[i] = r.Gap
+	}
+	return out
+}
+
+func (f faultResult) sums() (failed, stalePub, fenced, staleAcc, ownerChanged int) {
+	for _, r := range f.Reps {
+		if !r.Recovered {
+			failed++
+		}
+		stalePub += r.StalePublished
+		fenced += r.Fenced
+		staleAcc += r.StaleAccepted
+		if r.OwnerChanged {
+			ownerChanged++
+		}
+	}
+	return
+}
+
+// met reports whether the fault met its goals: gap p99, stale accepted 0, every repetition recovered, and (for
+// the inputs fault) the input latency.
+func (f faultResult) met() bool {
+	if len(f.Reps) == 0 || len(f.Errors) > 0 {
+		return false
+	}
+	failed, _, _, staleAcc, _ := f.sums()
+	if failed > 0 || staleAcc > 0 {
+		return false
+	}
+	if f.Goal.GapP99 > 0 && summarize(f.gaps()).P99 > f.Goal.GapP99 {
+		return false
+	}
+	if f.Goal.LatencyP99 > 0 && !f.latency().met() {
+		return false
+	}
+	return true
+}
+
+func (f faultResult) goalText() string {
+	var parts []string
+	if f.Goal.GapP99 > 0 {
+		parts = append(parts, "gap p99 ≤ "+ms(f.Goal.GapP99))
+	}
+	if f.Goal.LatencyP99 > 0 {
+		parts = append(parts, "input p99 ≤ "+ms(f.Goal.LatencyP99))
+	}
+	parts = append(parts, "stale accepted 0")
+	return strings.Join(parts, ", ")
+}
+
+// latency aggregates the input latency of every repetition.
+func (f faultResult) latency() latencyResult {
+	l := latencyResult{Name: "during " + f.Name + " (10 s after the kill)", Goal: f.Goal.LatencyP99}
+	for _, r := range f.Reps {
+		l.Latency = append(l.Latency, r.Latency...)
+		l.Unapplied += r.Unapplied
+		l.AckFailed += r.AckFailed
+		l.Runs++
+	}
+	return l
+}
+
+// latencyResult is input → applied latency over one or more windows.
+type latencyResult struct {
+	Name      string
+	Goal      time.Duration
+	Runs      int
+	Latency   []time.Duration
+	Unapplied int
+	AckFailed int
+}
+
+func (l latencyResult) met() bool {
+	return len(l.Latency) > 0 && l.Unapplied == 0 && summarize(l.Latency).P99 <= l.Goal
+}
+
+// report is a whole run.
+type report struct {
+	Command   string
+	Started   time.Time
+	Duration  time.Duration
+	Machine   machine
+	Binary    string
+	LeaseTTL  time.Duration
+	TickRate  int
+	Faults    []faultResult
+	Latencies []latencyResult
+	Reordered int
+	Load      loadRange // 1-minute load average seen during the run
+	Notes     []string
+}
+
+// loadRange is the range of the 1-minute load average sampled during a run.
+type loadRange struct {
+	Min, Max float64
+	Samples  int
+}
+
+func (l *loadRange) add(v float64) {
+	if l.Samples == 0 || v < l.Min {
+		l.Min = v
+	}
+	if l.Samples == 0 || v > l.Max {
+		l.Max = v
+	}
+	l.Samples++
+}
+
+// loadAvg reads the 1-minute load average (Linux), or -1.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	var v float64
+	if _, err := fmt.Sscan(string(b), &v); err != nil {
+		return -1
+	}
+	return v
+}
+
+// machine describes where the run happened.
+type machine struct {
+	Uname string
+	CPU   string
+	NProc int
+	Go    string
+}
+
+func describeMachine() machine {
+	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown"}
+	if out, err := exec.Command("uname", "-a").Output(); err == nil {
+		m.Uname = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// describeBinary names a Go binary by its VCS stamp and a hash of its content.
+func describeBinary(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return path
+	}
+	sum := sha256.Sum256(b)
+	desc := fmt.Sprintf("sha256 %x", sum[:6])
+	if bi, err := buildinfo.ReadFile(path); err == nil {
+		var rev, modified string
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value
+			}
+		}
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if rev != "" {
+			desc += ", commit " + rev
+			if modified == "true" {
+				desc += " with uncommitted changes"
+			}
+		}
+		desc += ", " + bi.GoVersion
+	}
+	return desc
+}
+
+// ms renders a duration in milliseconds, rounded to 0.1 ms below 10 ms.
+func ms(d time.Duration) string {
+	f := float64(d) / float64(time.Millisecond)
+	if f < 10 {
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.0f ms", f)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// writeText writes the human table.
+func (r report) writeText(w io.Writer) {
+	fmt.Fprintf(w, "\nFailover benchmark: 3 nodes, lease TTL %v, %d ticks/s, %s\n", r.LeaseTTL, r.TickRate, r.Duration.Round(time.Second))
+	if r.Load.Samples > 0 {
+		fmt.Fprintf(w, "1-minute load average %.2f to %.2f on %d CPUs\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "fault\tn\tskipped\tno recovery\tgap p50\tgap p99\tgap max\tstale published\tfenced by nodes\tstale accepted\tgoal\tmet")
+	for _, f := range r.Faults {
+		failed, sp, fe, sa, _ := f.sums()
+		s := summarize(f.gaps())
+		met := "yes"
+		if !f.met() {
+			met = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", f.Name, len(f.Reps), f.Skipped, failed,
+			ms(s.P50), ms(s.P99), ms(s.Max), sp, fe, sa, f.goalText(), met)
+	}
+	tw.Flush()
+	if len(r.Latencies) > 0 {
+		fmt.Fprintln(w, "\nInput → applied latency (publish through a non-owner node → first tick there with ack ≥ seq):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "window\tinputs\tp50\tp99\tmax\tnot applied\tpubacks failed\tgoal\tmet")
+		for _, l := range r.Latencies {
+			s := summarize(l.Latency)
+			met := "yes"
+			if !l.met() {
+				met = "NO"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\tp99 ≤ %s\t%s\n", l.Name, s.N, ms(s.P50), ms(s.P99), ms(s.Max), l.Unapplied, l.AckFailed, ms(l.Goal), met)
+		}
+		tw.Flush()
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+// writeMarkdown writes the run as a markdown block for docs/BENCHMARKS.md.
+func (r report) writeMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "### Run of %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- Command: `%s`\n", r.Command)
+	fmt.Fprintf(w, "- Machine: `%s`; CPU: %s; nproc: %d; %s\n", r.Machine.Uname, r.Machine.CPU, r.Machine.NProc, r.Machine.Go)
+	fmt.Fprintf(w, "- Node binary: %s\n", r.Binary)
+	fmt.Fprintf(w, "- Nodes: 3 processes on this machine, lease TTL %v, %d ticks/s; run took %s\n", r.LeaseTTL, r.TickRate, r.Duration.Round(time.Second))
+	if r.Load.Samples > 0 {
+		fmt.Fprintf(w, "- 1-minute load average during the run: %.2f to %.2f (%d CPUs)\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| fault | n | skipped | no recovery | gap p50 | gap p99 | gap max | stale published | fenced by nodes | stale accepted | goal | met? |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	for _, f := range r.Faults {
+		failed, sp, fe, sa, _ := f.sums()
+		s := summarize(f.gaps())
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %s | %s | %d | %d | %d | %s | %s |\n", f.Name, len(f.Reps), f.Skipped, failed,
+			ms(s.P50), ms(s.P99), ms(s.Max), sp, fe, sa, f.goalText(), yesNo(f.met()))
+	}
+	if len(r.Latencies) > 0 {
+		fmt.Fprintln(w, "\nInput → applied latency (a bot publishes an input every tick period through a non-owner node; latency to the first tick there whose ack covers it):")
+		fmt.Fprintln(w, "\n| window | inputs | p50 | p99 | max | not applied | PubAcks failed | goal | met? |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---|")
+		for _, l := range r.Latencies {
+			s := summarize(l.Latency)
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %d | p99 ≤ %s | %s |\n", l.Name, s.N, ms(s.P50), ms(s.P99), ms(s.Max), l.Unapplied, l.AckFailed, ms(l.Goal), yesNo(l.met()))
+		}
+	}
+	fmt.Fprintln(w, "\nPer repetition:")
+	fmt.Fprintln(w)
+	for _, f := range r.Faults {
+		var gs []string
+		for _, rep := range f.Reps {
+			g := strings.TrimSuffix(ms(rep.Gap), " ms")
+			if !rep.Recovered {
+				g += "(no recovery)"
+			}
+			if rep.OwnerChanged {
+				g += "*"
+			}
+			gs = append(gs, g)
+		}
+		line := fmt.Sprintf("- %s gaps (ms): %s", f.Name, strings.Join(gs, ", "))
+		var el []time.Duration
+		for _, rep := range f.Reps {
+			if rep.Election > 0 {
+				el = append(el, rep.Election)
+			}
+		}
+		if len(el) > 0 {
+			s := summarize(el)
+			line += fmt.Sprintf("; new stream leader after p50 %s, max %s", ms(s.P50), ms(s.Max))
+		}
+		if _, _, _, _, oc := f.sums(); oc > 0 {
+			line += fmt.Sprintf("; * = the owner changed (%d)", oc)
+		}
+		if f.Unplaced > 0 {
+			line += fmt.Sprintf("; %d started with the owner still leading a stream", f.Unplaced)
+		}
+		for _, e := range f.Errors {
+			line += "; error: " + e
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "- Note:", n)
+	}
+}

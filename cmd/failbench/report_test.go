@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleReport() report {
+	period := 50 * time.Millisecond
+	kill := faultResult{Name: faultKillOwner, Goal: goalFor(faultKillOwner, period)}
+	for _, g := range []int{300, 350, 420} {
+		kill.Reps = append(kill.Reps, repResult{Recovered: true, Gap: msD(g)})
+	}
+	term := faultResult{Name: faultTermOwner, Goal: goalFor(faultTermOwner, period), Skipped: 1}
+	term.Reps = []repResult{{Recovered: true, Gap: msD(90)}, {Recovered: true, Gap: msD(180), StaleAccepted: 1, StalePublished: 2, Fenced: 3}}
+	inputs := faultResult{Name: faultKillInputsLeader, Goal: goalFor(faultKillInputsLeader, period)}
+	inputs.Reps = []repResult{{Recovered: true, Gap: msD(60), Election: 5 * time.Second, OwnerChanged: true,
+		Latency: []time.Duration{msD(20), msD(40), msD(60)}, AckFailed: 4}}
+	stop := faultResult{Name: faultStopOwner, Goal: goalFor(faultStopOwner, period)}
+	stop.Reps = []repResult{{Recovered: false, Gap: 20 * time.Second}}
+	return report{
+		Command:  "go run ./cmd/failbench -bin /tmp/tm-node -n 3",
+		Started:  time.Date(2026, 11, 28, 15, 4, 0, 0, time.UTC),
+		Duration: 5 * time.Minute,
+		Machine:  machine{Uname: "Linux vm 6.1 x86_64", CPU: "AMD EPYC", NProc: 2, Go: "go1.26.8"},
+		Binary:   "sha256 0123456789ab",
+		LeaseTTL: 10 * time.Second, TickRate: 20,
+		Faults: []faultResult{kill, term, inputs, stop},
+		Latencies: []latencyResult{
+			{Name: "baseline (no fault, 30 s)", Goal: msD(65), Runs: 1, Latency: []time.Duration{msD(10), msD(30)}},
+			inputs.latency(),
+		},
+		Notes: []string{"n3 exited while the fresh cluster formed"},
+	}
+}
+
+func TestGoalsAndMet(t *testing.T) {
+	r := sampleReport()
+	want := map[string]bool{
+		faultKillOwner:        true,  // p99 420 ms ≤ 1 s
+		faultTermOwner:        false, // p99 180 ms > 100 ms, and a stale tick accepted
+		faultKillInputsLeader: true,  // gap and latency within goals
+		faultStopOwner:        false, // did not recover
+	}
+	for _, f := range r.Faults {
+		if got := f.met(); got != want[f.Name] {
+			t.Errorf("%s: met = %v, want %v", f.Name, got, want[f.Name])
+		}
+	}
+	if g := goalFor(faultKillInputsLeader, 50*time.Millisecond); g.LatencyP99 != msD(65) || g.GapP99 != msD(1500) {
+		t.Errorf("inputs goal = %+v", g)
+	}
+	if g := goalFor(faultStopOwner, 50*time.Millisecond); g != (goal{}) {
+		t.Errorf("stop-owner goal = %+v, want stale ticks only", g)
+	}
+	empty := faultResult{Name: faultKillOwner, Goal: goal{GapP99: time.Second}}
+	if empty.met() {
+		t.Error("a fault without repetitions met its goal")
+	}
+	errored := r.Faults[0]
+	errored.Errors = []string{"cluster not stable"}
+	if errored.met() {
+		t.Error("a fault that ended with an error met its goal")
+	}
+	slow := latencyResult{Goal: msD(65), Latency: []time.Duration{msD(10), msD(70)}}
+	if slow.met() {
+		t.Error("latency p99 70 ms met a 65 ms goal")
+	}
+	lost := latencyResult{Goal: msD(65), Latency: []time.Duration{msD(10)}, Unapplied: 1}
+	if lost.met() {
+		t.Error("latency with an unapplied input met its goal")
+	}
+}
+
+func TestMarkdownReport(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeMarkdown(&buf)
+	out := buf.String()
+	for _, want := range []string{
+		"### Run of 2026-11-28 15:04 UTC",
+		"- Command: `go run ./cmd/failbench -bin /tmp/tm-node -n 3`",
+		"- Machine: `Linux vm 6.1 x86_64`; CPU: AMD EPYC; nproc: 2; go1.26.8",
+		"- Node binary: sha256 0123456789ab",
+		"| fault | n | skipped | no recovery | gap p50 | gap p99 | gap max | stale published | fenced by nodes | stale accepted | goal | met? |",
+		"| kill-owner | 3 | 0 | 0 | 350 ms | 420 ms | 420 ms | 0 | 0 | 0 | gap p99 ≤ 1000 ms, stale accepted 0 | yes |",
+		"| term-owner | 2 | 1 | 0 | 90 ms | 180 ms | 180 ms | 2 | 3 | 1 | gap p99 ≤ 100 ms, stale accepted 0 | **no** |",
+		"| stop-owner | 1 | 0 | 1 | 20000 ms | 20000 ms | 20000 ms | 0 | 0 | 0 | stale accepted 0 | **no** |",
+		"| baseline (no fault, 30 s) | 2 | 10 ms | 30 ms | 30 ms | 0 | 0 | p99 ≤ 65 ms | yes |",
+		"| during kill-inputs-leader (10 s after the kill) | 3 | 40 ms | 60 ms | 60 ms | 0 | 4 | p99 ≤ 65 ms | yes |",
+		"- kill-owner gaps (ms): 300, 350, 420",
+		"- kill-inputs-leader gaps (ms): 60*; new stream leader after p50 5000 ms, max 5000 ms; * = the owner changed (1)",
+		"- stop-owner gaps (ms): 20000(no recovery)",
+		"- Note: n3 exited while the fresh cluster formed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q\n%s", want, out)
+		}
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().writeText(&buf)
+	out := buf.String()
+	for _, want := range []string{"Failover benchmark: 3 nodes, lease TTL 10s, 20 ticks/s, 5m0s", "kill-owner", "NO", "baseline (no fault, 30 s)", "note: n3 exited"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q\n%s", want, out)
+		}
+	}
+}
+
+func TestMs(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1500 * time.Microsecond:    "1.5 ms",
+		msD(65):                    "65 ms",
+		1234567 * time.Microsecond: "1235 ms",
+	} {
+		if got := ms(d); got != want {
+			t.Errorf("ms(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseOptions([]string{"-bin", bin, "-n", "4", "-faults", "stop-owner,kill-owner", "-reps", "stop-owner=2"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.faults, ",") != "kill-owner,stop-owner" {
+		t.Errorf("faults = %v, want them in run order", o.faults)
+	}
+	if o.reps[faultKillOwner] != 4 || o.reps[faultStopOwner] != 2 {
+		t.Errorf("reps = %v", o.reps)
+	}
+	if o.effectiveLeaseTTL() != 10*time.Second || o.tickPeriod() != 50*time.Millisecond {
+		t.Errorf("defaults: lease %v, period %v", o.effectiveLeaseTTL(), o.tickPeriod())
+	}
+	if !strings.HasPrefix(o.commandLine, "go run ./cmd/failbench -bin ") {
+		t.Errorf("command line %q", o.commandLine)
+	}
+
+	for _, args := range [][]string{
+		{},
+		{"-bin", filepath.Join(t.TempDir(), "missing")},
+		{"-bin", bin, "-faults", "kill-everything"},
+		{"-bin", bin, "-faults", ","},
+		{"-bin", bin, "-reps", "term-owner=x"},
+		{"-bin", bin, "-faults", "kill-owner", "-reps", "term-owner=3"},
+		{"-bin", bin, "-lease-ttl", "1500ms"},
+		{"-bin", bin, "-n", "0"},
+		{"-bin", bin, "extra"},
+	} {
+		_, err := parseOptions(args, io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("parseOptions(%q) = %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestCommandLineQuotes(t *testing.T) {
+	got := commandLine([]string{"-bin", "/tmp/my node", "-out", "x.md"})
+	if got != `go run ./cmd/failbench -bin "/tmp/my node" -out x.md` {
+		t.Errorf("commandLine = %s", got)
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// run is the whole benchmark: parse args, start the cluster, run the faults, report, stop everything.
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, err := parseOptions(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := checkPorts(o); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "failbench-")
+	if err != nil {
+		return err
+	}
+	events, err := os.Create(filepath.Join(dir, "events.log"))
+	if err != nil {
+		return err
+	}
+	var evMu sync.Mutex
+	logf := func(format string, a ...any) {
+		evMu.Lock()
+		defer evMu.Unlock()
+		fmt.Fprintf(events, "%s %s\n", time.Now().Format("2006-01-02T15:04:05.000000"), fmt.Sprintf(format, a...))
+	}
+	defer func() {
+		events.Close()
+		if o.keep || err != nil {
+			fmt.Fprintf(stdout, "node logs, data and events.log kept in %s\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+
+	binInfo := describeBinary(o.bin)
+	// Run a private copy of the binary: a rebuild or removal of -bin during the run must not change the nodes.
+	if o.bin, err = copyBinary(o.bin, filepath.Join(dir, "tickmesh-node")); err != nil {
+		return err
+	}
+	c := newCluster(o, dir, logf)
+	defer c.stopAll()
+	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
+	for _, p := range c.procs {
+		if err := c.start(p); err != nil {
+			return err
+		}
+	}
+	// A node that exits while the fresh cluster forms is restarted (twice at most) and reported: that is a node
+	// bug, but the benchmark can still measure failover.
+	var startupNotes []string
+	restarts := 0
+	if err := c.waitReady(ctx, readyTimeout, func(p *proc) error {
+		note := fmt.Sprintf("%s exited while the fresh cluster formed (%v; last log line: %s); restarted it", p.name, p.exitErr(), lastLine(p.logPath))
+		logf("UNPLANNED: %s", note)
+		fmt.Fprintln(stdout, "note:", note)
+		startupNotes = append(startupNotes, note)
+		if restarts++; restarts > 2 {
+			return fmt.Errorf("%s exited during startup: %v (see %s)", p.name, p.exitErr(), p.logPath)
+		}
+		return c.start(p)
+	}); err != nil {
+		return err
+	}
+
+	rec := newRecorder(c.names(), func(node string, s staleRec, accepted bool) {
+		kind := "stale tick refused by the fence"
+		if accepted {
+			kind = "STALE TICK ACCEPTED"
+		}
+		logf("%s at %s observer: epoch %d seq %d, epoch %d already seen", kind, node, s.Epoch, s.Seq, s.Above)
+	})
+	b := &bench{o: o, c: c, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf}
+	octx, cancelObs := context.WithCancel(context.Background())
+	defer func() {
+		cancelObs()
+		for _, ob := range b.obs {
+			ob.close()
+		}
+	}()
+	for _, p := range c.procs {
+		ob, err := observe(octx, p.name, p.natsURL, rec, &b.track, logf)
+		if err != nil {
+			return err
+		}
+		b.obs[p.name] = ob
+	}
+
+	rep := report{Command: o.commandLine, Started: time.Now(), Machine: describeMachine(),
+		LeaseTTL: o.effectiveLeaseTTL(), TickRate: o.effectiveTickRate(), Notes: startupNotes, Binary: binInfo}
+	defer func() {
+		rep.Duration = time.Since(rep.Started)
+		rep.Notes = append(rep.Notes, b.notes...)
+		b.load.add(loadAvg())
+		rep.Load = b.load
+		rep.Reordered = rec.reorderedTotal()
+		if rep.Reordered > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d ticks arrived at or below the last seq of their epoch (duplicates or reordering)", rep.Reordered))
+		}
+		if ctx.Err() != nil {
+			rep.Notes = append(rep.Notes, "interrupted: partial results")
+		}
+		rep.writeText(stdout)
+		if o.out != "" {
+			var buf bytes.Buffer
+			rep.writeMarkdown(&buf)
+			if werr := os.WriteFile(o.out, buf.Bytes(), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}()
+
+	if slices.Contains(o.faults, faultKillInputsLeader) {
+		fmt.Fprintf(stdout, "%s baseline input latency (%v, no fault)\n", time.Now().Format("15:04:05"), baselineWindow)
+		l, err := b.baseline(ctx)
+		if err != nil {
+			return err
+		}
+		rep.Latencies = append(rep.Latencies, l)
+	}
+	for _, f := range o.faults {
+		fmt.Fprintf(stdout, "%s %s × %d\n", time.Now().Format("15:04:05"), f, o.reps[f])
+		logf("=== %s × %d", f, o.reps[f])
+		res := b.runFault(ctx, f, o.reps[f])
+		rep.Faults = append(rep.Faults, res)
+		if f == faultKillInputsLeader {
+			rep.Latencies = append(rep.Latencies, res.latency())
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// lastLine returns the last non-empty line of a file ("" if none).
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// copyBinary copies the executable src to dst and returns dst.
+func copyBinary(src, dst string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("copy node binary: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		return "", fmt.Errorf("copy node binary: %w", err)
+	}
+	return dst, nil
+}

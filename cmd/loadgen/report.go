@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Percentiles summarises a sample (milliseconds unless stated).
+type Percentiles struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99_9"`
+	Max  float64 `json:"max"`
+}
+
+// percentile is the nearest-rank p-th percentile (0 < p <= 100) of sorted, which must be sorted ascending and
+// not empty.
+func percentile(sorted []float64, p float64) float64 {
+	rank := int(math.Ceil(p*float64(len(sorted))/100 - 1e-9)) // the epsilon absorbs 99.9*n/100 rounding up
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// summarize sorts samples in place and returns their percentiles (all zero for no samples).
+func summarize(samples []float64) Percentiles {
+	if len(samples) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(samples)
+	return Percentiles{
+		N:    len(samples),
+		P50:  percentile(samples, 50),
+		P90:  percentile(samples, 90),
+		P99:  percentile(samples, 99),
+		P999: percentile(samples, 99.9),
+		Max:  samples[len(samples)-1],
+	}
+}
+
+// Report is the result of a run.
+type Report struct {
+	Config ReportConfig `json:"config"`
+
+	Requested          int            `json:"clients_requested"`
+	Connected          int            `json:"clients_connected"`            // welcomed and open when the window started
+	Failed             map[string]int `json:"clients_failed"`               // by reason
+	ClosedInWindow     map[string]int `json:"clients_closed"`               // by close code: closed during the window
+	ClosedBeforeWindow map[string]int `json:"clients_closed_before_window"` // by close code: welcomed, closed during the ramp
+	SeenInTicks        int            `json:"clients_seen_in_ticks"`        // clients whose player appeared in a tick
+	OpenAtWindowEnd    int            `json:"clients_open_at_the_end"`      //
+
+	WindowSeconds float64 `json:"window_seconds"`
+	TickRate      int     `json:"tick_rate"`
+
+	TicksDelivered      uint64  `json:"ticks_delivered"`
+	TicksPerSecond      float64 `json:"ticks_per_second"`
+	TicksExpected       float64 `json:"ticks_expected"`
+	FractionDelivered   float64 `json:"fraction_delivered"`
+	TicksPublished      uint64  `json:"ticks_published_seen"`  // per client, the span of its room's tick seqs in the window
+	FractionOfPublished float64 `json:"fraction_of_published"` // delivered / published: what the gateway dropped
+	RoomTickRate        float64 `json:"room_tick_rate"`        // published ticks per second, mean over clients
+	TicksSkipped        uint64  `json:"ticks_skipped"`         // seq gaps within an epoch (replaced or dropped on the way)
+	TicksOutOfOrder     uint64  `json:"ticks_out_of_order"`    // (epoch, seq) not above the previous one: must be 0
+	BytesPerSecond      float64 `json:"bytes_per_second"`
+
+	TickLatency  Percentiles    `json:"tick_latency_ms"` // receive time - tick.time
+	InputLatency Percentiles    `json:"input_latency_ms"`
+	InputsSent   uint64         `json:"inputs_sent"`
+	InputsAcked  uint64         `json:"inputs_acked"`
+	ErrorFrames  map[string]int `json:"error_frames"` // by code
+
+	Server  *ProcReport `json:"server,omitempty"`
+	Loadgen *ProcReport `json:"loadgen,omitempty"`
+}
+
+// ReportConfig echoes the settings of the run.
+type ReportConfig struct {
+	URLs      []string `json:"urls"`
+	Clients   int      `json:"clients"`
+	Room      string   `json:"room"`
+	Rooms     int      `json:"rooms"`
+	Ramp      string   `json:"ramp"`
+	Duration  string   `json:"duration"`
+	InputRate float64  `json:"input_rate"`
+	Sample    int      `json:"sample"`
+}
+
+// ProcReport is what a process used during the run.
+type ProcReport struct {
+	PID              int     `json:"pid"`
+	CPUSeconds       float64 `json:"cpu_seconds"`         // user + system during the window
+	CPUCores         float64 `json:"cpu_cores"`           // CPUSeconds / window
+	CPUMicrosPerMsg  float64 `json:"cpu_us_per_message"`  // per delivered tick
+	RSSBeforeKB      uint64  `json:"rss_before_kb"`       // before the first connection
+	RSSStartKB       uint64  `json:"rss_window_start_kb"` //
+	RSSEndKB         uint64  `json:"rss_window_end_kb"`   //
+	RSSPerSocketKB   float64 `json:"rss_per_socket_kb"`   // (end - before) / connected
+	SampleErrorsText string  `json:"sample_error,omitempty"`
+}
+
+// procReport turns three samples of a process into its report.
+func procReport(pid int, before, start, end procSample, window float64, delivered uint64, sockets int) *ProcReport {
+	r := &ProcReport{PID: pid, RSSBeforeKB: before.rssKB, RSSStartKB: start.rssKB, RSSEndKB: end.rssKB}
+	if end.cpuTicks >= start.cpuTicks {
+		r.CPUSeconds = float64(end.cpuTicks-start.cpuTicks) / clockTicks
+	}
+	if window > 0 {
+		r.CPUCores = r.CPUSeconds / window
+	}
+	if delivered > 0 {
+		r.CPUMicrosPerMsg = r.CPUSeconds * 1e6 / float64(delivered)
+	}
+	if sockets > 0 {
+		r.RSSPerSocketKB = (float64(end.rssKB) - float64(before.rssKB)) / float64(sockets)
+	}
+	return r
+}
+
+func formatCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func formatPercentiles(p Percentiles) string {
+	if p.N == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (n=%d)", p.P50, p.P90, p.P99, p.P999, p.Max, p.N)
+}
+
+func formatProc(p *ProcReport) string {
+	if p.SampleErrorsText != "" {
+		return "pid " + fmt.Sprint(p.PID) + ": " + p.SampleErrorsText
+	}
+	return fmt.Sprintf("pid %d: CPU %.2f s (%.0f%% of a core), %.2f µs per delivered message; RSS %.1f → %.1f MB, %.1f KB per socket",
+		p.PID, p.CPUSeconds, 100*p.CPUCores, p.CPUMicrosPerMsg, float64(p.RSSBeforeKB)/1024, float64(p.RSSEndKB)/1024, p.RSSPerSocketKB)
+}
+
+// WriteTable prints the report as a two-column table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("run", "%d clients over %d room(s) from %s, ramp %s, window %.1f s, input rate %g/s per client",
+		r.Config.Clients, r.Config.Rooms, strings.Join(r.Config.URLs, ","), r.Config.Ramp, r.WindowSeconds, r.Config.InputRate)
+	row("clients", "connected %d of %d; failed: %s; seen in ticks %d; open at the end %d",
+		r.Connected, r.Requested, formatCounts(r.Failed), r.SeenInTicks, r.OpenAtWindowEnd)
+	row("closed in window", "%s (during the ramp: %s)", formatCounts(r.ClosedInWindow), formatCounts(r.ClosedBeforeWindow))
+	row("ticks delivered", "%d (%.0f/s, %.1f MB/s); expected %.0f at %d/s: fraction %.4f",
+		r.TicksDelivered, r.TicksPerSecond, r.BytesPerSecond/1e6, r.TicksExpected, r.TickRate, r.FractionDelivered)
+	row("ticks published", "%d seen in the clients' rooms (%.1f/s per room, mean over clients): %.4f of them delivered",
+		r.TicksPublished, r.RoomTickRate, r.FractionOfPublished)
+	row("ticks skipped", "%d (seq gaps); out of order %d", r.TicksSkipped, r.TicksOutOfOrder)
+	row("tick latency ms", "%s", formatPercentiles(r.TickLatency))
+	row("input→tick ms", "%s; inputs sent %d, acked %d", formatPercentiles(r.InputLatency), r.InputsSent, r.InputsAcked)
+	row("error frames", "%s", formatCounts(r.ErrorFrames))
+	if r.Server != nil {
+		row("server", "%s", formatProc(r.Server))
+	}
+	if r.Loadgen != nil {
+		row("loadgen", "%s", formatProc(r.Loadgen))
+	}
+	return tw.Flush()
+}
