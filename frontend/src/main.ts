@@ -69,9 +69,26 @@ const transport = new Transport({
 
 const keys = new KeyState((k) => sendKeys(k));
 
+// The latest input sent on this connection, until a tick shows it applied (docs/PROTOCOL.md: an input still
+// unacknowledged after a second, e.g. dropped as rate_limited, is resent unchanged).
+let pending: { seq: number; keys: Keys; sentAt: number } | null = null;
+const RESEND_AFTER_MS = 1000;
+
 function sendKeys(k: Keys): void {
   if (transport.state !== 'connected') return; // sent after the next welcome
-  transport.send({ type: 'input', seq: session.nextSeq(), keys: k });
+  const seq = session.nextSeq();
+  transport.send({ type: 'input', seq, keys: k });
+  pending = { seq, keys: k, sentAt: performance.now() };
+}
+
+function resendIfUnacknowledged(ack: number, now: number): void {
+  if (pending === null) return;
+  if (ack >= pending.seq) {
+    pending = null;
+  } else if (now - pending.sentAt >= RESEND_AFTER_MS && transport.state === 'connected') {
+    transport.send({ type: 'input', seq: pending.seq, keys: pending.keys });
+    pending.sentAt = now;
+  }
 }
 
 function handle(msg: ServerMessage): void {
@@ -79,6 +96,7 @@ function handle(msg: ServerMessage): void {
     case 'welcome':
       session.welcome(msg.player, msg.resume, msg.ack);
       node = msg.node;
+      pending = null; // a new connection: its own input below replaces anything unacknowledged
       // Once after every (re)connect: the server learns the keys held now.
       sendKeys(keys.keys);
       break;
@@ -113,6 +131,7 @@ function onTick(t: TickMessage): void {
     if (p.id === session.player) {
       mine = { x: p.x, y: p.y };
       session.observeAck(p.ack);
+      resendIfUnacknowledged(p.ack, now);
     }
   }
   onlineCount = online;
