@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
@@ -125,7 +126,7 @@ func (c *conn) closeWith(code int, text string) {
 	}
 	c.closing, c.closeCode, c.closeText = true, code, text
 	c.mu.Unlock()
-	c.g.metrics.closed.WithLabelValues(itoa(code)).Inc()
+	c.g.metrics.closed.WithLabelValues(strconv.Itoa(code)).Inc()
 	c.signal()
 }
 
@@ -455,18 +456,4 @@ func lastAck(g *Gateway, roomName, player string) uint64 {
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [12]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

@@ -19,30 +19,10 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
-// lobbyOwner waits until every running node agrees on the lobby's owner, with an epoch above above, and that
-// node runs it (as in pkg/room's tests).
+// lobbyOwner waits until every running node agrees on the lobby's owner, with an epoch above above.
 func lobbyOwner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 	t.Helper()
-	var name string
-	var epoch uint64
-	nodetest.WaitFor(t, waitLong, "one agreed lobby owner", func() bool {
-		name, epoch = "", 0
-		for _, m := range c.Members() {
-			n, e := m.Node.Rooms().Owner(room.Lobby)
-			if n == "" || e <= above || (name != "" && (n != name || e != epoch)) {
-				return false
-			}
-			name, epoch = n, e
-		}
-		owners := 0
-		for _, m := range c.Members() {
-			if e, ok := m.Node.Rooms().Owned()[room.Lobby]; ok && e == epoch {
-				owners++
-			}
-		}
-		return owners == 1
-	})
-	return name, epoch
+	return c.AgreedOwner(room.Lobby, above, waitLong)
 }
 
 // online is a tick condition: the player is in the tick and online.

@@ -101,8 +101,20 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 		m.follow(fctx, room, t.inputSeq+1, streamEvents)
 	}()
 	t.drain(events, streamEvents)
-	if err := t.writeSnapshot(ctx, true); err != nil {
-		return err
+	// The takeover snapshot: a conflict means restore again (or a newer owner: step down); an unknown outcome
+	// (no stream leader yet, a lost reply) is retried while the lease lasts.
+	for {
+		err := t.writeSnapshot(ctx, true)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errRestoreConflict) || errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) || ctx.Err() != nil {
+			return err
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return context.Cause(ctx)
+		}
+		t.drain(events, streamEvents)
 	}
 	m.log.Info("room owner started", "room", room, "epoch", l.Epoch(), "tick", t.state.Tick,
 		"players", len(t.state.Players), "input_seq", t.inputSeq)

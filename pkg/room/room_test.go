@@ -83,26 +83,7 @@ func (r *recorder) maxGap(since time.Time) time.Duration {
 // owner waits until every running node agrees on the lobby's owner and that node runs it.
 func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 	t.Helper()
-	var name string
-	var epoch uint64
-	nodetest.WaitFor(t, 30*time.Second, "one agreed lobby owner", func() bool {
-		name, epoch = "", 0
-		for _, m := range c.Members() {
-			n, e := m.Node.Rooms().Owner(room.Lobby)
-			if n == "" || e <= above || (name != "" && (n != name || e != epoch)) {
-				return false
-			}
-			name, epoch = n, e
-		}
-		owners := 0
-		for _, m := range c.Members() {
-			if e, ok := m.Node.Rooms().Owned()[room.Lobby]; ok && e == epoch {
-				owners++
-			}
-		}
-		return owners == 1
-	})
-	return name, epoch
+	return c.AgreedOwner(room.Lobby, above, 30*time.Second)
 }
 
 func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {

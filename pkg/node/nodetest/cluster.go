@@ -283,3 +283,29 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// AgreedOwner waits until every running member agrees on room's owner, with an epoch above above, and exactly
+// that node runs it; it returns the owner's name and epoch.
+func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) (string, uint64) {
+	c.t.Helper()
+	var name string
+	var epoch uint64
+	WaitFor(c.t, timeout, "one agreed owner of "+room, func() bool {
+		name, epoch = "", 0
+		for _, m := range c.Members() {
+			n, e := m.Node.Rooms().Owner(room)
+			if n == "" || e <= above || (name != "" && (n != name || e != epoch)) {
+				return false
+			}
+			name, epoch = n, e
+		}
+		owners := 0
+		for _, m := range c.Members() {
+			if e, ok := m.Node.Rooms().Owned()[room]; ok && e == epoch {
+				owners++
+			}
+		}
+		return owners == 1
+	})
+	return name, epoch
+}
