@@ -1,0 +1,106 @@
+package lease
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// stubKV is a stand-in for the three KV calls, for the lease's own bookkeeping only (the CAS semantics are
+// tested against a real replicated bucket in lease_test.go).
+type stubKV struct {
+	mu        sync.Mutex
+	update    func(ctx context.Context, rev uint64) (uint64, error)
+	getValue  []byte
+	getRev    uint64
+	getCalled int
+}
+
+func (s *stubKV) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.getCalled++
+	return entry{value: s.getValue, rev: s.getRev}, nil
+}
+func (s *stubKV) Create(context.Context, string, []byte, ...jetstream.KVCreateOpt) (uint64, error) {
+	return 1, nil
+}
+func (s *stubKV) Update(ctx context.Context, _ string, _ []byte, rev uint64) (uint64, error) {
+	return s.update(ctx, rev)
+}
+func (s *stubKV) Delete(context.Context, string, ...jetstream.KVDeleteOpt) error { return nil }
+
+type entry struct {
+	jetstream.KeyValueEntry
+	value []byte
+	rev   uint64
+}
+
+func (e entry) Value() []byte    { return e.value }
+func (e entry) Revision() uint64 { return e.rev }
+
+func TestValidDoesNotWaitForARenewalInFlight(t *testing.T) {
+	release := make(chan struct{})
+	kv := &stubKV{update: func(ctx context.Context, rev uint64) (uint64, error) {
+		<-release // a renewal hanging while the stream elects a leader
+		return rev + 1, nil
+	}}
+	l, err := Acquire(context.Background(), kv, "lobby", Value{Node: "n1", Epoch: 1}, Config{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Renew(context.Background())
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan bool)
+	go func() { done <- l.Valid() }()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("fresh lease not valid")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Valid blocked behind a renewal in flight (the owner would stop ticking)")
+	}
+	close(release)
+}
+
+func TestRenewAfterOwnLostReplyAdoptsTheRevisionInsteadOfStepDown(t *testing.T) {
+	own, _ := json.Marshal(Value{Node: "n1", Epoch: 7})
+	kv := &stubKV{getValue: own, getRev: 42}
+	kv.update = func(_ context.Context, rev uint64) (uint64, error) {
+		if rev == 42 {
+			return 43, nil
+		}
+		return 0, &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant, Code: 400}
+	}
+	l, err := Acquire(context.Background(), kv, "lobby", Value{Node: "n1", Epoch: 7}, Config{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := l.Deadline()
+	// Our previous renewal (revision 42) landed but its reply was lost: the CAS at revision 1 fails.
+	err = l.Renew(context.Background())
+	if err == nil || errors.Is(err, ErrLost) {
+		t.Fatalf("renew = %v, want an unknown outcome (not lost)", err)
+	}
+	if l.Revision() != 42 || !l.Deadline().Equal(before) {
+		t.Fatalf("revision %d, deadline moved %v: adopt the revision without extending the deadline", l.Revision(), l.Deadline().Sub(before))
+	}
+	if err := l.Renew(context.Background()); err != nil || l.Revision() != 43 {
+		t.Fatalf("next renewal: %v at revision %d", err, l.Revision())
+	}
+	// Somebody else's value at the conflicting revision is a real loss.
+	other, _ := json.Marshal(Value{Node: "n2", Epoch: 8})
+	kv.getValue, kv.getRev = other, 50
+	kv.update = func(context.Context, uint64) (uint64, error) {
+		return 0, &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Code: 400}
+	}
+	if err := l.Renew(context.Background()); !errors.Is(err, ErrLost) {
+		t.Fatalf("renew against another holder = %v, want ErrLost", err)
+	}
+}
