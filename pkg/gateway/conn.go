@@ -259,25 +259,14 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		if mt != websocket.TextMessage {
-			if !fail(protocol.CodeBadJSON, "binary frames are not accepted") {
-				return
-			}
-			continue
-		}
-		msg, err := protocol.DecodeClient(data)
-		if err != nil {
-			var de *protocol.DecodeError
-			if errors.As(err, &de) && de.Code == protocol.CodeBadProtocol {
+		msg, de := decodeFrame(mt, data)
+		if de != nil {
+			if de.Code == protocol.CodeBadProtocol {
 				c.sendError(de.Code, de.Message)
 				c.closeWith(protocol.CloseBadProtocol, "protocol version mismatch")
 				return
 			}
-			code, text := protocol.CodeBadJSON, err.Error()
-			if errors.As(err, &de) {
-				code, text = de.Code, de.Message
-			}
-			if !fail(code, text) {
+			if !fail(de.Code, de.Message) {
 				return
 			}
 			continue
@@ -324,20 +313,9 @@ func (c *conn) serve() {
 			}
 			continue
 		}
-		if mt != websocket.TextMessage {
-			if !fail(protocol.CodeBadJSON, "binary frames are not accepted") {
-				return
-			}
-			continue
-		}
-		msg, err := protocol.DecodeClient(data)
-		if err != nil {
-			var de *protocol.DecodeError
-			code, text := protocol.CodeBadJSON, err.Error()
-			if errors.As(err, &de) {
-				code, text = de.Code, de.Message
-			}
-			if !fail(code, text) {
+		msg, de := decodeFrame(mt, data)
+		if de != nil {
+			if !fail(de.Code, de.Message) {
 				return
 			}
 			continue
@@ -451,6 +429,22 @@ func lastAck(g *Gateway, roomName, player string) uint64 {
 		}
 	}
 	return 0
+}
+
+// decodeFrame decodes one client frame strictly; every failure is a DecodeError with the code to send.
+func decodeFrame(messageType int, data []byte) (any, *protocol.DecodeError) {
+	if messageType != websocket.TextMessage {
+		return nil, &protocol.DecodeError{Code: protocol.CodeBadJSON, Message: "binary frames are not accepted"}
+	}
+	msg, err := protocol.DecodeClient(data)
+	if err != nil {
+		var de *protocol.DecodeError
+		if errors.As(err, &de) {
+			return nil, de
+		}
+		return nil, &protocol.DecodeError{Code: protocol.CodeBadJSON, Message: err.Error()}
+	}
+	return msg, nil
 }
 
 func isTimeout(err error) bool {

@@ -186,16 +186,24 @@ func (g *Gateway) refreshNodes() {
 	}
 }
 
-// Drain stops accepting sockets, closes every open one with CloseDraining so that clients move to another node
-// before this one exits, and waits for them (at most DrainTimeout).
-func (g *Gateway) Drain() {
+// sockets lists the open sockets; with stopAccepting, new ones are refused from now on.
+func (g *Gateway) sockets(stopAccepting bool) []*conn {
 	g.mu.Lock()
-	g.draining = true
+	defer g.mu.Unlock()
+	if stopAccepting {
+		g.draining = true
+	}
 	cs := make([]*conn, 0, len(g.conns))
 	for c := range g.conns {
 		cs = append(cs, c)
 	}
-	g.mu.Unlock()
+	return cs
+}
+
+// Drain stops accepting sockets, closes every open one with CloseDraining so that clients move to another node
+// before this one exits, and waits for them (at most DrainTimeout).
+func (g *Gateway) Drain() {
+	cs := g.sockets(true)
 	for _, c := range cs {
 		c.closeWith(protocol.CloseDraining, "node draining")
 	}
@@ -217,14 +225,7 @@ func (g *Gateway) Drain() {
 
 // Kill drops every socket without a close frame, as a crashed process would (tests use it).
 func (g *Gateway) Kill() {
-	g.mu.Lock()
-	g.draining = true
-	cs := make([]*conn, 0, len(g.conns))
-	for c := range g.conns {
-		cs = append(cs, c)
-	}
-	g.mu.Unlock()
-	for _, c := range cs {
+	for _, c := range g.sockets(true) {
 		c.ws.NetConn().Close()
 	}
 }
