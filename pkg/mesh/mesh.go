@@ -252,6 +252,11 @@ func serverOptions(cfg config.Config) (*server.Options, error) {
 			if err != nil {
 				return nil, &config.Error{Setting: "CLUSTER_TLS_CERT", Problem: err.Error()}
 			}
+			// Routes dial as well as accept: verify the peers we dial with the same CA (as nats-server's own
+			// config parsing does for cluster TLS).
+			if tc.ClientCAs != nil {
+				tc.RootCAs = tc.ClientCAs
+			}
 			opts.Cluster.TLSConfig = tc
 			opts.Cluster.TLSTimeout = 2
 		}
