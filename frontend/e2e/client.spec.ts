@@ -91,11 +91,15 @@ test('reconnects with its resume token after a retryable close', async ({ page }
   await page.goto(`${node.base}/?name=bob`);
   await connected(page);
   const before = await state(page);
+  // Hold the next connection for a moment: with full-jitter backoff the client may retry within milliseconds,
+  // and the banner is what this test looks at in between.
+  node.acceptDelayMs = 2000;
   node.closeAll(4000, 'draining');
   await expect.poll(async () => (await state(page)).state).toBe('reconnecting');
   await expect(page.getByTestId('status-banner')).toHaveAttribute('data-kind', 'reconnecting');
   await expect(page.getByTestId('status-banner')).toContainText('draining');
-  await expect.poll(async () => (await state(page)).state, { timeout: 5000 }).toBe('connected');
+  node.acceptDelayMs = 0;
+  await expect.poll(async () => (await state(page)).state, { timeout: 8000 }).toBe('connected');
   const after = await state(page);
   expect(after.player).toBe(before.player);
   const hellos = node.messages('hello');

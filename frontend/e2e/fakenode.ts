@@ -123,6 +123,8 @@ export class FakeNode {
   ticking = true;
   /** Close code for every new connection right after the hello (0 = none). */
   rejectWith = 0;
+  /** Delay before answering a WebSocket upgrade, so a test can see the client between connections. */
+  acceptDelayMs = 0;
   private server: Server | null = null;
   private timer: NodeJS.Timeout | null = null;
   private nextId = 1;
@@ -164,6 +166,15 @@ export class FakeNode {
   }
 
   private upgrade(req: IncomingMessage, socket: Socket): void {
+    if (this.acceptDelayMs > 0) {
+      setTimeout(() => this.accept(req, socket), this.acceptDelayMs);
+      return;
+    }
+    this.accept(req, socket);
+  }
+
+  private accept(req: IncomingMessage, socket: Socket): void {
+    if (socket.destroyed) return;
     const key = req.headers['sec-websocket-key'];
     if (req.url !== '/ws' || typeof key !== 'string') {
       socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
