@@ -46,6 +46,7 @@ type Config struct {
 	ReadyWait   time.Duration // -ready-timeout READY_TIMEOUT: how long to wait for the embedded server to accept connections
 	LogLevel    string        // -log-level LOG_LEVEL: debug, info, warn, error
 	LogFormat   string        // -log-format LOG_FORMAT: text or json
+	Pprof       bool          // -pprof PPROF: serve net/http/pprof under /debug/pprof/ on the HTTP address
 
 	// Secrets and credentials come from the environment only (never flags, which show in `ps`).
 	ClusterUser     string // CLUSTER_USER
@@ -143,6 +144,16 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 		fs.IntVar(p, name, *p, usage+" (env "+env+")")
 	}
+	boolFlag := func(p *bool, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				setEnvErr(&Error{env, fmt.Sprintf("%q is not a boolean (true or false)", v)})
+			}
+			*p = b
+		}
+		fs.BoolVar(p, name, *p, usage+" (env "+env+")")
+	}
 	durFlag := func(p *time.Duration, name, env, usage string) {
 		if v := getenv(env); v != "" {
 			d, err := time.ParseDuration(v)
@@ -167,6 +178,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	durFlag(&c.ReadyWait, "ready-timeout", "READY_TIMEOUT", "how long to wait for the embedded NATS server")
 	strFlag(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 	strFlag(&c.LogFormat, "log-format", "LOG_FORMAT", "text or json")
+	boolFlag(&c.Pprof, "pprof", "PPROF", "serve Go profiles under /debug/pprof/ (for benchmarks; keep off where the HTTP port is public)")
 	intFlag(&c.TickRate, "tick-rate", "TICK_RATE", "game ticks per second")
 	durFlag(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "room lease time to live (whole seconds)")
 	durFlag(&c.SnapshotInterval, "snapshot-interval", "SNAPSHOT_INTERVAL", "time between room snapshots")

@@ -33,6 +33,21 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	}
 }
 
+func TestPprofIsOffUnlessAsked(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.Pprof {
+		t.Fatalf("default pprof %v, err %v", c.Pprof, err)
+	}
+	c, err = Load(nil, env(map[string]string{"PPROF": "true"}))
+	if err != nil || !c.Pprof {
+		t.Fatalf("PPROF=true: pprof %v, err %v", c.Pprof, err)
+	}
+	c, err = Load([]string{"-pprof=false"}, env(map[string]string{"PPROF": "1"}))
+	if err != nil || c.Pprof {
+		t.Fatalf("-pprof=false over PPROF=1: pprof %v, err %v", c.Pprof, err)
+	}
+}
+
 func TestRoutesAcceptHostPortAndURLs(t *testing.T) {
 	c, err := Load([]string{"-cluster", ":6222", "-routes", "a:6222, nats-route://u:p@b:6223"}, env(nil))
 	if err != nil {
@@ -52,6 +67,7 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"-bogus"}, nil, "-bogus"},
 		{[]string{"-tick-rate", "x"}, nil, "-tick-rate"},
 		{nil, map[string]string{"TICK_RATE": "x"}, "TICK_RATE"},
+		{nil, map[string]string{"PPROF": "maybe"}, "PPROF"},
 		{[]string{"-cluster", ":6222", "-routes", "nohost"}, nil, "-routes"},
 		{[]string{"-cluster", ":6222", "-routes", "h:99999"}, nil, "-routes"},
 		{[]string{"-cluster", ":6222", "-routes", "http://h:1"}, nil, "-routes"},

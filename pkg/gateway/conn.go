@@ -24,7 +24,10 @@ type tickFrame struct {
 // maxControl bounds queued control frames; a socket that lets more pile up is too slow.
 const maxControl = 32
 
-// conn is one socket. The handler goroutine reads; the writer goroutine writes whatever the queues hold.
+// conn is one socket. Its reader goroutine (serve) reads. Nothing writes while there is nothing to write: when a
+// frame is queued on an idle socket, a flush goroutine is started for it, writes whatever the queues hold and
+// ends when they are empty. At most one flush runs per socket; serve waits for it before it returns. An idle
+// socket therefore costs one goroutine (the reader) and no write buffer.
 type conn struct {
 	g  *Gateway
 	ws *websocket.Conn
@@ -33,15 +36,22 @@ type conn struct {
 	tick      *tickFrame // newest unsent tick
 	tickSince time.Time  // when the oldest unsent tick was offered
 	ctrl      [][]byte
+	pingDue   bool // housekeeping asked for a WebSocket ping
 	closing   bool
 	closeCode int
 	closeText string
 	lastSent  fence.Position
 	lastTick  time.Time // last tick offered (for NoTickAfter)
+	lastPing  time.Time // last ping queued
 	welcome   bool
+	flushing  bool // a flush goroutine runs
+	dead      bool // the socket is closed: nothing more is written
+	flushes   sync.WaitGroup
 
-	wake chan struct{}
-	done chan struct{}
+	// Used by the flush goroutine only (one at a time, ordered by mu).
+	deadline time.Time // write deadline currently set on the socket
+
+	started time.Time
 
 	// Set once during hello, read-only afterwards.
 	player  string
@@ -50,15 +60,18 @@ type conn struct {
 	joinSeq uint64
 }
 
-func newConn(g *Gateway, ws *websocket.Conn) *conn {
-	return &conn{g: g, ws: ws, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newConn(g *Gateway, ws *websocket.Conn, now time.Time) *conn {
+	return &conn{g: g, ws: ws, started: now, lastPing: now}
 }
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// scheduleLocked starts a flush unless one runs or the socket is closed. c.mu must be held.
+func (c *conn) scheduleLocked() {
+	if c.flushing || c.dead {
+		return
 	}
+	c.flushing = true
+	c.flushes.Add(1)
+	go c.flush()
 }
 
 func (c *conn) welcomed() bool {
@@ -78,21 +91,20 @@ func (c *conn) offerTick(t *tickFrame) {
 		c.mu.Unlock()
 		return
 	}
-	slow := false
 	if c.tick != nil {
 		c.g.metrics.ticksReplaced.Inc()
-		slow = t.at.Sub(c.tickSince) > c.g.cfg.SlowAfter
+		if t.at.Sub(c.tickSince) > c.g.cfg.SlowAfter {
+			c.mu.Unlock()
+			c.abort(protocol.CloseTooSlow, "too slow")
+			return
+		}
 	} else {
 		c.tickSince = t.at
 	}
 	c.tick = t
 	c.lastTick = t.at
+	c.scheduleLocked()
 	c.mu.Unlock()
-	if slow {
-		c.abort(protocol.CloseTooSlow, "too slow")
-		return
-	}
-	c.signal()
 }
 
 // after reports whether a comes after b in tick order (epoch first, then seq).
@@ -113,11 +125,11 @@ func (c *conn) control(frame []byte) {
 		return
 	}
 	c.ctrl = append(c.ctrl, frame)
+	c.scheduleLocked()
 	c.mu.Unlock()
-	c.signal()
 }
 
-// closeWith asks the writer to send a close frame with code and then close the socket.
+// closeWith asks for a close frame with code after the frames already queued, and then closes the socket.
 func (c *conn) closeWith(code int, text string) {
 	c.mu.Lock()
 	if c.closing {
@@ -125,81 +137,141 @@ func (c *conn) closeWith(code int, text string) {
 		return
 	}
 	c.closing, c.closeCode, c.closeText = true, code, text
+	c.scheduleLocked()
 	c.mu.Unlock()
 	c.g.metrics.closed.WithLabelValues(strconv.Itoa(code)).Inc()
-	c.signal()
 }
 
-// abort is closeWith for a socket whose writer may be stuck: it also cuts the write in progress short.
+// abort is closeWith for a socket whose flush may be stuck in a write: it also cuts that write short.
 func (c *conn) abort(code int, text string) {
 	c.closeWith(code, text)
 	_ = c.ws.NetConn().SetWriteDeadline(time.Now())
 }
 
-// writer writes queued frames until the socket closes.
-func (c *conn) writer() {
-	defer close(c.done)
-	defer c.ws.Close()
-	ping := time.NewTicker(c.g.cfg.PingPeriod)
-	defer ping.Stop()
-	watchdog := time.NewTicker(time.Second)
-	defer watchdog.Stop()
-	started := time.Now()
+// housekeep runs about once a second for every socket (Gateway.Run): it queues the keepalive ping when due
+// and closes a welcomed socket whose room has sent no tick for NoTickAfter.
+func (c *conn) housekeep(now time.Time) {
+	cfg := c.g.cfg
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	last := c.lastTick
+	if last.IsZero() {
+		last = c.started
+	}
+	if c.welcome && now.Sub(last) > cfg.NoTickAfter {
+		c.mu.Unlock()
+		c.closeWith(protocol.CloseNoOwner, "room has no owner")
+		return
+	}
+	if now.Sub(c.lastPing) >= cfg.PingPeriod {
+		c.lastPing = now
+		c.pingDue = true
+		c.scheduleLocked()
+	}
+	c.mu.Unlock()
+}
+
+// flush writes queued frames (control frames first, then a due ping, then the newest tick) until the queues
+// are empty; after a close frame, or a failed write, it closes the socket.
+func (c *conn) flush() {
+	defer c.flushes.Done()
 	for {
-		select {
-		case <-c.wake:
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout)); err != nil {
-				return
+		c.mu.Lock()
+		var frame []byte
+		var t *tickFrame
+		ping := false
+		switch {
+		case len(c.ctrl) > 0:
+			frame = c.ctrl[0]
+			c.ctrl[0] = nil
+			c.ctrl = c.ctrl[1:]
+			if len(c.ctrl) == 0 {
+				c.ctrl = nil
 			}
-			continue
-		case now := <-watchdog.C:
-			c.mu.Lock()
-			last := c.lastTick
-			welcomed := c.welcome
+		case c.pingDue:
+			c.pingDue, ping = false, true
+		case c.tick != nil:
+			t = c.tick
+			c.tick = nil
+			c.lastSent = t.pos
+		case c.closing:
+			code, text := c.closeCode, c.closeText
+			c.dead, c.flushing = true, false
 			c.mu.Unlock()
-			if last.IsZero() {
-				last = started
-			}
-			if welcomed && now.Sub(last) > c.g.cfg.NoTickAfter {
-				c.closeWith(protocol.CloseNoOwner, "room has no owner")
-			}
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			c.ws.Close()
+			return
+		default:
+			c.flushing = false
+			c.mu.Unlock()
+			return
 		}
-		for {
+		c.mu.Unlock()
+		var err error
+		switch {
+		case ping:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout))
+		case t != nil:
+			c.extendDeadline()
+			err = c.ws.WritePreparedMessage(t.pm)
+			c.g.metrics.ticksSent.Inc()
+		default:
+			c.extendDeadline()
+			err = c.ws.WriteMessage(websocket.TextMessage, frame)
+		}
+		if err != nil {
 			c.mu.Lock()
-			var frame []byte
-			var t *tickFrame
-			switch {
-			case len(c.ctrl) > 0:
-				frame = c.ctrl[0]
-				c.ctrl = c.ctrl[1:]
-			case c.tick != nil:
-				t = c.tick
-				c.tick = nil
-				c.lastSent = t.pos
-			case c.closing:
-				code, text := c.closeCode, c.closeText
-				c.mu.Unlock()
-				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-				return
-			}
+			c.dead, c.flushing = true, false
 			c.mu.Unlock()
-			if frame == nil && t == nil {
-				break
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-			var err error
-			if t != nil {
-				err = c.ws.WritePreparedMessage(t.pm)
-				c.g.metrics.ticksSent.Inc()
-			} else {
-				err = c.ws.WriteMessage(websocket.TextMessage, frame)
-			}
-			if err != nil {
-				return
-			}
+			c.ws.Close()
+			return
 		}
 	}
+}
+
+// extendDeadline keeps at least half of WriteTimeout ahead of the next write without a syscall per frame.
+func (c *conn) extendDeadline() {
+	now := time.Now()
+	if c.deadline.Sub(now) >= c.g.cfg.WriteTimeout/2 {
+		return
+	}
+	c.deadline = now.Add(c.g.cfg.WriteTimeout)
+	_ = c.ws.SetWriteDeadline(c.deadline)
+}
+
+// end runs when the reader stops: a close the server asked for is given time to go out after the frames queued
+// before it (an error, say); then the socket is closed and the flush, if any, waited for.
+func (c *conn) end() {
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		done := make(chan struct{})
+		go func() {
+			c.flushes.Wait()
+			close(done)
+		}()
+		t := time.NewTimer(c.g.cfg.WriteTimeout + time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		c.mu.Lock()
+		c.dead = true
+		c.mu.Unlock()
+		c.ws.Close()
+		<-done
+		return
+	}
+	c.mu.Lock()
+	c.dead = true
+	c.mu.Unlock()
+	c.ws.Close()
+	c.flushes.Wait()
 }
 
 func (c *conn) send(msg any) {
@@ -220,24 +292,7 @@ func (c *conn) sendError(code, text string) {
 func (c *conn) serve() {
 	cfg := c.g.cfg
 	c.ws.SetReadLimit(cfg.ReadLimit)
-	go c.writer()
-	defer func() {
-		// A close the server asked for (closeWith) is written by the writer after the frames queued before it
-		// (an error, say): let it finish, within its write deadline, before cutting the socket.
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		if closing {
-			t := time.NewTimer(cfg.WriteTimeout + time.Second)
-			select {
-			case <-c.done:
-			case <-t.C:
-			}
-			t.Stop()
-		}
-		c.ws.Close()
-		<-c.done
-	}()
+	defer c.end()
 	errs := &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
 	fail := func(code, text string) bool {
 		c.sendError(code, text)
@@ -385,8 +440,8 @@ func (c *conn) start(h *protocol.Hello) bool {
 	c.ctrl = append(c.ctrl, frame)
 	c.welcome = true
 	c.lastTick = time.Now()
+	c.scheduleLocked()
 	c.mu.Unlock()
-	c.signal()
 	if last, pos := g.rooms.Relay().Last(roomName); last != nil {
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, last)
 		if err == nil {

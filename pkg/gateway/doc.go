@@ -12,7 +12,9 @@
 // and through a per-node publisher that retries a JetStream publish with the same id until the PubAck: only
 // then is an event acknowledged.
 //
-// Goroutines: Run owns the publisher workers and the nodes-list refresher. Each socket has two: its HTTP handler
-// (the reader) and its writer, both ended by closing the socket; Drain closes every socket with CloseDraining
-// and waits for their handlers.
+// Goroutines: Run owns the publisher workers and the housekeeping loop (node lists, keepalive pings, the
+// no-owner watchdog). The HTTP handler returns right after the upgrade; each socket then has one reader
+// goroutine, owned by the gateway, and, only while it has frames to write, one flush goroutine, which its
+// reader waits for before ending. Both end when the socket closes; Drain closes every socket with
+// CloseDraining and waits for their readers, Kill cuts them and waits too.
 package gateway

@@ -119,7 +119,7 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 	}
 	g.pub = newPublisher(nc, js, cfg.Workers, 4096, log, g.metrics)
 	g.up = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  512,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     g.checkOrigin,
@@ -141,7 +141,8 @@ func (g *Gateway) Count() int {
 	return len(g.conns)
 }
 
-// Run runs the durable publisher and keeps sockets' node lists current until ctx ends.
+// Run runs the durable publisher, keeps sockets' node lists current and, once a second, pings the sockets that
+// are due and closes those whose room has no owner (NoTickAfter), until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -149,15 +150,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer wg.Done()
 		g.pub.run(ctx)
 	}()
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
 			return nil
-		case <-t.C:
-			g.refreshNodes()
+		case now := <-t.C:
+			for _, c := range g.sockets(false) {
+				c.housekeep(now)
+			}
+			if n%2 == 0 {
+				g.refreshNodes()
+			}
 		}
 	}
 }
@@ -223,11 +229,13 @@ func (g *Gateway) Drain() {
 	}
 }
 
-// Kill drops every socket without a close frame, as a crashed process would (tests use it).
+// Kill drops every socket without a close frame, as a crashed process would (tests use it), and waits for
+// their readers.
 func (g *Gateway) Kill() {
 	for _, c := range g.sockets(true) {
 		c.ws.NetConn().Close()
 	}
+	g.handlers.Wait()
 }
 
 func (g *Gateway) checkOrigin(r *http.Request) bool {
@@ -317,37 +325,44 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	defer g.handlers.Done()
-	defer func() {
+	release := func() {
 		g.mu.Lock()
 		if g.perIP[ip]--; g.perIP[ip] <= 0 {
 			delete(g.perIP, ip)
 		}
 		g.mu.Unlock()
-	}()
+		g.handlers.Done()
+	}
 	ws, err := g.up.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return
 	}
-	c := newConn(g, ws)
+	c := newConn(g, ws, time.Now())
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
 		c.closeWith(protocol.CloseDraining, "node draining")
-		ws.Close()
+		c.end()
+		release()
 		return
 	}
 	g.conns[c] = struct{}{}
 	g.mu.Unlock()
 	g.metrics.accepted.Inc()
 	g.metrics.sockets.Inc()
-	defer func() {
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-		g.metrics.sockets.Dec()
+	// The handler returns now, so that net/http's per-connection state and this goroutine's stack are freed; the
+	// socket's reader is a fresh goroutine, owned by the gateway (handlers) like the handler was.
+	go func() {
+		defer release()
+		defer func() {
+			g.mu.Lock()
+			delete(g.conns, c)
+			g.mu.Unlock()
+			g.metrics.sockets.Dec()
+		}()
+		c.serve()
 	}()
-	c.serve()
 }
 
 // newPlayerID draws a fresh player id.
@@ -364,7 +379,7 @@ type hub struct {
 
 // takeoverEvery is how often (in ticks of a room) fanout looks for sockets whose player connected again through
 // another node.
-const takeoverEvery = 5
+const takeoverEvery = 20
 
 // join adds c to its room's hub, creating the hub (relay listener, room demand) for the first socket.
 func (g *Gateway) join(c *conn, roomName string) error {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -206,6 +207,13 @@ func (n *Node) setup(ctx context.Context) error {
 	n.mux.HandleFunc("GET /api/cluster", n.handleCluster)
 	n.mux.Handle("GET /ws", n.gateway)
 	n.mux.Handle("GET /", frontend.Handler())
+	if n.cfg.Pprof {
+		n.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		n.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		n.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		n.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		n.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run}, part{"gateway", n.gateway.Run})
 	return nil
 }
