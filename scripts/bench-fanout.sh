@@ -1,21 +1,64 @@
 #!/bin/sh
-# Fan-out benchmark: one node pinned to core 0, the load generator pinned to core 1 (see docs/BENCHMARKS.md).
+# Fan-out benchmark on the full path owner → NATS → relay node → sockets (see docs/BENCHMARKS.md).
+#
+# Two nodes form a cluster: the owner node (pinned to core 1, with a "seed" load generator holding one client in
+# each room, so that it takes every room's lease first) and the relay node (pinned to core 0), to which the
+# measured load generator (core 1) connects its clients. The relay node only relays: its CPU and memory are the
+# gateway's cost, without the game loops.
+#
 # Usage: scripts/bench-fanout.sh <node binary> <loadgen binary> [loadgen flags...]
 # Defaults: 1000 clients in 20 rooms, idle, 30 s. Example: scripts/bench-fanout.sh bin/tickmesh-node bin/loadgen -n 5000 -rooms 100
+# BENCH_NODE_FLAGS adds node flags (e.g. -pprof). BENCH_SINGLE=1 runs one node that is owner and relay at once (the setup of the first runs in BENCHMARKS.md).
 set -eu
 node=$1; loadgen=$2; shift 2
 dir=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-pin_node="" pin_lg=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then pin_node="taskset -c 0"; pin_lg="taskset -c 1"; fi
-$pin_node "$node" -name bench -http 127.0.0.1:28080 -nats 127.0.0.1:24222 -data "$dir/data" \
-  -max-conns-per-ip 100000 -max-conns 100000 -log-level warn 2>"$dir/node.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
-i=0
-until curl -fs http://127.0.0.1:28080/readyz >/dev/null 2>&1; do
-  i=$((i+1)); [ $i -gt 300 ] && { echo "node not ready:"; cat "$dir/node.log"; exit 1; }
-  sleep 0.1
-done
+pin0="" pin1=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 if [ $# -eq 0 ]; then set -- -n 1000 -rooms 20 -ramp 10s -duration 30s; fi
-$pin_lg "$loadgen" -url ws://127.0.0.1:28080/ws -pid $pid "$@"
+rooms=1 prev=""
+for a in "$@"; do
+  if [ "$prev" = "-rooms" ]; then rooms=$a; fi
+  case $a in -rooms=*) rooms=${a#-rooms=} ;; esac
+  prev=$a
+done
+
+pids=""
+cleanup() {
+  for p in $pids; do kill "$p" 2>/dev/null || true; done
+  for p in $pids; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+ready() { # <http port> <log>
+  i=0
+  until curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1; do
+    i=$((i+1)); [ $i -gt 300 ] && { echo "node on :$1 not ready:"; cat "$2"; exit 1; }
+    sleep 0.1
+  done
+}
+
+common="-max-conns-per-ip 100000 -max-conns 100000 -log-level warn ${BENCH_NODE_FLAGS:-}"
+if [ "${BENCH_SINGLE:-}" = 1 ]; then
+  $pin0 "$node" -name relay -http 127.0.0.1:28080 -nats 127.0.0.1:24222 -data "$dir/relay" $common 2>"$dir/relay.log" &
+  relay=$!; pids="$relay"
+  ready 28080 "$dir/relay.log"
+else
+  $pin1 "$node" -name owner -http 127.0.0.1:28081 -nats 127.0.0.1:24223 -cluster 127.0.0.1:26223 \
+    -routes 127.0.0.1:26222 -data "$dir/owner" $common 2>"$dir/owner.log" &
+  pids="$!"
+  $pin0 "$node" -name relay -http 127.0.0.1:28080 -nats 127.0.0.1:24222 -cluster 127.0.0.1:26222 \
+    -routes 127.0.0.1:26223 -data "$dir/relay" $common 2>"$dir/relay.log" &
+  relay=$!; pids="$pids $relay"
+  ready 28081 "$dir/owner.log"
+  ready 28080 "$dir/relay.log"
+  # One client per room on the owner node, for the whole run: the owner node wants every room first and wins
+  # the leases; the relay node's campaigns then only watch.
+  $pin1 "$loadgen" -url ws://127.0.0.1:28081/ws -n "$rooms" -rooms "$rooms" -ramp 1s -duration 24h -name seed \
+    >"$dir/seed.out" 2>&1 &
+  pids="$pids $!"
+  sleep 4
+  curl -fs http://127.0.0.1:28080/api/cluster >"$dir/cluster.json" || true
+fi
+$pin1 "$loadgen" -url ws://127.0.0.1:28080/ws -pid "$relay" "$@"

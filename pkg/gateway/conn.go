@@ -44,6 +44,7 @@ type conn struct {
 	lastTick  time.Time // last tick offered (for NoTickAfter)
 	lastPing  time.Time // last ping queued
 	welcome   bool
+	errs      *budget // error budget, used by the reading goroutine only
 	flushing  bool // a flush goroutine runs
 	dead      bool // the socket is closed: nothing more is written
 	flushes   sync.WaitGroup
@@ -288,59 +289,62 @@ func (c *conn) sendError(code, text string) {
 	c.send(&protocol.Error{Code: code, Message: text})
 }
 
-// serve runs the socket: hello, welcome, then the read loop. It returns when the socket is closed.
-func (c *conn) serve() {
+// fail sends an error frame and counts it against the error budget; it reports whether the socket goes on.
+func (c *conn) fail(code, text string) bool {
+	c.sendError(code, text)
+	if c.errs.add(time.Now()) {
+		c.closeWith(protocol.CloseTooManyErrors, "too many errors")
+		return false
+	}
+	return true
+}
+
+// greet reads the hello and handles it (session, room, welcome, join). It reports whether the socket goes on
+// to readLoop; when it does not, the caller ends the socket (end). It runs on the HTTP handler's goroutine, so
+// that the JSON decoding of the hello grows that goroutine's stack and not the reader's, which lives as long
+// as the socket.
+func (c *conn) greet() bool {
 	cfg := c.g.cfg
 	c.ws.SetReadLimit(cfg.ReadLimit)
-	defer c.end()
-	errs := &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
-	fail := func(code, text string) bool {
-		c.sendError(code, text)
-		if errs.add(time.Now()) {
-			c.closeWith(protocol.CloseTooManyErrors, "too many errors")
-			return false
-		}
-		return true
-	}
-
-	// Hello.
+	c.errs = &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
-	var hello *protocol.Hello
-	for hello == nil {
+	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
 				c.closeWith(protocol.CloseIdle, "no hello")
 			}
-			return
+			return false
 		}
 		msg, de := decodeFrame(mt, data)
 		if de != nil {
 			if de.Code == protocol.CodeBadProtocol {
 				c.sendError(de.Code, de.Message)
 				c.closeWith(protocol.CloseBadProtocol, "protocol version mismatch")
-				return
+				return false
 			}
-			if !fail(de.Code, de.Message) {
-				return
+			if !c.fail(de.Code, de.Message) {
+				return false
 			}
 			continue
 		}
 		h, ok := msg.(*protocol.Hello)
 		if !ok {
-			if !fail(protocol.CodeBadState, "the first message must be a hello") {
-				return
+			if !c.fail(protocol.CodeBadState, "the first message must be a hello") {
+				return false
 			}
 			continue
 		}
-		hello = h
+		return c.start(h)
 	}
-	if !c.start(hello) {
-		return
-	}
-	defer c.finish()
+}
 
-	// Read loop.
+// readLoop reads the welcomed socket's messages until it closes; then the player leaves (finish). The caller
+// ends the socket (end) afterwards.
+func (c *conn) readLoop() {
+	cfg := c.g.cfg
+	defer c.finish()
+	errs, fail := c.errs, c.fail
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait)) })
 	rate := newBucket(cfg.InputRate, cfg.InputBurst, time.Now())

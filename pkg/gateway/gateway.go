@@ -351,17 +351,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Unlock()
 	g.metrics.accepted.Inc()
 	g.metrics.sockets.Inc()
-	// The handler returns now, so that net/http's per-connection state and this goroutine's stack are freed; the
-	// socket's reader is a fresh goroutine, owned by the gateway (handlers) like the handler was.
+	unregister := func() {
+		g.mu.Lock()
+		delete(g.conns, c)
+		g.mu.Unlock()
+		g.metrics.sockets.Dec()
+	}
+	if !c.greet() {
+		c.end()
+		unregister()
+		release()
+		return
+	}
+	// The handler returns now, so that net/http's per-connection state and this goroutine's stack (grown by the
+	// hello's decoding) are freed; the welcomed socket's reader is a fresh goroutine, owned by the gateway
+	// (handlers) like the handler was.
 	go func() {
 		defer release()
-		defer func() {
-			g.mu.Lock()
-			delete(g.conns, c)
-			g.mu.Unlock()
-			g.metrics.sockets.Dec()
-		}()
-		c.serve()
+		defer unregister()
+		defer c.end()
+		c.readLoop()
 	}()
 }
 
