@@ -45,8 +45,8 @@ type conn struct {
 	lastPing  time.Time // last ping queued
 	welcome   bool
 	errs      *budget // error budget, used by the reading goroutine only
-	flushing  bool // a flush goroutine runs
-	dead      bool // the socket is closed: nothing more is written
+	flushing  bool    // a flush goroutine runs
+	dead      bool    // the socket is closed: nothing more is written
 	flushes   sync.WaitGroup
 
 	// Used by the flush goroutine only (one at a time, ordered by mu).
