@@ -24,7 +24,8 @@ type nodeSpec struct {
 	HTTP    string   // HTTP listen address, host:port
 	NATS    string   // NATS client listen address
 	Route   string   // route listen address
-	Routes  []string // the other nodes' route addresses
+	Link    string   // the route link in front of Route (empty: none); peers dial and know the node by it
+	Routes  []string // the other nodes' route addresses (their links, when there are links)
 	DataDir string
 }
 
@@ -36,7 +37,7 @@ func (n nodeSpec) NATSURL() string { return "nats://" + n.NATS }
 
 // Args are the node's command-line flags (settings that are not secrets; see pkg/config).
 func (n nodeSpec) Args() []string {
-	return []string{
+	args := []string{
 		"-name", n.Name,
 		"-http", n.HTTP,
 		"-nats", n.NATS,
@@ -45,6 +46,10 @@ func (n nodeSpec) Args() []string {
 		"-data", n.DataDir,
 		"-public-url", n.URL(),
 	}
+	if n.Link != "" {
+		args = append(args, "-cluster-advertise", n.Link)
+	}
+	return args
 }
 
 // cluster is the local cluster of one state directory.
@@ -62,11 +67,12 @@ type settings struct {
 	BaseHTTP  int    `json:"base_http"`
 	BaseNATS  int    `json:"base_nats"`
 	BaseRoute int    `json:"base_route"`
+	BaseLink  int    `json:"base_link"`
 	NginxPort int    `json:"nginx_port"`
 }
 
 func settingsOf(o options) settings {
-	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, NginxPort: o.nginxPort}
+	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, BaseLink: o.baseLink, NginxPort: o.nginxPort}
 }
 
 // withRecorded replaces the settings that were not given as flags by those `up` recorded.
@@ -82,6 +88,7 @@ func withRecorded(s, rec settings, set map[string]bool) settings {
 		BaseHTTP:  pick("base-http", s.BaseHTTP, rec.BaseHTTP),
 		BaseNATS:  pick("base-nats", s.BaseNATS, rec.BaseNATS),
 		BaseRoute: pick("base-route", s.BaseRoute, rec.BaseRoute),
+		BaseLink:  pick("base-link", s.BaseLink, rec.BaseLink),
 		NginxPort: pick("nginx-port", s.NginxPort, rec.NginxPort),
 	}
 	if !set["bin"] && rec.Bin != "" {
@@ -103,17 +110,28 @@ func newCluster(dir string, s settings) (*cluster, error) {
 	c := &cluster{Dir: abs, Bin: bin, NginxPort: s.NginxPort, settings: s}
 	c.settings.Bin = bin
 	addr := func(base, i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)) }
+	linkAddr := func(i int) string {
+		if s.BaseLink <= 0 {
+			return ""
+		}
+		return addr(s.BaseLink, i)
+	}
 	for i := range nodeCount {
 		n := nodeSpec{
 			Name:    fmt.Sprintf("n%d", i+1),
 			HTTP:    addr(s.BaseHTTP, i),
 			NATS:    addr(s.BaseNATS, i),
 			Route:   addr(s.BaseRoute, i),
+			Link:    linkAddr(i),
 			DataDir: filepath.Join(abs, "data", fmt.Sprintf("n%d", i+1)),
 		}
 		for j := range nodeCount {
 			if j != i {
-				n.Routes = append(n.Routes, addr(s.BaseRoute, j))
+				if s.BaseLink > 0 {
+					n.Routes = append(n.Routes, linkAddr(j))
+				} else {
+					n.Routes = append(n.Routes, addr(s.BaseRoute, j))
+				}
 			}
 		}
 		c.Nodes = append(c.Nodes, n)

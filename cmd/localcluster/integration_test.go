@@ -109,10 +109,10 @@ func TestUpKillInterrupt(t *testing.T) {
 		}
 	}
 
-	base := freePortBlock(t, 10)
+	base := freePortBlock(t, 13)
 	state := filepath.Join(tmp, "state")
 	flags := []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
-		"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9)}
+		"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}
 	lc := func(args ...string) (string, error) {
 		out, err := exec.Command(lcBin, append(args, flags...)...).CombinedOutput()
 		return string(out), err
@@ -192,6 +192,65 @@ func TestUpKillInterrupt(t *testing.T) {
 		}
 	})
 
+	// Cut the lobby's owner off with the cut command: the two others take the lobby over with a higher epoch and
+	// the cut-off node stops being ready; after heal, all three are ready and agree again.
+	lobby := func(url string) (owner string, epoch uint64) {
+		v, err := fetchClusterView(url + "/api/cluster")
+		if err != nil {
+			return "", 0
+		}
+		for _, r := range v.Rooms {
+			if r.Room == "lobby" {
+				return r.Owner, r.Epoch
+			}
+		}
+		return "", 0
+	}
+	var owner0 string
+	var epoch0 uint64
+	if !eventually(20*time.Second, func() bool { owner0, epoch0 = lobby(nodeURL(1)); return owner0 != "" }) {
+		t.Fatal("no owner of the lobby")
+	}
+	cutIdx := int(owner0[1] - '0')
+	others := []int{}
+	for i := 1; i <= 3; i++ {
+		if i != cutIdx {
+			others = append(others, i)
+		}
+	}
+	if o, err := lc("cut", owner0); err != nil || !strings.Contains(o, "cut off") {
+		t.Fatalf("cut %s: %v\n%s", owner0, err, o)
+	}
+	if !eventually(30*time.Second, func() bool {
+		for _, i := range others {
+			if o, e := lobby(nodeURL(i)); o == "" || o == owner0 || e <= epoch0 {
+				return false
+			}
+		}
+		return httpStatus(nodeURL(cutIdx)+"/readyz") == http.StatusServiceUnavailable
+	}) {
+		o1, e1 := lobby(nodeURL(others[0]))
+		t.Fatalf("after cutting %s off (epoch %d): n%d sees owner %q epoch %d; %s /readyz %d", owner0, epoch0,
+			others[0], o1, e1, owner0, httpStatus(nodeURL(cutIdx)+"/readyz"))
+	}
+	if o, err := lc("heal"); err != nil {
+		t.Fatalf("heal: %v\n%s", err, o)
+	}
+	if !eventually(60*time.Second, func() bool {
+		o1, e1 := lobby(nodeURL(1))
+		for i := 1; i <= 3; i++ {
+			if httpStatus(nodeURL(i)+"/readyz") != http.StatusOK {
+				return false
+			}
+			if o, e := lobby(nodeURL(i)); o != o1 || e != e1 || o == owner0 && e == epoch0 {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("after heal the nodes are not all ready and agreed on the lobby:\n%s", func() string { o, _ := lc("owner"); return o }())
+	}
+
 	// Kill n2 with the kill command; n1 and n3 stay (or, after a leader election, become again) ready.
 	if o, err := lc("kill", "n2"); err != nil {
 		t.Fatalf("kill n2: %v\n%s", err, o)
@@ -247,6 +306,14 @@ func TestUpKillInterrupt(t *testing.T) {
 	if files, _ := filepath.Glob(filepath.Join(state, "run", "*.pid")); len(files) > 0 {
 		t.Errorf("pid files left: %v", files)
 	}
+	for _, f := range []string{"links.json", "cut"} {
+		if _, err := os.Stat(filepath.Join(state, f)); err == nil {
+			t.Errorf("%s left after up exited", f)
+		}
+	}
+	if o, err := lc("cut", "n1"); err == nil || !strings.Contains(o, "no `task up` is running") {
+		t.Errorf("cut without up: err %v, output %q", err, o)
+	}
 	if !strings.Contains(out.String(), "cluster stopped") {
 		t.Errorf("up did not report stopping:\n%s", out.String())
 	}
@@ -254,7 +321,7 @@ func TestUpKillInterrupt(t *testing.T) {
 
 // TestUpFailsFastOnBusyPort checks that up names a port in use and starts nothing.
 func TestUpFailsFastOnBusyPort(t *testing.T) {
-	base := freePortBlock(t, 10)
+	base := freePortBlock(t, 13)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+4)) // n2's NATS port
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +334,7 @@ func TestUpFailsFastOnBusyPort(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err = run(t.Context(), []string{"up", "-dir", dir, "-bin", bin, "-nginx", "off", "-base-http", strconv.Itoa(base),
-		"-base-nats", strconv.Itoa(base + 3), "-base-route", strconv.Itoa(base + 6)}, &out)
+		"-base-nats", strconv.Itoa(base + 3), "-base-route", strconv.Itoa(base + 6), "-base-link", strconv.Itoa(base + 10)}, &out)
 	want := fmt.Sprintf("port 127.0.0.1:%d (n2 NATS client) is in use", base+4)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q", err, want)

@@ -4,11 +4,14 @@
 //	localcluster up [-nginx auto|on|off] [-bin bin/tickmesh-node]   start n1..n3 (and nginx), wait until signalled
 //	localcluster down                                              stop everything this checkout started
 //	localcluster kill|stop|start|freeze|thaw <node>                 SIGKILL, SIGTERM, restart, SIGSTOP, SIGCONT
+//	localcluster cut <node> | heal [node]                          stall a node's routes to its peers (a partition) / undo
 //	localcluster status                                            each process: alive? /readyz?
 //	localcluster owner                                             rooms, owners and epochs (GET /api/cluster)
 //
 // Every command takes -dir (state directory, default .tickmesh) and the port flags -base-http, -base-nats,
-// -base-route and -nginx-port; node i (1-based) listens on base+i-1. `up` records the settings it used in
+// -base-route, -base-link and -nginx-port; node i (1-based) listens on base+i-1. `up` holds a route link (a
+// TCP relay, links.go) in front of each node's route port on -base-link; the nodes dial and advertise the
+// links, so that `cut` can partition a node although all share loopback. `up` records the settings it used in
 // <dir>/cluster.json, which the other commands read, so they need no flags but -dir.
 //
 // Layout under <dir>: data/<node> (JetStream), logs/<node>.log and logs/nginx.log, run/<name>.pid (one per
@@ -53,12 +56,15 @@ commands:
   start    start a stopped node      status each process and its /readyz
   freeze   SIGSTOP a node            thaw   SIGCONT a node
   owner    rooms with their owner and epoch (GET /api/cluster)
+  cut      cut a node off from its peers: its route links stall (a partition; HTTP and NATS client ports stay up)
+  heal     reconnect a node that was cut off (no node: every one)
 
 flags (every command):
   -dir .tickmesh       state directory (data, logs, pid files, nginx prefix)
   -base-http 8081      node i listens for HTTP on 127.0.0.1:base+i-1
   -base-nats 4222      NATS client ports
   -base-route 6222     NATS route ports
+  -base-link 6232      route links held by up, which the nodes dial (0: none, and no cut)
   -nginx-port 8080     load balancer port
 flags (up, start):
   -bin bin/tickmesh-node   node binary
@@ -97,6 +103,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return signalNode(ctx, c, cmd.name, cmd.node, stdout)
 	case "start":
 		return startNode(c, cmd.node, stdout)
+	case "cut", "heal":
+		return setCut(c, cmd.name, cmd.node, stdout)
 	case "status":
 		return status(c, stdout)
 	case "owner":

@@ -14,6 +14,7 @@ type options struct {
 	baseHTTP     int
 	baseNATS     int
 	baseRoute    int
+	baseLink     int // 0: no route links (nodes dial each other directly; no cut)
 	nginxPort    int
 	readyTimeout time.Duration
 }
@@ -26,6 +27,7 @@ func defaultOptions() options {
 		baseHTTP:     8081,
 		baseNATS:     4222,
 		baseRoute:    6222,
+		baseLink:     6232,
 		nginxPort:    8080,
 		readyTimeout: 90 * time.Second,
 	}
@@ -40,9 +42,12 @@ type command struct {
 }
 
 // nodeCommands take exactly one node name.
-var nodeCommands = map[string]bool{"kill": true, "stop": true, "start": true, "freeze": true, "thaw": true}
+var nodeCommands = map[string]bool{"kill": true, "stop": true, "start": true, "freeze": true, "thaw": true, "cut": true}
 
 var plainCommands = map[string]bool{"up": true, "down": true, "status": true, "owner": true, "help": true}
+
+// optionalNodeCommands take one node name or none.
+var optionalNodeCommands = map[string]bool{"heal": true}
 
 // parseArgs reads `<command> [flags] [node] [flags]`: flags may come before or after the node name.
 func parseArgs(args []string) (command, error) {
@@ -55,7 +60,7 @@ func parseArgs(args []string) (command, error) {
 		cmd.name = "help"
 		return cmd, nil
 	}
-	if !nodeCommands[cmd.name] && !plainCommands[cmd.name] {
+	if !nodeCommands[cmd.name] && !plainCommands[cmd.name] && !optionalNodeCommands[cmd.name] {
 		return cmd, usageErr("unknown command %q", cmd.name)
 	}
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
@@ -65,6 +70,7 @@ func parseArgs(args []string) (command, error) {
 	fs.IntVar(&o.baseHTTP, "base-http", o.baseHTTP, "first node HTTP port")
 	fs.IntVar(&o.baseNATS, "base-nats", o.baseNATS, "first node NATS client port")
 	fs.IntVar(&o.baseRoute, "base-route", o.baseRoute, "first node route port")
+	fs.IntVar(&o.baseLink, "base-link", o.baseLink, "first route link port (0: no links)")
 	fs.IntVar(&o.nginxPort, "nginx-port", o.nginxPort, "load balancer port")
 	if cmd.name == "up" || cmd.name == "start" {
 		fs.StringVar(&o.bin, "bin", o.bin, "node binary")
@@ -98,6 +104,13 @@ func parseArgs(args []string) (command, error) {
 			return cmd, usageErr("%s needs one node name, e.g. `localcluster %s n2` (task %s -- n2)", cmd.name, cmd.name, cmd.name)
 		}
 		cmd.node = positional[0]
+	} else if optionalNodeCommands[cmd.name] {
+		if len(positional) > 1 {
+			return cmd, usageErr("%s takes at most one node name, got %q", cmd.name, positional)
+		}
+		if len(positional) == 1 {
+			cmd.node = positional[0]
+		}
 	} else if len(positional) > 0 {
 		return cmd, usageErr("%s takes no arguments, got %q", cmd.name, positional[0])
 	}
@@ -111,7 +124,10 @@ func parseArgs(args []string) (command, error) {
 		name string
 		port int
 		n    int // ports used from this base
-	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
+	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-base-link", o.baseLink, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
+		if p.name == "-base-link" && p.port == 0 {
+			continue
+		}
 		if p.port < 1 || p.port+p.n-1 > 65535 {
 			return cmd, usageErr("%s %d: want a port from 1 to %d", p.name, p.port, 65536-p.n)
 		}

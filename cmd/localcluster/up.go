@@ -43,7 +43,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkPorts(c.ports(nginx != "")); err != nil {
+	if err := checkPorts(append(c.ports(nginx != ""), c.linkPorts()...)); err != nil {
 		return err
 	}
 	for _, d := range []string{c.runDir(), c.logDir(), filepath.Join(c.Dir, "data")} {
@@ -60,6 +60,33 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	}
 
 	exits := make(chan exitEvent, 2*nodeCount+2)
+	var lk *links
+	if c.Nodes[0].Link != "" {
+		removeQuietly(c.cutFile()) // a new cluster starts with every node connected
+		lk, err = startLinks(c)
+		if err != nil {
+			return err
+		}
+		info, _ := json.Marshal(linksInfo{PID: os.Getpid()})
+		if err := os.WriteFile(c.linksFile(), info, 0o644); err != nil {
+			lk.Close()
+			return err
+		}
+		lctx, stopFollow := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			followCut(lctx, c, lk, out)
+		}()
+		defer func() {
+			// After the nodes (deferred below, so run first): their route connections end with them.
+			stopFollow()
+			<-followed
+			lk.Close()
+			removeQuietly(c.linksFile())
+			removeQuietly(c.cutFile())
+		}()
+	}
 	defer func() {
 		if serr := shutdown(c, out); serr != nil && err == nil {
 			err = serr
@@ -196,13 +223,24 @@ func (n nodeSpec) ports() []portUse {
 	return []portUse{{n.HTTP, n.Name + " HTTP"}, {n.NATS, n.Name + " NATS client"}, {n.Route, n.Name + " NATS routes"}}
 }
 
+// linkPorts are the route links' addresses (held by `up`, not by the nodes).
+func (c *cluster) linkPorts() []portUse {
+	var ps []portUse
+	for _, n := range c.Nodes {
+		if n.Link != "" {
+			ps = append(ps, portUse{n.Link, n.Name + " route link"})
+		}
+	}
+	return ps
+}
+
 // checkPorts fails on the first address something already listens on.
 func checkPorts(ps []portUse) error {
 	for _, p := range ps {
 		ln, err := net.Listen("tcp", p.addr)
 		if err != nil {
 			_, port, _ := net.SplitHostPort(p.addr)
-			return fmt.Errorf("port %s (%s) is in use: %v; see `ss -ltnp 'sport = :%s'`, or choose other ports (-base-http, -base-nats, -base-route, -nginx-port)", p.addr, p.what, err, port)
+			return fmt.Errorf("port %s (%s) is in use: %v; see `ss -ltnp 'sport = :%s'`, or choose other ports (-base-http, -base-nats, -base-route, -base-link, -nginx-port)", p.addr, p.what, err, port)
 		}
 		ln.Close()
 	}
@@ -455,6 +493,6 @@ func printURLs(out io.Writer, c *cluster, withNginx bool) {
 		fmt.Fprintf(out, "    nats --server %s sub 'game.>'   (app account)\n", strings.Join(natsURLs, ","))
 		fmt.Fprintf(out, "    nats --server %s %s server list   (system account)\n", strings.Join(natsURLs, ","), sysAuth)
 	}
-	fmt.Fprintln(out, "  chaos: task kill|stop|start|freeze|thaw -- n2;  task status;  task owner")
+	fmt.Fprintln(out, "  chaos: task kill|stop|start|freeze|thaw -- n2;  task cut|heal -- n2;  task status;  task owner")
 	fmt.Fprintln(out, "Press Ctrl-C (or run task down) to stop the cluster.")
 }

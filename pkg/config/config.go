@@ -37,6 +37,7 @@ type Config struct {
 	HTTPAddr    string        // -http HTTP_ADDR: HTTP and WebSocket listen address
 	NATSAddr    string        // -nats NATS_ADDR: client port for operators; "off" for none
 	ClusterAddr string        // -cluster CLUSTER_ADDR: route listen address; empty = standalone
+	ClusterAdv  string        // -cluster-advertise CLUSTER_ADVERTISE: route address told to peers (NAT, proxies); empty = the listen address
 	Routes      []*url.URL    // -routes CLUSTER_ROUTES: seed routes
 	ClusterName string        // -cluster-name CLUSTER_NAME
 	DataDir     string        // -data DATA_DIR: JetStream storage
@@ -169,6 +170,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	strFlag(&c.HTTPAddr, "http", "HTTP_ADDR", "HTTP and WebSocket listen address")
 	strFlag(&c.NATSAddr, "nats", "NATS_ADDR", "NATS client listen address for operators, or off")
 	strFlag(&c.ClusterAddr, "cluster", "CLUSTER_ADDR", "NATS cluster (route) listen address; empty = standalone")
+	strFlag(&c.ClusterAdv, "cluster-advertise", "CLUSTER_ADVERTISE", "route address peers should dial (behind NAT or a proxy); empty = the -cluster address")
 	strFlag(&routes, "routes", "CLUSTER_ROUTES", "comma-separated seed routes, host:port or nats-route:// URLs")
 	strFlag(&c.ClusterName, "cluster-name", "CLUSTER_NAME", "NATS cluster name")
 	strFlag(&c.DataDir, "data", "DATA_DIR", "JetStream data directory (default ./data/<name>)")
@@ -346,6 +348,17 @@ func (c *Config) Validate() error {
 	}
 	if c.ClusterAddr != "" {
 		if err := checkAddr("-cluster", c.ClusterAddr, false); err != nil {
+			return err
+		}
+	}
+	if c.ClusterAdv != "" {
+		if c.ClusterAddr == "" {
+			return &Error{"-cluster-advertise", "needs -cluster (the address this node listens on for routes)"}
+		}
+		if h, _, err := net.SplitHostPort(c.ClusterAdv); err != nil || h == "" {
+			return &Error{"-cluster-advertise", fmt.Sprintf("%q: want host:port", c.ClusterAdv)}
+		}
+		if err := checkAddr("-cluster-advertise", c.ClusterAdv, false); err != nil {
 			return err
 		}
 	}

@@ -234,6 +234,7 @@ func serverOptions(cfg config.Config) (*server.Options, error) {
 		if port == 0 {
 			opts.Cluster.Port = server.RANDOM_PORT
 		}
+		opts.Cluster.Advertise = cfg.ClusterAdv
 		// Detect a frozen or cut-off peer within a few seconds (a SIGSTOPped peer keeps its TCP routes open).
 		opts.Cluster.PingInterval = time.Second
 		opts.Cluster.MaxPingsOut = 2

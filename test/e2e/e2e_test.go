@@ -102,12 +102,12 @@ func startCluster(t *testing.T) *cluster {
 	node, lc := filepath.Join(tmp, "tickmesh-node"), filepath.Join(tmp, "localcluster")
 	build(t, node, "./cmd/node")
 	build(t, lc, "./cmd/localcluster")
-	base := portBlock(t, 10)
+	base := portBlock(t, 13)
 	state := filepath.Join(tmp, "state")
 	c := &cluster{t: t, lc: lc, base: base, nginx: base + 9, out: &syncBuffer{},
 		natsURL: fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", base+3, base+4, base+5),
 		flags: []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
-			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9)}}
+			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}}
 	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on"}, c.flags...)...)
 	up.Stdout, up.Stderr = c.out, c.out
 	if err := up.Start(); err != nil {
