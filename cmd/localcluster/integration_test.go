@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,85 +10,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/proctest"
 )
-
-// syncBuffer collects a process's output for the test to read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// goBuild builds a package of this module into out.
-func goBuild(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-// freePortBlock finds n consecutive free loopback ports.
-func freePortBlock(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		base := 20000 + rand.IntN(30000)
-		free := true
-		for p := base; p < base+n && free; p++ {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				free = false
-				continue
-			}
-			ln.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no block of free ports")
-	return 0
-}
-
-func httpStatus(url string) int {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// eventually polls cond every 250 ms until it holds or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 // TestUpKillInterrupt runs the real launcher on the real node binary: up (with nginx when installed), kill n2,
 // check the others stay ready, then SIGINT and check that every process is gone.
@@ -100,8 +26,8 @@ func TestUpKillInterrupt(t *testing.T) {
 	tmp := t.TempDir()
 	nodeBin := filepath.Join(tmp, "tickmesh-node")
 	lcBin := filepath.Join(tmp, "localcluster")
-	goBuild(t, nodeBin, "./cmd/node")
-	goBuild(t, lcBin, "./cmd/localcluster")
+	proctest.GoBuild(t, nodeBin, "./cmd/node")
+	proctest.GoBuild(t, lcBin, "./cmd/localcluster")
 	_, nginxErr := exec.LookPath("nginx")
 	if nginxErr != nil {
 		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
@@ -109,7 +35,7 @@ func TestUpKillInterrupt(t *testing.T) {
 		}
 	}
 
-	base := freePortBlock(t, 13)
+	base := proctest.FreePortBlock(t, 13)
 	state := filepath.Join(tmp, "state")
 	flags := []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
 		"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}
@@ -118,7 +44,7 @@ func TestUpKillInterrupt(t *testing.T) {
 		return string(out), err
 	}
 
-	var out syncBuffer
+	var out proctest.Output
 	up := exec.Command(lcBin, append([]string{"up", "-bin", nodeBin, "-nginx", "auto"}, flags...)...)
 	up.Stdout, up.Stderr = &out, &out
 	if err := up.Start(); err != nil {
@@ -144,7 +70,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	})
 
 	// Ready.
-	ready := eventually(120*time.Second, func() bool {
+	ready := proctest.Eventually(120*time.Second, func() bool {
 		select {
 		case err := <-upDone:
 			upExited = true
@@ -169,7 +95,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	}
 	nodeURL := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i-1) }
 	for i := 1; i <= 3; i++ {
-		if code := httpStatus(nodeURL(i) + "/readyz"); code != http.StatusOK {
+		if code := proctest.HTTPStatus(nodeURL(i) + "/readyz"); code != http.StatusOK {
 			t.Fatalf("n%d /readyz: %d", i, code)
 		}
 	}
@@ -179,11 +105,11 @@ func TestUpKillInterrupt(t *testing.T) {
 			t.Skip("nginx not installed: cannot check the load balancer (apt-get install nginx-light)")
 		}
 		lb := fmt.Sprintf("http://127.0.0.1:%d", base+9)
-		if code := httpStatus(lb + "/readyz"); code != http.StatusOK {
+		if code := proctest.HTTPStatus(lb + "/readyz"); code != http.StatusOK {
 			t.Fatalf("nginx /readyz: %d", code)
 		}
 		var view clusterView
-		if !eventually(20*time.Second, func() bool {
+		if !proctest.Eventually(20*time.Second, func() bool {
 			v, err := fetchClusterView(lb + "/api/cluster")
 			view = v
 			return err == nil && len(v.Nodes) == 3
@@ -208,7 +134,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	}
 	var owner0 string
 	var epoch0 uint64
-	if !eventually(20*time.Second, func() bool { owner0, epoch0 = lobby(nodeURL(1)); return owner0 != "" }) {
+	if !proctest.Eventually(20*time.Second, func() bool { owner0, epoch0 = lobby(nodeURL(1)); return owner0 != "" }) {
 		t.Fatal("no owner of the lobby")
 	}
 	cutIdx := int(owner0[1] - '0')
@@ -221,25 +147,25 @@ func TestUpKillInterrupt(t *testing.T) {
 	if o, err := lc("cut", owner0); err != nil || !strings.Contains(o, "cut off") {
 		t.Fatalf("cut %s: %v\n%s", owner0, err, o)
 	}
-	if !eventually(30*time.Second, func() bool {
+	if !proctest.Eventually(30*time.Second, func() bool {
 		for _, i := range others {
 			if o, e := lobby(nodeURL(i)); o == "" || o == owner0 || e <= epoch0 {
 				return false
 			}
 		}
-		return httpStatus(nodeURL(cutIdx)+"/readyz") == http.StatusServiceUnavailable
+		return proctest.HTTPStatus(nodeURL(cutIdx)+"/readyz") == http.StatusServiceUnavailable
 	}) {
 		o1, e1 := lobby(nodeURL(others[0]))
 		t.Fatalf("after cutting %s off (epoch %d): n%d sees owner %q epoch %d; %s /readyz %d", owner0, epoch0,
-			others[0], o1, e1, owner0, httpStatus(nodeURL(cutIdx)+"/readyz"))
+			others[0], o1, e1, owner0, proctest.HTTPStatus(nodeURL(cutIdx)+"/readyz"))
 	}
 	if o, err := lc("heal"); err != nil {
 		t.Fatalf("heal: %v\n%s", err, o)
 	}
-	if !eventually(60*time.Second, func() bool {
+	if !proctest.Eventually(60*time.Second, func() bool {
 		o1, e1 := lobby(nodeURL(1))
 		for i := 1; i <= 3; i++ {
-			if httpStatus(nodeURL(i)+"/readyz") != http.StatusOK {
+			if proctest.HTTPStatus(nodeURL(i)+"/readyz") != http.StatusOK {
 				return false
 			}
 			if o, e := lobby(nodeURL(i)); o != o1 || e != e1 || o == owner0 && e == epoch0 {
@@ -255,7 +181,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	if o, err := lc("kill", "n2"); err != nil {
 		t.Fatalf("kill n2: %v\n%s", err, o)
 	}
-	if !eventually(5*time.Second, func() bool { return !alive(pids["n2"], filepath.Join(state, "data", "n2")) }) {
+	if !proctest.Eventually(5*time.Second, func() bool { return !alive(pids["n2"], filepath.Join(state, "data", "n2")) }) {
 		t.Fatal("n2 still alive after kill")
 	}
 	// Right after a peer dies the survivors answer 503 for a few seconds while JetStream elects new leaders for
@@ -263,7 +189,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	// majority: both ready again, continuously, for 8 s.
 	var dips []string
 	stableSince := time.Time{}
-	if !eventually(40*time.Second, func() bool {
+	if !proctest.Eventually(40*time.Second, func() bool {
 		p1, p3 := getReadyz(t.Context(), nodeURL(1)+"/readyz"), getReadyz(t.Context(), nodeURL(3)+"/readyz")
 		if p1.code != http.StatusOK || p3.code != http.StatusOK {
 			dips = append(dips, fmt.Sprintf("n1 %s, n3 %s", p1, p3))
@@ -321,7 +247,7 @@ func TestUpKillInterrupt(t *testing.T) {
 
 // TestUpFailsFastOnBusyPort checks that up names a port in use and starts nothing.
 func TestUpFailsFastOnBusyPort(t *testing.T) {
-	base := freePortBlock(t, 13)
+	base := proctest.FreePortBlock(t, 13)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+4)) // n2's NATS port
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +291,7 @@ func TestUpRefusesSecondCluster(t *testing.T) {
 	}
 	// A stale pid file does not block, and is cleaned up.
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	eventually(5*time.Second, func() bool { return !alive(cmd.Process.Pid, c.marker("n1")) })
+	proctest.Eventually(5*time.Second, func() bool { return !alive(cmd.Process.Pid, c.marker("n1")) })
 	err = run(t.Context(), []string{"up", "-dir", dir, "-nginx", "off", "-bin", filepath.Join(dir, "missing")}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "node binary") {
 		t.Fatalf("err = %v, want the missing binary", err)

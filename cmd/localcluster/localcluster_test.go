@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/proctest"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -402,7 +404,7 @@ func liveInGroup(t *testing.T, pgid int) []int {
 
 // TestWaitReadyReportsExit checks that a process dying during startup ends the wait with the end of its log.
 func TestWaitReadyReportsExit(t *testing.T) {
-	base := freePortBlock(t, 10)
+	base := proctest.FreePortBlock(t, 10)
 	c, err := newCluster(t.TempDir(), settings{Bin: "/b", BaseHTTP: base, BaseNATS: base + 3, BaseRoute: base + 6, NginxPort: base + 9})
 	if err != nil {
 		t.Fatal(err)

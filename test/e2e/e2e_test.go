@@ -4,11 +4,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/proctest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -32,54 +31,7 @@ type cluster struct {
 	base    int
 	nginx   int
 	natsURL string
-	out     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func build(t *testing.T, out, pkg string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
-func portBlock(t *testing.T, n int) int {
-	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(30000)
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port block")
-	return 0
+	out     *proctest.Output
 }
 
 func nginxPath() string {
@@ -100,11 +52,11 @@ func startCluster(t *testing.T) *cluster {
 	}
 	tmp := t.TempDir()
 	node, lc := filepath.Join(tmp, "tickmesh-node"), filepath.Join(tmp, "localcluster")
-	build(t, node, "./cmd/node")
-	build(t, lc, "./cmd/localcluster")
-	base := portBlock(t, 13)
+	proctest.GoBuild(t, node, "./cmd/node")
+	proctest.GoBuild(t, lc, "./cmd/localcluster")
+	base := proctest.FreePortBlock(t, 13)
 	state := filepath.Join(tmp, "state")
-	c := &cluster{t: t, lc: lc, base: base, nginx: base + 9, out: &syncBuffer{},
+	c := &cluster{t: t, lc: lc, base: base, nginx: base + 9, out: &proctest.Output{},
 		natsURL: fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", base+3, base+4, base+5),
 		flags: []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
 			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}}
@@ -402,7 +354,7 @@ func TestREADMENATSRecipesWork(t *testing.T) {
 	}
 	// kv watch prints the current value first; stop it after a moment.
 	watch := exec.Command(natsBin, "--server", srv, "kv", "watch", "owners")
-	var wout syncBuffer
+	var wout proctest.Output
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
