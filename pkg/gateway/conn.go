@@ -24,10 +24,11 @@ type tickFrame struct {
 // maxControl bounds queued control frames; a socket that lets more pile up is too slow.
 const maxControl = 32
 
-// conn is one socket. Its reader goroutine (serve) reads. Nothing writes while there is nothing to write: when a
-// frame is queued on an idle socket, a flush goroutine is started for it, writes whatever the queues hold and
-// ends when they are empty. At most one flush runs per socket; serve waits for it before it returns. An idle
-// socket therefore costs one goroutine (the reader) and no write buffer.
+// conn is one socket. The HTTP handler's goroutine reads the hello (greet), then a reader goroutine reads the
+// rest (readLoop). Nothing writes while there is nothing to write: when a frame is queued on an idle socket, a
+// flush goroutine is started for it, writes whatever the queues hold and ends when they are empty. At most one
+// flush runs per socket; end waits for it. An idle socket therefore costs one goroutine (the reader) and no
+// write buffer.
 type conn struct {
 	g  *Gateway
 	ws *websocket.Conn
@@ -233,7 +234,8 @@ func (c *conn) flush() {
 	}
 }
 
-// extendDeadline keeps at least half of WriteTimeout ahead of the next write without a syscall per frame.
+// extendDeadline keeps at least half of WriteTimeout ahead of the next write (gorilla applies it to the socket on
+// every write).
 func (c *conn) extendDeadline() {
 	now := time.Now()
 	if c.deadline.Sub(now) >= c.g.cfg.WriteTimeout/2 {
