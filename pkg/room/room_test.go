@@ -88,15 +88,17 @@ func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 
 func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {
 	t.Helper()
-	// A fresh cluster under -race on two cores may still be electing the INPUTS leader.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// A fresh cluster under -race on two cores may still be electing the INPUTS leader: a publish sent while
+	// there is none gets no answer, so each attempt has its own short deadline (events are idempotent).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, ev)
+		cancel()
 		if err == nil {
 			return
 		}
-		if ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			t.Fatalf("publish %+v: %v", ev, err)
 		}
 		time.Sleep(50 * time.Millisecond)
