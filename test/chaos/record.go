@@ -89,6 +89,7 @@ var Checks = map[string]string{
 	"harness":          "the harness could not inject a fault or observe the cluster",
 	"final-close-code": "a bot was closed with a final (4500-4999) code",
 	"f-session":        "a welcomed bot's ticks kept showing its player absent, offline or on an older connection (its join was lost)",
+	"lease-cas":        "the compare-and-set writes leases rest on were not linearizable (a fork), or an acknowledged write is not where its ack said",
 }
 
 // posInfo is what is known about one tick position of the lobby, from every receiver.

@@ -80,6 +80,7 @@ type Harness struct {
 
 	bots     []*Bot
 	recs     []*Recorder
+	lin      *linClients
 	stopBots context.CancelFunc
 	botsWG   sync.WaitGroup
 
@@ -129,6 +130,9 @@ func (h *Harness) Close() {
 		for _, r := range h.recs {
 			r.Close()
 		}
+		if h.lin != nil {
+			h.lin.close()
+		}
 		if h.Cluster != nil {
 			h.Cluster.Close()
 		}
@@ -136,6 +140,15 @@ func (h *Harness) Close() {
 			h.Net.Close()
 		}
 	})
+}
+
+// natsURLs are the nodes' client URLs.
+func (h *Harness) natsURLs() []string {
+	var urls []string
+	for i := range h.Cluster.Nodes {
+		urls = append(urls, h.Cluster.NATSURL(i))
+	}
+	return urls
 }
 
 func (h *Harness) logf(format string, args ...any) {
@@ -170,6 +183,10 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	}
 	if _, err := h.waitCluster(ctx, 3*time.Minute); err != nil {
 		return h.finish(res, fmt.Errorf("cluster did not form: %w", err))
+	}
+	h.lin = startLinClients(ctx, h.Store, h.natsURLs(), h.cfg.Seed)
+	if h.lin.err != nil {
+		h.logf("lease check not running: %v", h.lin.err)
 	}
 	var urls []string
 	for i := range c.Nodes {
@@ -226,6 +243,11 @@ func (h *Harness) finish(res *Result, runErr error) (*Result, error) {
 		r.Close()
 	}
 	h.checkAckRegressions(nil)
+	if h.lin != nil {
+		res.Lin = h.lin.check(context.Background(), h.Store, h.natsURLs())
+		h.logf("lease check: %d CAS writes acknowledged, %d refused, %d unknown (%d of them landed): %s",
+			res.Lin.Written, res.Lin.Refused, res.Lin.Unknown, res.Lin.UnknownLanded, res.Lin.Result)
+	}
 	res.Faults = h.faults
 	res.fill(h)
 	if runErr != nil {
