@@ -156,20 +156,9 @@ func (lc *linClients) run(ctx context.Context, s *Store, i int, js jetstream.Jet
 		lc.mu.Lock()
 		lc.ops = append(lc.ops, op)
 		lc.mu.Unlock()
-		if !sleepFor(ctx, time.Duration(100+rng.IntN(200))*time.Millisecond) {
+		if sleep(ctx, time.Duration(100+rng.IntN(200))*time.Millisecond) != nil {
 			return
 		}
-	}
-}
-
-func sleepFor(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
