@@ -50,9 +50,6 @@ type conn struct {
 	dead      bool    // the socket is closed: nothing more is written
 	flushes   sync.WaitGroup
 
-	// Used by the flush goroutine only (one at a time, ordered by mu).
-	deadline time.Time // write deadline currently set on the socket
-
 	started time.Time
 
 	// Set once during hello, read-only afterwards.
@@ -217,11 +214,11 @@ func (c *conn) flush() {
 		case ping:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout))
 		case t != nil:
-			c.extendDeadline()
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout)) // gorilla applies it on the write
 			err = c.ws.WritePreparedMessage(t.pm)
 			c.g.metrics.ticksSent.Inc()
 		default:
-			c.extendDeadline()
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			err = c.ws.WriteMessage(websocket.TextMessage, frame)
 		}
 		if err != nil {
@@ -232,17 +229,6 @@ func (c *conn) flush() {
 			return
 		}
 	}
-}
-
-// extendDeadline keeps at least half of WriteTimeout ahead of the next write (gorilla applies it to the socket on
-// every write).
-func (c *conn) extendDeadline() {
-	now := time.Now()
-	if c.deadline.Sub(now) >= c.g.cfg.WriteTimeout/2 {
-		return
-	}
-	c.deadline = now.Add(c.g.cfg.WriteTimeout)
-	_ = c.ws.SetWriteDeadline(c.deadline)
 }
 
 // end runs when the reader stops: a close the server asked for is given time to go out after the frames queued
