@@ -21,6 +21,7 @@ type event struct {
 	room  string
 	ev    game.Event
 	acked func(ok bool) // optional: called once the PubAck arrived (true) or retries gave up (false)
+	m     *nats.Msg     // built once by send, for both paths
 }
 
 // publisher sends events on the fast path (core NATS) at once, and durably (JetStream, retried until
@@ -61,6 +62,7 @@ func (p *publisher) send(e event) bool {
 	if err != nil {
 		return false
 	}
+	e.m = m
 	if err := p.nc.PublishMsg(m); err != nil {
 		p.metrics.publishErrors.Inc()
 	}
@@ -177,11 +179,7 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 			// Leave events of sockets closed by the drain come last: give them a moment.
 			draining, drainUntil = true, time.Now().Add(time.Second)
 		case e := <-in:
-			m, err := p.msg(e)
-			if err != nil {
-				continue
-			}
-			pd := &pending{e: e, m: m, start: time.Now()}
+			pd := &pending{e: e, m: e.m, start: time.Now()}
 			send(pd)
 			inflight = append(inflight, pd)
 		case <-okC:
