@@ -59,11 +59,12 @@ func GoBuild(t testing.TB, out, pkg string, flags ...string) {
 	}
 }
 
-// FreePortBlock returns the first of n consecutive loopback ports that are free now.
+// FreePortBlock returns the first of n consecutive loopback ports that are free now, below Linux's ephemeral
+// range (32768-60999 by default) so that outgoing connections cannot take them before the processes listen.
 func FreePortBlock(t testing.TB, n int) int {
 	t.Helper()
 	for range 200 {
-		base := 20000 + rand.IntN(30000)
+		base := 10000 + rand.IntN(22000-n)
 		free := true
 		for p := base; p < base+n && free; p++ {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))

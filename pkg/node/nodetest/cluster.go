@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -258,15 +259,22 @@ func HTTPStatus(url string) int {
 	return resp.StatusCode
 }
 
-// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It is drawn below Linux's ephemeral
+// range (32768-60999 by default), so that no outgoing connection can be handed it between now and the node's
+// listen (a port from ":0" is an ephemeral one, and was taken that way once in CI).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for range 200 {
+		port := 10000 + rand.IntN(22000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: none found below 32000")
+	return 0
 }
 
 // testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1.
