@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -44,7 +45,8 @@ type client struct {
 	ticks     []*recvTick
 	fenceErrs []string
 	errs      []protocol.Error
-	closeCode int // 0 while open; 1006 for a close without a close frame
+	pongs     []float64 // t of every pong (NaN for a pong without t)
+	closeCode int       // 0 while open; 1006 for a close without a close frame
 	closeText string
 	closedAt  time.Time
 	seq       uint64 // the player's seq counter: the last seq used in a hello or input
@@ -176,6 +178,12 @@ func (cl *client) read() {
 			cl.welcome, cl.welcomeAt = m, now
 		case *protocol.Error:
 			cl.errs = append(cl.errs, *m)
+		case *protocol.Pong:
+			t := math.NaN()
+			if m.T != nil {
+				t = *m.T
+			}
+			cl.pongs = append(cl.pongs, t)
 		}
 		cl.mu.Unlock()
 	}

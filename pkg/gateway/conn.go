@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bufio"
 	"errors"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -15,25 +17,28 @@ import (
 
 // tickFrame is one tick, framed once for every socket of the room.
 type tickFrame struct {
-	pos  fence.Position
-	pm   *websocket.PreparedMessage
-	data []byte
-	at   time.Time
+	pos   fence.Position
+	frame []byte // the WebSocket frame (textFrame)
+	at    time.Time
 }
 
 // maxControl bounds queued control frames; a socket that lets more pile up is too slow.
 const maxControl = 32
 
-// conn is one socket. The HTTP handler's goroutine reads the hello (greet), then a reader goroutine reads the
-// rest (readLoop). Nothing writes while there is nothing to write: when a frame is queued on an idle socket, a
-// flush goroutine is started for it, writes whatever the queues hold and ends when they are empty. At most one
-// flush runs per socket; end waits for it. An idle socket therefore costs one goroutine (the reader) and no
-// write buffer.
+// conn is one socket. The HTTP handler's goroutine reads the hello (greet), then a watcher goroutine waits for
+// the rest (watch) and has each burst of messages read by a short-lived goroutine (readBurst). Nothing writes
+// while there is nothing to write: when a frame is queued on an idle socket, a flush goroutine is started for
+// it, writes whatever the queues hold and ends when they are empty. At most one flush runs per socket; end
+// waits for it. An idle socket therefore costs one goroutine with the smallest stack (the watcher), its read
+// buffer and no write buffer.
 type conn struct {
-	g  *Gateway
-	ws *websocket.Conn
+	g   *Gateway
+	ws  *websocket.Conn
+	br  *bufio.Reader   // ws's buffered reader (see Gateway.upgrade)
+	raw syscall.RawConn // for awaitReadable; nil when the connection has none
 
 	mu        sync.Mutex
+	partial   []byte     // the rest of a tick frame that writeNow could not write at once
 	tick      *tickFrame // newest unsent tick
 	tickSince time.Time  // when the oldest unsent tick was offered
 	ctrl      [][]byte
@@ -45,12 +50,17 @@ type conn struct {
 	lastTick  time.Time // last tick offered (for NoTickAfter)
 	lastPing  time.Time // last ping queued
 	welcome   bool
-	errs      *budget // error budget, used by the reading goroutine only
-	flushing  bool    // a flush goroutine runs
-	dead      bool    // the socket is closed: nothing more is written
-	flushes   sync.WaitGroup
+	errs      *budget        // error budget, used by the reading goroutine only
+	flushing  bool           // a writer holds the socket: a flush goroutine, or offerTick writing at once
+	dead      bool           // the socket is closed: nothing more is written
+	flushes   sync.WaitGroup // writers (flushing), for end
 
 	started time.Time
+
+	// Reader state, used by one reading goroutine at a time (watch hands it to readBurst and back).
+	rate        *bucket
+	lastLimited time.Time
+	forwarded   uint64 // the highest input seq forwarded
 
 	// Set once during hello, read-only afterwards.
 	player  string
@@ -59,8 +69,8 @@ type conn struct {
 	joinSeq uint64
 }
 
-func newConn(g *Gateway, ws *websocket.Conn, now time.Time) *conn {
-	return &conn{g: g, ws: ws, started: now, lastPing: now}
+func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, now time.Time) *conn {
+	return &conn{g: g, ws: ws, br: br, raw: raw, started: now, lastPing: now}
 }
 
 // scheduleLocked starts a flush unless one runs or the socket is closed. c.mu must be held.
@@ -79,7 +89,9 @@ func (c *conn) welcomed() bool {
 	return c.welcome
 }
 
-// offerTick puts t in the socket's one-slot queue; the newest tick wins. It never blocks.
+// offerTick gives the socket a tick. It never waits: when the socket has nothing else to write and no writer,
+// the tick is written at once, as much of it as the socket's send buffer takes (writeNow), and a flush is
+// started only for a rest; otherwise the tick goes in the socket's one-slot queue, where the newest tick wins.
 func (c *conn) offerTick(t *tickFrame) {
 	c.mu.Lock()
 	if c.closing || !c.welcome {
@@ -88,6 +100,11 @@ func (c *conn) offerTick(t *tickFrame) {
 	}
 	if !after(t.pos, c.lastSent) || (c.tick != nil && !after(t.pos, c.tick.pos)) {
 		c.mu.Unlock()
+		return
+	}
+	c.lastTick = t.at
+	if !c.flushing && !c.dead && c.tick == nil && c.partial == nil && len(c.ctrl) == 0 && !c.pingDue {
+		c.writeTick(t)
 		return
 	}
 	if c.tick != nil {
@@ -101,9 +118,37 @@ func (c *conn) offerTick(t *tickFrame) {
 		c.tickSince = t.at
 	}
 	c.tick = t
-	c.lastTick = t.at
 	c.scheduleLocked()
 	c.mu.Unlock()
+}
+
+// writeTick writes t on the caller's goroutine as the socket's writer; c.mu is held on entry and released.
+func (c *conn) writeTick(t *tickFrame) {
+	c.flushing = true
+	c.flushes.Add(1)
+	c.lastSent = t.pos
+	c.mu.Unlock()
+	n, err := writeNow(c.raw, t.frame)
+	c.mu.Lock()
+	c.flushing = false
+	switch {
+	case err != nil:
+		c.dead = true
+		c.mu.Unlock()
+		c.ws.Close()
+		c.flushes.Done()
+		return
+	case n < len(t.frame):
+		c.partial = t.frame[n:]
+		c.tickSince = t.at
+	default:
+		c.g.metrics.ticksSent.Inc()
+	}
+	if c.partial != nil || c.tick != nil || len(c.ctrl) > 0 || c.pingDue || c.closing {
+		c.scheduleLocked() // before Done: end's wait must not see zero writers in between
+	}
+	c.mu.Unlock()
+	c.flushes.Done()
 }
 
 // after reports whether a comes after b in tick order (epoch first, then seq).
@@ -173,16 +218,19 @@ func (c *conn) housekeep(now time.Time) {
 	c.mu.Unlock()
 }
 
-// flush writes queued frames (control frames first, then a due ping, then the newest tick) until the queues
-// are empty; after a close frame, or a failed write, it closes the socket.
+// flush writes queued frames (the rest of a tick begun by writeTick first, then control frames, a due ping and
+// the newest tick) until the queues are empty; after a close frame, or a failed write, it closes the socket.
+// Ticks are written as their frames' bytes, around gorilla, which writes the other frames: never at the same
+// time, as there is one writer at a time (flushing).
 func (c *conn) flush() {
 	defer c.flushes.Done()
 	for {
 		c.mu.Lock()
-		var frame []byte
-		var t *tickFrame
+		var frame, raw []byte
 		ping := false
 		switch {
+		case c.partial != nil:
+			raw, c.partial = c.partial, nil
 		case len(c.ctrl) > 0:
 			frame = c.ctrl[0]
 			c.ctrl[0] = nil
@@ -193,9 +241,9 @@ func (c *conn) flush() {
 		case c.pingDue:
 			c.pingDue, ping = false, true
 		case c.tick != nil:
-			t = c.tick
+			raw = c.tick.frame
+			c.lastSent = c.tick.pos
 			c.tick = nil
-			c.lastSent = t.pos
 		case c.closing:
 			code, text := c.closeCode, c.closeText
 			c.dead, c.flushing = true, false
@@ -204,6 +252,10 @@ func (c *conn) flush() {
 			c.ws.Close()
 			return
 		default:
+			// No deadline while nothing is being written: writeTick's writes do not wait, and a deadline that
+			// has passed would fail them. Cleared while this is still the writer, so as not to clear the next
+			// flush's.
+			_ = c.ws.NetConn().SetWriteDeadline(time.Time{})
 			c.flushing = false
 			c.mu.Unlock()
 			return
@@ -213,10 +265,12 @@ func (c *conn) flush() {
 		switch {
 		case ping:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout))
-		case t != nil:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout)) // gorilla applies it on the write
-			err = c.ws.WritePreparedMessage(t.pm)
-			c.g.metrics.ticksSent.Inc()
+		case raw != nil:
+			nc := c.ws.NetConn()
+			_ = nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+			if _, err = nc.Write(raw); err == nil {
+				c.g.metrics.ticksSent.Inc()
+			}
 		default:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			err = c.ws.WriteMessage(websocket.TextMessage, frame)
@@ -288,8 +342,8 @@ func (c *conn) fail(code, text string) bool {
 }
 
 // greet reads the hello and handles it (session, room, welcome, join). It reports whether the socket goes on
-// to readLoop; when it does not, the caller ends the socket (end). It runs on the HTTP handler's goroutine, so
-// that the JSON decoding of the hello grows that goroutine's stack and not the reader's, which lives as long
+// to watch; when it does not, the caller ends the socket (end). It runs on the HTTP handler's goroutine, so
+// that the JSON decoding of the hello grows that goroutine's stack and not the watcher's, which lives as long
 // as the socket.
 func (c *conn) greet() bool {
 	cfg := c.g.cfg
@@ -327,65 +381,126 @@ func (c *conn) greet() bool {
 	}
 }
 
-// readLoop reads the welcomed socket's messages until it closes; then the player leaves (finish). The caller
-// ends the socket (end) afterwards.
-func (c *conn) readLoop() {
-	cfg := c.g.cfg
+// watch is the welcomed socket's reader for as long as the socket lives; then the player leaves (finish). The
+// caller ends the socket (end) afterwards. While the client sends nothing, watch waits in awaitReadable, a few
+// frames deep, so that the goroutine of an idle socket keeps the smallest stack; each burst of messages is read
+// and handled by a short-lived goroutine (readBurst), which watch waits for.
+func (c *conn) watch() {
 	defer c.finish()
-	errs, fail := c.errs, c.fail
+	cfg := c.g.cfg
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait)) })
-	rate := newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
-	var lastLimited time.Time
-	var forwarded uint64 = c.joinSeq
+	c.ws.SetPongHandler(func(string) error { return c.pong() })
+	c.rate = newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
+	c.forwarded = c.joinSeq
+	more := make(chan bool, 1)
 	for {
-		mt, data, err := c.ws.ReadMessage()
-		if err != nil {
+		if c.br.Buffered() == 0 {
+			if err := awaitReadable(c.raw); err != nil {
+				if isTimeout(err) {
+					c.closeWith(protocol.CloseIdle, "idle")
+				}
+				return
+			}
+		}
+		go c.readBurst(more)
+		if !<-more {
+			return
+		}
+	}
+}
+
+// pong is a pong from the client: it is alive.
+func (c *conn) pong() error { return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait)) }
+
+// readBurst reads and handles messages until nothing is left in the read buffer, and sends on more whether the
+// socket goes on. Pongs between messages are taken here (takePong): gorilla handles a control frame inside its
+// read of the next message, so a pong alone would leave this goroutine waiting there, deep in gorilla, until
+// the client's next message.
+func (c *conn) readBurst(more chan<- bool) {
+	for first := true; ; first = false {
+		if !first && c.br.Buffered() == 0 {
+			more <- true
+			return
+		}
+		ok, err := c.takePong()
+		switch {
+		case err != nil:
 			if isTimeout(err) {
 				c.closeWith(protocol.CloseIdle, "idle")
 			}
+			more <- false
+			return
+		case !ok && !c.readOne():
+			more <- false
 			return
 		}
-		now := time.Now()
-		_ = c.ws.SetReadDeadline(now.Add(cfg.PongWait))
-		if !rate.allow(now) {
-			c.g.metrics.clientErrors.WithLabelValues(protocol.CodeRateLimited).Inc()
-			if now.Sub(lastLimited) >= time.Second {
-				lastLimited = now
-				c.send(&protocol.Error{Code: protocol.CodeRateLimited, Message: "too many messages; slow down"})
-			}
-			if errs.add(now) {
-				c.closeWith(protocol.CloseTooManyErrors, "too many errors")
-				return
-			}
-			continue
-		}
-		msg, de := decodeFrame(mt, data)
-		if de != nil {
-			if !fail(de.Code, de.Message) {
-				return
-			}
-			continue
-		}
-		switch m := msg.(type) {
-		case *protocol.Hello:
-			if !fail(protocol.CodeBadState, "hello already received") {
-				return
-			}
-		case *protocol.Ping:
-			c.send(&protocol.Pong{T: m.T})
-		case *protocol.Input:
-			if m.Seq <= forwarded {
-				continue // already forwarded (a resend)
-			}
-			ev := game.Event{Kind: game.KindInput, Player: c.player, Seq: m.Seq, Keys: game.Keys(m.Keys.Mask())}
-			if !c.g.pub.send(event{room: c.room, ev: ev}) {
-				c.sendError(protocol.CodeNotReady, "server busy; resend your latest input")
-				continue
-			}
-			forwarded = m.Seq
-		}
 	}
+}
+
+// takePong consumes the next frame if it is a pong that a client sent correctly (final, masked, at most 125
+// bytes), waiting for the rest of it if need be. Anything else is left to gorilla, which also reports protocol
+// errors. It reports whether it took a pong.
+func (c *conn) takePong() (bool, error) {
+	h, err := c.br.Peek(2)
+	if err != nil {
+		return false, err
+	}
+	const finPong, masked = 0x80 | websocket.PongMessage, 0x80
+	n := int(h[1] & 0x7f)
+	if h[0] != finPong || h[1]&masked == 0 || n > 125 {
+		return false, nil
+	}
+	if _, err := c.br.Discard(2 + 4 + n); err != nil {
+		return false, err
+	}
+	return true, c.pong()
+}
+
+// readOne reads and handles one message; it reports whether the socket goes on.
+func (c *conn) readOne() bool {
+	cfg := c.g.cfg
+	mt, data, err := c.ws.ReadMessage()
+	if err != nil {
+		if isTimeout(err) {
+			c.closeWith(protocol.CloseIdle, "idle")
+		}
+		return false
+	}
+	now := time.Now()
+	_ = c.ws.SetReadDeadline(now.Add(cfg.PongWait))
+	if !c.rate.allow(now) {
+		c.g.metrics.clientErrors.WithLabelValues(protocol.CodeRateLimited).Inc()
+		if now.Sub(c.lastLimited) >= time.Second {
+			c.lastLimited = now
+			c.send(&protocol.Error{Code: protocol.CodeRateLimited, Message: "too many messages; slow down"})
+		}
+		if c.errs.add(now) {
+			c.closeWith(protocol.CloseTooManyErrors, "too many errors")
+			return false
+		}
+		return true
+	}
+	msg, de := decodeFrame(mt, data)
+	if de != nil {
+		return c.fail(de.Code, de.Message)
+	}
+	switch m := msg.(type) {
+	case *protocol.Hello:
+		return c.fail(protocol.CodeBadState, "hello already received")
+	case *protocol.Ping:
+		c.send(&protocol.Pong{T: m.T})
+	case *protocol.Input:
+		if m.Seq <= c.forwarded {
+			return true // already forwarded (a resend)
+		}
+		ev := game.Event{Kind: game.KindInput, Player: c.player, Seq: m.Seq, Keys: game.Keys(m.Keys.Mask())}
+		if !c.g.pub.send(event{room: c.room, ev: ev}) {
+			c.sendError(protocol.CodeNotReady, "server busy; resend your latest input")
+			return true
+		}
+		c.forwarded = m.Seq
+	}
+	return true
 }
 
 // start handles a hello: session, room, welcome, join. It reports whether the socket goes on.
@@ -435,10 +550,7 @@ func (c *conn) start(h *protocol.Hello) bool {
 	c.scheduleLocked()
 	c.mu.Unlock()
 	if last, pos := g.rooms.Relay().Last(roomName); last != nil {
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, last)
-		if err == nil {
-			c.offerTick(&tickFrame{pos: pos, pm: pm, data: last, at: time.Now()})
-		}
+		c.offerTick(&tickFrame{pos: pos, frame: textFrame(last), at: time.Now()})
 	}
 	g.pub.send(event{room: roomName, ev: game.Event{Kind: game.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
 	return true

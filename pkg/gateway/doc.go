@@ -3,9 +3,11 @@
 // (pkg/room.Relay) to its sockets and forwards players' events to the room's owner.
 //
 // Fan-out never blocks the producer: a room has one relay listener on this node whatever the number of sockets;
-// each tick is framed once (a websocket.PreparedMessage) and put in each socket's one-slot queue, where the
-// newest tick replaces an unsent older one; a socket whose tick stays unsent past SlowAfter is closed with
-// CloseTooSlow. Control frames (welcome, nodes, pong, error) have their own small bounded queue.
+// each tick is framed once (its WebSocket frame's bytes) and offered to each socket. A socket with nothing else
+// to write takes it at once, in a write that does not wait (as much as its send buffer takes; a flush goroutine
+// writes any rest); otherwise the tick goes in the socket's one-slot queue, where the newest tick replaces an
+// unsent older one. A socket whose tick stays unsent past SlowAfter is closed with CloseTooSlow. Control frames
+// (welcome, nodes, pong, error) have their own small bounded queue.
 //
 // Events (join, input, leave) are sent twice: at once over core NATS with their JetStream message id (so the
 // owner applies them even while the INPUTS stream has no leader; the stream also stores that copy when it can),
@@ -13,8 +15,10 @@
 // then is an event acknowledged.
 //
 // Goroutines: Run owns the publisher workers and the housekeeping loop (node lists, keepalive pings, the
-// no-owner watchdog). The HTTP handler returns right after the upgrade; each socket then has one reader
-// goroutine, owned by the gateway, and, only while it has frames to write, one flush goroutine, which its
-// reader waits for before ending. Both end when the socket closes; Drain closes every socket with
-// CloseDraining and waits for their readers, Kill cuts them and waits too.
+// no-owner watchdog). The HTTP handler returns after the hello; each socket then has one watcher goroutine,
+// owned by the gateway, which waits for the socket to become readable with the smallest stack and has each
+// burst of messages read by a short-lived goroutine that it waits for; and, only while the socket has frames
+// that could not be written at once, one flush goroutine, which the watcher waits for before ending. All end
+// when the socket closes; Drain closes every socket with CloseDraining and waits for their watchers, Kill cuts
+// them and waits too.
 package gateway

@@ -119,7 +119,7 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 	}
 	g.pub = newPublisher(nc, js, cfg.Workers, 4096, log, g.metrics)
 	g.up = websocket.Upgrader{
-		ReadBufferSize:  512,
+		ReadBufferSize:  0, // the reader is ours (upgrade), readBufferSize bytes
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     g.checkOrigin,
@@ -313,7 +313,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if reason != "" {
 		// Upgrade anyway when possible so the client gets a close code it understands (retry elsewhere).
 		g.metrics.rejected.WithLabelValues(reason).Inc()
-		ws, err := g.up.Upgrade(w, r, nil)
+		ws, _, _, err := g.upgrade(w, r)
 		if err != nil {
 			return
 		}
@@ -333,12 +333,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 		g.handlers.Done()
 	}
-	ws, err := g.up.Upgrade(w, r, nil)
+	ws, br, raw, err := g.upgrade(w, r)
 	if err != nil {
 		release()
 		return
 	}
-	c := newConn(g, ws, time.Now())
+	c := newConn(g, ws, br, raw, time.Now())
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
@@ -364,13 +364,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The handler returns now, so that net/http's per-connection state and this goroutine's stack (grown by the
-	// hello's decoding) are freed; the welcomed socket's reader is a fresh goroutine, owned by the gateway
+	// hello's decoding) are freed; the welcomed socket's watcher is a fresh goroutine, owned by the gateway
 	// (handlers) like the handler was.
 	go func() {
 		defer release()
 		defer unregister()
 		defer c.end()
-		c.readLoop()
+		c.watch()
 	}()
 }
 
@@ -431,11 +431,7 @@ func (g *Gateway) leave(c *conn, roomName string) {
 // fanout frames a tick once and offers it to every socket of the room. It runs on the relay's delivery
 // goroutine and never blocks.
 func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
-	if err != nil {
-		return
-	}
-	t := &tickFrame{pos: pos, pm: pm, data: data, at: time.Now()}
+	t := &tickFrame{pos: pos, frame: textFrame(data), at: time.Now()}
 	g.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {

@@ -1,0 +1,27 @@
+package gateway
+
+import "encoding/binary"
+
+// textFrame is data as one unmasked, final WebSocket text frame (RFC 6455 §5.2), as a server sends it when no
+// extension is negotiated (the Upgrader offers none). A tick is framed once and the same bytes are written to
+// every socket of its room, straight to the socket (writeNow) or by the socket's flush.
+func textFrame(data []byte) []byte {
+	const finText = 0x80 | 0x1
+	n := len(data)
+	var f []byte
+	switch {
+	case n <= 125:
+		f = make([]byte, 2, 2+n)
+		f[1] = byte(n)
+	case n <= 0xffff:
+		f = make([]byte, 4, 4+n)
+		f[1] = 126
+		binary.BigEndian.PutUint16(f[2:], uint16(n))
+	default:
+		f = make([]byte, 10, 10+n)
+		f[1] = 127
+		binary.BigEndian.PutUint64(f[2:], uint64(n))
+	}
+	f[0] = finText
+	return append(f, data...)
+}
