@@ -11,7 +11,8 @@ import (
 
 // readBufferSize is a socket's read buffer. Clients send small frames (an input is about 80 bytes); gorilla
 // needs room for a control frame (125 bytes) and reuses a hijacked reader only when it is larger than 256 bytes.
-const readBufferSize = 512
+// Every byte counts: it is kept for as long as the socket lives.
+const readBufferSize = 272
 
 // upgrade upgrades r to a WebSocket whose buffered reader is the returned one, so that the gateway can tell
 // whether a read would have to wait for the network (bufio.Reader.Buffered). It also returns the socket's raw
