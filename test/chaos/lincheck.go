@@ -140,7 +140,10 @@ func (lc *linClients) run(ctx context.Context, s *Store, i int, js jetstream.Jet
 		n++
 		op := linOp{client: i, id: fmt.Sprintf("c%d-%d", i, n), expect: expect, call: s.Now()}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		ack, err := js.Publish(pctx, linSubject, []byte(op.id), jetstream.WithExpectLastSequencePerSubject(expect))
+		// No retries: a retry of a publish that landed after all would be refused, and this op would be
+		// recorded as refused although it took effect.
+		ack, err := js.Publish(pctx, linSubject, []byte(op.id), jetstream.WithExpectLastSequencePerSubject(expect),
+			jetstream.WithRetryAttempts(0))
 		cancel()
 		op.ret = s.Now()
 		var apiErr *jetstream.APIError
@@ -176,7 +179,7 @@ func (lc *linClients) close() {
 
 // LinReport is the outcome of the lease check.
 type LinReport struct {
-	Ops, Written, Refused, Unknown, UnknownLanded int
+	Ops, Written, Refused, RefusedLanded, Unknown, UnknownLanded int
 	Result                                        string // "ok", "illegal", "timeout" or why it could not run
 }
 
@@ -211,9 +214,18 @@ func (lc *linClients) check(ctx context.Context, s *Store, urls []string) LinRep
 			}
 		case linRefused:
 			// A refusal changes nothing. It is left out of the history: a spurious refusal (a new leader that
-			// has not applied everything yet) costs a lease holder a retry, never safety.
+			// has not applied everything yet) costs a lease holder a retry, never safety. A refused write
+			// that is in the stream all the same is counted, and checked like an unknown one: its writer did
+			// not act on it (a lease holder would not), so it cannot fork anything, but the writes after it
+			// build on it.
 			rep.Refused++
-			continue
+			at, ok := landed[op.id]
+			if !ok {
+				continue
+			}
+			rep.RefusedLanded++
+			seq = at
+			ret = int64(^uint64(0) >> 1)
 		case linUnknown:
 			rep.Unknown++
 			at, ok := landed[op.id]

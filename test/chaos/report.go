@@ -291,8 +291,8 @@ func (r *Result) Markdown(w io.Writer) {
 		r.InputsSent, r.InputsApplied, fmtDur(r.ApplyLatency50), fmtDur(r.ApplyLatency99))
 	p("Superseded ticks shown to bots (epoch below one already seen elsewhere): %d, at most %s after the newer epoch appeared.\n", r.Superseded, fmtDur(r.SupersededMax))
 
-	p("\n## Lease check (porcupine)\n\nCAS writes on `%s` from one client per node: %d operations, %d acknowledged, %d refused (wrong last sequence), %d unknown of which %d landed. Linearizability of the writes: %s.\n",
-		linSubject, r.Lin.Ops, r.Lin.Written, r.Lin.Refused, r.Lin.Unknown, r.Lin.UnknownLanded, r.Lin.Result)
+	p("\n## Lease check (porcupine)\n\nCAS writes on `%s` from one client per node: %d operations, %d acknowledged, %d refused (wrong last sequence) of which %d are in the stream all the same, %d unknown of which %d landed. Linearizability of the writes: %s.\n",
+		linSubject, r.Lin.Ops, r.Lin.Written, r.Lin.Refused, r.Lin.RefusedLanded, r.Lin.Unknown, r.Lin.UnknownLanded, r.Lin.Result)
 
 	p("\n## Faults\n\n| # | fault | what | owner/epoch before → after | stream leaders before | recovery | converge | max bot gap | violations | notes |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	name := func(i int) string {

@@ -245,8 +245,8 @@ func (h *Harness) finish(res *Result, runErr error) (*Result, error) {
 	h.checkAckRegressions(nil)
 	if h.lin != nil {
 		res.Lin = h.lin.check(context.Background(), h.Store, h.natsURLs())
-		h.logf("lease check: %d CAS writes acknowledged, %d refused, %d unknown (%d of them landed): %s",
-			res.Lin.Written, res.Lin.Refused, res.Lin.Unknown, res.Lin.UnknownLanded, res.Lin.Result)
+		h.logf("lease check: %d CAS writes acknowledged, %d refused (%d of them in the stream), %d unknown (%d of them landed): %s",
+			res.Lin.Written, res.Lin.Refused, res.Lin.RefusedLanded, res.Lin.Unknown, res.Lin.UnknownLanded, res.Lin.Result)
 	}
 	res.Faults = h.faults
 	res.fill(h)
