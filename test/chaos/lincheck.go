@@ -180,7 +180,7 @@ func (lc *linClients) close() {
 // LinReport is the outcome of the lease check.
 type LinReport struct {
 	Ops, Written, Refused, RefusedLanded, Unknown, UnknownLanded int
-	Result                                        string // "ok", "illegal", "timeout" or why it could not run
+	Result                                                       string // "ok", "illegal", "timeout" or why it could not run
 }
 
 // check reads the stream (through any url that answers), resolves the unknown writes and runs porcupine.
