@@ -42,7 +42,8 @@ type conn struct {
 	tick      *tickFrame // newest unsent tick
 	tickSince time.Time  // when the oldest unsent tick was offered
 	ctrl      [][]byte
-	pingDue   bool // housekeeping asked for a WebSocket ping
+	pingDue   bool    // housekeeping asked for a WebSocket ping
+	pongDue   *string // the payload of the client's latest WebSocket ping, to answer
 	closing   bool
 	closeCode int
 	closeText string
@@ -103,7 +104,7 @@ func (c *conn) offerTick(t *tickFrame) {
 		return
 	}
 	c.lastTick = t.at
-	if !c.flushing && !c.dead && c.tick == nil && c.partial == nil && len(c.ctrl) == 0 && !c.pingDue {
+	if !c.flushing && !c.dead && c.tick == nil && c.partial == nil && len(c.ctrl) == 0 && !c.pingDue && c.pongDue == nil {
 		c.writeTick(t)
 		return
 	}
@@ -144,7 +145,7 @@ func (c *conn) writeTick(t *tickFrame) {
 	default:
 		c.g.metrics.ticksSent.Inc()
 	}
-	if c.partial != nil || c.tick != nil || len(c.ctrl) > 0 || c.pingDue || c.closing {
+	if c.partial != nil || c.tick != nil || len(c.ctrl) > 0 || c.pingDue || c.pongDue != nil || c.closing {
 		c.scheduleLocked() // before Done: end's wait must not see zero writers in between
 	}
 	c.mu.Unlock()
@@ -227,10 +228,13 @@ func (c *conn) flush() {
 	for {
 		c.mu.Lock()
 		var frame, raw []byte
-		ping := false
+		ping, pong := false, false
 		switch {
 		case c.partial != nil:
 			raw, c.partial = c.partial, nil
+		case c.pongDue != nil:
+			frame, pong = []byte(*c.pongDue), true
+			c.pongDue = nil
 		case len(c.ctrl) > 0:
 			frame = c.ctrl[0]
 			c.ctrl[0] = nil
@@ -265,6 +269,8 @@ func (c *conn) flush() {
 		switch {
 		case ping:
 			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteTimeout))
+		case pong:
+			err = c.ws.WriteControl(websocket.PongMessage, frame, time.Now().Add(c.g.cfg.WriteTimeout))
 		case raw != nil:
 			nc := c.ws.NetConn()
 			_ = nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
@@ -390,6 +396,17 @@ func (c *conn) watch() {
 	cfg := c.g.cfg
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error { return c.pong() })
+	// gorilla's own ping handler would write the pong from this goroutine, possibly into the middle of a tick
+	// frame that writeTick could write only in part: the pong goes through the socket's writer instead.
+	c.ws.SetPingHandler(func(data string) error {
+		c.mu.Lock()
+		if !c.closing {
+			c.pongDue = &data
+			c.scheduleLocked()
+		}
+		c.mu.Unlock()
+		return c.pong()
+	})
 	c.rate = newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
 	c.forwarded = c.joinSeq
 	more := make(chan bool, 1)

@@ -129,3 +129,45 @@ func TestAnIdleSocketWaitsOutsideTheWebSocketReaderAfterAPong(t *testing.T) {
 		t.Fatalf("closed with %d", cl.closeCodeNow())
 	}
 }
+
+func TestAClientPingIsAnsweredWithItsPayload(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	lobbyOwner(t, c, 0)
+	cl := dial(t, c, "n1", "pinger", dialOpts{noRead: true})
+	pongs := make(chan string, 4)
+	cl.ws.SetPongHandler(func(data string) error {
+		pongs <- data
+		return nil
+	})
+	done := make(chan struct{})
+	go func() { // this test's reader: it runs the pong handler
+		defer close(done)
+		for {
+			if _, _, err := cl.ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cl.ws.Close()
+		<-done
+	})
+	cl.hello("", 1)
+	time.Sleep(500 * time.Millisecond) // ticks flow: the pong goes through the socket's writer between them
+	for _, payload := range []string{"one", ""} {
+		cl.wmu.Lock()
+		err := cl.ws.WriteControl(websocket.PingMessage, []byte(payload), time.Now().Add(5*time.Second))
+		cl.wmu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-pongs:
+			if got != payload {
+				t.Fatalf("pong %q, want %q", got, payload)
+			}
+		case <-time.After(waitShort):
+			t.Fatalf("no pong for ping %q", payload)
+		}
+	}
+}
