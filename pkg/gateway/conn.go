@@ -104,7 +104,7 @@ func (c *conn) offerTick(t *tickFrame) {
 		return
 	}
 	c.lastTick = t.at
-	if !c.flushing && !c.dead && c.tick == nil && c.partial == nil && len(c.ctrl) == 0 && !c.pingDue && c.pongDue == nil {
+	if !c.flushing && !c.dead && !c.pendingLocked() {
 		c.writeTick(t)
 		return
 	}
@@ -145,11 +145,16 @@ func (c *conn) writeTick(t *tickFrame) {
 	default:
 		c.g.metrics.ticksSent.Inc()
 	}
-	if c.partial != nil || c.tick != nil || len(c.ctrl) > 0 || c.pingDue || c.pongDue != nil || c.closing {
+	if c.pendingLocked() {
 		c.scheduleLocked() // before Done: end's wait must not see zero writers in between
 	}
 	c.mu.Unlock()
 	c.flushes.Done()
+}
+
+// pendingLocked reports whether the socket has something for a writer (flush) to do. c.mu must be held.
+func (c *conn) pendingLocked() bool {
+	return c.partial != nil || c.tick != nil || len(c.ctrl) > 0 || c.pingDue || c.pongDue != nil || c.closing
 }
 
 // after reports whether a comes after b in tick order (epoch first, then seq).
@@ -413,9 +418,7 @@ func (c *conn) watch() {
 	for {
 		if c.br.Buffered() == 0 {
 			if err := awaitReadable(c.raw); err != nil {
-				if isTimeout(err) {
-					c.closeWith(protocol.CloseIdle, "idle")
-				}
+				c.readFailed(err)
 				return
 			}
 		}
@@ -423,6 +426,14 @@ func (c *conn) watch() {
 		if !<-more {
 			return
 		}
+	}
+}
+
+// readFailed handles a failed read of a welcomed socket: a client silent past its read deadline is closed as
+// idle; any other failure ends the socket as it is.
+func (c *conn) readFailed(err error) {
+	if isTimeout(err) {
+		c.closeWith(protocol.CloseIdle, "idle")
 	}
 }
 
@@ -442,9 +453,7 @@ func (c *conn) readBurst(more chan<- bool) {
 		ok, err := c.takePong()
 		switch {
 		case err != nil:
-			if isTimeout(err) {
-				c.closeWith(protocol.CloseIdle, "idle")
-			}
+			c.readFailed(err)
 			more <- false
 			return
 		case !ok && !c.readOne():
@@ -478,9 +487,7 @@ func (c *conn) readOne() bool {
 	cfg := c.g.cfg
 	mt, data, err := c.ws.ReadMessage()
 	if err != nil {
-		if isTimeout(err) {
-			c.closeWith(protocol.CloseIdle, "idle")
-		}
+		c.readFailed(err)
 		return false
 	}
 	now := time.Now()
