@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func fill(t *testing.T, c *nodetest.Cluster, via string, n int, cl *client) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := nc.Publish(room.InputSubject(room.Lobby), data); err != nil {
+			if err := nc.Publish(room.LiveSubject(room.Lobby), data); err != nil {
 				t.Fatalf("publish filler join: %v", err)
 			}
 		}
@@ -528,5 +529,35 @@ func TestPresenceJoinAndLeaveAreSeenOnEveryNode(t *testing.T) {
 			return ok && !p.Online && p.Away > 0
 		})
 		t.Logf("%s saw alice offline in tick %d after she closed", o.name, n)
+	}
+}
+
+// Every event is acknowledged by INPUTS at the first attempt on a healthy cluster. The fast path's copy goes on
+// the live subject, which no stream captures: a copy the stream also stored would race the durable publish of
+// the same message id, and JetStream refuses that one ("duplicate message id is in process") until the first
+// copy is replicated, so every event would wait for a retry.
+func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	lobbyOwner(t, c, 0)
+	a := join(t, c, "n2", "alice")
+	id := a.id()
+	a.waitTick(waitShort, "alice in the lobby", online(id))
+	const inputs = 40
+	var last uint64
+	for i := range inputs {
+		last = a.input(uint8(i % 16))
+		time.Sleep(40 * time.Millisecond) // 25/s: under the rate limit
+	}
+	a.waitTick(waitShort, "every input applied", func(tk *protocol.Tick) bool {
+		p, ok := find(tk, id)
+		return ok && p.Ack >= last
+	})
+	acked := 0
+	nodetest.WaitFor(t, waitShort, "n2's events acknowledged by the stream", func() bool {
+		acked, _ = strconv.Atoi(metric(t, c, "n2", "tickmesh_gateway_events_acked_total"))
+		return acked >= inputs+1 // the join and the inputs
+	})
+	if got := metric(t, c, "n2", "tickmesh_gateway_event_publish_retries_total"); got != "0" {
+		t.Errorf("n2 retried %s durable publishes of %d events on a healthy cluster, want 0", got, acked)
 	}
 }

@@ -21,11 +21,12 @@ type event struct {
 	room  string
 	ev    game.Event
 	acked func(ok bool) // optional: called once the PubAck arrived (true) or retries gave up (false)
-	m     *nats.Msg     // built once by send, for both paths
+	m     *nats.Msg     // the durable publish, built once by send
 }
 
-// publisher sends events on the fast path (core NATS) at once, and durably (JetStream, retried until
-// acknowledged) through workers sharded by player so that each player's events stay in order.
+// publisher sends events on the fast path (core NATS, the room's live subject) at once, and durably (JetStream,
+// the room's input subject, retried until acknowledged) through workers sharded by player so that each player's
+// events stay in order.
 type publisher struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -63,7 +64,7 @@ func (p *publisher) send(e event) bool {
 		return false
 	}
 	e.m = m
-	if err := p.nc.PublishMsg(m); err != nil {
+	if err := p.nc.Publish(room.LiveSubject(e.room), m.Data); err != nil {
 		p.metrics.publishErrors.Inc()
 	}
 	h := fnv.New32a()

@@ -541,9 +541,9 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 var ErrBadRoom = errors.New("bad room name")
 
 // Publish sends a player event to room's owner through the INPUTS stream and returns once JetStream has
-// stored it (the PubAck): only then is the event acknowledged. The owner also receives the publish directly
-// over core NATS, so it applies the event even while the stream has no leader; the caller retries with the same
-// event (same message id) until it gets an ack.
+// stored it (the PubAck): only then is the event acknowledged. It first sends a copy on the room's live subject
+// (core NATS), so the owner applies the event at once, also while the stream has no leader; the caller retries
+// with the same event (same message id) until it gets an ack.
 func Publish(ctx context.Context, js jetstream.JetStream, room string, ev game.Event) (*jetstream.PubAck, error) {
 	if !validRoom(room) {
 		return nil, ErrBadRoom
@@ -552,6 +552,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, room string, ev game.E
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
+	_ = js.Conn().Publish(LiveSubject(room), data) // best effort: the stream delivers it anyway
 	ack, err := js.Publish(ctx, InputSubject(room), data, jetstream.WithMsgID(room+":"+ev.MsgID()))
 	if err != nil {
 		return nil, fmt.Errorf("publish event: %w", err)

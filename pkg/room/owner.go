@@ -52,8 +52,7 @@ type term struct {
 func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 	t := &term{m: m, room: room, lease: l}
 	events := make(chan inbound, 8192)
-	subj := InputSubject(room)
-	sub, err := m.nc.Subscribe(subj, func(msg *nats.Msg) {
+	sub, err := m.nc.Subscribe(LiveSubject(room), func(msg *nats.Msg) {
 		var ev game.Event
 		if err := json.Unmarshal(msg.Data, &ev); err != nil {
 			m.metrics.badEvents.WithLabelValues(room).Inc()
@@ -67,7 +66,7 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe to inputs: %w", err)
+		return fmt.Errorf("subscribe to live inputs: %w", err)
 	}
 	defer sub.Unsubscribe()
 	_ = sub.SetPendingLimits(65536, 64<<20)

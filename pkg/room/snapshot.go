@@ -24,8 +24,15 @@ const (
 // TickSubject is where a room's ticks are published.
 func TickSubject(room string) string { return "game." + room + ".tick" }
 
-// InputSubject is where a room's player events are published (and stored by INPUTS).
+// InputSubject is where a room's player events are published durably: INPUTS stores them, the owner follows the
+// stream.
 func InputSubject(room string) string { return "game." + room + ".input" }
+
+// LiveSubject is where the same events go on core NATS first, for the owner to apply at once (also while the
+// stream has no leader). No stream captures it: a copy here that the stream also stored would race the durable
+// publish of the same message id, which JetStream refuses while the first copy is still being replicated
+// ("duplicate message id is in process").
+func LiveSubject(room string) string { return "game." + room + ".live" }
 
 // Snapshot is the durable state of a room, written by its owner every SnapshotInterval by CAS.
 type Snapshot struct {
