@@ -115,6 +115,7 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 	send := func(pd *pending) {
 		f, err := p.js.PublishMsgAsync(pd.m)
 		if err != nil {
+			p.log.Warn("DIAG send err", "err", err)
 			pd.f, pd.retry = nil, time.Now().Add(100*time.Millisecond)
 			p.metrics.publishRetries.Inc()
 			return
@@ -122,6 +123,7 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 		pd.f = f
 	}
 	fail := func(pd *pending, err error) bool {
+		p.log.Warn("DIAG fail", "err", err, "age", time.Since(pd.start))
 		p.metrics.publishRetries.Inc()
 		if time.Since(pd.start) > p.giveUp || errors.Is(err, jetstream.ErrStreamNotFound) {
 			p.log.Warn("giving up on an event", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind, "err", err)

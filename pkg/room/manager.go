@@ -487,7 +487,26 @@ func causeLabel(err error) string {
 // leads them and dies, nobody can take over before a 4-9 s Raft election.
 var placedStreams = []string{"KV_" + OwnersBucket, "KV_" + SnapshotsBucket, InputsStream}
 
-// keepPlacement moves the leaders of the ownership streams off this node while it owns rooms.
+// placementTarget picks the peer that should lead a stream now led by self: the current, routed peer that holds
+// the fewest rooms, and only if it holds fewer than self. So a leader moves only to improve things, and never
+// straight back: when every node owns rooms (two nodes each owning some, or a room on every node), the leaders
+// stay where they are instead of changing every round, each change being an election that stalls the stream's
+// writers. It returns "" for no move.
+func placementTarget(self string, current []string, rooms map[string]int, routed func(string) bool) string {
+	pick := ""
+	for _, p := range current {
+		if p == self || !routed(p) || rooms[p] >= rooms[self] {
+			continue
+		}
+		if pick == "" || rooms[p] < rooms[pick] || rooms[p] == rooms[pick] && p < pick {
+			pick = p
+		}
+	}
+	return pick
+}
+
+// keepPlacement moves the leaders of the ownership streams off this node while it owns rooms, to a node that
+// owns fewer (placementTarget).
 func (m *Manager) keepPlacement(ctx context.Context) {
 	m.mu.Lock()
 	// Only rooms the owners bucket also shows as ours: a superseded owner that has not noticed yet must not
@@ -498,9 +517,9 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 			owns = true
 		}
 	}
-	busy := map[string]bool{}
+	rooms := map[string]int{} // rooms held, by node, as the owners bucket shows them
 	for _, h := range m.holders {
-		busy[h.val.Node] = true
+		rooms[h.val.Node]++
 	}
 	m.mu.Unlock()
 	for _, stream := range placedStreams {
@@ -518,15 +537,7 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 		if leader != m.cfg.Node || !owns {
 			continue
 		}
-		var pick string
-		for _, p := range current {
-			if p == m.cfg.Node || !m.cluster.Routed(p) {
-				continue
-			}
-			if pick == "" || (busy[pick] && !busy[p]) {
-				pick = p
-			}
-		}
+		pick := placementTarget(m.cfg.Node, current, rooms, m.cluster.Routed)
 		if pick == "" {
 			continue
 		}
