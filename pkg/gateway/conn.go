@@ -47,6 +47,7 @@ type conn struct {
 	closing   bool
 	closeCode int
 	closeText string
+	echoing   bool // the close frame due answers the client's (its code is the client's, not ours)
 	lastSent  fence.Position
 	lastTick  time.Time // last tick offered (for NoTickAfter)
 	lastPing  time.Time // last ping queued
@@ -401,8 +402,9 @@ func (c *conn) watch() {
 	cfg := c.g.cfg
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.PongWait))
 	c.ws.SetPongHandler(func(string) error { return c.pong() })
-	// gorilla's own ping handler would write the pong from this goroutine, possibly into the middle of a tick
-	// frame that writeTick could write only in part: the pong goes through the socket's writer instead.
+	// gorilla's own ping and close handlers would write their answers from this goroutine, possibly into the
+	// middle of a tick frame that writeTick could write only in part: they go through the socket's writer
+	// instead, after the frame being written.
 	c.ws.SetPingHandler(func(data string) error {
 		c.mu.Lock()
 		if !c.closing {
@@ -411,6 +413,15 @@ func (c *conn) watch() {
 		}
 		c.mu.Unlock()
 		return c.pong()
+	})
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		c.mu.Lock()
+		if !c.closing { // a close of our own already on its way answers the client's as well
+			c.closing, c.closeCode, c.closeText, c.echoing = true, code, "", true
+			c.scheduleLocked()
+		}
+		c.mu.Unlock()
+		return nil // the read then fails with the client's close; end lets the answer go out first
 	})
 	c.rate = newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
 	c.forwarded = c.joinSeq
@@ -585,7 +596,7 @@ func (c *conn) start(h *protocol.Hello) bool {
 func (c *conn) finish() {
 	g := c.g
 	c.mu.Lock()
-	takenOver := c.closing && c.closeCode == protocol.CloseTakenOver
+	takenOver := c.closing && !c.echoing && c.closeCode == protocol.CloseTakenOver
 	c.mu.Unlock()
 	g.unclaim(c.player, c)
 	g.leave(c, c.room)

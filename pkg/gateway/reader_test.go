@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -169,5 +170,29 @@ func TestAClientPingIsAnsweredWithItsPayload(t *testing.T) {
 		case <-time.After(waitShort):
 			t.Fatalf("no pong for ping %q", payload)
 		}
+	}
+}
+
+// A client's close frame is answered with its own code, through the socket's writer, and the player leaves
+// even when the code is one the server uses for itself (4003, taken over: then the server sends no leave).
+func TestClientCloseIsAnsweredWithItsCodeAndThePlayerLeaves(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	lobbyOwner(t, c, 0)
+	watcher := join(t, c, "n1", "watcher")
+	for _, code := range []int{websocket.CloseNormalClosure, protocol.CloseTakenOver} {
+		cl := join(t, c, "n1", fmt.Sprintf("closer-%d", code))
+		id := cl.id()
+		watcher.waitTick(waitShort, cl.name+" online", online(id))
+		cl.wmu.Lock()
+		_ = cl.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "bye"), time.Now().Add(time.Second))
+		cl.wmu.Unlock()
+		if got := cl.waitClose(waitShort); got != code {
+			t.Errorf("%s: the server answered with %d, want %d", cl.name, got, code)
+		}
+		left := time.Now()
+		ticksUntil(t, watcher, left, cl.name+" offline", func(tk *protocol.Tick) bool {
+			p, ok := find(tk, id)
+			return ok && !p.Online
+		})
 	}
 }
