@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/tickmesh/tickmesh/pkg/config"
@@ -34,6 +35,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	if _, dev := cfg.Secret(); dev {
 		log.Warn("SESSION_SECRET is not set: using the development secret; anyone can forge resume tokens")
 	}

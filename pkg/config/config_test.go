@@ -86,6 +86,8 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{nil, map[string]string{"SESSION_SECRET": "short"}, "SESSION_SECRET"},
 		{[]string{"-max-conns-per-ip", "50", "-max-conns", "10"}, nil, "-max-conns-per-ip"},
 		{[]string{"-steal-after", "20s"}, nil, "-steal-after"},
+		{[]string{"-gc-percent", "5"}, nil, "-gc-percent"},
+		{nil, map[string]string{"GC_PERCENT": "-1"}, "-gc-percent"},
 		{[]string{"extra"}, nil, "arguments"},
 	}
 	for _, tc := range cases {
@@ -111,4 +113,27 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestGCPercentDefaultsTo50UnlessGOGCOrTheSettingSaysOtherwise(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{nil, nil, DefaultGCPercent},
+		{nil, map[string]string{"GOGC": "200"}, 0}, // the runtime's own setting stays
+		{[]string{"-gc-percent", "80"}, map[string]string{"GOGC": "200"}, 80},
+		{nil, map[string]string{"GOGC": "200", "GC_PERCENT": "30"}, 30},
+		{[]string{"-gc-percent", "0"}, nil, 0},
+	}
+	for _, tc := range cases {
+		c, err := Load(tc.args, env(tc.env))
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if c.GCPercent != tc.want {
+			t.Errorf("%v %v: GC percent %d, want %d", tc.args, tc.env, c.GCPercent, tc.want)
+		}
+	}
 }
