@@ -561,3 +561,45 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 		t.Errorf("n2 retried %s durable publishes of %d events on a healthy cluster, want 0", got, acked)
 	}
 }
+
+// Events sent while INPUTS has lost its quorum are sent again until it is back, then acknowledged and applied:
+// none is lost, and the retries show in the metrics.
+func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	lobbyOwner(t, c, 0)
+	a := join(t, c, "n1", "alice")
+	id := a.id()
+	a.waitTick(waitShort, "alice in the lobby", online(id))
+	count := func(series string) int {
+		n, _ := strconv.Atoi(metric(t, c, "n1", series))
+		return n
+	}
+	nodetest.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
+		return count("tickmesh_gateway_events_acked_total") >= 1
+	})
+	ackedBefore := count("tickmesh_gateway_events_acked_total")
+
+	c.Kill("n2")
+	c.Kill("n3")
+	const inputs = 10
+	var last uint64
+	for i := range inputs {
+		last = a.input(uint8(i%15 + 1))
+		time.Sleep(50 * time.Millisecond)
+	}
+	nodetest.WaitFor(t, waitShort, "n1 retrying the inputs", func() bool {
+		return count("tickmesh_gateway_event_publish_retries_total") > 0
+	})
+	if got := count("tickmesh_gateway_events_acked_total"); got >= ackedBefore+inputs {
+		t.Fatalf("n1 had %d events acknowledged without a stream quorum, want fewer than %d", got, ackedBefore+inputs)
+	}
+	c.Restart("n2")
+	c.Restart("n3")
+	nodetest.WaitFor(t, waitLong, "every input acknowledged once the quorum is back", func() bool {
+		return count("tickmesh_gateway_events_acked_total") >= ackedBefore+inputs
+	})
+	a.waitTick(waitLong, "alice's last input applied", func(tk *protocol.Tick) bool {
+		p, ok := find(tk, id)
+		return ok && p.Ack >= last
+	})
+}

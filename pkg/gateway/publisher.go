@@ -18,10 +18,9 @@ import (
 
 // event is a player event bound for a room's owner.
 type event struct {
-	room  string
-	ev    game.Event
-	acked func(ok bool) // optional: called once the PubAck arrived (true) or retries gave up (false)
-	m     *nats.Msg     // the durable publish, built once by send
+	room string
+	ev   game.Event
+	m    *nats.Msg // the durable publish, built once by send
 }
 
 // publisher sends events on the fast path (core NATS, the room's live subject) at once, and durably (JetStream,
@@ -92,85 +91,78 @@ func (p *publisher) run(ctx context.Context) {
 	wg.Wait()
 }
 
-// window bounds the durable publishes a worker has in flight.
+// window bounds the durable publishes a worker has in flight or waiting to be sent again.
 const window = 512
 
-// pending is a durable publish in flight.
+// retryAfter is how long a durable publish that failed waits before it is sent again.
+const retryAfter = 100 * time.Millisecond
+
+// pending is a durable publish in flight or waiting to be sent again.
 type pending struct {
 	e     event
-	m     *nats.Msg
-	f     jetstream.PubAckFuture // nil: not sent yet (retry due)
+	f     jetstream.PubAckFuture // set while in flight
 	start time.Time
 	retry time.Time // when to send again after a failure
 }
 
 // work keeps up to window publishes of its queue in flight (asynchronously: a stream leader's round trip does
 // not limit the rate) and retries failures with the same message id until acknowledged, ctx ends or giveUp.
+// Publishes in flight wait in send order (sent) and the oldest one's outcome is awaited; failed ones wait for
+// their turn to be sent again in failure order (due), which is also the order of their retry times. So each
+// event costs the same whatever the number in flight, also while the stream has no leader and the window
+// fills up.
 func (p *publisher) work(ctx context.Context, q chan event) {
-	var inflight []*pending
+	var sent, due []*pending
 	retryTimer := time.NewTimer(time.Hour)
 	defer retryTimer.Stop()
-	recheck := time.NewTicker(100 * time.Millisecond) // drain deadline and due retries
+	retryArmed := time.Time{}                         // the retry time retryTimer is set for (zero: none)
+	recheck := time.NewTicker(100 * time.Millisecond) // the drain deadline
 	defer recheck.Stop()
-	send := func(pd *pending) {
-		f, err := p.js.PublishMsgAsync(pd.m)
-		if err != nil {
-			p.log.Warn("DIAG send err", "err", err)
-			pd.f, pd.retry = nil, time.Now().Add(100*time.Millisecond)
-			p.metrics.publishRetries.Inc()
-			return
-		}
-		pd.f = f
-	}
-	fail := func(pd *pending, err error) bool {
-		p.log.Warn("DIAG fail", "err", err, "age", time.Since(pd.start))
+	failed := func(pd *pending, err error) {
 		p.metrics.publishRetries.Inc()
 		if time.Since(pd.start) > p.giveUp || errors.Is(err, jetstream.ErrStreamNotFound) {
 			p.log.Warn("giving up on an event", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind, "err", err)
-			if pd.e.acked != nil {
-				pd.e.acked(false)
-			}
-			return false
+			return
 		}
-		pd.f, pd.retry = nil, time.Now().Add(100*time.Millisecond)
-		return true
+		pd.f, pd.retry = nil, time.Now().Add(retryAfter)
+		due = append(due, pd)
+	}
+	send := func(pd *pending) {
+		f, err := p.js.PublishMsgAsync(pd.e.m)
+		if err != nil {
+			failed(pd, err)
+			return
+		}
+		pd.f = f
+		sent = append(sent, pd)
 	}
 	draining := false
 	var drainUntil time.Time
 	for {
-		if draining && (len(inflight) == 0 && len(q) == 0 || time.Now().After(drainUntil)) {
-			for _, pd := range inflight {
+		if draining && (len(sent)+len(due) == 0 && len(q) == 0 || time.Now().After(drainUntil)) {
+			for _, pd := range append(sent, due...) {
 				p.log.Warn("event not acknowledged before shutdown", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind)
 			}
 			return
 		}
-		// Resend what is due; wait on the oldest publish in flight.
+		// Send again what is due (a send that fails at once goes to the back of due, with a later time).
+		for n := len(due); n > 0 && !time.Now().Before(due[0].retry); n-- {
+			pd := due[0]
+			due[0] = nil
+			due = due[1:]
+			send(pd)
+		}
 		var okC <-chan *jetstream.PubAck
 		var errC <-chan error
-		var head *pending
-		nextRetry := time.Time{}
-		for _, pd := range inflight {
-			if pd.f == nil {
-				if !time.Now().Before(pd.retry) {
-					send(pd)
-				} else if nextRetry.IsZero() || pd.retry.Before(nextRetry) {
-					nextRetry = pd.retry
-				}
-			}
-			if pd.f != nil && head == nil {
-				head = pd
-			}
+		if len(sent) > 0 {
+			okC, errC = sent[0].f.Ok(), sent[0].f.Err()
 		}
-		if head != nil {
-			okC, errC = head.f.Ok(), head.f.Err()
-		}
-		if !nextRetry.IsZero() {
-			retryTimer.Reset(time.Until(nextRetry))
-		} else {
-			retryTimer.Reset(time.Hour)
+		if len(due) > 0 && !due[0].retry.Equal(retryArmed) {
+			retryArmed = due[0].retry
+			retryTimer.Reset(time.Until(retryArmed))
 		}
 		var in <-chan event
-		if len(inflight) < window {
+		if len(sent)+len(due) < window {
 			in = q
 		}
 		done := ctx.Done()
@@ -182,30 +174,19 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 			// Leave events of sockets closed by the drain come last: give them a moment.
 			draining, drainUntil = true, time.Now().Add(time.Second)
 		case e := <-in:
-			pd := &pending{e: e, m: e.m, start: time.Now()}
-			send(pd)
-			inflight = append(inflight, pd)
+			send(&pending{e: e, start: time.Now()})
 		case <-okC:
 			p.metrics.eventsAcked.Inc()
-			if head.e.acked != nil {
-				head.e.acked(true)
-			}
-			inflight = remove(inflight, head)
+			sent[0] = nil
+			sent = sent[1:]
 		case err := <-errC:
-			if !fail(head, err) {
-				inflight = remove(inflight, head)
-			}
+			pd := sent[0]
+			sent[0] = nil
+			sent = sent[1:]
+			failed(pd, err)
 		case <-retryTimer.C:
+			retryArmed = time.Time{}
 		case <-recheck.C:
 		}
 	}
-}
-
-func remove(s []*pending, pd *pending) []*pending {
-	for i, x := range s {
-		if x == pd {
-			return append(s[:i], s[i+1:]...)
-		}
-	}
-	return s
 }
