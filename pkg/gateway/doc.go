@@ -9,10 +9,10 @@
 // unsent older one. A socket whose tick stays unsent past SlowAfter is closed with CloseTooSlow. Control frames
 // (welcome, nodes, pong, error) have their own small bounded queue.
 //
-// Events (join, input, leave) are sent twice: at once over core NATS with their JetStream message id (so the
-// owner applies them even while the INPUTS stream has no leader; the stream also stores that copy when it can),
-// and through a per-node publisher that retries a JetStream publish with the same id until the PubAck: only
-// then is an event acknowledged.
+// Events (join, input, leave) are sent twice: at once over core NATS on the room's live subject, which no stream
+// captures (so the owner applies them even while the INPUTS stream has no leader), and through a per-node
+// publisher that retries a JetStream publish with the event's message id until the PubAck: only then is an
+// event acknowledged. Each step of the publisher costs the same however many publishes are in flight.
 //
 // Goroutines: Run owns the publisher workers and the housekeeping loop (node lists, keepalive pings, the
 // no-owner watchdog). The HTTP handler returns after the hello; each socket then has one watcher goroutine,
