@@ -329,3 +329,58 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 		t.Fatalf("/api/cluster would list %d rooms, want %d", got, len(rooms)+1)
 	}
 }
+
+// When every node owns a room, the leaders of the ownership streams settle. Before, each node moved them off
+// itself every 2 s, so they went round the owners for as long as the rooms lived, each move an election that
+// stalled the streams' writers.
+func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	owner(t, c, 0)
+	// One room per node, wanted by that node only (so only it campaigns), with a player so that it stays open.
+	for _, m := range c.Members() {
+		r := "own-" + m.Name
+		t.Cleanup(m.Node.Rooms().Want(r))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for {
+			_, err := room.Publish(ctx, m.Node.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("join %s: %v", r, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		nodetest.WaitFor(t, 20*time.Second, m.Name+" owns "+r, func() bool {
+			n, _ := m.Node.Rooms().Owner(r)
+			return n == m.Name
+		})
+	}
+	time.Sleep(5 * time.Second) // placement runs every 2 s: a leader on the node with two rooms moves once
+
+	streams := []string{"KV_" + room.OwnersBucket, "KV_" + room.SnapshotsBucket, room.InputsStream}
+	mesh := c.Member("n1").Node.Mesh()
+	last := map[string]string{}
+	changes := map[string]int{}
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		for _, s := range streams {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			l, _, err := mesh.StreamLeader(ctx, s)
+			cancel()
+			if err != nil || l == "" {
+				continue // electing
+			}
+			if prev, ok := last[s]; ok && prev != l {
+				changes[s]++
+			}
+			last[s] = l
+		}
+	}
+	for _, s := range streams {
+		if changes[s] > 1 {
+			t.Errorf("the leader of %s changed %d times in 8 s with every node owning a room, want at most once", s, changes[s])
+		}
+	}
+	t.Logf("leaders %v, changes %v", last, changes)
+}
