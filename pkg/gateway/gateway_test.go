@@ -36,6 +36,14 @@ func online(id string) func(*protocol.Tick) bool {
 
 // ticksUntil waits until a tick received by cl after since satisfies cond, and returns how many ticks cl
 // received after since up to and including that one.
+// ackedUpTo is true for a tick in which the player id's events up to seq are applied.
+func ackedUpTo(id string, seq uint64) func(*protocol.Tick) bool {
+	return func(tk *protocol.Tick) bool {
+		p, ok := find(tk, id)
+		return ok && p.Ack >= seq
+	}
+}
+
 func ticksUntil(t *testing.T, cl *client, since time.Time, what string, cond func(*protocol.Tick) bool) int {
 	t.Helper()
 	n := 0
@@ -267,6 +275,20 @@ func metric(t *testing.T, c *nodetest.Cluster, name, series string) string {
 		}
 	}
 	return ""
+}
+
+// metricInt is metric as a number (0 when absent).
+func metricInt(t *testing.T, c *nodetest.Cluster, name, series string) int {
+	t.Helper()
+	v := metric(t, c, name, series)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
+	}
+	return n
 }
 
 // endOf finds out how a socket that was never read ended. A server that gives up on a stalled socket closes it
@@ -548,17 +570,14 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 		last = a.input(uint8(i % 16))
 		time.Sleep(40 * time.Millisecond) // 25/s: under the rate limit
 	}
-	a.waitTick(waitShort, "every input applied", func(tk *protocol.Tick) bool {
-		p, ok := find(tk, id)
-		return ok && p.Ack >= last
-	})
+	a.waitTick(waitShort, "every input applied", ackedUpTo(id, last))
 	acked := 0
 	nodetest.WaitFor(t, waitShort, "n2's events acknowledged by the stream", func() bool {
-		acked, _ = strconv.Atoi(metric(t, c, "n2", "tickmesh_gateway_events_acked_total"))
+		acked = metricInt(t, c, "n2", "tickmesh_gateway_events_acked_total")
 		return acked >= inputs+1 // the join and the inputs
 	})
-	if got := metric(t, c, "n2", "tickmesh_gateway_event_publish_retries_total"); got != "0" {
-		t.Errorf("n2 retried %s durable publishes of %d events on a healthy cluster, want 0", got, acked)
+	if got := metricInt(t, c, "n2", "tickmesh_gateway_event_publish_retries_total"); got != 0 {
+		t.Errorf("n2 retried %d durable publishes of %d events on a healthy cluster, want 0", got, acked)
 	}
 }
 
@@ -570,10 +589,7 @@ func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testi
 	a := join(t, c, "n1", "alice")
 	id := a.id()
 	a.waitTick(waitShort, "alice in the lobby", online(id))
-	count := func(series string) int {
-		n, _ := strconv.Atoi(metric(t, c, "n1", series))
-		return n
-	}
+	count := func(series string) int { return metricInt(t, c, "n1", series) }
 	nodetest.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= 1
 	})
@@ -598,8 +614,5 @@ func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testi
 	nodetest.WaitFor(t, waitLong, "every input acknowledged once the quorum is back", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= ackedBefore+inputs
 	})
-	a.waitTick(waitLong, "alice's last input applied", func(tk *protocol.Tick) bool {
-		p, ok := find(tk, id)
-		return ok && p.Ack >= last
-	})
+	a.waitTick(waitLong, "alice's last input applied", ackedUpTo(id, last))
 }

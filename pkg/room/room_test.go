@@ -10,6 +10,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
@@ -276,6 +277,24 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 	})
 }
 
+// joinRoom publishes the join of player "p-<room>" to room through n, again until JetStream acknowledges it
+// (the room's stream may still be electing a leader), so that the room has a player and stays open.
+func joinRoom(t *testing.T, n *node.Node, r string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		_, err := room.Publish(ctx, n.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("join %s: %v", r, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
 	owner(t, c, 0)
@@ -287,18 +306,7 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 	}
 	n1 := c.Member("n1").Node
 	for _, r := range rooms {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for {
-			_, err := room.Publish(ctx, n1.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("join %s: %v", r, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cancel()
+		joinRoom(t, n1, r)
 	}
 	// Every room gets an owner (any node, possibly the same one for several rooms) and ticks its own state.
 	for _, r := range rooms {
@@ -340,18 +348,7 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 	for _, m := range c.Members() {
 		r := "own-" + m.Name
 		t.Cleanup(m.Node.Rooms().Want(r))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		for {
-			_, err := room.Publish(ctx, m.Node.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("join %s: %v", r, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		cancel()
+		joinRoom(t, m.Node, r)
 		nodetest.WaitFor(t, 20*time.Second, m.Name+" owns "+r, func() bool {
 			n, _ := m.Node.Rooms().Owner(r)
 			return n == m.Name
