@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -434,17 +432,6 @@ func (g *Gateway) leave(c *conn, roomName string) {
 // goroutine and never blocks.
 func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
 	t := &tickFrame{pos: pos, frame: textFrame(data), at: time.Now()}
-	if i := bytes.Index(data, []byte(`"time":`)); i >= 0 {
-		j := i + 7
-		k := j
-		for k < len(data) && data[k] >= '0' && data[k] <= '9' {
-			k++
-		}
-		ms, _ := strconv.ParseInt(string(data[j:k]), 10, 64)
-		if lag := t.at.UnixMilli() - ms; lag > 30 {
-			g.log.Warn("DIAG relay lag", "ms", lag, "room", h.room, "seq", pos.Seq, "at", t.at.Format("15:04:05.000"))
-		}
-	}
 	g.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {

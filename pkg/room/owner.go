@@ -153,9 +153,6 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 		case in := <-streamEvents:
 			t.apply(in)
 		case now := <-ticker.C:
-			if late := time.Since(now); late > 20*time.Millisecond {
-				m.log.Warn("DIAG owner late", "ms", late.Milliseconds(), "room", room, "at", time.Now().Format("15:04:05.000"))
-			}
 			m.sleepFault(room)
 			ignoreDeadline := m.fault(room).IgnoreDeadline
 			now = time.Now()
@@ -179,9 +176,6 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 			t.drain(events, streamEvents)
 			start := time.Now()
 			t.state.Step(m.cfg.Game)
-			if d := time.Since(now); d > 20*time.Millisecond {
-				m.log.Warn("DIAG owner slow tick", "ms", d.Milliseconds(), "room", room, "at", time.Now().Format("15:04:05.000"))
-			}
 			if err := t.publish(now); err != nil {
 				m.metrics.publishErrors.WithLabelValues(room).Inc()
 			}
