@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"log/slog"
@@ -43,22 +42,11 @@ func newPublisher(nc *nats.Conn, js jetstream.JetStream, workers, depth int, log
 	return p
 }
 
-func (p *publisher) msg(e event) (*nats.Msg, error) {
-	data, err := json.Marshal(e.ev)
-	if err != nil {
-		return nil, err
-	}
-	m := nats.NewMsg(room.InputSubject(e.room))
-	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, e.room+":"+e.ev.MsgID())
-	return m, nil
-}
-
 // send publishes e on the fast path and queues it for the durable path. It never blocks: when the durable
 // queue is full it reports false (the event went out on the fast path, but will not be retried until acknowledged;
 // the caller tells the client, which resends its latest input).
 func (p *publisher) send(e event) bool {
-	m, err := p.msg(e)
+	m, err := room.EventMsg(e.room, e.ev)
 	if err != nil {
 		return false
 	}

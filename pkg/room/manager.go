@@ -556,6 +556,21 @@ var ErrBadRoom = errors.New("bad room name")
 // (core NATS), so the owner applies the event at once, also while the stream has no leader; the caller retries
 // with the same event (same message id) until it gets an ack.
 func Publish(ctx context.Context, js jetstream.JetStream, room string, ev game.Event) (*jetstream.PubAck, error) {
+	m, err := EventMsg(room, ev)
+	if err != nil {
+		return nil, err
+	}
+	_ = js.Conn().Publish(LiveSubject(room), m.Data) // best effort: the stream delivers it anyway
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("publish event: %w", err)
+	}
+	return ack, nil
+}
+
+// EventMsg is the durable publish of a player event: the event as JSON on the room's input subject, with the
+// message id (room:player:kind:seq or conn) by which INPUTS drops a repeat of it, whoever sends it again.
+func EventMsg(room string, ev game.Event) (*nats.Msg, error) {
 	if !validRoom(room) {
 		return nil, ErrBadRoom
 	}
@@ -563,12 +578,10 @@ func Publish(ctx context.Context, js jetstream.JetStream, room string, ev game.E
 	if err != nil {
 		return nil, fmt.Errorf("encode event: %w", err)
 	}
-	_ = js.Conn().Publish(LiveSubject(room), data) // best effort: the stream delivers it anyway
-	ack, err := js.Publish(ctx, InputSubject(room), data, jetstream.WithMsgID(room+":"+ev.MsgID()))
-	if err != nil {
-		return nil, fmt.Errorf("publish event: %w", err)
-	}
-	return ack, nil
+	m := nats.NewMsg(InputSubject(room))
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, room+":"+ev.MsgID())
+	return m, nil
 }
 
 func validRoom(s string) bool {
