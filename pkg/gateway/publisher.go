@@ -103,9 +103,10 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 	var sent, due []*pending
 	retryTimer := time.NewTimer(time.Hour)
 	defer retryTimer.Stop()
-	retryArmed := time.Time{}                         // the retry time retryTimer is set for (zero: none)
-	recheck := time.NewTicker(100 * time.Millisecond) // the drain deadline
-	defer recheck.Stop()
+	retryArmed := time.Time{}            // the retry time retryTimer is set for (zero: none)
+	drainEnd := time.NewTimer(time.Hour) // set when ctx ends: the last moment to wait for acks
+	drainEnd.Stop()
+	defer drainEnd.Stop()
 	failed := func(pd *pending, err error) {
 		p.metrics.publishRetries.Inc()
 		if time.Since(pd.start) > p.giveUp || errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -124,10 +125,9 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 		pd.f = f
 		sent = append(sent, pd)
 	}
-	draining := false
-	var drainUntil time.Time
+	draining, drained := false, false
 	for {
-		if draining && (len(sent)+len(due) == 0 && len(q) == 0 || time.Now().After(drainUntil)) {
+		if draining && (len(sent)+len(due) == 0 && len(q) == 0 || drained) {
 			for _, pd := range append(sent, due...) {
 				p.log.Warn("event not acknowledged before shutdown", "room", pd.e.room, "player", pd.e.ev.Player, "kind", pd.e.ev.Kind)
 			}
@@ -160,7 +160,8 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 		select {
 		case <-done:
 			// Leave events of sockets closed by the drain come last: give them a moment.
-			draining, drainUntil = true, time.Now().Add(time.Second)
+			draining = true
+			drainEnd.Reset(time.Second)
 		case e := <-in:
 			send(&pending{e: e, start: time.Now()})
 		case <-okC:
@@ -174,7 +175,8 @@ func (p *publisher) work(ctx context.Context, q chan event) {
 			failed(pd, err)
 		case <-retryTimer.C:
 			retryArmed = time.Time{}
-		case <-recheck.C:
+		case <-drainEnd.C:
+			drained = true
 		}
 	}
 }
