@@ -126,10 +126,10 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 		writerErr <- t.snapshotWriter(fctx, snaps)
 	}()
 
+	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see. The
+	// ones after it fall on the room's phase of the period (tickPhase), the same on every owner.
 	period := time.Second / time.Duration(m.cfg.TickRate)
-	ticker := time.NewTicker(period)
-	defer ticker.Stop()
-	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see.
+	phase := tickPhase(room, period)
 	t.drain(events, streamEvents)
 	t.state.Step(m.cfg.Game)
 	if err := t.publish(time.Now()); err != nil {
@@ -137,6 +137,8 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 	}
 	m.metrics.ticks.WithLabelValues(room).Inc()
 	lastTick := time.Now()
+	ticker := time.NewTimer(time.Until(nextTick(lastTick, period, phase)))
+	defer ticker.Stop()
 	lastOffer := time.Now()
 	var emptySince time.Time
 	for {
@@ -152,10 +154,11 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 			t.apply(in)
 		case in := <-streamEvents:
 			t.apply(in)
-		case now := <-ticker.C:
+		case <-ticker.C:
 			m.sleepFault(room)
 			ignoreDeadline := m.fault(room).IgnoreDeadline
-			now = time.Now()
+			now := time.Now()
+			ticker.Reset(time.Until(nextTick(now, period, phase)))
 			if !l.Valid() && !ignoreDeadline {
 				return lease.ErrExpired
 			}
