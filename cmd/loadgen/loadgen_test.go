@@ -122,6 +122,36 @@ func TestProcFilesParse(t *testing.T) {
 	}
 }
 
+func TestCoreBusyComesFromTheCpuLinesOfProcStat(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user already.
+	start, err := parseProcStat([]byte("cpu  300 0 100 500 100 0 0 0 0 0\ncpu0 100 0 50 300 50 0 0 0 0 0\n" +
+		"cpu1 200 0 50 200 50 0 0 0 999 0\nintr 12345\nctxt 99\n"))
+	if err != nil || len(start) != 2 {
+		t.Fatalf("parseProcStat = %v, %v; want two cores", start, err)
+	}
+	if start[1].total != 500 || start[1].idle != 250 {
+		t.Fatalf("cpu1 = %+v; want total 500 (guest not counted twice), idle 250", start[1])
+	}
+	// cpu0: 100 more ticks, 75 of them idle or iowait; cpu1: 100 more, none idle.
+	end, err := parseProcStat([]byte("cpu0 110 0 65 360 65 0 0 0 0 0\ncpu1 280 0 70 200 50 0 0 0 999 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := coreBusy(start, end)
+	if len(busy) != 2 || busy[0] != 0.25 || busy[1] != 1 {
+		t.Fatalf("coreBusy = %v; want [0.25 1]", busy)
+	}
+	if coreBusy(start, end[:1]) != nil {
+		t.Fatal("cores that came and went: want no answer")
+	}
+	if _, err := parseProcStat([]byte("cpu  1 2 3 4 5\nintr 1\n")); err == nil {
+		t.Fatal("no per-core lines: want an error")
+	}
+	if _, err := parseProcStat([]byte("cpu0 1 x 3 4 5 6\n")); err == nil {
+		t.Fatal("a field that is no number: want an error")
+	}
+}
+
 func TestReportComputesRatesAndPrints(t *testing.T) {
 	start := time.Unix(100, 0)
 	end := start.Add(10 * time.Second)
@@ -155,11 +185,12 @@ func TestReportComputesRatesAndPrints(t *testing.T) {
 		t.Fatalf("proc report: %+v", p)
 	}
 	r.Server = p
+	r.CoreBusy = []float64{0.25, 0.998}
 	var out bytes.Buffer
 	if err := r.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"connected 2 of 3", "fraction 0.8750", "4001×1", "p50 2.0", "10000.00 µs per delivered message", "1000.0 KB per socket"} {
+	for _, want := range []string{"connected 2 of 3", "fraction 0.8750", "4001×1", "p50 2.0", "10000.00 µs per delivered message", "1000.0 KB per socket", "cpu0 25%, cpu1 100%"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -72,3 +72,62 @@ func parseStatusRSS(status []byte) (uint64, error) {
 	}
 	return 0, errors.New("proc status: no VmRSS")
 }
+
+// cpuTimes is one core's time from /proc/stat, in clock ticks: all of it, and the idle part (idle + iowait).
+type cpuTimes struct {
+	total, idle uint64
+}
+
+// sampleCores reads every core's times from /proc/stat (Linux only).
+func sampleCores() ([]cpuTimes, error) {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseProcStat(stat)
+}
+
+// parseProcStat returns the times of the lines cpu0, cpu1, … of /proc/stat, in the order of the lines. Their
+// fields are user nice system idle iowait irq softirq steal guest guest_nice; guest time is already counted in
+// user, so only the first eight are summed.
+func parseProcStat(stat []byte) ([]cpuTimes, error) {
+	var cores []cpuTimes
+	for line := range bytes.SplitSeq(stat, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) < 6 || !bytes.HasPrefix(f[0], []byte("cpu")) || len(f[0]) == 3 {
+			continue
+		}
+		var t cpuTimes
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, err := strconv.ParseUint(string(f[i]), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("proc stat %s: %w", f[0], err)
+			}
+			t.total += v
+			if i == 4 || i == 5 {
+				t.idle += v
+			}
+		}
+		cores = append(cores, t)
+	}
+	if len(cores) == 0 {
+		return nil, errors.New("proc stat: no cpuN lines")
+	}
+	return cores, nil
+}
+
+// coreBusy is the busy fraction of each core between two samples (nil if they do not match).
+func coreBusy(start, end []cpuTimes) []float64 {
+	if len(start) != len(end) {
+		return nil
+	}
+	busy := make([]float64, len(start))
+	for i := range start {
+		total := float64(end[i].total) - float64(start[i].total)
+		idle := float64(end[i].idle) - float64(start[i].idle)
+		if total > 0 {
+			busy[i] = max(0, min(1, 1-idle/total))
+		}
+	}
+	return busy
+}

@@ -77,6 +77,10 @@ type Report struct {
 
 	Server  *ProcReport `json:"server,omitempty"`
 	Loadgen *ProcReport `json:"loadgen,omitempty"`
+	// CoreBusy is each core's busy fraction during the window, from /proc/stat: when the cores that run the
+	// load generator (and, in bench:fanout, the owner node) are saturated, latency and delivery measure them
+	// as much as the server.
+	CoreBusy []float64 `json:"core_busy,omitempty"`
 }
 
 // ReportConfig echoes the settings of the run.
@@ -170,6 +174,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if r.Loadgen != nil {
 		row("loadgen", "%s", formatProc(r.Loadgen))
+	}
+	if len(r.CoreBusy) > 0 {
+		parts := make([]string, len(r.CoreBusy))
+		for i, b := range r.CoreBusy {
+			parts[i] = fmt.Sprintf("cpu%d %.0f%%", i, 100*b)
+		}
+		row("cores busy", "%s", strings.Join(parts, ", "))
 	}
 	return tw.Flush()
 }

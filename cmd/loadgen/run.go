@@ -529,6 +529,7 @@ wait:
 		serverStart, serverErr = sampleProc(cfg.PID)
 	}
 	selfStart, _ := sampleProc(selfPID)
+	coresStart, coresErr := sampleCores()
 	startAt := time.Now()
 	win.start.Store(startAt.UnixNano())
 	end := time.NewTimer(cfg.Duration)
@@ -550,6 +551,7 @@ measure:
 		serverEnd, serverErr = sampleProc(cfg.PID)
 	}
 	selfEnd, _ := sampleProc(selfPID)
+	coresEnd, coresEndErr := sampleCores()
 	openAtEnd := len(clients) - countClosed(clients)
 
 	stopInputs()
@@ -591,6 +593,9 @@ measure:
 		}
 	}
 	r.Loadgen = procReport(selfPID, selfBefore, selfStart, selfEnd, windowSec, r.TicksDelivered, connected)
+	if coresErr == nil && coresEndErr == nil {
+		r.CoreBusy = coreBusy(coresStart, coresEnd)
+	}
 	return r, nil
 }
 
