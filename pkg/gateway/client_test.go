@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,8 +64,9 @@ type recvTick struct {
 
 // dialOpts tune dial.
 type dialOpts struct {
-	noRead bool // do not start the reader: the client never reads (a slow client)
-	rcvBuf int  // SO_RCVBUF of the client socket, when > 0
+	noRead bool        // do not start the reader: the client never reads (a slow client)
+	rcvBuf int         // SO_RCVBUF of the client socket, when > 0
+	header http.Header // handshake headers (Origin, X-Real-IP)
 }
 
 // wsURL is the WebSocket endpoint of the member's node.
@@ -89,7 +91,7 @@ func dial(t testing.TB, c *nodetest.Cluster, name, player string, o dialOpts) *c
 			return conn, nil
 		}
 	}
-	ws, _, err := d.Dial(wsURL(c, name), nil)
+	ws, _, err := d.Dial(wsURL(c, name), o.header)
 	if err != nil {
 		t.Fatalf("%s: dial %s: %v", player, name, err)
 	}

@@ -100,7 +100,8 @@ type Gateway struct {
 	mu       sync.Mutex
 	draining bool
 	conns    map[*conn]struct{}
-	perIP    map[string]int
+	perIP    map[string]int   // admitted handlers by client IP, from admission to release
+	admitted int              // the sum of perIP: sockets admitted, including those still upgrading
 	players  map[string]*conn // player → its newest socket on this node
 	hubs     map[string]*hub
 	lastList []protocol.NodeInfo
@@ -122,7 +123,9 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 		ReadBufferSize:  0, // the reader is ours (upgrade), readBufferSize bytes
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     g.checkOrigin,
+		// ServeHTTP checks the origin before upgrading and refuses a disallowed one with close code 4504 after the
+		// handshake: a plain 403 reaches a browser as 1006, which it would retry forever.
+		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			g.metrics.rejected.WithLabelValues("handshake").Inc()
 			http.Error(w, reason.Error(), status)
@@ -258,7 +261,6 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 				return true
 			}
 		}
-		g.metrics.rejected.WithLabelValues("origin").Inc()
 		return false
 	}
 	for _, o := range g.cfg.AllowedOrigins {
@@ -266,7 +268,6 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 			return true
 		}
 	}
-	g.metrics.rejected.WithLabelValues("origin").Inc()
 	return false
 }
 
@@ -295,18 +296,22 @@ func clientIP(r *http.Request) string {
 // ServeHTTP upgrades to a WebSocket and serves the socket until it closes.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r)
+	allowed := g.checkOrigin(r)
 	g.mu.Lock()
 	reason := ""
 	switch {
+	case !allowed:
+		reason = "origin"
 	case g.draining:
 		reason = "draining"
-	case len(g.conns) >= g.cfg.MaxConns:
+	case g.admitted >= g.cfg.MaxConns:
 		reason = "max_conns"
 	case g.perIP[ip] >= g.cfg.MaxConnsPerIP:
 		reason = "max_conns_per_ip"
 	}
 	if reason == "" {
 		g.perIP[ip]++
+		g.admitted++
 		g.handlers.Add(1)
 	}
 	g.mu.Unlock()
@@ -318,7 +323,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		code := protocol.CloseOverloaded
-		if reason == "draining" {
+		switch reason {
+		case "origin":
+			code = protocol.CloseOriginNotAllowed
+		case "draining":
 			code = protocol.CloseDraining
 		}
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
@@ -330,6 +338,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if g.perIP[ip]--; g.perIP[ip] <= 0 {
 			delete(g.perIP, ip)
 		}
+		g.admitted--
 		g.mu.Unlock()
 		g.handlers.Done()
 	}
