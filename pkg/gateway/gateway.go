@@ -316,7 +316,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.mu.Unlock()
 	if reason != "" {
-		// Upgrade anyway when possible so the client gets a close code it understands (retry elsewhere).
+		// Upgrade anyway when possible so the client gets a close code it understands: 4504 (do not retry) or a
+		// retry code (elsewhere).
 		g.metrics.rejected.WithLabelValues(reason).Inc()
 		ws, _, _, err := g.upgrade(w, r)
 		if err != nil {
