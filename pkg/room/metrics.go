@@ -21,6 +21,7 @@ type metrics struct {
 	restoredFromTick *prometheus.CounterVec
 	fenced           *prometheus.CounterVec
 	acquired         *prometheus.CounterVec
+	purges           *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -43,11 +44,12 @@ func newMetrics() *metrics {
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
 		fenced:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_fenced_total", Help: "Ticks dropped by this node's relay fence (stale epoch or seq)."}, []string{"room"}),
 		acquired:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acquired_total", Help: "Leases acquired, by how."}, []string{"room", "how"}),
+		purges:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "input_purges_total", Help: "Purges of a room's stored events that two snapshots cover."}, []string{"room"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses,
-		m.restoredFromTick, m.fenced, m.acquired}
+		m.restoredFromTick, m.fenced, m.acquired, m.purges}
 }

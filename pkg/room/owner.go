@@ -45,6 +45,7 @@ type term struct {
 	wmu        sync.Mutex // guards the snapshot writer's view below
 	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
 	prevSnapIn uint64     // InputSeq of the snapshot before the last one: events up to it may be purged
+	purgedTo   uint64     // the room's events are purged up to here (by this term)
 	lastSnapAt time.Time  // when the last snapshot write succeeded
 }
 
@@ -424,13 +425,21 @@ func (t *term) write(ctx context.Context, s *Snapshot) error {
 	purgeTo := t.prevSnapIn
 	t.prevSnapIn = s.InputSeq
 	t.lastSnapAt = time.Now()
+	purged := t.purgedTo
 	t.wmu.Unlock()
-	// Events up to the previous snapshot's position are covered twice over: drop them from the stream.
-	if purgeTo > 0 {
+	// Events up to the previous snapshot's position are covered twice over: drop them from the stream. Only
+	// when there is something new to drop: a purge is a replicated, synced write on every replica, and a room
+	// whose players send nothing would otherwise repeat the same one with every snapshot.
+	if purgeTo > purged {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		if err := t.m.inputs.Purge(pctx, jetstream.WithPurgeSubject(InputSubject(t.room)), jetstream.WithPurgeSequence(purgeTo+1)); err != nil {
 			t.m.log.Debug("purge inputs", "room", t.room, "err", err)
+		} else {
+			t.m.metrics.purges.WithLabelValues(t.room).Inc()
+			t.wmu.Lock()
+			t.purgedTo = max(t.purgedTo, purgeTo)
+			t.wmu.Unlock()
 		}
 	}
 	return nil

@@ -3,9 +3,15 @@ package room_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/fence"
@@ -380,4 +386,63 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 		}
 	}
 	t.Logf("leaders %v, changes %v", last, changes)
+}
+
+func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurgesNoMore(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, func(cfg *config.Config) { cfg.SnapshotInterval = 100 * time.Millisecond })
+	owner(t, c, 0)
+	publish(t, c, "n1", game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
+
+	stored := func() uint64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := c.Member("n1").Node.Mesh().JetStream().Stream(ctx, room.InputsStream)
+		if err != nil {
+			t.Fatalf("inputs stream: %v", err)
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(room.InputSubject(room.Lobby)))
+		if err != nil {
+			t.Fatalf("inputs stream info: %v", err)
+		}
+		return info.State.Subjects[room.InputSubject(room.Lobby)]
+	}
+	purges := func() int { return roomMetric(t, c, "n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
+	nodetest.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
+	first := purges()
+	if first < 1 {
+		t.Fatalf("events gone without a purge counted: %d", first)
+	}
+	// Ten more snapshots with nothing new to drop: no purge.
+	time.Sleep(time.Second)
+	if got := purges(); got != first {
+		t.Fatalf("an idle room purged %d more times", got-first)
+	}
+	// A new event is dropped in turn.
+	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
+	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
+}
+
+// roomMetric reads a counter or gauge of a node's /metrics (0 when absent).
+func roomMetric(t *testing.T, c *nodetest.Cluster, name, series string) int {
+	t.Helper()
+	resp, err := http.Get(c.Member(name).Node.URL() + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", name, err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
+			}
+			return n
+		}
+	}
+	return 0
 }
