@@ -50,15 +50,11 @@ func Encode(msg any) ([]byte, error) {
 			*Nodes
 		}{TypeNodes, m}
 	case *Tick:
-		if m.Players == nil {
-			c := *m
-			c.Players = []TickPlayer{}
-			m = &c
+		b, err := appendTick(make([]byte, 0, 256+120*len(m.Players)), m)
+		if err != nil {
+			return nil, fmt.Errorf("protocol: encode %T: %w", msg, err)
 		}
-		v = struct {
-			Type string `json:"type"`
-			*Tick
-		}{TypeTick, m}
+		return b, nil
 	case *Error:
 		v = struct {
 			Type string `json:"type"`

@@ -1,0 +1,108 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// appendTick appends the tick message's JSON to b: byte for byte what encoding/json writes for it (the same field
+// order, number formats and escapes; TestTickEncoderWritesWhatEncodingJSONWrites holds it to that), without
+// reflection. Owners encode every tick of every room, so this is on the per-tick path: a tick of 50 players
+// costs a few microseconds here against about 45 with encoding/json.
+func appendTick(b []byte, t *Tick) ([]byte, error) {
+	var err error
+	b = append(b, `{"type":"tick","room":`...)
+	b = appendString(b, t.Room)
+	b = append(b, `,"epoch":`...)
+	b = strconv.AppendUint(b, t.Epoch, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, t.Seq, 10)
+	b = append(b, `,"owner":`...)
+	b = appendString(b, t.Owner)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, t.Time, 10)
+	b = append(b, `,"width":`...)
+	if b, err = appendFloat(b, t.Width); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"height":`...)
+	if b, err = appendFloat(b, t.Height); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"players":[`...)
+	for i := range t.Players {
+		p := &t.Players[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = appendString(b, p.ID)
+		b = append(b, `,"name":`...)
+		b = appendString(b, p.Name)
+		for _, f := range [...]struct {
+			key string
+			v   float64
+		}{{`,"x":`, p.X}, {`,"y":`, p.Y}, {`,"vx":`, p.VX}, {`,"vy":`, p.VY}} {
+			b = append(b, f.key...)
+			if b, err = appendFloat(b, f.v); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, `,"keys":`...)
+		b = strconv.AppendUint(b, uint64(p.Keys), 10)
+		b = append(b, `,"ack":`...)
+		b = strconv.AppendUint(b, p.Ack, 10)
+		b = append(b, `,"conn":`...)
+		b = strconv.AppendUint(b, p.Conn, 10)
+		b = append(b, `,"online":`...)
+		b = strconv.AppendBool(b, p.Online)
+		if p.Away != 0 {
+			b = append(b, `,"away":`...)
+			b = strconv.AppendUint(b, p.Away, 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
+}
+
+// appendString appends s as a JSON string. Plain strings (printable ASCII without quote or backslash: every id,
+// room and node name, and most player names) are copied; any other goes through encoding/json, which knows the
+// escapes (control characters, invalid UTF-8, U+2028 and U+2029).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s) // a string always encodes
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendFloat appends f as encoding/json does: the shortest representation, in exponent form only below 1e-6 or
+// from 1e21 on, with a one-digit negative exponent written without its leading zero. NaN and infinities are
+// refused, as encoding/json refuses them.
+func appendFloat(b []byte, f float64) ([]byte, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("protocol: unsupported number %v", f)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, nil
+}
