@@ -138,8 +138,8 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 	}
 	m.metrics.ticks.WithLabelValues(room).Inc()
 	lastTick := time.Now()
-	ticker := time.NewTimer(time.Until(nextTick(lastTick, period, phase)))
-	defer ticker.Stop()
+	tickTimer := time.NewTimer(time.Until(nextTick(lastTick, period, phase)))
+	defer tickTimer.Stop()
 	lastOffer := time.Now()
 	var emptySince time.Time
 	for {
@@ -155,11 +155,11 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 			t.apply(in)
 		case in := <-streamEvents:
 			t.apply(in)
-		case <-ticker.C:
+		case <-tickTimer.C:
 			m.sleepFault(room)
 			ignoreDeadline := m.fault(room).IgnoreDeadline
 			now := time.Now()
-			ticker.Reset(time.Until(nextTick(now, period, phase)))
+			tickTimer.Reset(time.Until(nextTick(now, period, phase)))
 			if !l.Valid() && !ignoreDeadline {
 				return lease.ErrExpired
 			}

@@ -18,7 +18,7 @@ func tickPhase(room string, period time.Duration) time.Duration {
 	return time.Duration(h.Sum64() % uint64(period))
 }
 
-// nextTick is the room's first tick slot at least half a period after now. The slots are the instants whose
+// nextTick is the room's first tick slot more than half a period after now. The slots are the instants whose
 // Unix time is phase modulo period. Half a period, and not "after now", so that a timer that fires a little
 // early by the wall clock (timers run on the monotonic clock) does not tick twice in the same slot, and one
 // that fires late keeps the next slot when it is still half a period away.
