@@ -50,7 +50,7 @@ func TestPagesFromOtherHostsAreClosedWith4504WhileTheNodeServesTheRest(t *testin
 	refused(t, c, "n1", "localhost", withOrigin("http://localhost:8080"), protocol.CloseOriginNotAllowed, "origin")
 
 	served.waitTicks(3)
-	if got := metricInt(t, c, "n1", `tickmesh_gateway_rejected_total{reason="origin"}`); got != 3 {
+	if got := c.Metric("n1", `tickmesh_gateway_rejected_total{reason="origin"}`); got != 3 {
 		t.Fatalf("rejected for their origin: %d, want 3", got)
 	}
 }
@@ -104,10 +104,10 @@ func TestConnectionLimitsPerIPAndPerNodeCloseWith4004AndFreeUpWhenASocketLeaves(
 		})
 		return welcomed
 	})
-	if got := metricInt(t, c, "n1", `tickmesh_gateway_rejected_total{reason="max_conns"}`); got != 1 {
+	if got := c.Metric("n1", `tickmesh_gateway_rejected_total{reason="max_conns"}`); got != 1 {
 		t.Fatalf("refused at the node's limit: %d, want 1", got)
 	}
-	if got := metricInt(t, c, "n1", `tickmesh_gateway_rejected_total{reason="max_conns_per_ip"}`); got < 1 {
+	if got := c.Metric("n1", `tickmesh_gateway_rejected_total{reason="max_conns_per_ip"}`); got < 1 {
 		t.Fatalf("refused at the per-IP limit: %d, want at least 1", got)
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,8 +243,8 @@ func TestSlowClientIsClosedWithoutDelayingAFastClientOnTheSameNode(t *testing.T)
 	// after (20 ticks/s; allow for a slow machine).
 	steady(t, fast, start, time.Now(), int(time.Since(start)/(100*time.Millisecond)))
 
-	if got := metric(t, c, "n2", `tickmesh_gateway_closed_total{code="4001"}`); got != "1" {
-		t.Errorf("n2 closed %s sockets as too slow, want 1", got)
+	if got := c.Metric("n2", `tickmesh_gateway_closed_total{code="4001"}`); got != 1 {
+		t.Errorf("n2 closed %d sockets as too slow, want 1", got)
 	}
 	// The slow client finds its stream cut (its writer was stuck, so no close frame made it).
 	code := endOf(t, slow)
@@ -255,40 +252,6 @@ func TestSlowClientIsClosedWithoutDelayingAFastClientOnTheSameNode(t *testing.T)
 		t.Errorf("slow client ended with %d, want %d", code, websocket.CloseAbnormalClosure)
 	}
 	t.Logf("slow socket closed %v after its hello (code %d)", closed.Sub(start).Round(time.Millisecond), code)
-}
-
-// metric returns the value of the metric line that starts with series on the node's /metrics ("" if none).
-func metric(t *testing.T, c *nodetest.Cluster, name, series string) string {
-	t.Helper()
-	resp, err := http.Get(c.Member(name).Node.URL() + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", name, err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-// metricInt is metric as a number (0 when absent).
-func metricInt(t *testing.T, c *nodetest.Cluster, name, series string) int {
-	t.Helper()
-	v := metric(t, c, name, series)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
-	}
-	return n
 }
 
 // endOf finds out how a socket that was never read ended. A server that gives up on a stalled socket closes it
@@ -573,10 +536,10 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 	a.waitTick(waitShort, "every input applied", ackedUpTo(id, last))
 	acked := 0
 	nodetest.WaitFor(t, waitShort, "n2's events acknowledged by the stream", func() bool {
-		acked = metricInt(t, c, "n2", "tickmesh_gateway_events_acked_total")
+		acked = c.Metric("n2", "tickmesh_gateway_events_acked_total")
 		return acked >= inputs+1 // the join and the inputs
 	})
-	if got := metricInt(t, c, "n2", "tickmesh_gateway_event_publish_retries_total"); got != 0 {
+	if got := c.Metric("n2", "tickmesh_gateway_event_publish_retries_total"); got != 0 {
 		t.Errorf("n2 retried %d durable publishes of %d events on a healthy cluster, want 0", got, acked)
 	}
 }
@@ -589,7 +552,7 @@ func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testi
 	a := join(t, c, "n1", "alice")
 	id := a.id()
 	a.waitTick(waitShort, "alice in the lobby", online(id))
-	count := func(series string) int { return metricInt(t, c, "n1", series) }
+	count := func(series string) int { return c.Metric("n1", series) }
 	nodetest.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= 1
 	})

@@ -3,10 +3,6 @@ package room_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,7 +403,7 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 		}
 		return info.State.Subjects[room.InputSubject(room.Lobby)]
 	}
-	purges := func() int { return roomMetric(t, c, "n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
+	purges := func() int { return c.Metric("n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
 	nodetest.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
 	first := purges()
 	if first < 1 {
@@ -421,28 +417,4 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	// A new event is dropped in turn.
 	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
 	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
-}
-
-// roomMetric reads a counter or gauge of a node's /metrics (0 when absent).
-func roomMetric(t *testing.T, c *nodetest.Cluster, name, series string) int {
-	t.Helper()
-	resp, err := http.Get(c.Member(name).Node.URL() + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", name, err)
-	}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
-			}
-			return n
-		}
-	}
-	return 0
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -245,6 +246,31 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Metric is the value of a whole-number series (a counter or gauge, with its labels as written, for example
+// `tickmesh_room_ticks_total{room="lobby"}`) on the /metrics page of member name: 0 when the series is absent.
+func (c *Cluster) Metric(name, series string) int {
+	c.t.Helper()
+	resp, err := http.Get(c.Member(name).Node.URL() + "/metrics")
+	if err != nil {
+		c.t.Fatalf("metrics of %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("metrics of %s: %v", name, err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				c.t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
+			}
+			return n
+		}
+	}
+	return 0
 }
 
 // HTTPStatus GETs url and returns the status code, or 0 on a transport error.
