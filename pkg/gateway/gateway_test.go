@@ -33,6 +33,18 @@ func online(id string) func(*protocol.Tick) bool {
 
 // ticksUntil waits until a tick received by cl after since satisfies cond, and returns how many ticks cl
 // received after since up to and including that one.
+// aliceInTheLobby starts a 3-node cluster, waits for the lobby's owner and joins alice on node name; it returns
+// once a tick shows her online, with her socket and player id.
+func aliceInTheLobby(t *testing.T, name string) (*nodetest.Cluster, *client, string) {
+	t.Helper()
+	c := nodetest.StartCluster(t, 3)
+	lobbyOwner(t, c, 0)
+	a := join(t, c, name, "alice")
+	id := a.id()
+	a.waitTick(waitShort, "alice in the lobby", online(id))
+	return c, a, id
+}
+
 // ackedUpTo is true for a tick in which the player id's events up to seq are applied.
 func ackedUpTo(id string, seq uint64) func(*protocol.Tick) bool {
 	return func(tk *protocol.Tick) bool {
@@ -107,11 +119,7 @@ func TestPlayerJoiningOnNode1IsSeenByClientOnNode3(t *testing.T) {
 }
 
 func TestResumeOnAnotherNodeKeepsPlayerIDAndPosition(t *testing.T) {
-	c := nodetest.StartCluster(t, 3)
-	lobbyOwner(t, c, 0)
-	a := join(t, c, "n1", "alice")
-	id := a.id()
-	a.waitTick(waitShort, "alice in the lobby", online(id))
+	c, a, id := aliceInTheLobby(t, "n1")
 
 	right := a.input(protocol.KeyRight)
 	a.waitTick(waitShort, "alice moving right", func(tk *protocol.Tick) bool {
@@ -522,11 +530,7 @@ func TestPresenceJoinAndLeaveAreSeenOnEveryNode(t *testing.T) {
 // the same message id, and JetStream refuses that one ("duplicate message id is in process") until the first
 // copy is replicated, so every event would wait for a retry.
 func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
-	c := nodetest.StartCluster(t, 3)
-	lobbyOwner(t, c, 0)
-	a := join(t, c, "n2", "alice")
-	id := a.id()
-	a.waitTick(waitShort, "alice in the lobby", online(id))
+	c, a, id := aliceInTheLobby(t, "n2")
 	const inputs = 40
 	var last uint64
 	for i := range inputs {
@@ -547,11 +551,7 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 // Events sent while INPUTS has lost its quorum are sent again until it is back, then acknowledged and applied:
 // none is lost, and the retries show in the metrics.
 func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testing.T) {
-	c := nodetest.StartCluster(t, 3)
-	lobbyOwner(t, c, 0)
-	a := join(t, c, "n1", "alice")
-	id := a.id()
-	a.waitTick(waitShort, "alice in the lobby", online(id))
+	c, a, id := aliceInTheLobby(t, "n1")
 	count := func(series string) int { return c.Metric("n1", series) }
 	nodetest.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= 1

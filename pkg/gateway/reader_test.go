@@ -174,7 +174,7 @@ func TestAClientPingIsAnsweredWithItsPayload(t *testing.T) {
 }
 
 // A client's close frame is answered with its own code, through the socket's writer, and the player leaves
-// even when the code is one the server uses for itself (4003, taken over: then the server sends no leave).
+// even when the code is one the server uses for itself (4503, taken over: then the server sends no leave).
 func TestClientCloseIsAnsweredWithItsCodeAndThePlayerLeaves(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
 	lobbyOwner(t, c, 0)
