@@ -3,6 +3,12 @@
 // keys of nodes that stop writing, and every node watches the bucket to know the others. Membership is
 // discovered through NATS, never from static settings.
 //
+// A node's own heartbeat coming back through its watcher is the watcher's proof of life. Staleness is judged
+// against the last such echo, not the wall clock: while the watcher is cut off (the server feeding it died, the
+// bucket's stream holds an election, or this node is partitioned), the view keeps the last nodes it knew
+// instead of forgetting healthy ones. A watcher that delivers nothing for Config.Stall is started again
+// (package kvwatch).
+//
 // Run owns the heartbeat loop and the watcher; both stop when its context ends, and Run then deletes this
 // node's key so that others drop it at once.
 package members
@@ -10,14 +16,14 @@ package members
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 )
 
 // Bucket is the KV bucket of node heartbeats.
@@ -42,7 +48,8 @@ type KV interface {
 // Config of a registry.
 type Config struct {
 	Interval time.Duration    // heartbeat period; default 1 s
-	Stale    time.Duration    // an entry not refreshed for this long is ignored; default 5 s
+	Stale    time.Duration    // an entry not refreshed for this long before the last echo is ignored; default 5 s
+	Stall    time.Duration    // a watcher that delivers nothing for this long is restarted; default 3 s
 	Self     func() Info      // this node's current info; Updated is filled in
 	Now      func() time.Time // clock; default time.Now
 }
@@ -66,6 +73,7 @@ type Registry struct {
 
 	mu    sync.Mutex
 	nodes map[string]entry
+	echo  time.Time // when the watcher last delivered this node's own heartbeat; zero before the first
 }
 
 // entry is a node's last heartbeat and when this node received it: staleness is judged on the local clock, so
@@ -82,6 +90,9 @@ func New(kv KV, cfg Config, log *slog.Logger) *Registry {
 	}
 	if cfg.Stale <= 0 {
 		cfg.Stale = 5 * cfg.Interval
+	}
+	if cfg.Stall <= 0 {
+		cfg.Stall = 3 * cfg.Interval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -128,67 +139,73 @@ func (r *Registry) beat(ctx context.Context) {
 	}
 }
 
+// watch follows the bucket. Every node, this one included, writes once per Interval, so a watcher quiet for
+// Stall is cut off and is restarted.
 func (r *Registry) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := r.watchOnce(ctx); err != nil && ctx.Err() == nil {
-			r.log.Debug("watch nodes", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(r.cfg.Interval):
+	self := r.cfg.Self().Name
+	_ = kvwatch.Follow(ctx, r.kv, kvwatch.Config{
+		Stall: r.cfg.Stall,
+		Retry: r.cfg.Interval,
+		Resync: func(present map[string]bool) {
+			r.mu.Lock()
+			for name := range r.nodes {
+				if name != self && !present[name] { // deleted while no watcher ran
+					delete(r.nodes, name)
+				}
 			}
+			r.mu.Unlock()
+		},
+		OnRestart: func(reason error, quiet time.Duration) {
+			r.log.Info("restarting the membership watcher", "reason", reason, "quiet", quiet.Round(time.Millisecond))
+		},
+	}, func(e jetstream.KeyValueEntry) {
+		if e == nil { // end of the current values
+			return
 		}
-	}
+		if e.Operation() != jetstream.KeyValuePut {
+			r.mu.Lock()
+			delete(r.nodes, e.Key())
+			r.mu.Unlock()
+			return
+		}
+		var in Info
+		if err := json.Unmarshal(e.Value(), &in); err != nil || in.Name != e.Key() {
+			r.log.Warn("ignoring malformed heartbeat", "key", e.Key())
+			return
+		}
+		if in.Name == self {
+			// The watcher has delivered everything written before this node's last heartbeat.
+			r.mu.Lock()
+			r.echo = r.cfg.Now()
+			r.mu.Unlock()
+			return // this node's own entry comes from Self, never from the bucket
+		}
+		r.store(in)
+	})
 }
 
-var errWatchClosed = errors.New("watcher closed")
-
-func (r *Registry) watchOnce(ctx context.Context) error {
-	w, err := r.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("start watcher: %w", err)
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errWatchClosed
-			}
-			if e == nil { // end of initial values
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				r.mu.Lock()
-				delete(r.nodes, e.Key())
-				r.mu.Unlock()
-				continue
-			}
-			var in Info
-			if err := json.Unmarshal(e.Value(), &in); err != nil || in.Name != e.Key() {
-				r.log.Warn("ignoring malformed heartbeat", "key", e.Key())
-				continue
-			}
-			r.store(in)
-		}
-	}
-}
-
+// store records a heartbeat. The same heartbeat delivered again (a restarted watcher replays every key) keeps
+// the time it first arrived: a replay is no sign of life.
 func (r *Registry) store(in Info) {
 	r.mu.Lock()
-	r.nodes[in.Name] = entry{info: in, seen: r.cfg.Now()}
+	if old, ok := r.nodes[in.Name]; !ok || old.info != in {
+		r.nodes[in.Name] = entry{info: in, seen: r.cfg.Now()}
+	}
 	r.mu.Unlock()
 }
 
 // Nodes lists the nodes whose heartbeat is fresh, sorted by name. This node is always included.
+//
+// A heartbeat is fresh when it arrived at most Stale before the watcher last proved current (this node's own
+// heartbeat came back through it), or at most Stale ago. A cut-off watcher therefore freezes the view rather
+// than emptying it.
 func (r *Registry) Nodes() []Info {
 	now := r.cfg.Now()
 	self := r.cfg.Self().Name
 	r.mu.Lock()
 	out := make([]Info, 0, len(r.nodes))
 	for _, e := range r.nodes {
-		if e.info.Name == self || now.Sub(e.seen) <= r.cfg.Stale {
+		if e.info.Name == self || fresh(e.seen, r.echo, now, r.cfg.Stale) {
 			out = append(out, e.info)
 		}
 	}
@@ -203,4 +220,10 @@ func (r *Registry) Nodes() []Info {
 		return 0
 	})
 	return out
+}
+
+// fresh reports whether a heartbeat received at seen still counts, given the last echo of this node's own
+// heartbeat (zero before the first) and the current time.
+func fresh(seen, echo, now time.Time, stale time.Duration) bool {
+	return now.Sub(seen) <= stale || !echo.After(seen.Add(stale))
 }
