@@ -16,6 +16,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 )
 
@@ -262,53 +263,63 @@ func (m *Manager) Owned() map[string]uint64 {
 	return out
 }
 
-// watch follows the owners bucket: holders, the relay fence's epoch floor, and campaign wake-ups.
+// watch follows the owners bucket: holders, the relay fence's epoch floor, and campaign wake-ups. Every held
+// lease is renewed each RenewInterval, so while anyone holds a room a watcher quiet for ownersStall(RenewInterval)
+// is cut off and is restarted.
 func (m *Manager) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		w, err := m.owners.WatchAll(ctx)
-		if err != nil {
-			if !sleepCtx(ctx, 250*time.Millisecond) {
-				return
+	_ = kvwatch.Follow(ctx, m.owners, kvwatch.Config{
+		Stall: ownersStall(m.cfg.RenewInterval),
+		Due: func() bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return len(m.holders) > 0
+		},
+		Resync: func(present map[string]bool) {
+			m.mu.Lock()
+			for room := range m.holders {
+				if !present[room] { // released or expired while no watcher ran
+					delete(m.holders, room)
+				}
 			}
-			continue
-		}
-		m.consumeWatch(ctx, w)
-		_ = w.Stop()
-	}
+			m.mu.Unlock()
+		},
+		OnRestart: func(reason error, quiet time.Duration) {
+			m.log.Info("restarting the owners watcher", "reason", reason, "quiet", quiet.Round(time.Millisecond))
+		},
+	}, m.applyOwner)
 }
 
-func (m *Manager) consumeWatch(ctx context.Context, w jetstream.KeyWatcher) {
-	for {
+// ownersStall is how long the owners watcher may stay quiet while a room is held: eight renewals, at least 2 s.
+func ownersStall(renew time.Duration) time.Duration {
+	return max(2*time.Second, 8*renew)
+}
+
+// applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
+// sign of life as it was.
+func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
+	if e == nil {
+		return
+	}
+	room := e.Key()
+	m.mu.Lock()
+	if e.Operation() == jetstream.KeyValuePut {
+		if v, err := lease.Parse(e.Value()); err == nil {
+			if h, ok := m.holders[room]; !ok || h.rev != e.Revision() {
+				m.holders[room] = holder{val: v, rev: e.Revision(), seen: time.Now()}
+			}
+			if m.relay.Fence().Observe(room, v.Epoch) {
+				m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
+			}
+		}
+	} else {
+		delete(m.holders, room)
+	}
+	c := m.campaigns[room]
+	m.mu.Unlock()
+	if c != nil {
 		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				continue
-			}
-			room := e.Key()
-			m.mu.Lock()
-			if e.Operation() == jetstream.KeyValuePut {
-				if v, err := lease.Parse(e.Value()); err == nil {
-					m.holders[room] = holder{val: v, rev: e.Revision(), seen: time.Now()}
-					if m.relay.Fence().Observe(room, v.Epoch) {
-						m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
-					}
-				}
-			} else {
-				delete(m.holders, room)
-			}
-			c := m.campaigns[room]
-			m.mu.Unlock()
-			if c != nil {
-				select {
-				case c.wake <- struct{}{}:
-				default:
-				}
-			}
+		case c.wake <- struct{}{}:
+		default:
 		}
 	}
 }
