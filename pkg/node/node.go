@@ -363,6 +363,9 @@ func (n *Node) Kill() {
 	n.gateway.Kill()
 }
 
+// statusTimeout bounds one request for the owners bucket's status at start.
+const statusTimeout = 2 * time.Second
+
 // checkLeaseTTL fails when the owners bucket exists with another TTL than -lease-ttl: every node must agree on
 // the lease length, or the local deadlines would not match what the bucket enforces.
 func checkLeaseTTL(ctx context.Context, kv interface {
@@ -371,8 +374,12 @@ func checkLeaseTTL(ctx context.Context, kv interface {
 	var st jetstream.KeyValueStatus
 	var err error
 	for {
-		// Right after several nodes created the bucket at once, its stream can be briefly unknown here.
-		if st, err = kv.Status(ctx); err == nil {
+		// Right after several nodes created the bucket at once, its stream can be briefly unknown here, or have
+		// no leader yet to answer: a request nobody answers must not use up the whole setup time.
+		actx, cancel := context.WithTimeout(ctx, statusTimeout)
+		st, err = kv.Status(actx)
+		cancel()
+		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
