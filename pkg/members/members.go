@@ -163,9 +163,11 @@ func (r *Registry) watch(ctx context.Context) {
 			return
 		}
 		if e.Operation() != jetstream.KeyValuePut {
-			r.mu.Lock()
-			delete(r.nodes, e.Key())
-			r.mu.Unlock()
+			if e.Key() != self {
+				r.mu.Lock()
+				delete(r.nodes, e.Key())
+				r.mu.Unlock()
+			}
 			return
 		}
 		var in Info
