@@ -91,18 +91,25 @@ func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 
 func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {
 	t.Helper()
-	// A fresh cluster under -race on two cores may still be electing the INPUTS leader: a publish sent while
-	// there is none gets no answer, so each attempt has its own short deadline (events are idempotent).
+	publishIn(t, c.Member(via).Node, room.Lobby, ev)
+}
+
+// publishIn publishes ev to room r through node n until the stream acknowledges it.
+func publishIn(t *testing.T, n *node.Node, r string, ev game.Event) {
+	t.Helper()
+	// A fresh cluster under -race on two cores may still be electing the INPUTS leader, or a new owner may be
+	// moving it off its node: a publish sent while there is none gets no answer, so each attempt has its own
+	// short deadline (events are idempotent).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, ev)
+		_, err := room.Publish(ctx, n.Mesh().JetStream(), r, ev)
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("publish %+v: %v", ev, err)
+			t.Fatalf("publish %+v to %s: %v", ev, r, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -283,18 +290,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 // (the room's stream may still be electing a leader), so that the room has a player and stays open.
 func joinRoom(t *testing.T, n *node.Node, r string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		_, err := room.Publish(ctx, n.Mesh().JetStream(), r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("join %s: %v", r, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	publishIn(t, n, r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
 }
 
 func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
