@@ -11,7 +11,7 @@ import (
 // appendTick appends the tick message's JSON to b: byte for byte what encoding/json writes for it (the same field
 // order, number formats and escapes; TestTickEncoderWritesWhatEncodingJSONWrites holds it to that), without
 // reflection. Owners encode every tick of every room, so this is on the per-tick path: a tick of 50 players
-// costs a few microseconds here against about 45 with encoding/json.
+// costs 17.5 µs here against 44.7 µs with encoding/json (docs/BENCHMARKS.md).
 func appendTick(b []byte, t *Tick) ([]byte, error) {
 	var err error
 	b = append(b, `{"type":"tick","room":`...)
