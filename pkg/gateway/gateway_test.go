@@ -16,6 +16,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // lobbyOwner waits until every running node agrees on the lobby's owner, with an epoch above above.
@@ -86,7 +87,7 @@ func fill(t *testing.T, c *nodetest.Cluster, via string, n int, cl *client) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := nc.Publish(room.LiveSubject(room.Lobby), data); err != nil {
+			if err := nc.Publish(wire.LiveSubject(room.Lobby), data); err != nil {
 				t.Fatalf("publish filler join: %v", err)
 			}
 		}
@@ -537,7 +538,7 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 	// from when the leaders have settled.
 	owner, _ := lobbyOwner(t, c, 0)
 	nodetest.WaitFor(t, waitLong, "stream leaders moved off the lobby owner "+owner, func() bool {
-		for _, stream := range []string{room.InputsStream, "KV_" + room.OwnersBucket, "KV_" + room.SnapshotsBucket} {
+		for _, stream := range wire.PlacedStreams {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			leader, _, err := c.Member("n2").Node.Mesh().StreamLeader(ctx, stream)
 			cancel()
