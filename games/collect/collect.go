@@ -57,8 +57,8 @@ func (c Config) Validate() error {
 		// At speed 1 a diagonal step rounds to nothing on both axes.
 		errs = append(errs, fmt.Errorf("speed %d: want 2..min(width, height)", c.Speed))
 	}
-	if c.Radius <= 0 || c.Radius > min(c.Width, c.Height) {
-		errs = append(errs, fmt.Errorf("radius %d: want 1..min(width, height)", c.Radius))
+	if c.Radius <= 0 || c.Radius > MaxSize {
+		errs = append(errs, fmt.Errorf("radius %d: want 1..%d", c.Radius, MaxSize))
 	}
 	if c.Pickups < 1 || c.Pickups > 256 {
 		errs = append(errs, fmt.Errorf("pickups %d: want 1..256", c.Pickups))
