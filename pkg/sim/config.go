@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 )
 
 // Config holds the framework's rules of a room, the same for every game. The zero Config is not valid; start
@@ -45,4 +46,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sim: invalid config: %w", err)
 	}
 	return nil
+}
+
+// Seed is the seed of a room: derived from its name (FNV-1a of "tickmesh-room:" + name), so that every owner of
+// the room agrees on it.
+func Seed(room string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("tickmesh-room:" + room))
+	return h.Sum64()
 }
