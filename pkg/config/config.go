@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // Error is a configuration problem: which setting and what is wrong with it. cmd/node prints it on one line and
@@ -68,6 +70,7 @@ type Config struct {
 	LeaseTTL         time.Duration // -lease-ttl LEASE_TTL: owner lease, whole seconds
 	SnapshotInterval time.Duration // -snapshot-interval SNAPSHOT_INTERVAL
 	StealAfter       time.Duration // -steal-after STEAL_AFTER: how long the owner's node must be unreachable before a lease is taken over
+	Games            string        // -games GAMES: which game each room plays, "pattern=game,..." (sim.ParseGameRules)
 
 	// Gateway.
 	Grace          time.Duration // -grace GRACE: a disconnected player leaves the room after this
@@ -99,6 +102,7 @@ func Default() Config {
 		LeaseTTL:         10 * time.Second,
 		SnapshotInterval: time.Second,
 		StealAfter:       500 * time.Millisecond,
+		Games:            sim.DefaultGameRules,
 		Grace:            15 * time.Second,
 		MaxConns:         20000,
 		MaxConnsPerIP:    200,
@@ -193,6 +197,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	durFlag(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "room lease time to live (whole seconds)")
 	durFlag(&c.SnapshotInterval, "snapshot-interval", "SNAPSHOT_INTERVAL", "time between room snapshots")
 	durFlag(&c.StealAfter, "steal-after", "STEAL_AFTER", "how long an owner's node must be unreachable before its lease is taken over")
+	strFlag(&c.Games, "games", "GAMES", "which game each room plays: pattern=game,... where a pattern is a room name, a prefix followed by *, or *")
 	durFlag(&c.Grace, "grace", "GRACE", "a disconnected player leaves its room after this")
 	strFlag(&origins, "allowed-origins", "ALLOWED_ORIGINS", "comma-separated allowed WebSocket origins; empty = same host")
 	intFlag(&c.MaxConns, "max-conns", "MAX_CONNS", "maximum WebSocket connections on this node")
@@ -394,6 +399,9 @@ func (c *Config) Validate() error {
 		if _, err := os.Stat(c.NATSConfig); err != nil {
 			return &Error{"-nats-config", fmt.Sprintf("%q: %v", c.NATSConfig, unwrapPathError(err))}
 		}
+	}
+	if _, err := sim.ParseGameRules(c.Games); err != nil {
+		return &Error{"-games", fmt.Sprintf("%q: %v", c.Games, err)}
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return &Error{"-replicas", fmt.Sprintf("%d: want 0 (automatic) to 5", c.Replicas)}

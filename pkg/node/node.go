@@ -28,6 +28,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tickmesh/tickmesh/frontend"
+	"github.com/tickmesh/tickmesh/games/arena"
+	"github.com/tickmesh/tickmesh/games/collect"
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
@@ -35,6 +37,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -139,6 +142,28 @@ func publicURLFor(configured string, a net.Addr) string {
 // setupTimeout bounds binding the streams and buckets at start; a fresh cluster needs its meta leader first.
 const setupTimeout = 60 * time.Second
 
+// newGames is the games this node runs, with the rule that says which room plays which (-games).
+func newGames(cfg config.Config) (*sim.Games, error) {
+	a, err := arena.New(arena.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	cc := collect.DefaultConfig()
+	cc.RoundTicks = 60 * int64(cfg.TickRate) // a minute
+	c, err := collect.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := sim.ParseGameRules(cfg.Games)
+	if err == nil {
+		var gs *sim.Games
+		if gs, err = sim.NewGames(rules, a, c); err == nil {
+			return gs, nil
+		}
+	}
+	return nil, &config.Error{Setting: "-games", Problem: err.Error()}
+}
+
 func (n *Node) setup(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
@@ -169,7 +194,10 @@ func (n *Node) setup(ctx context.Context) error {
 	rcfg.SnapshotInterval = n.cfg.SnapshotInterval
 	rcfg.StealAfter = n.cfg.StealAfter
 	rcfg.PauseThreshold = max(rcfg.PauseThreshold, 3*time.Second/time.Duration(n.cfg.TickRate))
-	rcfg.Game.GraceTicks = int64(n.cfg.Grace.Seconds() * float64(n.cfg.TickRate))
+	rcfg.Sim.GraceTicks = int64(n.cfg.Grace.Seconds() * float64(n.cfg.TickRate))
+	if rcfg.Games, err = newGames(n.cfg); err != nil {
+		return err
+	}
 	n.rooms, err = room.NewManager(rcfg, n.mesh.Conn(), n.mesh.JetStream(),
 		room.Stores{Owners: owners, Snapshots: snaps, Inputs: inputs}, n.mesh, n.log.With("component", "rooms"))
 	if err != nil {

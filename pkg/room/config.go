@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // Lobby is the room that always exists and ticks.
@@ -26,15 +26,17 @@ type Config struct {
 	PauseThreshold   time.Duration // a tick this late means the loop was paused: confirm the lease first
 	ReplayWait       time.Duration // longest wait for the input stream's replay before ticking
 	EmptyAfter       time.Duration // a room other than the lobby with no players this long is closed
-	Game             game.Config
+	Sim              sim.Config    // the framework's rules of every room: grace, tombstones, players
+	Games            *sim.Games    // the games this node runs and which room plays which; required
 }
 
-// DefaultConfig returns the defaults for node.
+// DefaultConfig returns the defaults for node. Games is left for the caller: the games a node runs are its
+// composition's (package node).
 func DefaultConfig(node string) Config {
 	return Config{
 		Node: node, TickRate: 20, LeaseTTL: 10 * time.Second, RenewInterval: 250 * time.Millisecond,
 		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 250 * time.Millisecond,
-		ReplayWait: 2 * time.Second, EmptyAfter: 10 * time.Second, Game: game.DefaultConfig(),
+		ReplayWait: 2 * time.Second, EmptyAfter: 10 * time.Second, Sim: sim.DefaultConfig(),
 	}
 }
 
@@ -52,11 +54,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("room config: pause threshold %v below two tick periods", c.PauseThreshold)
 	case c.SnapshotInterval <= 0 || c.ReplayWait <= 0 || c.EmptyAfter <= 0:
 		return errors.New("room config: snapshot interval, replay wait and empty-after must be positive")
+	case c.Games == nil:
+		return errors.New("room config: no games")
 	}
 	if err := lc.Validate(); err != nil {
 		return fmt.Errorf("room config: %w", err)
 	}
-	return c.Game.Validate()
+	return c.Sim.Validate()
 }
 
 // tickPeriod is the time between two ticks.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 )
@@ -85,6 +86,14 @@ func (m *Manager) Collectors() []prometheus.Collector { return m.metrics.collect
 
 // Relay is the node's tick relay (fenced).
 func (m *Manager) Relay() *Relay { return m.relay }
+
+// Game returns the game room plays (Config.Games) and the parameters its clients get in welcome: the game's,
+// then tick_rate.
+func (m *Manager) Game(room string) (game.Game, []game.Param) {
+	g := m.cfg.Games.For(room)
+	params := append(slices.Clip(g.Info().Params), game.Param{Name: "tick_rate", Value: int64(m.cfg.TickRate)})
+	return g, params
+}
 
 // Run watches the owners bucket and campaigns for the lobby and every wanted room until ctx ends; then it
 // stops every campaign (owners write a final snapshot and release their leases) and returns.

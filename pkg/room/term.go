@@ -13,6 +13,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 var (
@@ -44,9 +45,11 @@ type term struct {
 	relay  *Relay
 	met    *metrics
 	fault  func() Fault // the fault injected on this room, if any
+	game   game.Game    // the room's game (cfg.Games)
 
 	// Owned by run.
-	state    *game.State
+	state    *sim.Room
+	tick     tickBuf        // the tick messages this term publishes
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
 	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
 	stream   chan inbound   // events from the stream follower
@@ -62,7 +65,7 @@ type term struct {
 
 // inbound is an event for the owner loop: from core NATS (streamSeq 0) or from the INPUTS stream.
 type inbound struct {
-	ev        game.Event
+	ev        sim.Event
 	streamSeq uint64
 }
 
@@ -70,6 +73,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, relay: m.relay, met: m.metrics, fault: func() Fault { return m.fault(room) },
+		game: m.cfg.Games.For(room),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -135,8 +139,8 @@ func (t *term) start(ctx, hctx context.Context) error {
 		}
 		t.drain()
 	}
-	t.log.Info("room owner started", "epoch", t.lease.Epoch(), "tick", t.state.Tick,
-		"players", len(t.state.Players), "input_seq", t.inputSeq)
+	t.log.Info("room owner started", "game", t.game.Info().Name, "epoch", t.lease.Epoch(), "tick", t.state.Tick(),
+		"players", len(t.state.Players()), "input_seq", t.inputSeq)
 	return nil
 }
 
@@ -230,7 +234,7 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 // step advances the simulation by one tick and publishes it.
 func (t *term) step(now time.Time) {
 	start := time.Now()
-	t.state.Step(t.cfg.Game)
+	t.state.Step()
 	if err := t.publish(now); err != nil {
 		t.met.publishErrors.WithLabelValues(t.room).Inc()
 	}
@@ -241,7 +245,7 @@ func (t *term) step(now time.Time) {
 // emptyFor is how long a room other than the lobby has had no players, as of now (since tracks it across
 // ticks); the lobby is never empty.
 func (t *term) emptyFor(now time.Time, since *time.Time) time.Duration {
-	if t.room == Lobby || len(t.state.Players) > 0 {
+	if t.room == Lobby || len(t.state.Players()) > 0 {
 		*since = time.Time{}
 		return 0
 	}
