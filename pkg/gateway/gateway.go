@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
@@ -83,6 +84,8 @@ func (c Config) Validate() error {
 type Rooms interface {
 	Want(room string) (release func())
 	Relay() *room.Relay
+	// Game returns the game room plays and the parameters its clients get in welcome.
+	Game(room string) (game.Game, []game.Param)
 }
 
 // Gateway serves /ws.
