@@ -12,10 +12,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
