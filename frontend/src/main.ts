@@ -1,11 +1,27 @@
-// The game page: wires transport, session, snapshots, input, renderer and
-// status panel together, and exposes read-only state on window.__tickmesh for
-// tests.
+// The game page: wires transport, session, snapshots, the room's game module,
+// renderer and status panel together, and exposes read-only state on
+// window.__tickmesh for tests.
+//
+// ?room= picks the room (default lobby), ?name= the display name. The room's
+// game comes from the server (welcome.game); the page finds its module in the
+// registry (games/registry.ts) and shows its name.
 
 import './style.css';
-import { attachKeyboard, KeyState } from './input';
+import { arenaModule } from './games/arena';
+import { collectModule } from './games/collect';
+import { Registry, watchOnly, worldOf, type GameInstance, type GameModule, type Stage } from './games/registry';
 import { startLoop } from './loop';
-import { DEFAULT_ROOM, helloMessage, sanitizeName, validRoom, type Keys, type ServerMessage, type TickMessage } from './protocol';
+import {
+  DEFAULT_ROOM,
+  helloMessage,
+  inputMessage,
+  sanitizeName,
+  validRoom,
+  type InputPayload,
+  type ServerMessage,
+  type TickMessage,
+  type WelcomeMessage,
+} from './protocol';
 import { Renderer } from './render';
 import { browserSessionStorage, Session } from './session';
 import { SnapshotBuffer, type RenderPlayer } from './snapshots';
@@ -30,11 +46,26 @@ const params = new URLSearchParams(location.search);
 const room = (params.get('room') || DEFAULT_ROOM).toLowerCase();
 const name = sanitizeName(params.get('name') ?? '') || randomName();
 
+const registry = new Registry([arenaModule(), collectModule]);
 const session = new Session(browserSessionStorage(), room);
 const snapshots = new SnapshotBuffer();
 const tickMeter = new RateMeter();
-const renderer = new Renderer(el<HTMLCanvasElement>('game'));
+const canvas = el<HTMLCanvasElement>('game');
+const renderer = new Renderer(canvas);
+const stage: Stage = { renderer, hud: el('hud') };
 const panel = new StatusPanel(el('status'), el('banner'));
+const helpLine = el('help');
+
+// Local time -> server ticks, for a module's predictor: the newest tick, carried on at the estimated rate.
+const clock = {
+  tickAt(now: number): number {
+    const n = snapshots.latest;
+    return n === null ? Number.NaN : n.seq + ((now - n.arrival) * snapshots.rate()) / 1000;
+  },
+  get tickMs(): number {
+    return 1000 / snapshots.rate();
+  },
+};
 
 let node = '';
 let owner = '';
@@ -44,6 +75,27 @@ let me: { x: number; y: number } | null = null;
 let onlineCount = 0;
 let playerCount = 0;
 
+// The room's game: its module (from welcome.game) and the instance playing it.
+let module: GameModule | null = null;
+let gameName = '';
+let game: GameInstance | null = null;
+let detachInput: () => void = () => {};
+
+function useGame(msg: WelcomeMessage): void {
+  const m = registry.get(msg.game);
+  if (game !== null && m === module && msg.game === gameName) return; // a reconnect: same game
+  detachInput();
+  stage.hud.replaceChildren();
+  module = m;
+  gameName = msg.game;
+  game = m.create(msg.params, clock);
+  detachInput = game.attach({ window, canvas }, stage, (p) => sendInput(p));
+  const title = m === watchOnly ? `${msg.game || 'unknown game'} (watching only)` : m.title;
+  document.title = `Tickmesh — ${title}`;
+  document.body.dataset['game'] = msg.game;
+  helpLine.textContent = m.help;
+}
+
 const transport = new Transport({
   endpoints: new EndpointList(originWsUrl(location)),
   // The DOM WebSocket has these members with narrower event types (Event,
@@ -51,7 +103,9 @@ const transport = new Transport({
   createSocket: (url) => new WebSocket(url) as unknown as WebSocketLike,
   hooks: {
     onOpen: () => {
-      transport.send(helloMessage({ name, room, seq: session.nextSeq(), resume: session.resume }));
+      const seq = session.nextSeq();
+      transport.send(helloMessage({ name, room, seq, resume: session.resume }));
+      game?.prediction?.hook.join(seq, performance.now());
     },
     onMessage: (msg) => handle(msg),
     onResetIdentity: () => {
@@ -60,6 +114,7 @@ const transport = new Transport({
       // 4501 in a row is terminal, see Transport).
       session.clear();
       me = null;
+      game?.prediction?.hook.clear();
     },
     onDecodeError: (err) => {
       lastError = `bad frame: ${err.message}`;
@@ -67,18 +122,19 @@ const transport = new Transport({
   },
 });
 
-const keys = new KeyState((k) => sendKeys(k));
-
 // The latest input sent on this connection, until a tick shows it applied (docs/PROTOCOL.md: an input still
 // unacknowledged after a second, e.g. dropped as rate_limited, is resent unchanged).
-let pending: { seq: number; keys: Keys; sentAt: number } | null = null;
+let pending: { seq: number; payload: InputPayload; sentAt: number } | null = null;
 const RESEND_AFTER_MS = 1000;
 
-function sendKeys(k: Keys): void {
-  if (transport.state !== 'connected') return; // sent after the next welcome
+function sendInput(p: InputPayload): void {
+  if (transport.state !== 'connected') return; // the module's current() goes out after the next welcome
   const seq = session.nextSeq();
-  transport.send({ type: 'input', seq, keys: k });
-  pending = { seq, keys: k, sentAt: performance.now() };
+  const now = performance.now();
+  transport.send(inputMessage(seq, p));
+  pending = { seq, payload: p, sentAt: now };
+  const pr = game?.prediction;
+  pr?.hook.input(seq, pr.input(p), now);
 }
 
 function resendIfUnacknowledged(ack: number, now: number): void {
@@ -86,20 +142,24 @@ function resendIfUnacknowledged(ack: number, now: number): void {
   if (ack >= pending.seq) {
     pending = null;
   } else if (now - pending.sentAt >= RESEND_AFTER_MS && transport.state === 'connected') {
-    transport.send({ type: 'input', seq: pending.seq, keys: pending.keys });
+    transport.send(inputMessage(pending.seq, pending.payload));
     pending.sentAt = now;
   }
 }
 
 function handle(msg: ServerMessage): void {
   switch (msg.type) {
-    case 'welcome':
+    case 'welcome': {
+      if (session.player !== '' && msg.player !== session.player) game?.prediction?.hook.clear();
       session.welcome(msg.player, msg.resume, msg.ack);
       node = msg.node;
+      useGame(msg);
       pending = null; // a new connection: its own input below replaces anything unacknowledged
-      // Once after every (re)connect: the server learns the keys held now.
-      sendKeys(keys.keys);
+      // Once after every (re)connect: the server learns the controls held now.
+      const p = game?.current() ?? null;
+      if (p !== null) sendInput(p);
       break;
+    }
     case 'tick':
       onTick(msg);
       break;
@@ -124,13 +184,16 @@ function onTick(t: TickMessage): void {
   tickMeter.add(now);
   owner = t.owner;
   playerCount = t.players.length;
+  game?.onTick(t, session.player);
   let online = 0;
   let mine: { x: number; y: number } | null = null;
   for (const p of t.players) {
     if (p.online) online++;
     if (p.id === session.player) {
-      mine = { x: p.x, y: p.y };
+      mine = { x: p.f['x'] ?? 0, y: p.f['y'] ?? 0 };
       session.observeAck(p.ack);
+      const pr = game?.prediction;
+      pr?.hook.reconcile(pr.serverState(t, p), t.seq, now);
       resendIfUnacknowledged(p.ack, now);
     }
   }
@@ -138,9 +201,7 @@ function onTick(t: TickMessage): void {
   if (mine !== null) me = mine;
 }
 
-// Input, ping, frame loop -----------------------------------------------------
-
-attachKeyboard(window, keys);
+// Ping, frame loop ------------------------------------------------------------
 
 setInterval(() => {
   if (transport.state === 'connected') transport.send({ type: 'ping', t: performance.now() });
@@ -150,6 +211,7 @@ const pool: RenderPlayer[] = [];
 const model: StatusModel = {
   state: 'connecting',
   room,
+  game: '',
   player: '',
   node: '',
   endpoint: '',
@@ -172,6 +234,7 @@ let lastStatus = -Infinity;
 function refreshStatus(now: number): void {
   const connected = transport.state === 'connected';
   model.state = transport.state;
+  model.game = module === null ? '' : module === watchOnly ? `${gameName} (watching)` : module.title;
   model.player = session.player;
   model.node = connected ? node : '';
   model.endpoint = transport.url;
@@ -196,8 +259,24 @@ startLoop((now) => {
   const t0 = performance.now();
   const rt = snapshots.advance(now);
   const count = Number.isNaN(rt) ? 0 : snapshots.sample(rt, pool);
-  const latest = snapshots.latest;
-  renderer.draw(pool, count, session.player, latest?.tick.width ?? 0, latest?.tick.height ?? 0);
+  const latest = snapshots.latest?.tick ?? null;
+  const pr = game?.prediction;
+  if (pr !== undefined && pr.hook.ready) {
+    pr.hook.frame(now);
+    for (let i = 0; i < count; i++) {
+      const p = pool[i] as RenderPlayer;
+      if (p.id === session.player) {
+        p.x = pr.hook.x;
+        p.y = pr.hook.y;
+        break;
+      }
+    }
+  }
+  if (game !== null) {
+    game.draw(stage, { players: pool, count, me: session.player, latest, renderTick: rt });
+  } else {
+    renderer.draw(pool, 0, '', 0, 0);
+  }
   frameMs += (performance.now() - t0 - frameMs) * 0.05;
   if (now - lastStatus >= STATUS_INTERVAL_MS) {
     lastStatus = now;
@@ -220,19 +299,26 @@ export interface TickmeshDebug {
   readonly node: string;
   readonly epoch: number;
   readonly lastSeq: number;
+  /** The own player's x and y fields in the newest tick (both games have them), null before it appears. */
   readonly me: { x: number; y: number } | null;
   readonly players: number;
   readonly playersTotal: number;
   readonly state: TransportState;
   readonly room: string;
+  /** The room's game (welcome.game), '' before the welcome. */
+  readonly game: string;
+  /** The games this page has modules for. */
+  readonly games: string[];
+  /** What the game module reports (scores, pickups, ...). */
+  gameState(): Record<string, unknown>;
   readonly owner: string;
   readonly endpoint: string;
   readonly rttMs: number | null;
   /** Average JS time of a frame (interpolate + draw), ms. */
   readonly frameMs: number;
-  /** Arena size from the latest tick, null before the first. */
+  /** World size from the latest tick's width and height, null before the first. */
   readonly arena: { width: number; height: number } | null;
-  /** Arena coordinates -> canvas backing-store pixels. */
+  /** World coordinates -> canvas backing-store pixels. */
   toCanvas(x: number, y: number): { x: number; y: number };
 }
 
@@ -264,6 +350,15 @@ const debug: TickmeshDebug = Object.freeze({
   get room() {
     return room;
   },
+  get game() {
+    return gameName;
+  },
+  get games() {
+    return registry.names;
+  },
+  gameState() {
+    return game?.debug() ?? {};
+  },
   get owner() {
     return owner;
   },
@@ -277,8 +372,7 @@ const debug: TickmeshDebug = Object.freeze({
     return frameMs;
   },
   get arena() {
-    const t = snapshots.latest?.tick;
-    return t === undefined ? null : { width: t.width, height: t.height };
+    return worldOf(snapshots.latest?.tick ?? null);
   },
   toCanvas(x: number, y: number) {
     return renderer.toCanvas(x, y);

@@ -8,7 +8,9 @@
 //
 // Interpolation: the render clock counts ticks. It advances at the tick rate
 // estimated from arrivals (default 20 Hz) and trails the newest tick by about
-// two ticks; players are drawn between the two buffered ticks around it.
+// two ticks; players are drawn between the two buffered ticks around it. The
+// fields interpolated are the players' game fields x and y, whatever the game:
+// a game whose players have a position names it so (docs/GAMES.md).
 
 import type { TickMessage, TickPlayer } from './protocol';
 
@@ -202,14 +204,16 @@ export class SnapshotBuffer {
       r.id = p.id;
       r.name = p.name;
       r.online = p.online;
+      const px = p.f['x'] ?? 0;
+      const py = p.f['y'] ?? 0;
       const j = b === a ? undefined : a.index.get(p.id);
       if (j === undefined) {
-        r.x = p.x;
-        r.y = p.y;
+        r.x = px;
+        r.y = py;
       } else {
         const q = pa[j] as TickPlayer;
-        r.x = lerp(q.x, p.x, t);
-        r.y = lerp(q.y, p.y, t);
+        r.x = lerp(q.f['x'] ?? px, px, t);
+        r.y = lerp(q.f['y'] ?? py, py, t);
       }
     }
     return pb.length;
