@@ -61,6 +61,7 @@ func TestBinaryRejectsBadSettingsWithExitCode2AndOneLine(t *testing.T) {
 		{"nats port in use", append(base(), "-nats", busy.Addr().String()), nil, "-nats"},
 		{"data dir not writable", append(base(), "-data", filepath.Join(readonly, "x")), nil, "-data"},
 		{"tls file missing", append(base(), "-cluster", "127.0.0.1:0"), []string{"CLUSTER_TLS_CERT=/missing/cert.pem", "CLUSTER_TLS_KEY=/missing/key.pem"}, "CLUSTER_TLS_CERT"},
+		{"unknown game", append(base(), "-games", "*=chess"), nil, "-games"},
 	}
 	if os.Geteuid() == 0 {
 		// root writes anywhere: a file where the data directory should be is still not a writable directory.

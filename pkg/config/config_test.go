@@ -33,6 +33,17 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	}
 }
 
+func TestGamesRuleDefaultsToCollectRoomsAndTheArena(t *testing.T) {
+	c, err := Load(nil, env(nil))
+	if err != nil || c.Games != "collect-*=collect,*=arena" {
+		t.Fatalf("games %q, err %v", c.Games, err)
+	}
+	c, err = Load(nil, env(map[string]string{"GAMES": "lobby=collect,*=arena"}))
+	if err != nil || c.Games != "lobby=collect,*=arena" {
+		t.Fatalf("GAMES: games %q, err %v", c.Games, err)
+	}
+}
+
 func TestPprofIsOffUnlessAsked(t *testing.T) {
 	c, err := Load(nil, env(nil))
 	if err != nil || c.Pprof {
@@ -65,6 +76,8 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		setting string
 	}{
 		{[]string{"-bogus"}, nil, "-bogus"},
+		{[]string{"-games", "collect-*=collect"}, nil, "-games"},
+		{nil, map[string]string{"GAMES": "Lobby=arena,*=arena"}, "-games"},
 		{[]string{"-tick-rate", "x"}, nil, "-tick-rate"},
 		{nil, map[string]string{"TICK_RATE": "x"}, "TICK_RATE"},
 		{nil, map[string]string{"PPROF": "maybe"}, "PPROF"},

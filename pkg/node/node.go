@@ -47,6 +47,7 @@ type Node struct {
 	log      *slog.Logger
 	ln       net.Listener
 	mesh     *mesh.Mesh
+	games    *sim.Games // the games this node runs (-games)
 	members  *members.Registry
 	prober   *prober
 	rooms    *room.Manager
@@ -71,6 +72,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	games, err := newGames(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, &config.Error{Setting: "-http", Problem: fmt.Sprintf("%s: %v", cfg.HTTPAddr, err)}
@@ -84,7 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, ln: ln, mesh: m, registry: prometheus.NewRegistry(), mux: http.NewServeMux(),
-		serving: make(chan error, 1)}
+		serving: make(chan error, 1), games: games}
 	n.httpSrv = &http.Server{
 		Handler:           http.HandlerFunc(n.serveHTTP),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -195,9 +200,7 @@ func (n *Node) setup(ctx context.Context) error {
 	rcfg.StealAfter = n.cfg.StealAfter
 	rcfg.PauseThreshold = max(rcfg.PauseThreshold, 3*time.Second/time.Duration(n.cfg.TickRate))
 	rcfg.Sim.GraceTicks = int64(n.cfg.Grace.Seconds() * float64(n.cfg.TickRate))
-	if rcfg.Games, err = newGames(n.cfg); err != nil {
-		return err
-	}
+	rcfg.Games = n.games
 	n.rooms, err = room.NewManager(rcfg, n.mesh.Conn(), n.mesh.JetStream(),
 		room.Stores{Owners: owners, Snapshots: snaps, Inputs: inputs}, n.mesh, n.log.With("component", "rooms"))
 	if err != nil {
