@@ -81,18 +81,22 @@ let gameName = '';
 let game: GameInstance | null = null;
 let detachInput: () => void = () => {};
 
+// A welcome without a game comes from a node that ran only the arena (before games had a name on the wire).
+const LEGACY_GAME = 'arena';
+
 function useGame(msg: WelcomeMessage): void {
-  const m = registry.get(msg.game);
-  if (game !== null && m === module && msg.game === gameName) return; // a reconnect: same game
+  const name = msg.game || LEGACY_GAME;
+  const m = registry.get(name);
+  if (game !== null && m === module && name === gameName) return; // a reconnect: same game
   detachInput();
   stage.hud.replaceChildren();
   module = m;
-  gameName = msg.game;
+  gameName = name;
   game = m.create(msg.params, clock);
   detachInput = game.attach({ window, canvas }, stage, (p) => sendInput(p));
-  const title = m === watchOnly ? `${msg.game || 'unknown game'} (watching only)` : m.title;
+  const title = m === watchOnly ? `${name} (watching only)` : m.title;
   document.title = `Tickmesh — ${title}`;
-  document.body.dataset['game'] = msg.game;
+  document.body.dataset['game'] = name;
   helpLine.textContent = m.help;
 }
 
