@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // usageError is a problem with the command line.
@@ -42,7 +42,7 @@ func (o options) effectiveLeaseTTL() time.Duration {
 	if o.leaseTTL > 0 {
 		return o.leaseTTL
 	}
-	return config.Default().LeaseTTL
+	return room.DefaultConfig("").LeaseTTL
 }
 
 // effectiveTickRate is the tick rate the nodes run with.
@@ -50,7 +50,7 @@ func (o options) effectiveTickRate() int {
 	if o.tickRate > 0 {
 		return o.tickRate
 	}
-	return config.Default().TickRate
+	return room.DefaultConfig("").TickRate
 }
 
 // tickPeriod is the time between two ticks.
