@@ -26,7 +26,7 @@ func (c *cluster) ensureSecrets() (s config.Secrets, created bool, err error) {
 	if err == nil {
 		s, err = config.ParseSecrets(string(b))
 		if err != nil {
-			return s, false, fmt.Errorf("%s: %w (delete it to draw new credentials; the data directory must go with it)", c.secretsFile(), err)
+			return s, false, fmt.Errorf("%s: %w (delete it to draw new credentials)", c.secretsFile(), err)
 		}
 		return s, false, nil
 	}
@@ -40,7 +40,7 @@ func (c *cluster) ensureSecrets() (s config.Secrets, created bool, err error) {
 		return s, false, err
 	}
 	text := "# Credentials of the local cluster, drawn by `localcluster up` (task up); every node reads them.\n" +
-		"# Keep this file private. To start over, stop the cluster and delete it together with data/.\n" +
+		"# Keep this file private. To draw new credentials, stop the cluster and delete this file.\n" +
 		strings.Join(s.Env(), "\n") + "\n"
 	f, err := os.OpenFile(c.secretsFile(), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
