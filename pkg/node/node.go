@@ -119,7 +119,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 }
 
 // serve starts srv on ln at once, so that a load balancer gets a quick 503 rather than a hanging connection
-// while the node joins the cluster. Upgraded WebSockets are hijacked: srv's timeouts stop applying to them.
+// while the node joins the cluster. Upgraded WebSockets are hijacked, so srv's idle and header timeouts stop
+// applying to them, and the gateway sets a write deadline of its own before every write, replacing the one
+// srv's WriteTimeout leaves on the connection.
 func (n *Node) serve(ln net.Listener, srv *http.Server) *httpServer {
 	h := &httpServer{ln: ln, mux: http.NewServeMux(), srv: srv, serving: make(chan error, 1)}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
