@@ -366,6 +366,12 @@ func (c *conn) greet() bool {
 	c.errs = &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	for {
+		switch c.screen() {
+		case frameEnds:
+			return false
+		case frameTaken:
+			continue
+		}
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
@@ -455,45 +461,25 @@ func (c *conn) readFailed(err error) {
 func (c *conn) pong() error { return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait)) }
 
 // readBurst reads and handles messages until nothing is left in the read buffer, and sends on more whether the
-// socket goes on. Pongs between messages are taken here (takePong): gorilla handles a control frame inside its
-// read of the next message, so a pong alone would leave this goroutine waiting there, deep in gorilla, until
-// the client's next message.
+// socket goes on. Every frame is screened first (screen): pongs are taken there, and anything gorilla would
+// answer by writing is answered through the socket's writer instead.
 func (c *conn) readBurst(more chan<- bool) {
 	for first := true; ; first = false {
 		if !first && c.br.Buffered() == 0 {
 			more <- true
 			return
 		}
-		ok, err := c.takePong()
-		switch {
-		case err != nil:
-			c.readFailed(err)
+		switch c.screen() {
+		case frameEnds:
 			more <- false
 			return
-		case !ok && !c.readOne():
-			more <- false
-			return
+		case frameForGorilla:
+			if !c.readOne() {
+				more <- false
+				return
+			}
 		}
 	}
-}
-
-// takePong consumes the next frame if it is a pong that a client sent correctly (final, masked, at most 125
-// bytes), waiting for the rest of it if need be. Anything else is left to gorilla, which also reports protocol
-// errors. It reports whether it took a pong.
-func (c *conn) takePong() (bool, error) {
-	h, err := c.br.Peek(2)
-	if err != nil {
-		return false, err
-	}
-	const finPong, masked = 0x80 | websocket.PongMessage, 0x80
-	n := int(h[1] & 0x7f)
-	if h[0] != finPong || h[1]&masked == 0 || n > 125 {
-		return false, nil
-	}
-	if _, err := c.br.Discard(2 + 4 + n); err != nil {
-		return false, err
-	}
-	return true, c.pong()
 }
 
 // readOne reads and handles one message; it reports whether the socket goes on.
