@@ -26,9 +26,6 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 )
 
-// Bucket is the KV bucket of node heartbeats.
-const Bucket = "nodes"
-
 // Info is one node as other nodes see it.
 type Info struct {
 	Name    string `json:"name"`
@@ -59,17 +56,6 @@ type Config struct {
 // three silent seconds, and the wall clock. Self is the caller's.
 func DefaultConfig() Config {
 	return Config{Interval: time.Second, Stale: 5 * time.Second, Stall: 3 * time.Second, Now: time.Now}
-}
-
-// BucketConfig is the `nodes` bucket: entries expire three heartbeats after a node stops.
-func BucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "Tickmesh node heartbeats",
-		History:     1,
-		TTL:         5 * time.Second,
-		Storage:     jetstream.FileStorage,
-	}
 }
 
 // Registry is the membership view of one node.

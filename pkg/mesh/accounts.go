@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // AppAccount is the NATS account that holds the game's subjects, streams and buckets.
@@ -23,7 +25,7 @@ const nodeUser = "tickmesh-node"
 const ViewerInboxPrefix = "_INBOX_viewer"
 
 // ViewerBuckets are the KV buckets the viewer may read and watch.
-var ViewerBuckets = []string{"owners", "snapshots"}
+var ViewerBuckets = []string{wire.OwnersBucket, wire.SnapshotsBucket}
 
 // viewerPermissions lets the viewer watch the game and read the lease and snapshot buckets, and nothing else:
 //
@@ -45,7 +47,7 @@ func viewerPermissions() string {
 		"$JS.API.CONSUMER.INFO.*.*",
 	}
 	for _, b := range ViewerBuckets {
-		s := "KV_" + b
+		s := wire.KVStream(b)
 		pub = append(pub,
 			"$JS.API.DIRECT.GET."+s, "$JS.API.DIRECT.GET."+s+".>",
 			"$JS.API.STREAM.MSG.GET."+s,
@@ -53,7 +55,7 @@ func viewerPermissions() string {
 			"$JS.FC."+s+".>",
 		)
 	}
-	sub := []string{"game.>", ViewerInboxPrefix + ".>"}
+	sub := []string{wire.AllGame, ViewerInboxPrefix + ".>"}
 	return fmt.Sprintf("{ publish: { allow: %s }, subscribe: { allow: %s } }", quoteList(pub), quoteList(sub))
 }
 

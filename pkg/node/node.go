@@ -33,13 +33,13 @@ import (
 
 	"github.com/tickmesh/tickmesh/frontend"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
-	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
 	"github.com/tickmesh/tickmesh/pkg/setting"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Node is one running Tickmesh node.
@@ -172,7 +172,7 @@ const setupTimeout = 60 * time.Second
 func (n *Node) setup(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	kv, err := n.mesh.EnsureKV(sctx, members.BucketConfig())
+	kv, err := n.mesh.EnsureKV(sctx, wire.NodesConfig())
 	if err != nil {
 		return fmt.Errorf("set up membership: %w", err)
 	}
@@ -180,18 +180,18 @@ func (n *Node) setup(ctx context.Context) error {
 	mcfg.Self = n.self
 	n.members = members.New(kv, mcfg, n.log.With("component", "members"))
 
-	owners, err := n.mesh.EnsureKV(sctx, lease.BucketConfig(room.OwnersBucket, n.cfg.Room.LeaseTTL))
+	owners, err := n.mesh.EnsureKV(sctx, wire.OwnersConfig(n.cfg.Room.LeaseTTL))
 	if err != nil {
 		return fmt.Errorf("set up ownership: %w", err)
 	}
 	if err := checkLeaseTTL(sctx, owners, n.cfg.Room.LeaseTTL); err != nil {
 		return err
 	}
-	snaps, err := n.mesh.EnsureKV(sctx, room.SnapshotsConfig())
+	snaps, err := n.mesh.EnsureKV(sctx, wire.SnapshotsConfig())
 	if err != nil {
 		return fmt.Errorf("set up snapshots: %w", err)
 	}
-	inputs, err := n.mesh.EnsureStream(sctx, room.InputsConfig())
+	inputs, err := n.mesh.EnsureStream(sctx, wire.InputsConfig())
 	if err != nil {
 		return fmt.Errorf("set up input stream: %w", err)
 	}
@@ -200,8 +200,8 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return setting.Errorf("rooms", "%v", err)
 	}
-	n.prober = newProber(n.mesh, []string{kvStream(members.Bucket), kvStream(room.OwnersBucket),
-		kvStream(room.SnapshotsBucket), room.InputsStream})
+	n.prober = newProber(n.mesh, []string{wire.KVStream(wire.NodesBucket), wire.KVStream(wire.OwnersBucket),
+		wire.KVStream(wire.SnapshotsBucket), wire.InputsStream})
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))
