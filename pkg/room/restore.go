@@ -1,7 +1,6 @@
 package room
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -11,48 +10,53 @@ import (
 
 // restore picks the newest state this node can prove: the snapshot, or the last fenced tick relayed here when
 // it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View.
-func (t *term) restore(snap *Snapshot, snapRev uint64) error {
+func (t *term) restore(snap *Snapshot, snapRev uint64) {
 	t.snapRev = snapRev
 	var base *sim.Room
 	if snap != nil {
-		t.inputSeq = snap.InputSeq
-		t.prevSnapIn = snap.InputSeq
 		r, from, err := sim.Decode(t.game, t.cfg.Sim, snap.State)
-		if err != nil {
-			return fmt.Errorf("restore snapshot of %s: %w", t.room, err)
-		}
-		if from != "" {
+		switch {
+		case err != nil:
+			// A state no owner of this room could have written: like a snapshot that does not decode at all, it
+			// is ignored, and the takeover snapshot replaces it.
+			t.log.Error("ignoring a snapshot whose state does not decode; the takeover snapshot replaces it", "err", err)
+			snap = nil
+		case from != "":
 			// The room's name now maps to another game: the roster is kept, the game starts over.
 			t.log.Warn("room changed games: the roster is kept and the game starts over", "from", from, "to", t.game.Info().Name)
 		}
-		base = r
-		t.state = r
-	} else {
+		if snap != nil {
+			t.inputSeq = snap.InputSeq
+			t.prevSnapIn = snap.InputSeq
+			base = r
+			t.state = r
+		}
+	}
+	if base == nil {
 		t.state = sim.New(t.game, t.cfg.Sim, sim.Seed(t.room))
 	}
 	last := t.relay.Last(t.room)
 	if last == nil {
-		return nil
+		return
 	}
 	snapEpoch, snapTick := uint64(0), int64(-1)
 	if snap != nil {
 		snapEpoch, snapTick = snap.Epoch, base.Tick()
 	}
 	if last.Pos.Epoch < snapEpoch || int64(last.Pos.Seq) <= snapTick {
-		return nil
+		return
 	}
 	tk, err := last.Decode()
 	if err != nil || tk.Room != t.room {
-		return nil // not usable: keep the snapshot
+		return // not usable: keep the snapshot
 	}
 	r, err := t.fromTick(tk, base)
 	if err != nil {
 		t.log.Debug("the last relayed tick is not usable; restoring the snapshot", "err", err)
-		return nil
+		return
 	}
 	t.state = r
 	t.met.restoredFromTick.WithLabelValues(t.room).Inc()
-	return nil
 }
 
 // fromTick rebuilds the room a tick describes. Tombstones are not in ticks: they come from base (the snapshot),

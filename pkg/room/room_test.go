@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
@@ -385,7 +384,7 @@ func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
 }
 
 func testFrozenOwner(t *testing.T, g gameRoom) {
-	c := nodetest.StartCluster(t, 3, func(cfg *config.Config) { cfg.LeaseTTL = 2 * time.Second })
+	c := nodetest.StartCluster(t, 3, func(cfg *node.Config) { cfg.Room.LeaseTTL = 2 * time.Second })
 	name, epoch := g.open(t, c, 0)
 	if g.room != room.Lobby { // a player keeps the room open
 		publishIn(t, c.Member(other(c, name)).Node, g.room, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
@@ -550,7 +549,7 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 }
 
 func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurgesNoMore(t *testing.T) {
-	c := nodetest.StartCluster(t, 1, func(cfg *config.Config) { cfg.SnapshotInterval = 100 * time.Millisecond })
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) { cfg.Room.SnapshotInterval = 100 * time.Millisecond })
 	owner(t, c, 0)
 	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8})
