@@ -629,3 +629,74 @@ func TestASnapshotWrittenBeforeGamesIsRestored(t *testing.T) {
 		t.Fatal("a replayed join of a removed player brought it back")
 	}
 }
+
+// Issue #14 against a real owner: an event whose seq jumps far above the player's ack (forged, or corrupt) is
+// refused, so the player's own next input still applies; and join/leave churn leaves at most TombstoneCap
+// tombstones in the room's snapshot, which stays small while the room ticks.
+func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) {
+		cfg.Room.Sim.TombstoneCap = 20
+		cfg.Room.Sim.GraceTicks = int64(cfg.Room.TickRate) // 1 s
+		cfg.Room.SnapshotInterval = 100 * time.Millisecond
+	})
+	owner(t, c, 0)
+	n := c.Member("n1").Node
+	rec := record(t, c, "n1")
+	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 1 << 52, Keys: 8}) // forged
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 4})      // hers
+	nodetest.WaitFor(t, 10*time.Second, "alice's own input applied", func() bool {
+		p, ok := player(rec.lastTick(), "pa")
+		return ok && p.Ack == 2
+	})
+	if bad := c.Metric("n1", `tickmesh_room_events_rejected_total{room="lobby"}`); bad < 1 {
+		t.Fatalf("the forged event was not counted as bad: %d", bad)
+	}
+
+	// 100 players join and leave; each is removed a second later and leaves a tombstone.
+	for i := range 100 {
+		id := fmt.Sprintf("churn%03d", i)
+		ev := sim.Event{Kind: sim.KindJoin, Player: id, Name: id, Seq: 1}
+		m, err := wire.EventMsg(room.Lobby, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = n.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), m.Data)
+		m, _ = wire.EventMsg(room.Lobby, sim.Event{Kind: sim.KindLeave, Player: id, Conn: 1})
+		_ = n.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), m.Data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := n.Mesh().JetStream().KeyValue(ctx, wire.SnapshotsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tombs, size int
+	nodetest.WaitFor(t, 20*time.Second, "the churned players removed, in a snapshot", func() bool {
+		e, err := kv.Get(ctx, room.Lobby)
+		if err != nil {
+			return false
+		}
+		var s struct {
+			State struct {
+				Players []json.RawMessage `json:"players"`
+				Gone    []json.RawMessage `json:"gone"`
+			} `json:"state"`
+		}
+		if json.Unmarshal(e.Value(), &s) != nil {
+			return false
+		}
+		tombs = len(s.State.Gone)
+		if tombs > 20 {
+			t.Fatalf("%d tombstones in the snapshot, cap 20", tombs)
+		}
+		size = len(e.Value())
+		return len(s.State.Players) == 1 && tombs == 20
+	})
+	// Once they are gone, the snapshot is one player and 20 tombstones, whatever the churn was.
+	if size > 2048 {
+		t.Fatalf("the snapshot after the churn takes %d bytes", size)
+	}
+	before := rec.lastTick().Seq
+	nodetest.WaitFor(t, 5*time.Second, "the lobby still ticks", func() bool { return rec.lastTick().Seq > before+5 })
+}
