@@ -77,7 +77,7 @@ describe('interpolation', () => {
     expect(positions(b, 11)).toEqual({ a: [10, 90], c: [7, 7] });
     expect(positions(b, 12.5)).toEqual({ a: [25, 80] });
     expect(positions(b, 13)).toEqual({ a: [30, 80] });
-    // Never extrapolated beyond the newest tick, nor before the oldest.
+    // Players at rest stay at the newest tick past it; never drawn before the oldest.
     expect(positions(b, 20)).toEqual({ a: [30, 80] });
     expect(positions(b, 5)).toEqual({ a: [0, 100], b: [50, 50] });
   });
@@ -94,39 +94,46 @@ describe('interpolation', () => {
     expect(out[0]?.x).toBeCloseTo(7);
   });
 
-  it('renders about two ticks behind the newest at the estimated rate', () => {
+  it('extrapolates late players by their velocity for at most one tick, inside the arena', () => {
     const b = new SnapshotBuffer();
-    // 20 Hz: one tick every 50 ms.
-    for (let s = 0; s <= 20; s++) b.push(tick(1, 100 + s), s * 50);
-    expect(b.rate()).toBeCloseTo(20, 5);
-    const rt = b.advance(1000); // the newest (120) arrived just now
-    expect(rt).toBeCloseTo(118, 5);
-    // Between arrivals the clock runs at the tick rate.
-    expect(b.advance(1025)).toBeCloseTo(118.5, 5);
-    b.push(tick(1, 121), 1050);
-    expect(b.advance(1050)).toBeCloseTo(119, 5);
+    b.push(tick(1, 10, [{ id: 'a', x: 100, y: 100, vx: 10, vy: -10 }, { id: 'w', x: 995, y: 5, vx: 10, vy: -10 }]), 0);
+    b.push(tick(1, 11, [{ id: 'a', x: 110, y: 90, vx: 10, vy: -10 }, { id: 'w', x: 1000, y: 0, vx: 10, vy: -10 }]), 50);
+    expect(positions(b, 11.5)).toEqual({ a: [115, 85], w: [1000, 0] });
+    expect(positions(b, 12)).toEqual({ a: [120, 80], w: [1000, 0] });
+    expect(positions(b, 14)).toEqual({ a: [120, 80], w: [1000, 0] }); // one tick at most
+    expect(b.extrapolated).toBe(3);
   });
 
-  it('estimates the rate from arrivals', () => {
+  it('renders behind the tick clock by its render delay, at the tick rate', () => {
     const b = new SnapshotBuffer();
-    expect(b.rate()).toBe(20); // default
-    for (let s = 0; s <= 30; s++) b.push(tick(1, s), s * 100); // 10 Hz
-    expect(b.rate()).toBeCloseTo(10, 5);
-    // The render clock advances 10 ticks per second.
-    const r0 = b.advance(3000);
-    expect(b.advance(3100) - r0).toBeCloseTo(1, 1);
+    // 20 Hz, steady: the delay is the minimum, 1.5 ticks.
+    for (let s = 0; s <= 40; s++) b.push(tick(1, 100 + s), s * 50);
+    expect(b.rate()).toBe(20);
+    expect(b.clock.delayTicks).toBe(1.5);
+    expect(b.advance(2000)).toBeCloseTo(138.5, 5); // newest 140 arrived just now
+    expect(b.advance(2025)).toBeCloseTo(139, 5);
+    b.push(tick(1, 141), 2050);
+    expect(b.advance(2050)).toBeCloseTo(139.5, 5);
   });
 
-  it('snaps after a stall and never passes the newest tick', () => {
+  it('runs at the measured rate when the server is not at 20 Hz', () => {
+    const b = new SnapshotBuffer();
+    for (let s = 0; s <= 40; s++) b.push(tick(1, s), s * 100); // 10 Hz
+    expect(b.rate()).toBe(10);
+    const r0 = b.advance(4000);
+    expect(b.advance(4100) - r0).toBeCloseTo(1, 5);
+  });
+
+  it('after a stall stops one tick past the newest, then follows the new ticks', () => {
     const b = new SnapshotBuffer();
     for (let s = 0; s <= 20; s++) b.push(tick(1, s), s * 50);
     b.advance(1000);
-    // No ticks for 2 s: the clock stops at the newest tick.
-    expect(b.advance(3000)).toBe(20);
-    // Ticks resume far ahead (the server kept ticking): snap close behind them.
-    for (let s = 60; s <= 62; s++) b.push(tick(1, s), 3000 + (s - 60) * 50);
+    // No ticks for 2 s: the clock stops one tick past the newest (extrapolating).
+    expect(b.advance(3000)).toBe(21);
+    // A new owner's ticks (new epoch): drawn from its ticks at once.
+    for (let s = 60; s <= 62; s++) b.push(tick(2, s), 3000 + (s - 60) * 50);
     const rt = b.advance(3100);
-    expect(rt).toBeGreaterThan(59);
+    expect(rt).toBeGreaterThanOrEqual(60);
     expect(rt).toBeLessThanOrEqual(62);
   });
 });
