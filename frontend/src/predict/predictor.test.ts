@@ -157,10 +157,32 @@ describe('prediction', () => {
       expect(pr.x).toBeGreaterThanOrEqual(x - 1e-9);
       x = pr.x;
     }
-    // lead 1 + 3 ticks at most beyond tick 10: ticks 11 to 14, the input (sent at tick 10.02) from tick 12.
-    expect(pr.predictedX).toBe(130);
-    expect(pr.x).toBeCloseTo(130, 5);
+    // lead 1 + 4 ticks at most beyond tick 10: ticks 11 to 15, the input (sent at tick 10.02) from tick 12.
+    expect(pr.predictedX).toBe(140);
+    expect(pr.x).toBeCloseTo(140, 5);
     expect(pr.stats.stalledFrames).toBeGreaterThan(0);
+  });
+
+  it('with the link down (our node died) keeps predicting the held keys the owner keeps applying', () => {
+    const pr = predictor(exactClock, 1);
+    pr.reset(player(100, 500, 2, KEY_RIGHT), 10, 500);
+    pr.frame(500);
+    pr.link(false, 520); // the socket closed
+    for (let t = 520; t <= 1500; t += 20) {
+      pr.link(false, t);
+      pr.frame(t);
+    }
+    // tickAt(1500) = 30, lead 1: 21 ticks past tick 10, well beyond the online limit of 5.
+    expect(pr.predictedX).toBe(100 + 21 * 10);
+    // Reconnected: the first tick (the server moved the player too) brings it back to the online limit.
+    pr.link(true, 1510);
+    pr.reconcile(player(310, 500, 2, KEY_RIGHT), 30, 1510);
+    expect(pr.stats.lastError).toBeLessThanOrEqual(10);
+    for (let t = 1520; t <= 3000; t += 20) {
+      pr.link(true, t);
+      pr.frame(t);
+    }
+    expect(pr.predictedX).toBe(310 + 5 * 10); // no more ticks, link up: stops at lead + 4
   });
 
   it('treats the join of a new connection as the server does: keys cleared until the next input', () => {

@@ -74,6 +74,8 @@ export interface Predictor<S, I> {
   input(seq: number, input: I, now: number): void;
   /** A tick arrived with the server's state of the own player (its ack included). */
   reconcile(server: Readonly<S>, tick: number, now: number): void;
+  /** The connection is up (true) or down and reconnecting (false); called at any rate. */
+  link(up: boolean, now: number): void;
   /** Advances what is drawn to local time now (ms). */
   frame(now: number): void;
 }
@@ -104,8 +106,10 @@ export interface ReconcilerOptions {
   capacity?: number;
   /** Lead (ticks) before any sample, e.g. from the measured RTT (default 1). */
   initialLead?: () => number;
-  /** Ticks P may run past the newest tick beyond the lead before it stops (default 3). */
+  /** Ticks P may run past the newest tick beyond the lead before it stops (default 4). */
   maxAheadTicks?: number;
+  /** While the link is down, ticks P may run on from when it went down (default 60: three seconds at 20 Hz). */
+  maxOfflineTicks?: number;
   /** Time constant of the smoothing of small corrections, ms (default 50). */
   tauMs?: number;
   /** Larger differences between drawn and predicted snap at once (world units; default 40). */
@@ -131,6 +135,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private readonly capacity: number;
   private readonly initialLead: () => number;
   private readonly maxAhead: number;
+  private readonly maxOffline: number;
   private readonly tauMs: number;
   private readonly snapDistance: () => number;
 
@@ -175,6 +180,9 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private dy = 0;
   private shown = false;
   private lastFrame = Number.NaN;
+  // When the link went down (NaN: up), and whether it is up again (cleared at the next tick).
+  private offlineSince = Number.NaN;
+  private linkUp = true;
 
   constructor(
     private readonly rules: PredictionRules<S, I>,
@@ -183,7 +191,8 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   ) {
     this.capacity = Math.max(2, opts.capacity ?? 64);
     this.initialLead = opts.initialLead ?? (() => 1);
-    this.maxAhead = opts.maxAheadTicks ?? 3;
+    this.maxAhead = opts.maxAheadTicks ?? 4;
+    this.maxOffline = opts.maxOfflineTicks ?? 60;
     this.tauMs = opts.tauMs ?? 50;
     this.snapDistance = opts.snapDistance ?? (() => 40);
     this.base = rules.create();
@@ -250,7 +259,14 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.prevTick = Number.NaN;
     this.prevAck = 0;
     this.lastFrame = Number.NaN;
+    this.offlineSince = Number.NaN;
+    this.linkUp = true;
     this.stats.pending = 0;
+  }
+
+  link(up: boolean, now: number): void {
+    this.linkUp = up;
+    if (!up && Number.isNaN(this.offlineSince)) this.offlineSince = now;
   }
 
   reset(server: Readonly<S>, tick: number, now: number): void {
@@ -302,6 +318,8 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     }
     this.prevTick = tick;
     this.prevAck = ack;
+    // Ticks again after a reconnect: back to the online limit (not before: P would jump back meanwhile).
+    if (this.linkUp) this.offlineSince = Number.NaN;
 
     this.rules.copy(this.base, server);
     this.baseTick = tick;
@@ -363,7 +381,8 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.stats.leadTicks = lead;
     let ahead = this.clock.tickAt(now) + lead - this.baseTick;
     if (!(ahead > 0)) ahead = 0; // NaN (no clock yet) or a tick that came early
-    const cap = Math.floor(lead) + this.maxAhead;
+    let cap = Math.floor(lead) + this.maxAhead;
+    if (!Number.isNaN(this.offlineSince)) cap += Math.min(this.maxOffline, Math.max(0, (now - this.offlineSince) / this.clock.tickMs));
     this.stalled = ahead > cap;
     if (this.stalled) ahead = cap;
     const n = Math.floor(ahead);
