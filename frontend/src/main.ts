@@ -26,7 +26,7 @@ import {
 } from './protocol';
 import { Renderer } from './render';
 import { browserSessionStorage, Session } from './session';
-import { SnapshotBuffer, type RenderPlayer } from './snapshots';
+import { SnapshotBuffer, type MoveLimit, type RenderPlayer } from './snapshots';
 import { RateMeter, StatusPanel, type StatusModel } from './status';
 import { TickClock } from './tickclock';
 import { EndpointList, originWsUrl, Transport, type TransportState, type WebSocketLike } from './transport';
@@ -279,11 +279,16 @@ function refreshStatus(now: number): void {
 let frameMs = 0;
 let frames = 0;
 let drawnCount = 0;
-startLoop((now) => {
+// Others move at most their speed per axis in a frame (a tick's worth, or more in a longer frame), so that a late
+// tick is caught up over a few frames; four ticks' worth or more is a teleport and is drawn at once.
+const moveLimit: MoveLimit = { step: Infinity, snap: Infinity };
+startLoop((now, dt) => {
   const t0 = performance.now();
   frames++;
   const rt = snapshots.advance(now);
-  const count = Number.isNaN(rt) ? 0 : snapshots.sample(rt, pool);
+  moveLimit.step = arena.speed * Math.max(1, dt / clock.tickMs);
+  moveLimit.snap = 4 * arena.speed;
+  const count = Number.isNaN(rt) ? 0 : snapshots.sample(rt, pool, dt > 0 ? moveLimit : undefined);
   drawnCount = count;
   if (predicting && predictor.ready) {
     predictor.link(transport.state === 'connected', now);
@@ -352,8 +357,11 @@ export interface TickmeshDebug {
   readonly meState: { x: number; y: number; vx: number; vy: number; keys: number; ack: number; conn: number; online: boolean } | null;
   /** The predictor's numbers (lead in ticks, pending inputs, errors, corrections, snaps, ...). */
   readonly prediction: { leadTicks: number; leadSamples: number; pending: number; overflow: number; lastError: number; maxError: number; corrections: number; snaps: number; stalledFrames: number; displayError: number };
-  /** Render delay for others (ticks), tick arrival jitter (ms), tick rate in use. */
+  /** Render delay for others (ticks), the tick drawn in the last frame, tick arrival jitter (ms), tick rate in use. */
   readonly renderDelay: number;
+  readonly renderTick: number;
+  /** The tick clock's numbers: target delay (ticks), 95th percentile and last lateness (ms), re-anchorings. */
+  readonly clock: { targetDelay: number; lateP95Ms: number; lastLateMs: number; anchors: number; tickAtNow: number };
   readonly jitterMs: number;
   readonly tickRate: number;
   /** Frames drawn so far, and the players drawn in the last one (arena units). */
@@ -427,6 +435,12 @@ const debug: TickmeshDebug = Object.freeze({
   },
   get renderDelay() {
     return clock.delayTicks;
+  },
+  get renderTick() {
+    return snapshots.renderTick;
+  },
+  get clock() {
+    return { targetDelay: clock.targetDelayTicks, lateP95Ms: clock.lateP95Ms, lastLateMs: clock.lastLateMs, anchors: clock.anchors, tickAtNow: clock.tickAt(performance.now()) };
   },
   get jitterMs() {
     return clock.jitterMs;

@@ -104,6 +104,29 @@ describe('interpolation', () => {
     expect(b.extrapolated).toBe(3);
   });
 
+  it('with a move limit, catches up a late turn over frames and jumps only past the snap distance', () => {
+    const b = new SnapshotBuffer();
+    const out: RenderPlayer[] = [];
+    const limit = { step: 10, snap: 40 };
+    b.push(tick(1, 10, [{ id: 'a', x: 100, y: 0, vx: 10 }, { id: 'b', x: 500, y: 500 }]), 0);
+    b.sample(10.9, out, limit); // extrapolated: a at 109
+    expect(out[0]?.x).toBe(109);
+    // The late tick 11 shows a turned back to 90: drawn 10 units at most per frame.
+    b.push(tick(1, 11, [{ id: 'a', x: 90, y: 0, vx: -10 }, { id: 'b', x: 500, y: 500 }]), 60);
+    b.sample(11, out, limit);
+    expect(out[0]?.x).toBe(99);
+    b.sample(11, out, limit);
+    expect(out[0]?.x).toBe(90);
+    // A teleport (more than snap away) is drawn at once.
+    b.push(tick(1, 12, [{ id: 'a', x: 700, y: 0 }, { id: 'b', x: 500, y: 500 }]), 110);
+    b.sample(12, out, limit);
+    expect(out[0]?.x).toBe(700);
+    // Another player at that index (a joined before it): no limit.
+    b.push(tick(1, 13, [{ id: '0', x: 0, y: 0 }, { id: 'a', x: 700, y: 0 }, { id: 'b', x: 500, y: 500 }]), 160);
+    b.sample(13, out, limit);
+    expect(out.slice(0, 3).map((p) => [p.id, p.x])).toEqual([['0', 0], ['a', 700], ['b', 500]]);
+  });
+
   it('renders behind the tick clock by its render delay, at the tick rate', () => {
     const b = new SnapshotBuffer();
     // 20 Hz, steady: the delay is the minimum, 1.5 ticks.
@@ -114,6 +137,37 @@ describe('interpolation', () => {
     expect(b.advance(2025)).toBeCloseTo(139, 5);
     b.push(tick(1, 141), 2050);
     expect(b.advance(2050)).toBeCloseTo(139.5, 5);
+  });
+
+  it('paces the render tick: never back, at most one tick per frame, catching up after late ticks', () => {
+    const b = new SnapshotBuffer();
+    let t = 0;
+    let seq = 0;
+    let prev = Number.NaN;
+    const frame = (now: number) => {
+      const rt = b.advance(now);
+      if (!Number.isNaN(prev)) {
+        const f = 16 / 50;
+        expect(rt - prev).toBeGreaterThanOrEqual(0);
+        expect(rt - prev).toBeLessThanOrEqual(Math.min(2 * f, Math.max(1, f)) + 1e-9);
+      }
+      prev = rt;
+    };
+    // Two seconds steady, then 300 ms without ticks, then the six late ones at once, then steady again.
+    for (; t < 2000; t += 16) {
+      while (seq * 50 <= t) b.push(tick(1, seq++), seq * 50);
+      frame(t);
+    }
+    const stalledAt = seq;
+    for (; t < 2300; t += 16) frame(t);
+    expect(b.renderTick).toBeLessThanOrEqual(stalledAt); // newest + 1 at most
+    for (; seq * 50 <= t; seq++) b.push(tick(1, seq), t);
+    for (; t < 5000; t += 16) {
+      while (seq * 50 <= t) b.push(tick(1, seq++), t);
+      frame(t);
+    }
+    // Caught up with the clock (whose delay grew with the late ticks).
+    expect(Math.abs(b.renderTick - b.clock.renderTick(t))).toBeLessThan(0.5);
   });
 
   it('runs at the measured rate when the server is not at 20 Hz', () => {

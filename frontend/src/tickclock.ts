@@ -6,11 +6,11 @@
 // arrives earliest. The clock keeps the line t(seq) = anchorT + (seq -
 // anchorSeq) * tickMs through the earliest arrivals of the last `window` ticks
 // (each tick's lateness is its arrival minus the line; the line follows their
-// minimum, moving at most slewMs per tick so that what is drawn does not jump),
-// and tickAt(now) inverts it. A new epoch (a new owner, whose tick numbers
-// need not continue) re-anchors the line at its first tick; so does a shift of
-// every recent tick by more than a few ticks (a stalled owner, a network
-// change).
+// minimum, moving at most slewMs per tick so that what is drawn does not jump,
+// five times that when every recent tick is late: a slower path, or an owner
+// that paused), and tickAt(now) inverts it. A new epoch (a new owner, whose
+// tick numbers need not continue) re-anchors the line at its first tick; so
+// does a shift of the last ticks by more than a second.
 //
 // The render delay (in ticks behind tickAt(now)) is 1 (interpolation needs the
 // next tick) + the 95th percentile of the window's lateness + a safety margin,
@@ -22,7 +22,7 @@
 //
 // The tick rate is welcome.params.tick_rate when the server sends it
 // (setTickRate(hz, true)); else 20 Hz, replaced by the measured rate if that
-// differs by more than 15 % over at least two seconds.
+// differs by more than 15 % in two consecutive windows of two seconds.
 
 import type { TickTimeline } from './predict/predictor';
 import { DEFAULT_TICK_RATE } from './protocol';
@@ -54,9 +54,10 @@ export class TickClock implements TickTimeline {
   private anchorSeq = Number.NaN;
   private anchorT = Number.NaN;
   private sinceAnchor = 0;
-  // Rate measurement over the current anchor segment.
+  // Rate measurement: the start of the current window, and the previous window's rate.
   private firstSeq = 0;
   private firstArrival = 0;
+  private prevRate = Number.NaN;
 
   private readonly late: Float64Array;
   private readonly scratch: Float64Array;
@@ -77,7 +78,7 @@ export class TickClock implements TickTimeline {
   lastLateMs = 0;
   /** 95th percentile lateness over the window, ms. */
   lateP95Ms = 0;
-  /** Times the line was re-anchored (epochs, shifts). */
+  /** Times the line was re-anchored (epochs, shifts of more than a second): tick positions of different anchors do not compare. */
   anchors = 0;
 
   constructor(opts: TickClockOptions = {}) {
@@ -138,6 +139,16 @@ export class TickClock implements TickTimeline {
     this.lastGapMs = Number.NaN;
   }
 
+  /** The 95th percentile lateness in ticks (TickTimeline.lateTicks). */
+  get lateTicks(): number {
+    return this.lateP95Ms / this._tickMs;
+  }
+
+  /** Changes whenever the line is re-anchored (TickTimeline.generation). */
+  get generation(): number {
+    return this.anchors;
+  }
+
   /** The fractional tick whose earliest arrival is at local time now; NaN before the first tick. */
   tickAt(now: number): number {
     return this.anchorSeq + (now - this.anchorT) / this._tickMs;
@@ -181,17 +192,26 @@ export class TickClock implements TickTimeline {
     this.lateHead = (this.lateHead + 1) % this.window;
     if (this.lateN < this.window) this.lateN++;
 
-    const big = Math.max(100, 3 * this._tickMs);
-    if (lateness < -big || this.shifted(big)) {
-      // Every recent tick is far off the line (or this one far before it): start again from here.
+    if (this.offBy(1000)) {
+      // The last ticks are all more than a second off the line (a suspended tab, a wrong rate): start again here.
       this.anchor(seq, arrival, false);
       this.checkRate(seq, arrival);
       return;
     }
+    // Follow the earliest arrival of the window; when even the earliest of the last ten ticks is 50 ms late, the
+    // path got slower or the owner paused (its tick numbers lost the time): follow that, five times faster. The
+    // line never jumps: others slow down or speed up by at most a fifth while it moves.
     let min = Infinity;
     for (let i = 0; i < this.lateN; i++) min = Math.min(min, this.late[i] as number);
-    const slew = this.sinceAnchor < 10 ? 10 * this.slewMs : this.slewMs;
-    const shift = min < -slew ? -slew : min > slew ? slew : min;
+    const recent = this.recentMin(10);
+    let target = min;
+    let slew = this.slewMs;
+    if (this.sinceAnchor < 10) slew = 10 * this.slewMs;
+    else if (recent > 50) {
+      target = recent;
+      slew = 5 * this.slewMs;
+    } else if (min < -50) slew = 5 * this.slewMs;
+    const shift = target < -slew ? -slew : target > slew ? slew : target;
     if (shift !== 0) {
       this.anchorT += shift;
       for (let i = 0; i < this.lateN; i++) this.late[i] = (this.late[i] as number) - shift;
@@ -214,6 +234,7 @@ export class TickClock implements TickTimeline {
     if (newSegment) {
       this.firstSeq = seq;
       this.firstArrival = arrival;
+      this.prevRate = Number.NaN;
     }
     this.sinceAnchor = 0;
     this.late[0] = 0;
@@ -221,16 +242,28 @@ export class TickClock implements TickTimeline {
     this.lateHead = 1 % this.window;
     this.lastLateMs = 0;
     this.anchors++;
+    this.updateDelay();
   }
 
-  /** True when the last three ticks are all more than `big` ms late. */
-  private shifted(big: number): boolean {
+  /** True when the last three ticks are all more than ms late, or all more than ms early. */
+  private offBy(ms: number): boolean {
     if (this.lateN < 3) return false;
+    let late = 0;
+    let early = 0;
     for (let i = 1; i <= 3; i++) {
       const v = this.late[(this.lateHead - i + this.window) % this.window] as number;
-      if (v <= big) return false;
+      if (v > ms) late++;
+      else if (v < -ms) early++;
     }
-    return true;
+    return late === 3 || early === 3;
+  }
+
+  /** The smallest lateness of the last n ticks. */
+  private recentMin(n: number): number {
+    const k = Math.min(n, this.lateN);
+    let m = Infinity;
+    for (let i = 1; i <= k; i++) m = Math.min(m, this.late[(this.lateHead - i + this.window) % this.window] as number);
+    return m;
   }
 
   private updateDelay(): void {
@@ -251,16 +284,25 @@ export class TickClock implements TickTimeline {
     this.targetDelay = Math.min(this.maxDelay, Math.max(this.minDelay, target));
   }
 
-  /** Without a rate from the server: adopt the measured one when 20 Hz is clearly wrong. */
+  /**
+   * Without a rate from the server: adopt the measured one when 20 Hz is
+   * clearly wrong. The rate is measured over consecutive windows of at least
+   * two seconds; it is adopted when two windows in a row are more than 15 %
+   * off and agree within 5 % (an owner's pause slows one window only).
+   */
   private checkRate(seq: number, arrival: number): void {
     if (this.rateFixed) return;
     const span = arrival - this.firstArrival;
     if (span < 2000 || seq - this.firstSeq < 10) return;
     const measured = ((seq - this.firstSeq) * 1000) / span;
+    this.firstSeq = seq;
+    this.firstArrival = arrival;
     const nominal = 1000 / this._tickMs;
-    if (Math.abs(measured - nominal) / nominal > 0.15) {
-      this.setTickRate(Math.round(measured), false);
-      this.anchor(seq, arrival, true);
-    }
+    const prev = this.prevRate;
+    this.prevRate = measured;
+    if (Math.abs(measured - nominal) / nominal <= 0.15) return;
+    if (Number.isNaN(prev) || Math.abs(prev - measured) / measured > 0.05) return;
+    this.setTickRate(Math.round(measured), false);
+    this.anchor(seq, arrival, true);
   }
 }

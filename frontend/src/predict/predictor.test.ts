@@ -8,7 +8,7 @@ const TICK = 50;
 const PARAMS: ArenaParams = { width: 1000, height: 1000, speed: 10 };
 
 /** Tick k arrives (earliest) at k * 50 ms: tickAt(now) = now / 50. */
-const exactClock: TickTimeline = { tickMs: TICK, tickAt: (now) => now / TICK };
+const exactClock: TickTimeline = { tickMs: TICK, generation: 0, lateTicks: 0, tickAt: (now) => now / TICK };
 
 /** A server state: at (x, y), ack applied, holding keys. */
 function player(x: number, y: number, ack: number, keys = 0): ArenaPlayer {
@@ -110,7 +110,7 @@ describe('prediction', () => {
 
   it('after a failover the ack goes down: the latest input is pending again, applied once', () => {
     // The tick clock re-anchors on the new owner's numbering (tick 40 arrives at 3000 ms).
-    const clock = { tickMs: TICK, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
+    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
     const pr = predictor(clock, 1);
     pr.reset(player(300, 300, 1), 50, 2500);
     pr.input(2, KEY_RIGHT, 2510);
@@ -120,6 +120,7 @@ describe('prediction', () => {
     expect(pr.pendingSeqs()).toEqual([]);
     // A new owner restored tick 51's state (ack 2: moving right) and renumbered its ticks.
     clock.offset = 3000 - 40 * TICK;
+    clock.generation++;
     pr.reconcile(player(310, 300, 2, KEY_RIGHT), 40, 3000);
     expect(pr.pendingSeqs()).toEqual([3]);
     pr.frame(3000);

@@ -29,6 +29,10 @@ export interface TickTimeline {
   tickAt(now: number): number;
   /** Milliseconds per tick. */
   readonly tickMs: number;
+  /** Changes when the mapping is re-anchored (a new epoch): tick positions from before do not compare. */
+  readonly generation: number;
+  /** How late ticks usually arrive behind the mapping (95th percentile), in ticks. */
+  readonly lateTicks: number;
 }
 
 /**
@@ -162,10 +166,14 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private lastInput: I | undefined = undefined;
 
   // Lead estimation.
-  private readonly samples = new Float64Array(LEAD_SAMPLES);
+  // Lead samples: the tick that first applied an input, its send time and the clock generation then.
+  private readonly sTick = new Float64Array(LEAD_SAMPLES);
+  private readonly sSent = new Float64Array(LEAD_SAMPLES);
+  private readonly sGen = new Float64Array(LEAD_SAMPLES);
   private readonly sorted = new Float64Array(LEAD_SAMPLES);
   private nSamples = 0;
   private sampleHead = 0;
+  private nValid = 0;
   private leadEstimate = 1;
   private prevTick = Number.NaN;
   private prevAck = 0;
@@ -234,7 +242,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
 
   /** The estimated lead in ticks. */
   lead(): number {
-    if (this.nSamples === 0) {
+    if (this.nValid === 0) {
       const l = this.initialLead();
       return Number.isFinite(l) && l >= 0 ? l : 1;
     }
@@ -312,10 +320,10 @@ export class Reconciler<S, I> implements Predictor<S, I> {
         const seq = this.pSeq[k] as number;
         if (seq > ack) break;
         if (seq <= this.prevAck || this.pResent[k] === 1) continue;
-        const lower = tick - 1 - this.clock.tickAt(this.pSent[k] as number);
-        if (Number.isFinite(lower) && lower > -2 && lower < 400) this.addSample(lower);
+        this.addSample(tick, this.pSent[k] as number);
       }
     }
+    this.updateLead();
     this.prevTick = tick;
     this.prevAck = ack;
     // Ticks again after a reconnect: back to the online limit (not before: P would jump back meanwhile).
@@ -381,7 +389,8 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.stats.leadTicks = lead;
     let ahead = this.clock.tickAt(now) + lead - this.baseTick;
     if (!(ahead > 0)) ahead = 0; // NaN (no clock yet) or a tick that came early
-    let cap = Math.floor(lead) + this.maxAhead;
+    // Ticks usually this late are not missing yet.
+    let cap = Math.floor(lead + this.clock.lateTicks) + this.maxAhead;
     if (!Number.isNaN(this.offlineSince)) cap += Math.min(this.maxOffline, Math.max(0, (now - this.offlineSince) / this.clock.tickMs));
     this.stalled = ahead > cap;
     if (this.stalled) ahead = cap;
@@ -483,43 +492,49 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.stats.pending = this.count;
   }
 
-  /**
-   * Records that an input sent at tick position x (tickAt of its send time)
-   * was first applied at tick t: the lead lies in (t - 1 - x, t - x]. While
-   * the recent intervals overlap, the lead is the middle of their
-   * intersection (exact on a steady network after a few inputs at different
-   * tick phases); when they do not (jitter), the median of their middles.
-   */
-  private addSample(lower: number): void {
-    this.samples[this.sampleHead] = lower;
+  private addSample(tick: number, sentAt: number): void {
+    this.sTick[this.sampleHead] = tick;
+    this.sSent[this.sampleHead] = sentAt;
+    this.sGen[this.sampleHead] = this.clock.generation;
     this.sampleHead = (this.sampleHead + 1) % LEAD_SAMPLES;
     if (this.nSamples < LEAD_SAMPLES) this.nSamples++;
-    const n = this.nSamples;
+    this.stats.leadSamples++;
+  }
+
+  /**
+   * The lead from the samples, against the clock's current line (which moves):
+   * an input sent at tick position x = tickAt(sent) and first applied at tick
+   * t puts the lead in (t - 1 - x, t - x]. While the samples' intervals
+   * overlap, the lead is the middle of their intersection (exact on a steady
+   * network after a few inputs at different tick phases); when they do not
+   * (jitter), the median of their middles. Samples from before a re-anchoring
+   * (a new epoch's numbering) are left out.
+   */
+  private updateLead(): void {
+    const gen = this.clock.generation;
+    const s = this.sorted;
+    let n = 0;
     let lo = -Infinity;
     let hi = Infinity;
-    for (let i = 0; i < n; i++) {
-      const l = this.samples[i] as number;
+    for (let i = 0; i < this.nSamples; i++) {
+      if (this.sGen[i] !== gen) continue;
+      const l = (this.sTick[i] as number) - 1 - this.clock.tickAt(this.sSent[i] as number);
+      if (!Number.isFinite(l)) continue;
       if (l > lo) lo = l;
       if (l + 1 < hi) hi = l + 1;
-    }
-    let m: number;
-    if (lo < hi) {
-      m = (lo + hi) / 2;
-    } else {
-      const s = this.sorted;
-      for (let i = 0; i < n; i++) {
-        const x = this.samples[i] as number;
-        let j = i - 1;
-        while (j >= 0 && (s[j] as number) > x) {
-          s[j + 1] = s[j] as number;
-          j--;
-        }
-        s[j + 1] = x;
+      // Insertion into the sorted lower bounds.
+      let j = n - 1;
+      while (j >= 0 && (s[j] as number) > l) {
+        s[j + 1] = s[j] as number;
+        j--;
       }
-      m = 0.5 + (n % 2 === 1 ? (s[(n - 1) / 2] as number) : ((s[n / 2 - 1] as number) + (s[n / 2] as number)) / 2);
+      s[j + 1] = l;
+      n++;
     }
+    this.nValid = n;
+    if (n === 0) return;
+    const m = lo < hi ? (lo + hi) / 2 : 0.5 + (n % 2 === 1 ? (s[(n - 1) / 2] as number) : ((s[n / 2 - 1] as number) + (s[n / 2] as number)) / 2);
     this.leadEstimate = m < 0 ? 0 : m;
-    this.stats.leadSamples++;
   }
 }
 
