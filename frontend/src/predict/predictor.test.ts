@@ -63,6 +63,30 @@ describe('prediction', () => {
     expect(pr.stats.corrections).toBe(0);
   });
 
+  it('out-of-order acks: a later input acknowledged first, then a lower ack, then the higher again', () => {
+    const pr = predictor(exactClock, 1);
+    pr.reset(player(100, 100, 1), 10, 500);
+    pr.input(2, KEY_RIGHT, 505);
+    pr.input(3, KEY_UP, 506);
+    pr.input(4, 0, 507);
+    // The owner saw 4 before 2 and 3 (they went different ways around an owner change): 4 covers them.
+    pr.reconcile(player(100, 100, 4, 0), 11, 550);
+    expect(pr.pendingSeqs()).toEqual([]);
+    pr.frame(560);
+    expect([pr.predictedX, pr.predictedY]).toEqual([100, 100]);
+    // A newer tick with a lower ack (a restored state that has 3 but not 4): 4 is pending again, and the
+    // prediction is the server's state with 4 replayed on it, not 2 or 3 once more.
+    pr.reconcile(player(100, 90, 3, KEY_UP), 12, 600);
+    expect(pr.pendingSeqs()).toEqual([4]);
+    pr.frame(600);
+    expect(pr.predictedX).toBe(100);
+    expect(pr.predictedY).toBeGreaterThanOrEqual(80);
+    pr.reconcile(player(100, 90, 4, 0), 13, 650);
+    expect(pr.pendingSeqs()).toEqual([]);
+    pr.frame(700);
+    expect([pr.predictedX, pr.predictedY]).toEqual([100, 90]);
+  });
+
   it('drops every input an ack covers at once (acks skipping inputs)', () => {
     const pr = predictor();
     pr.reset(player(100, 100, 1), 10, 500);
