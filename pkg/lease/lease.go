@@ -55,14 +55,22 @@ type Value struct {
 	Since int64  `json:"since"` // acquisition time, Unix ms, informational
 }
 
+// MaxEpoch is the largest epoch a lease may carry: 2^53-1, the largest integer a JavaScript number holds exactly
+// (epochs reach browsers in every tick). A value above it is corrupt, never the result of counting.
+const MaxEpoch = 1<<53 - 1
+
+// ErrCorrupt is returned by Parse for a value that is not a lease: it did not decode, or its node or epoch is
+// missing or out of range.
+var ErrCorrupt = errors.New("corrupt lease value")
+
 // Parse decodes a lease value.
 func Parse(b []byte) (Value, error) {
 	var v Value
 	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("decode lease value: %w", err)
+		return v, fmt.Errorf("decode lease value: %w: %v", ErrCorrupt, err)
 	}
-	if v.Node == "" || v.Epoch == 0 {
-		return v, fmt.Errorf("decode lease value: missing node or epoch in %q", b)
+	if v.Node == "" || v.Epoch == 0 || v.Epoch > MaxEpoch {
+		return v, fmt.Errorf("decode lease value: %w: node or epoch missing or out of range in %.100q", ErrCorrupt, b)
 	}
 	return v, nil
 }
@@ -100,20 +108,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("renew interval %v leaves fewer than two renewals per lease (TTL %v, margin %v)", c.RenewInterval, c.TTL, c.Margin)
 	}
 	return nil
-}
-
-// BucketConfig is the KV bucket for leases with the given TTL: History 1, the TTL as the bucket's (renewing by
-// Update keeps it; a per-key TTL would be dropped by Update, nats.go#1994), and LimitMarkerTTL so that expiry
-// leaves a marker watchers see.
-func BucketConfig(bucket string, ttl time.Duration) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:         bucket,
-		Description:    "Tickmesh room leases: key = room, value = {node, epoch, since}",
-		History:        1,
-		TTL:            ttl,
-		LimitMarkerTTL: max(ttl, time.Second),
-		Storage:        jetstream.FileStorage,
-	}
 }
 
 // Lease is a held lease.

@@ -1,45 +1,70 @@
 package room
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so relays fence without
-// parsing the JSON body, which they forward verbatim.
-const (
-	HeaderEpoch = "Tm-Epoch"
-	HeaderSeq   = "Tm-Seq"
-)
+// Tick is one tick the relay accepted: its position, its body (forwarded to sockets as it is) and its decoded
+// contents, which are decoded at most once on this node, and only when someone asks (Decode): the hot path
+// forwards bytes.
+type Tick struct {
+	Pos  fence.Position
+	Data []byte
 
-// TickFunc receives an accepted tick: the frame to forward to sockets as is. It must not block and must not
-// keep or modify data beyond the call (copy it if needed; the relay hands every listener the same slice).
-type TickFunc func(room string, pos fence.Position, data []byte)
+	once sync.Once
+	dec  *protocol.Tick
+	err  error
+}
+
+// NewTick wraps an accepted tick's body.
+func NewTick(pos fence.Position, data []byte) *Tick { return &Tick{Pos: pos, Data: data} }
+
+// Decode returns the tick's contents. The result is shared: callers must not modify it.
+func (t *Tick) Decode() (*protocol.Tick, error) {
+	t.once.Do(func() {
+		msg, err := protocol.DecodeServer(t.Data)
+		if err != nil {
+			t.err = err
+			return
+		}
+		tk, ok := msg.(*protocol.Tick)
+		if !ok {
+			t.err = &protocol.DecodeError{Code: protocol.CodeUnknownType, Message: "not a tick"}
+			return
+		}
+		t.dec = tk
+	})
+	return t.dec, t.err
+}
+
+// TickFunc receives an accepted tick. It must not block and must not modify the tick (every listener gets the
+// same one).
+type TickFunc func(room string, t *Tick)
 
 // Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
 // number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
 // accepted tick of each room for new sockets and for an owner restoring after a takeover.
 type Relay struct {
-	nc    *nats.Conn
-	fence *fence.Fence
+	nc      *nats.Conn
+	fence   *fence.Fence
+	dropped func(room string) // counts ticks refused by the fence, for metrics
 
 	mu    sync.Mutex
-	rooms map[string]*relayRoom
-	next  int
-	// dropped counts ticks refused by the fence, for metrics.
-	dropped func(room string)
+	rooms map[string]*relayRoom // guarded by mu
+	next  int                   // guarded by mu: the next listener id
 }
 
 type relayRoom struct {
-	refs      int
+	refs      int // guarded by Relay.mu
 	sub       *nats.Subscription
-	last      []byte
-	lastPos   fence.Position
-	listeners map[int]TickFunc
+	last      *Tick            // guarded by Relay.mu
+	listeners map[int]TickFunc // guarded by Relay.mu
 }
 
 // NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses.
@@ -84,8 +109,11 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 		rr.refs++
 		return rr, nil
 	}
+	if !wire.ValidRoom(room) {
+		return nil, wire.ErrBadRoom
+	}
 	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
-	sub, err := r.nc.Subscribe(TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
+	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
 	if err != nil {
 		return nil, err
 	}
@@ -106,40 +134,35 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 }
 
 func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
-	epoch, err1 := strconv.ParseUint(m.Header.Get(HeaderEpoch), 10, 64)
-	seq, err2 := strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64)
-	if err1 != nil || err2 != nil || epoch == 0 {
+	epoch, seq, err := wire.ParseTickHeader(m.Header)
+	if err != nil || !r.fence.Accept(room, epoch, seq) {
 		r.dropped(room)
 		return
 	}
-	if !r.fence.Accept(room, epoch, seq) {
-		r.dropped(room)
-		return
-	}
-	pos := fence.Position{Epoch: epoch, Seq: seq}
+	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
 	r.mu.Lock()
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
-	rr.last, rr.lastPos = m.Data, pos
+	rr.last = t
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
 	}
 	r.mu.Unlock()
 	for _, fn := range ls {
-		fn(room, pos, m.Data)
+		fn(room, t)
 	}
 }
 
-// Last returns the last accepted tick of room (nil if none) and its position.
-func (r *Relay) Last(room string) ([]byte, fence.Position) {
+// Last returns the last accepted tick of room, nil if none.
+func (r *Relay) Last(room string) *Tick {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rr, ok := r.rooms[room]
 	if !ok {
-		return nil, fence.Position{}
+		return nil
 	}
-	return rr.last, rr.lastPos
+	return rr.last
 }
 
 // Close unsubscribes from every room.
