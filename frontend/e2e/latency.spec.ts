@@ -12,6 +12,7 @@
 // was seen to move the avatar and that it settles where the server has it.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { ensureAllNodes, FRONTEND_DIR, nodeUrl } from './cluster';
@@ -30,6 +31,7 @@ test.beforeEach(async () => {
 for (const delay of DELAYS) {
   test(`keydown to movement, ${delay} ms each way (${LABEL})`, async ({ browser }, testInfo) => {
     test.setTimeout(60_000 + PRESSES * (3000 + 4 * delay));
+    const load0 = loadavg()[0] as number;
     const proxy = await startDelayProxy(Number(new URL(nodeUrl('n1')).port), delay);
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -73,8 +75,12 @@ for (const delay of DELAYS) {
         results.push(r!);
         for (let j = 1; j < data.frames.length; j++) frameGaps.push(data.frames[j]!.t - data.frames[j - 1]!.t);
       }
+      // The predictor's own account, when the build has one (the build without prediction does not).
+      const prediction = await page.evaluate(() => (window.__tickmesh as { prediction?: unknown }).prediction ?? null);
       const summary = {
         label: LABEL,
+        machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '', loadavg1mStart: load0, loadavg1mEnd: loadavg()[0] },
+        prediction,
         query: QUERY,
         delayMsEachWay: delay,
         presses: results.length,
@@ -97,7 +103,7 @@ for (const delay of DELAYS) {
       console.log(
         `[${LABEL} ${delay} ms] latency ${f(summary.latencyMs)} ms, ${f(summary.latencyFrames, 0)} frames (frame ${f(summary.frameMs)} ms); ` +
           `release error ${f(summary.releaseError)}, max after release ${f(summary.maxErrorAfterRelease)}, settled ${f(summary.settledError)}, ` +
-          `largest frame step ${f(summary.maxFrameStep)} (arena units)`,
+          `largest frame step ${f(summary.maxFrameStep)} (arena units); load ${load0.toFixed(1)}-${(loadavg()[0] as number).toFixed(1)}`,
       );
       for (const r of results) expect(r.settledError, 'the avatar settles where the server has it').toBeLessThanOrEqual(2);
     } finally {
