@@ -7,13 +7,30 @@
 // Each test leaves all three nodes running (restarting any node it killed).
 
 import { writeFileSync } from 'node:fs';
-import { expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { expect, test, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
 import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
 import { startDelayProxy, type DelayProxy } from './delayproxy';
 import { analyzePress, installProbe, readProbe, resetProbe, type ProbeData, type ProbeFrame } from './probe';
 
 const SPEED = 10; // units per tick (pkg/game default)
+
+/** Records a measurement as an annotation of the test and prints it. */
+function note(testInfo: TestInfo, type: string, description: string): void {
+  testInfo.annotations.push({ type, description });
+  console.log(`[${testInfo.title}] ${type}: ${description}`);
+}
 const TICK_MS = 50;
+
+/** What the observer drew of another player in one frame. */
+interface RemoteFrame {
+  t: number;
+  x: number;
+  y: number;
+  rt: number;
+  seq: number;
+  delay: number;
+  clock: Window['__tickmesh']['clock'];
+}
 
 interface Opened {
   context: BrowserContext;
@@ -106,8 +123,8 @@ test('the own avatar moves in the first frame after a keydown', async ({ browser
   const results = pressResults(data);
   const gaps = data.frames.slice(1).map((f, i) => f.t - (data.frames[i] as ProbeFrame).t).sort((a, b) => a - b);
   const frameMs = gaps[Math.floor(gaps.length / 2)] as number;
-  testInfo.annotations.push({ type: 'latency-ms', description: results.map((r) => r.latencyMs.toFixed(1)).join(' ') });
-  testInfo.annotations.push({ type: 'frame-ms', description: frameMs.toFixed(1) });
+  note(testInfo, 'latency-ms', results.map((r) => r.latencyMs.toFixed(1)).join(' '));
+  note(testInfo, 'frame-ms', frameMs.toFixed(1));
   for (const r of results) expect(r.latencyFrames, 'moves in the first frame after the keydown').toBe(1);
   const lat = results.map((r) => r.latencyMs).sort((a, b) => a - b);
   expect(lat[Math.floor(lat.length / 2)], 'median keydown -> moved frame, rAF timestamps').toBeLessThanOrEqual(frameMs + 1);
@@ -135,9 +152,9 @@ test.describe('150 ms each way between page and node', () => {
     }
     const results = pressResults(await readProbe(page));
     const stats = await page.evaluate(() => window.__tickmesh.prediction);
-    testInfo.annotations.push({ type: 'latency-ms', description: results.map((r) => r.latencyMs.toFixed(1)).join(' ') });
-    testInfo.annotations.push({ type: 'release-error', description: results.map((r) => r.releaseError.toFixed(1)).join(' ') });
-    testInfo.annotations.push({ type: 'lead-ticks', description: stats.leadTicks.toFixed(2) });
+    note(testInfo, 'latency-ms', results.map((r) => r.latencyMs.toFixed(1)).join(' '));
+    note(testInfo, 'release-error', results.map((r) => r.releaseError.toFixed(1)).join(' '));
+    note(testInfo, 'lead-ticks', stats.leadTicks.toFixed(2));
     for (const r of results) {
       expect(r.latencyFrames, 'moves in the first frame after the keydown').toBe(1);
       expect(r.settledError, 'within 2 px of the server after the release').toBeLessThanOrEqual(2);
@@ -157,13 +174,15 @@ test.describe('150 ms each way between page and node', () => {
     const mover = await open(browser, nodeUrl('n2'), 'mover');
     const moverId = await mover.page.evaluate(() => window.__tickmesh.player);
     await expect.poll(() => observer.page.evaluate((id) => window.__tickmesh.drawn().some((p) => p.id === id), moverId)).toBe(true);
-    // Record on the observer what it draws of the mover, every frame.
+    // Record on the observer what it draws of the mover, every frame (with the render clock, for diagnosis: the
+    // track is kept in the test's output directory).
     await observer.page.evaluate((id) => {
-      const w = window as unknown as { __remote: { t: number; x: number; y: number; rt: number; seq: number }[] };
+      const w = window as unknown as { __remote: RemoteFrame[] };
       w.__remote = [];
       const loop = (t: number) => {
-        const p = window.__tickmesh.drawn().find((q) => q.id === id);
-        if (p !== undefined) w.__remote.push({ t, x: p.x, y: p.y, rt: window.__tickmesh.renderTick, seq: window.__tickmesh.lastSeq, d: window.__tickmesh.renderDelay, c: window.__tickmesh.clock } as never);
+        const tm = window.__tickmesh;
+        const p = tm.drawn().find((q) => q.id === id);
+        if (p !== undefined) w.__remote.push({ t, x: p.x, y: p.y, rt: tm.renderTick, seq: tm.lastSeq, delay: tm.renderDelay, clock: tm.clock });
         requestAnimationFrame(loop);
       };
       requestAnimationFrame(loop);
@@ -179,7 +198,7 @@ test.describe('150 ms each way between page and node', () => {
       await mover.page.waitForTimeout(80);
     }
     await observer.page.waitForTimeout(1000);
-    const track = await observer.page.evaluate(() => (window as unknown as { __remote: { t: number; x: number; y: number; rt: number; seq: number }[] }).__remote);
+    const track = await observer.page.evaluate(() => (window as unknown as { __remote: RemoteFrame[] }).__remote);
     writeFileSync(testInfo.outputPath('remote-track.json'), JSON.stringify(track));
     const delay = await observer.page.evaluate(() => window.__tickmesh.renderDelay);
     let worst = 0;
@@ -192,8 +211,8 @@ test.describe('150 ms each way between page and node', () => {
       worst = Math.max(worst, over);
       path += Math.hypot(b.x - a.x, b.y - a.y);
     }
-    testInfo.annotations.push({ type: 'render-delay-ticks', description: delay.toFixed(2) });
-    testInfo.annotations.push({ type: 'worst-step-share-of-allowed', description: worst.toFixed(2) });
+    note(testInfo, 'render-delay-ticks', delay.toFixed(2));
+    note(testInfo, 'worst-step-share-of-allowed', worst.toFixed(2));
     expect(track.length).toBeGreaterThan(100);
     expect(path, 'the mover was seen moving').toBeGreaterThan(200);
     expect(worst, 'largest per-frame move as a share of the per-tick speed').toBeLessThanOrEqual(1);
@@ -253,8 +272,8 @@ test('killing the owner: no jump of the own avatar over 60 px, no input applied 
   await press(page, await inward(page), 400, 300);
   const { jump, at } = largestJump((await readProbe(page)).frames);
   const stats = await page.evaluate(() => window.__tickmesh.prediction);
-  testInfo.annotations.push({ type: 'largest-frame-move', description: `${jump.toFixed(1)} at ${at.toFixed(0)} ms` });
-  testInfo.annotations.push({ type: 'prediction', description: JSON.stringify(stats) });
+  note(testInfo, 'largest-frame-move', `${jump.toFixed(1)} at ${at.toFixed(0)} ms`);
+  note(testInfo, 'prediction', JSON.stringify(stats));
   expect(jump, 'no visible jump larger than 60 px').toBeLessThanOrEqual(60);
   await expectAtRestAndAgreed(page);
   await context.close();
@@ -281,8 +300,8 @@ test('killing the node of the page: no jump of the own avatar over 60 px, no inp
   await press(page, await inward(page), 300, 300);
   const { jump, at } = largestJump((await readProbe(page)).frames);
   const stats = await page.evaluate(() => window.__tickmesh.prediction);
-  testInfo.annotations.push({ type: 'largest-frame-move', description: `${jump.toFixed(1)} at ${at.toFixed(0)} ms` });
-  testInfo.annotations.push({ type: 'prediction', description: JSON.stringify(stats) });
+  note(testInfo, 'largest-frame-move', `${jump.toFixed(1)} at ${at.toFixed(0)} ms`);
+  note(testInfo, 'prediction', JSON.stringify(stats));
   expect(jump, 'no visible jump larger than 60 px').toBeLessThanOrEqual(60);
   await expectAtRestAndAgreed(page);
   await context.close();
