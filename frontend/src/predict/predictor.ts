@@ -170,7 +170,9 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private readonly sTick = new Float64Array(LEAD_SAMPLES);
   private readonly sSent = new Float64Array(LEAD_SAMPLES);
   private readonly sGen = new Float64Array(LEAD_SAMPLES);
-  private readonly sorted = new Float64Array(LEAD_SAMPLES);
+  private readonly sNo = new Float64Array(LEAD_SAMPLES); // a sample's number: larger is newer
+  private readonly sorted = new Float64Array(LEAD_SAMPLES); // scratch: lower bounds of the valid samples
+  private readonly ages = new Float64Array(LEAD_SAMPLES); // scratch: their numbers
   private nSamples = 0;
   private sampleHead = 0;
   private nValid = 0;
@@ -496,6 +498,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.sTick[this.sampleHead] = tick;
     this.sSent[this.sampleHead] = sentAt;
     this.sGen[this.sampleHead] = this.clock.generation;
+    this.sNo[this.sampleHead] = this.stats.leadSamples;
     this.sampleHead = (this.sampleHead + 1) % LEAD_SAMPLES;
     if (this.nSamples < LEAD_SAMPLES) this.nSamples++;
     this.stats.leadSamples++;
@@ -504,36 +507,55 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   /**
    * The lead from the samples, against the clock's current line (which moves):
    * an input sent at tick position x = tickAt(sent) and first applied at tick
-   * t puts the lead in (t - 1 - x, t - x]. While the samples' intervals
-   * overlap, the lead is the middle of their intersection (exact on a steady
-   * network after a few inputs at different tick phases); when they do not
-   * (jitter), the median of their middles. Samples from before a re-anchoring
-   * (a new epoch's numbering) are left out.
+   * t puts the lead in (t - 1 - x, t - x]. The lead is the middle of the
+   * stretch that most of those intervals share (all of them on a steady
+   * network, where it converges on the exact value after a few inputs at
+   * different tick phases; most of them when some inputs were held up, so an
+   * outlier does not move it). Between equally shared stretches the one with
+   * the newest sample wins (the path changed). Samples from before a
+   * re-anchoring (a new epoch's numbering) are left out.
    */
   private updateLead(): void {
     const gen = this.clock.generation;
-    const s = this.sorted;
+    const lows = this.sorted;
+    const ages = this.ages;
     let n = 0;
-    let lo = -Infinity;
-    let hi = Infinity;
     for (let i = 0; i < this.nSamples; i++) {
       if (this.sGen[i] !== gen) continue;
       const l = (this.sTick[i] as number) - 1 - this.clock.tickAt(this.sSent[i] as number);
       if (!Number.isFinite(l)) continue;
-      if (l > lo) lo = l;
-      if (l + 1 < hi) hi = l + 1;
-      // Insertion into the sorted lower bounds.
-      let j = n - 1;
-      while (j >= 0 && (s[j] as number) > l) {
-        s[j + 1] = s[j] as number;
-        j--;
-      }
-      s[j + 1] = l;
+      lows[n] = l;
+      ages[n] = this.sNo[i] as number;
       n++;
     }
     this.nValid = n;
     if (n === 0) return;
-    const m = lo < hi ? (lo + hi) / 2 : 0.5 + (n % 2 === 1 ? (s[(n - 1) / 2] as number) : ((s[n / 2 - 1] as number) + (s[n / 2] as number)) / 2);
+    // The most shared point lies just above one of the lower bounds.
+    let best = -1;
+    let bestCount = 0;
+    let bestNewest = -1;
+    let bestHi = 0;
+    for (let j = 0; j < n; j++) {
+      const c = lows[j] as number;
+      let count = 0;
+      let newest = -1;
+      let hi = Infinity;
+      for (let i = 0; i < n; i++) {
+        const l = lows[i] as number;
+        if (l <= c && c < l + 1) {
+          count++;
+          if ((ages[i] as number) > newest) newest = ages[i] as number;
+          if (l + 1 < hi) hi = l + 1;
+        }
+      }
+      if (count > bestCount || (count === bestCount && newest > bestNewest)) {
+        best = c;
+        bestCount = count;
+        bestNewest = newest;
+        bestHi = hi;
+      }
+    }
+    const m = (best + bestHi) / 2;
     this.leadEstimate = m < 0 ? 0 : m;
   }
 }
