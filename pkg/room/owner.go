@@ -31,7 +31,12 @@ var (
 type inbound struct {
 	ev        game.Event
 	streamSeq uint64
+	at        time.Time // arrival at this node; zero for events replayed at the start of a term
 }
+
+// maxWaiting bounds the arrival times kept between two ticks for the input → tick histogram: events applied
+// beyond it in one tick period are applied all the same, only not sampled.
+const maxWaiting = 4096
 
 // term is the state of one ownership term of one room.
 type term struct {
@@ -40,7 +45,8 @@ type term struct {
 	lease *lease.Lease
 	state *game.State
 
-	inputSeq uint64 // highest INPUTS sequence applied (contiguously, through the stream path)
+	inputSeq uint64      // highest INPUTS sequence applied (contiguously, through the stream path)
+	waiting  []time.Time // arrival of each event applied since the last published tick (at most maxWaiting)
 
 	wmu        sync.Mutex // guards the snapshot writer's view below
 	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
@@ -60,7 +66,7 @@ func (m *Manager) own(ctx context.Context, room string, l *lease.Lease) error {
 			return
 		}
 		select {
-		case events <- inbound{ev: ev}:
+		case events <- inbound{ev: ev, at: time.Now()}:
 		default:
 			// The stream delivers it later: dropping a live copy loses nothing.
 			m.metrics.liveDropped.WithLabelValues(room).Inc()
@@ -327,6 +333,9 @@ func (t *term) apply(in inbound) {
 	}
 	if applied {
 		t.m.metrics.applied.WithLabelValues(t.room, string(in.ev.Kind)).Inc()
+		if !in.at.IsZero() && len(t.waiting) < maxWaiting {
+			t.waiting = append(t.waiting, in.at)
+		}
 	}
 }
 
@@ -339,7 +348,17 @@ func (t *term) publish(now time.Time) error {
 	msg := &nats.Msg{Subject: TickSubject(t.room), Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderEpoch, strconv.FormatUint(tk.Epoch, 10))
 	msg.Header.Set(HeaderSeq, strconv.FormatUint(tk.Seq, 10))
-	return t.m.nc.PublishMsg(msg)
+	sent := time.Now()
+	msg.Header.Set(HeaderTime, strconv.FormatInt(sent.UnixMicro(), 10))
+	if err := t.m.nc.PublishMsg(msg); err != nil {
+		return err // the events stay waiting for the next tick, which carries them too
+	}
+	h := t.m.metrics.inputToTick.WithLabelValues(t.room)
+	for _, at := range t.waiting {
+		h.Observe(sent.Sub(at).Seconds())
+	}
+	t.waiting = t.waiting[:0]
+	return nil
 }
 
 func (t *term) snapshot() *Snapshot {
@@ -541,7 +560,7 @@ func (m *Manager) follow(ctx context.Context, room string, start uint64, out cha
 				ev = game.Event{}
 			}
 			select {
-			case out <- inbound{ev: ev, streamSeq: md.Sequence.Stream}:
+			case out <- inbound{ev: ev, streamSeq: md.Sequence.Stream, at: time.Now()}:
 				start = md.Sequence.Stream + 1
 			case <-ctx.Done():
 				it.Stop()

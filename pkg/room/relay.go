@@ -3,6 +3,7 @@ package room
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -10,10 +11,12 @@ import (
 )
 
 // Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so relays fence without
-// parsing the JSON body, which they forward verbatim.
+// parsing the JSON body, which they forward verbatim. HeaderTime is the owner's publish instant in Unix
+// microseconds, from which relays measure a tick's delivery latency (a tick without it is relayed all the same).
 const (
 	HeaderEpoch = "Tm-Epoch"
 	HeaderSeq   = "Tm-Seq"
+	HeaderTime  = "Tm-Time"
 )
 
 // TickFunc receives an accepted tick: the frame to forward to sockets as is. It must not block and must not
@@ -32,6 +35,8 @@ type Relay struct {
 	next  int
 	// dropped counts ticks refused by the fence, for metrics.
 	dropped func(room string)
+	// fannedOut receives the age of every accepted tick that carries HeaderTime once its listeners returned.
+	fannedOut func(room string, age time.Duration)
 }
 
 type relayRoom struct {
@@ -42,12 +47,18 @@ type relayRoom struct {
 	listeners map[int]TickFunc
 }
 
-// NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses.
-func NewRelay(nc *nats.Conn, f *fence.Fence, onDrop func(room string)) *Relay {
+// NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses; onFanout, when
+// set, with the age of every accepted tick that carries HeaderTime, after its listeners returned: the owner's
+// publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age crosses two
+// clocks: skew between the owner's node and this one adds to it (negative ages count as 0).
+func NewRelay(nc *nats.Conn, f *fence.Fence, onDrop func(room string), onFanout func(room string, age time.Duration)) *Relay {
 	if onDrop == nil {
 		onDrop = func(string) {}
 	}
-	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, dropped: onDrop}
+	if onFanout == nil {
+		onFanout = func(string, time.Duration) {}
+	}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, dropped: onDrop, fannedOut: onFanout}
 }
 
 // Fence is the relay's fence.
@@ -128,6 +139,9 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	r.mu.Unlock()
 	for _, fn := range ls {
 		fn(room, pos, m.Data)
+	}
+	if us, err := strconv.ParseInt(m.Header.Get(HeaderTime), 10, 64); err == nil {
+		r.fannedOut(room, max(0, time.Since(time.UnixMicro(us))))
 	}
 }
 
