@@ -55,7 +55,9 @@ func TestInputToTickIsObservedOnceForEveryAppliedEvent(t *testing.T) {
 	// once, from the first copy's arrival to the tick that carries it.
 	publish(t, c, "n1", game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
-	count := func() uint64 { return histCount(roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby)) }
+	count := func() uint64 {
+		return histCount(roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby))
+	}
 	nodetest.WaitFor(t, 10*time.Second, "two events observed", func() bool { return count() >= 2 })
 	time.Sleep(500 * time.Millisecond) // ten more ticks, and time for the stream's copies to arrive
 	h := roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby)
@@ -72,7 +74,7 @@ func TestInputToTickIsObservedOnceForEveryAppliedEvent(t *testing.T) {
 	}
 }
 
-func TestRelayObservesTheAgeOfTicksThatCarryTheOwnersTime(t *testing.T) {
+func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
 	owner(t, c, 0)
 	const r = "delivery-test" // no socket wants it: no owner, only the ticks published below
@@ -97,8 +99,10 @@ func TestRelayObservesTheAgeOfTicksThatCarryTheOwnersTime(t *testing.T) {
 		}
 	}
 	send(1, time.Now().Add(-300*time.Millisecond)) // published by its owner 300 ms ago
-	send(2, time.Time{})                           // a tick without the owner's time: relayed, not observed
-	send(2, time.Now())                            // a repeat: fenced, neither relayed nor observed
+	nodetest.WaitFor(t, 5*time.Second, "the first tick relayed", func() bool { return got.Load() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	send(2, time.Time{}) // a tick without the owner's time: relayed, not observed; 200 ms or more after the first
+	send(2, time.Now())  // a repeat: fenced, neither relayed nor observed
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,5 +121,10 @@ func TestRelayObservesTheAgeOfTicksThatCarryTheOwnersTime(t *testing.T) {
 		if b.GetUpperBound() < 0.3 && b.GetCumulativeCount() != 0 {
 			t.Fatalf("bucket le=%v counts %d: the age is at least 0.3 s", b.GetUpperBound(), b.GetCumulativeCount())
 		}
+	}
+	// One gap, between the two accepted ticks: none before the room's first tick, none for the fenced repeat.
+	g := roomHistogram(t, c, "n1", "tickmesh_room_tick_gap_seconds", r)
+	if histCount(g) != 1 || g.GetSampleSum() < 0.2 {
+		t.Fatalf("tick gaps: %d observed, sum %.3f s; want 1 of at least 0.2 s", histCount(g), g.GetSampleSum())
 	}
 }

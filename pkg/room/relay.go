@@ -33,10 +33,22 @@ type Relay struct {
 	mu    sync.Mutex
 	rooms map[string]*relayRoom
 	next  int
-	// dropped counts ticks refused by the fence, for metrics.
-	dropped func(room string)
-	// fannedOut receives the age of every accepted tick that carries HeaderTime once its listeners returned.
-	fannedOut func(room string, age time.Duration)
+	hooks RelayHooks
+}
+
+// RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
+// not block; a nil hook is skipped.
+type RelayHooks struct {
+	// Fenced is called for every tick the fence refuses (or that has no valid epoch and seq).
+	Fenced func(room string)
+	// Gap is the time since the room's previous accepted tick on this node (by this node's clock): one tick
+	// period normally, the pause players saw at a failover. Not called for a room's first tick after the relay
+	// subscribed to it.
+	Gap func(room string, gap time.Duration)
+	// Fanout is the age of an accepted tick that carries HeaderTime once its listeners returned: the owner's
+	// publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age crosses
+	// two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
+	Fanout func(room string, age time.Duration)
 }
 
 type relayRoom struct {
@@ -44,21 +56,22 @@ type relayRoom struct {
 	sub       *nats.Subscription
 	last      []byte
 	lastPos   fence.Position
+	lastAt    time.Time // when the last accepted tick arrived (monotonic)
 	listeners map[int]TickFunc
 }
 
-// NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses; onFanout, when
-// set, with the age of every accepted tick that carries HeaderTime, after its listeners returned: the owner's
-// publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age crosses two
-// clocks: skew between the owner's node and this one adds to it (negative ages count as 0).
-func NewRelay(nc *nats.Conn, f *fence.Fence, onDrop func(room string), onFanout func(room string, age time.Duration)) *Relay {
-	if onDrop == nil {
-		onDrop = func(string) {}
+// NewRelay makes a relay over nc that reports to hooks.
+func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
+	if hooks.Fenced == nil {
+		hooks.Fenced = func(string) {}
 	}
-	if onFanout == nil {
-		onFanout = func(string, time.Duration) {}
+	if hooks.Gap == nil {
+		hooks.Gap = func(string, time.Duration) {}
 	}
-	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, dropped: onDrop, fannedOut: onFanout}
+	if hooks.Fanout == nil {
+		hooks.Fanout = func(string, time.Duration) {}
+	}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
 
 // Fence is the relay's fence.
@@ -120,28 +133,33 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	epoch, err1 := strconv.ParseUint(m.Header.Get(HeaderEpoch), 10, 64)
 	seq, err2 := strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64)
 	if err1 != nil || err2 != nil || epoch == 0 {
-		r.dropped(room)
+		r.hooks.Fenced(room)
 		return
 	}
 	if !r.fence.Accept(room, epoch, seq) {
-		r.dropped(room)
+		r.hooks.Fenced(room)
 		return
 	}
 	pos := fence.Position{Epoch: epoch, Seq: seq}
+	now := time.Now()
 	r.mu.Lock()
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
-	rr.last, rr.lastPos = m.Data, pos
+	prevAt := rr.lastAt
+	rr.last, rr.lastPos, rr.lastAt = m.Data, pos, now
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
 	}
 	r.mu.Unlock()
+	if !prevAt.IsZero() {
+		r.hooks.Gap(room, now.Sub(prevAt))
+	}
 	for _, fn := range ls {
 		fn(room, pos, m.Data)
 	}
 	if us, err := strconv.ParseInt(m.Header.Get(HeaderTime), 10, 64); err == nil {
-		r.fannedOut(room, max(0, time.Since(time.UnixMicro(us))))
+		r.hooks.Fanout(room, max(0, time.Since(time.UnixMicro(us))))
 	}
 }
 
