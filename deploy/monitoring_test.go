@@ -25,6 +25,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Monitoring files: deploy/prometheus (scrape configurations), deploy/grafana (the provisioned dashboard) and
@@ -634,7 +635,7 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 	// steps down and takes the room again with a higher epoch.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	owners, err := n1.Node.Mesh().JetStream().KeyValue(ctx, room.OwnersBucket)
+	owners, err := n1.Node.Mesh().JetStream().KeyValue(ctx, wire.OwnersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -647,10 +648,10 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 	p.acked(3)
 
 	// A late tick of the first owner's epoch: every relay drops it.
-	stale := nats.NewMsg(room.TickSubject(roomName))
+	stale := nats.NewMsg(wire.TickSubject(roomName))
 	stale.Data = []byte(`{"type":"tick"}`)
-	stale.Header.Set(room.HeaderEpoch, strconv.FormatUint(epoch, 10))
-	stale.Header.Set(room.HeaderSeq, "1")
+	stale.Header.Set(wire.HeaderEpoch, strconv.FormatUint(epoch, 10))
+	stale.Header.Set(wire.HeaderSeq, "1")
 	if err := n1.Node.Mesh().Conn().PublishMsg(stale); err != nil {
 		t.Fatal(err)
 	}

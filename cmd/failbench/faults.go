@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Fault names, in the order they run.
@@ -26,14 +28,11 @@ const (
 
 var faultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner}
 
-// Streams whose leaders the leader faults kill, and those the owner keeps off its node.
-const (
-	streamOwners    = "KV_owners"
-	streamSnapshots = "KV_snapshots"
-	streamInputs    = "INPUTS"
+// Streams whose leaders the leader faults kill.
+var (
+	streamOwners = wire.KVStream(wire.OwnersBucket)
+	streamInputs = wire.InputsStream
 )
-
-var placedStreams = []string{streamOwners, streamSnapshots, streamInputs}
 
 // Timing of the procedure.
 const (
@@ -167,7 +166,7 @@ func (b *bench) waitPlacement(ctx context.Context, owner string) bool {
 	deadline := time.Now().Add(placementWait)
 	for {
 		clear := true
-		for _, s := range placedStreams {
+		for _, s := range wire.PlacedStreams {
 			l, err := b.leader(ctx, s, owner)
 			if err != nil || l == "" || l == owner {
 				clear = false
@@ -535,7 +534,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 // alsoLed lists the placed streams other than stream that node leads.
 func (b *bench) alsoLed(ctx context.Context, node, stream string) []string {
 	var out []string
-	for _, s := range placedStreams {
+	for _, s := range wire.PlacedStreams {
 		if l, err := b.leader(ctx, s, node); s != stream && err == nil && l == node {
 			out = append(out, s)
 		}

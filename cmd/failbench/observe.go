@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // observer watches one node through its NATS client port: the lobby's ticks (into the recorder) and the lobby's
@@ -56,7 +56,7 @@ func observe(ctx context.Context, node, url string, rec *recorder, track *atomic
 		return nil, err
 	}
 	o := &observer{node: node, nc: nc, js: js, rec: rec, track: track}
-	sub, err := nc.Subscribe(room.TickSubject(room.Lobby), o.onTick)
+	sub, err := nc.Subscribe(wire.TickSubject(room.Lobby), o.onTick)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("subscribe to %s's ticks: %w", node, err)
@@ -90,16 +90,15 @@ func (o *observer) close() {
 
 func (o *observer) onTick(m *nats.Msg) {
 	at := time.Now()
-	epoch, err1 := strconv.ParseUint(m.Header.Get(room.HeaderEpoch), 10, 64)
-	seq, err2 := strconv.ParseUint(m.Header.Get(room.HeaderSeq), 10, 64)
+	epoch, seq, herr := wire.ParseTickHeader(m.Header)
 	var ack uint64
 	player := o.track.Load()
-	if err1 != nil || err2 != nil || player != nil {
+	if herr != nil || player != nil {
 		var tk protocol.Tick
 		if err := json.Unmarshal(m.Data, &tk); err != nil {
 			return
 		}
-		if err1 != nil || err2 != nil {
+		if herr != nil {
 			epoch, seq = tk.Epoch, tk.Seq
 		}
 		if player != nil {
@@ -127,7 +126,7 @@ func (o *observer) watchLeases(ctx context.Context) {
 
 func (o *observer) watchOnce(ctx context.Context) error {
 	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	kv, err := o.js.KeyValue(kctx, room.OwnersBucket)
+	kv, err := o.js.KeyValue(kctx, wire.OwnersBucket)
 	cancel()
 	if err != nil {
 		return err
@@ -171,8 +170,8 @@ func (o *observer) streamLeader(ctx context.Context, stream string) (string, err
 }
 
 // bot is a player that joins the lobby and sends an input about every period through one node, recording when each
-// was published. Publishes go through room.Publish (a JetStream publish with the event's message id) with a
-// short timeout; whatever the PubAck outcome, the owner receives the publish over core NATS too.
+// was published. Each publish is the event's live copy on core NATS, then its durable publish (wire.EventMsg, with
+// the event's message id) with a short timeout: whatever the PubAck outcome, the owner receives the live copy.
 type bot struct {
 	player string
 	js     jetstream.JetStream
@@ -228,7 +227,7 @@ func (b *bot) send(ctx context.Context, ev game.Event, record bool) {
 		defer b.wg.Done()
 		pctx, cancel := context.WithTimeout(ctx, botPublishTimeout)
 		defer cancel()
-		if _, err := room.Publish(pctx, b.js, room.Lobby, ev); err != nil {
+		if err := publishEvent(pctx, b.js, room.Lobby, ev); err != nil {
 			b.mu.Lock()
 			b.ackFailed++
 			b.mu.Unlock()
@@ -258,4 +257,15 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
 	return sleepCtx(ctx, time.Until(t))
+}
+
+// publishEvent sends ev the way a gateway does: the live copy, then the durable publish until its PubAck.
+func publishEvent(ctx context.Context, js jetstream.JetStream, roomName string, ev game.Event) error {
+	m, err := wire.EventMsg(roomName, ev)
+	if err != nil {
+		return err
+	}
+	_ = js.Conn().Publish(wire.LiveSubject(roomName), m.Data)
+	_, err = js.PublishMsg(ctx, m)
+	return err
 }

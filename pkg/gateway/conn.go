@@ -32,43 +32,46 @@ const maxControl = 32
 // waits for it. An idle socket therefore costs one goroutine with the smallest stack (the watcher), its read
 // buffer and no write buffer.
 type conn struct {
-	g   *Gateway
-	ws  *websocket.Conn
-	br  *bufio.Reader   // ws's buffered reader (see Gateway.upgrade)
-	raw syscall.RawConn // for awaitReadable; nil when the connection has none
-
-	mu        sync.Mutex
-	partial   []byte     // the rest of a tick frame that writeNow could not write at once
-	tick      *tickFrame // newest unsent tick
-	tickSince time.Time  // when the oldest unsent tick was offered
-	ctrl      [][]byte
-	pingDue   bool    // housekeeping asked for a WebSocket ping
-	pongDue   *string // the payload of the client's latest WebSocket ping, to answer
-	closing   bool
-	closeCode int
-	closeText string
-	echoing   bool // the close frame due answers the client's (its code is the client's, not ours)
-	lastSent  fence.Position
-	lastTick  time.Time // last tick offered (for NoTickAfter)
-	lastPing  time.Time // last ping queued
-	welcome   bool
-	errs      *budget        // error budget, used by the reading goroutine only
-	flushing  bool           // a writer holds the socket: a flush goroutine, or offerTick writing at once
-	dead      bool           // the socket is closed: nothing more is written
-	flushes   sync.WaitGroup // writers (flushing), for end
-
+	// Set by newConn, read-only afterwards.
+	g       *Gateway
+	ws      *websocket.Conn
+	br      *bufio.Reader   // ws's buffered reader (see Gateway.upgrade)
+	raw     syscall.RawConn // for awaitReadable and writeNow; nil when the connection has none
 	started time.Time
 
-	// Reader state, used by one reading goroutine at a time (watch hands it to readBurst and back).
-	rate        *bucket
-	lastLimited time.Time
-	forwarded   uint64 // the highest input seq forwarded
-
-	// Set once during hello, read-only afterwards.
+	// Set by start (the hello) before the socket is welcomed and joins its room's hub; read-only afterwards.
 	player  string
 	name    string
 	room    string
 	joinSeq uint64
+
+	// Owned by the reader: greet, then watch and the readBurst goroutine it hands the socket to, one at a time.
+	errs        *budget   // error budget
+	rate        *bucket   // message rate limit
+	lastLimited time.Time // when the last rate_limited error was sent
+	forwarded   uint64    // the highest input seq forwarded
+
+	// The writer's queues and the socket's state, shared by the relay's fan-out (offerTick), housekeeping, the
+	// reader and the writer. At most one writer runs at a time (flushing): a flush goroutine, or offerTick
+	// writing a tick at once.
+	mu        sync.Mutex
+	welcome   bool           // guarded by mu: welcome queued; ticks and node lists may go out
+	partial   []byte         // guarded by mu: the rest of a tick frame that writeNow could not write at once
+	tick      *tickFrame     // guarded by mu: newest unsent tick (the one-slot queue)
+	tickSince time.Time      // guarded by mu: when the oldest unsent tick was offered
+	ctrl      [][]byte       // guarded by mu: queued control frames (at most maxControl)
+	pingDue   bool           // guarded by mu: housekeeping asked for a WebSocket ping
+	pongDue   *string        // guarded by mu: the payload of the client's latest WebSocket ping, to answer
+	closing   bool           // guarded by mu: a close frame is due after the queued frames
+	closeCode int            // guarded by mu
+	closeText string         // guarded by mu
+	echoing   bool           // guarded by mu: the close frame due answers the client's (its code is the client's)
+	flushing  bool           // guarded by mu: a writer holds the socket
+	dead      bool           // guarded by mu: the socket is closed: nothing more is written
+	lastSent  fence.Position // guarded by mu: the last tick handed to a writer
+	lastTick  time.Time      // guarded by mu: the last tick offered (NoTickAfter)
+	lastPing  time.Time      // guarded by mu: the last ping queued
+	flushes   sync.WaitGroup // writers (flushing), for end
 }
 
 func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, now time.Time) *conn {
@@ -363,6 +366,12 @@ func (c *conn) greet() bool {
 	c.errs = &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	for {
+		switch c.screen() {
+		case frameEnds:
+			return false
+		case frameTaken:
+			continue
+		}
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
@@ -452,45 +461,25 @@ func (c *conn) readFailed(err error) {
 func (c *conn) pong() error { return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait)) }
 
 // readBurst reads and handles messages until nothing is left in the read buffer, and sends on more whether the
-// socket goes on. Pongs between messages are taken here (takePong): gorilla handles a control frame inside its
-// read of the next message, so a pong alone would leave this goroutine waiting there, deep in gorilla, until
-// the client's next message.
+// socket goes on. Every frame is screened first (screen): pongs are taken there, and anything gorilla would
+// answer by writing is answered through the socket's writer instead.
 func (c *conn) readBurst(more chan<- bool) {
 	for first := true; ; first = false {
 		if !first && c.br.Buffered() == 0 {
 			more <- true
 			return
 		}
-		ok, err := c.takePong()
-		switch {
-		case err != nil:
-			c.readFailed(err)
+		switch c.screen() {
+		case frameEnds:
 			more <- false
 			return
-		case !ok && !c.readOne():
-			more <- false
-			return
+		case frameForGorilla:
+			if !c.readOne() {
+				more <- false
+				return
+			}
 		}
 	}
-}
-
-// takePong consumes the next frame if it is a pong that a client sent correctly (final, masked, at most 125
-// bytes), waiting for the rest of it if need be. Anything else is left to gorilla, which also reports protocol
-// errors. It reports whether it took a pong.
-func (c *conn) takePong() (bool, error) {
-	h, err := c.br.Peek(2)
-	if err != nil {
-		return false, err
-	}
-	const finPong, masked = 0x80 | websocket.PongMessage, 0x80
-	n := int(h[1] & 0x7f)
-	if h[0] != finPong || h[1]&masked == 0 || n > 125 {
-		return false, nil
-	}
-	if _, err := c.br.Discard(2 + 4 + n); err != nil {
-		return false, err
-	}
-	return true, c.pong()
 }
 
 // readOne reads and handles one message; it reports whether the socket goes on.
@@ -584,8 +573,8 @@ func (c *conn) start(h *protocol.Hello) bool {
 	c.lastTick = time.Now()
 	c.scheduleLocked()
 	c.mu.Unlock()
-	if last, pos := g.rooms.Relay().Last(roomName); last != nil {
-		c.offerTick(&tickFrame{pos: pos, frame: textFrame(last), at: time.Now()})
+	if last := g.rooms.Relay().Last(roomName); last != nil {
+		c.offerTick(&tickFrame{pos: last.Pos, frame: textFrame(last.Data), at: time.Now()})
 	}
 	g.pub.send(event{room: roomName, ev: game.Event{Kind: game.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
 	return true
@@ -607,22 +596,16 @@ func (c *conn) finish() {
 
 // lastAck is the player's ack in the room's last tick on this node (0 when unknown).
 func lastAck(g *Gateway, roomName, player string) uint64 {
-	data, _ := g.rooms.Relay().Last(roomName)
-	if data == nil {
+	last := g.rooms.Relay().Last(roomName)
+	if last == nil {
 		return 0
 	}
-	msg, err := protocol.DecodeServer(data)
+	tk, err := last.Decode()
 	if err != nil {
 		return 0
 	}
-	if t, ok := msg.(*protocol.Tick); ok {
-		for _, p := range t.Players {
-			if p.ID == player {
-				return p.Ack
-			}
-		}
-	}
-	return 0
+	p, _ := tk.Player(player)
+	return p.Ack
 }
 
 // decodeFrame decodes one client frame strictly; every failure is a DecodeError with the code to send.

@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
@@ -407,7 +406,7 @@ func (g *Gateway) join(c *conn, roomName string) error {
 	h, ok := g.hubs[roomName]
 	if !ok {
 		h = &hub{room: roomName, conns: map[*conn]struct{}{}}
-		stop, err := g.rooms.Relay().Listen(roomName, func(_ string, pos fence.Position, data []byte) { g.fanout(h, pos, data) })
+		stop, err := g.rooms.Relay().Listen(roomName, func(_ string, t *room.Tick) { g.fanout(h, t) })
 		if err != nil {
 			return fmt.Errorf("listen to room %s: %w", roomName, err)
 		}
@@ -440,8 +439,8 @@ func (g *Gateway) leave(c *conn, roomName string) {
 
 // fanout frames a tick once and offers it to every socket of the room. It runs on the relay's delivery
 // goroutine and never blocks.
-func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
-	t := &tickFrame{pos: pos, frame: textFrame(data), at: time.Now()}
+func (g *Gateway) fanout(h *hub, t *room.Tick) {
+	tf := &tickFrame{pos: t.Pos, frame: textFrame(t.Data), at: time.Now()}
 	g.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
@@ -451,35 +450,28 @@ func (g *Gateway) fanout(h *hub, pos fence.Position, data []byte) {
 	check := h.ticks%takeoverEvery == 0
 	g.mu.Unlock()
 	for _, c := range cs {
-		c.offerTick(t)
+		c.offerTick(tf)
 	}
 	if check {
 		// After the offers: decoding a big tick must not hold this tick back (nor let the next one catch up
 		// with it in the sockets' one-slot queues).
-		closeTakenOver(cs, data)
+		closeTakenOver(cs, t)
 	}
 }
 
 // closeTakenOver closes, with CloseTakenOver, every socket of cs whose player's current connection in the tick
 // (players[].conn) is newer than the socket's own join: the player connected again, through another node (a
 // takeover on this node is handled by claim).
-func closeTakenOver(cs []*conn, data []byte) {
+func closeTakenOver(cs []*conn, t *room.Tick) {
 	if len(cs) == 0 {
 		return
 	}
-	msg, err := protocol.DecodeServer(data)
+	tk, err := t.Decode()
 	if err != nil {
 		return
 	}
-	tk, ok := msg.(*protocol.Tick)
-	if !ok {
-		return
-	}
 	for _, c := range cs {
-		i, found := slices.BinarySearchFunc(tk.Players, c.player, func(p protocol.TickPlayer, id string) int {
-			return strings.Compare(p.ID, id)
-		})
-		if found && tk.Players[i].Conn > c.joinSeq {
+		if p, ok := tk.Player(c.player); ok && p.Conn > c.joinSeq {
 			c.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/game"
-	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // event is a player event bound for a room's owner.
@@ -46,12 +46,12 @@ func newPublisher(nc *nats.Conn, js jetstream.JetStream, workers, depth int, log
 // queue is full it reports false (the event went out on the fast path, but will not be retried until acknowledged;
 // the caller tells the client, which resends its latest input).
 func (p *publisher) send(e event) bool {
-	m, err := room.EventMsg(e.room, e.ev)
+	m, err := wire.EventMsg(e.room, e.ev)
 	if err != nil {
 		return false
 	}
 	e.m = m
-	if err := p.nc.Publish(room.LiveSubject(e.room), m.Data); err != nil {
+	if err := p.nc.Publish(wire.LiveSubject(e.room), m.Data); err != nil {
 		p.metrics.publishErrors.Inc()
 	}
 	h := fnv.New32a()

@@ -102,20 +102,6 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// BucketConfig is the KV bucket for leases with the given TTL: History 1, the TTL as the bucket's (renewing by
-// Update keeps it; a per-key TTL would be dropped by Update, nats.go#1994), and LimitMarkerTTL so that expiry
-// leaves a marker watchers see.
-func BucketConfig(bucket string, ttl time.Duration) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:         bucket,
-		Description:    "Tickmesh room leases: key = room, value = {node, epoch, since}",
-		History:        1,
-		TTL:            ttl,
-		LimitMarkerTTL: max(ttl, time.Second),
-		Storage:        jetstream.FileStorage,
-	}
-}
-
 // Lease is a held lease.
 type Lease struct {
 	kv  KV

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // buckets returns the same R3 lease bucket bound through each node of a 3-node cluster.
@@ -21,7 +22,9 @@ func buckets(t *testing.T, ttl time.Duration) []jetstream.KeyValue {
 	defer cancel()
 	var out []jetstream.KeyValue
 	for _, m := range c.Members() {
-		kv, err := m.Node.Mesh().EnsureKV(ctx, lease.BucketConfig("leasetest", ttl))
+		cfg := wire.OwnersConfig(ttl)
+		cfg.Bucket = "leasetest"
+		kv, err := m.Node.Mesh().EnsureKV(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

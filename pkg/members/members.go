@@ -26,9 +26,6 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 )
 
-// Bucket is the KV bucket of node heartbeats.
-const Bucket = "nodes"
-
 // Info is one node as other nodes see it.
 type Info struct {
 	Name    string `json:"name"`
@@ -52,17 +49,6 @@ type Config struct {
 	Stall    time.Duration    // a watcher that delivers nothing for this long is restarted; default 3 s
 	Self     func() Info      // this node's current info; Updated is filled in
 	Now      func() time.Time // clock; default time.Now
-}
-
-// BucketConfig is the `nodes` bucket: entries expire three heartbeats after a node stops.
-func BucketConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "Tickmesh node heartbeats",
-		History:     1,
-		TTL:         5 * time.Second,
-		Storage:     jetstream.FileStorage,
-	}
 }
 
 // Registry is the membership view of one node.

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // A node's membership watcher is an R1 consumer that JetStream places on a random replica of the nodes
@@ -108,7 +108,7 @@ func watcherHost(t *testing.T, m *nodetest.Member) string {
 	for _, conn := range cz.Conns {
 		subs = append(subs, conn.Subs...)
 	}
-	s, err := mesh.JetStream().Stream(ctx, fmt.Sprintf("KV_%s", members.Bucket))
+	s, err := mesh.JetStream().Stream(ctx, wire.KVStream(wire.NodesBucket))
 	if err != nil {
 		t.Fatalf("nodes bucket stream: %v", err)
 	}

@@ -30,12 +30,12 @@ import (
 	"github.com/tickmesh/tickmesh/frontend"
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
-	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Node is one running Tickmesh node.
@@ -142,24 +142,24 @@ const setupTimeout = 60 * time.Second
 func (n *Node) setup(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	kv, err := n.mesh.EnsureKV(sctx, members.BucketConfig())
+	kv, err := n.mesh.EnsureKV(sctx, wire.NodesConfig())
 	if err != nil {
 		return fmt.Errorf("set up membership: %w", err)
 	}
 	n.members = members.New(kv, members.Config{Self: n.self}, n.log.With("component", "members"))
 
-	owners, err := n.mesh.EnsureKV(sctx, lease.BucketConfig(room.OwnersBucket, n.cfg.LeaseTTL))
+	owners, err := n.mesh.EnsureKV(sctx, wire.OwnersConfig(n.cfg.LeaseTTL))
 	if err != nil {
 		return fmt.Errorf("set up ownership: %w", err)
 	}
 	if err := checkLeaseTTL(sctx, owners, n.cfg.LeaseTTL); err != nil {
 		return err
 	}
-	snaps, err := n.mesh.EnsureKV(sctx, room.SnapshotsConfig())
+	snaps, err := n.mesh.EnsureKV(sctx, wire.SnapshotsConfig())
 	if err != nil {
 		return fmt.Errorf("set up snapshots: %w", err)
 	}
-	inputs, err := n.mesh.EnsureStream(sctx, room.InputsConfig())
+	inputs, err := n.mesh.EnsureStream(sctx, wire.InputsConfig())
 	if err != nil {
 		return fmt.Errorf("set up input stream: %w", err)
 	}
@@ -175,8 +175,8 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return &config.Error{Setting: "rooms", Problem: err.Error()}
 	}
-	n.prober = newProber(n.mesh, []string{kvStream(members.Bucket), kvStream(room.OwnersBucket),
-		kvStream(room.SnapshotsBucket), room.InputsStream})
+	n.prober = newProber(n.mesh, []string{wire.KVStream(wire.NodesBucket), wire.KVStream(wire.OwnersBucket),
+		wire.KVStream(wire.SnapshotsBucket), wire.InputsStream})
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))

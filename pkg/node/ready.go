@@ -84,9 +84,6 @@ func (p *prober) probe(ctx context.Context) {
 	p.mu.Unlock()
 }
 
-// StreamName of a KV bucket.
-func kvStream(bucket string) string { return "KV_" + bucket }
-
 func (p *prober) readiness() Readiness {
 	r := Readiness{Node: p.m.Name(), Streams: map[string]string{}}
 	srv := p.m.Server()

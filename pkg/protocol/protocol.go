@@ -9,6 +9,11 @@
 // The package is pure: no I/O, no clock, no goroutines.
 package protocol
 
+import (
+	"slices"
+	"strings"
+)
+
 // Version is the protocol version implemented by this package, sent in hello and welcome.
 const Version = 1
 
@@ -214,4 +219,13 @@ func ValidRoom(s string) bool {
 		}
 	}
 	return true
+}
+
+// Player returns the tick's player with the given id (Players is sorted by ID).
+func (t *Tick) Player(id string) (TickPlayer, bool) {
+	i, ok := slices.BinarySearchFunc(t.Players, id, func(p TickPlayer, id string) int { return strings.Compare(p.ID, id) })
+	if !ok {
+		return TickPlayer{}, false
+	}
+	return t.Players[i], true
 }

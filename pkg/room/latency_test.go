@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // roomHistogram gathers the room manager's collectors of member name and returns the histogram family's series
@@ -79,7 +79,7 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	owner(t, c, 0)
 	const r = "delivery-test" // no socket wants it: no owner, only the ticks published below
 	var got atomic.Int32
-	stop, err := c.Member("n1").Node.Rooms().Relay().Listen(r, func(string, fence.Position, []byte) { got.Add(1) })
+	stop, err := c.Member("n1").Node.Rooms().Relay().Listen(r, func(string, *room.Tick) { got.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +87,12 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	nc := c.Member("n1").Node.Mesh().Conn()
 	send := func(seq uint64, sent time.Time) {
 		t.Helper()
-		m := nats.NewMsg(room.TickSubject(r))
+		m := nats.NewMsg(wire.TickSubject(r))
 		m.Data = []byte(`{"type":"tick"}`)
-		m.Header.Set(room.HeaderEpoch, "1")
-		m.Header.Set(room.HeaderSeq, strconv.FormatUint(seq, 10))
+		m.Header.Set(wire.HeaderEpoch, "1")
+		m.Header.Set(wire.HeaderSeq, strconv.FormatUint(seq, 10))
 		if !sent.IsZero() {
-			m.Header.Set(room.HeaderTime, strconv.FormatInt(sent.UnixMicro(), 10))
+			m.Header.Set(wire.HeaderTime, strconv.FormatInt(sent.UnixMicro(), 10))
 		}
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatal(err)
@@ -112,7 +112,7 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	})
 	h := roomHistogram(t, c, "n1", "tickmesh_room_tick_delivery_seconds", r)
 	if histCount(h) != 1 {
-		t.Fatalf("%d delivery observations, want 1 (only the tick carrying %s)", histCount(h), room.HeaderTime)
+		t.Fatalf("%d delivery observations, want 1 (only the tick carrying %s)", histCount(h), wire.HeaderTime)
 	}
 	if h.GetSampleSum() < 0.3 {
 		t.Fatalf("delivery age %.3f s of a tick published 300 ms ago", h.GetSampleSum())

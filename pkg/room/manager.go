@@ -2,9 +2,6 @@ package room
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -15,65 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 )
-
-// Lobby is the room that always exists and ticks.
-const Lobby = "lobby"
-
-// Config of room ownership on one node.
-type Config struct {
-	Node             string
-	TickRate         int           // ticks per second
-	LeaseTTL         time.Duration // whole seconds; the owners bucket's TTL
-	RenewInterval    time.Duration // lease renewal period
-	SnapshotInterval time.Duration
-	StealAfter       time.Duration // holder unreachable and silent this long → take over
-	PauseThreshold   time.Duration // a tick this late means the loop was paused: confirm the lease first
-	ReplayWait       time.Duration // longest wait for the input stream's replay before ticking
-	EmptyAfter       time.Duration // a room other than the lobby with no players this long is closed
-	Game             game.Config
-}
-
-// DefaultConfig returns the defaults for node.
-func DefaultConfig(node string) Config {
-	return Config{
-		Node: node, TickRate: 20, LeaseTTL: 10 * time.Second, RenewInterval: 250 * time.Millisecond,
-		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 250 * time.Millisecond,
-		ReplayWait: 2 * time.Second, EmptyAfter: 10 * time.Second, Game: game.DefaultConfig(),
-	}
-}
-
-// Validate checks settings and their relations.
-func (c Config) Validate() error {
-	lc := lease.Config{TTL: c.LeaseTTL, RenewInterval: c.RenewInterval}
-	switch {
-	case c.Node == "":
-		return errors.New("room config: node name missing")
-	case c.TickRate < 1 || c.TickRate > 120:
-		return fmt.Errorf("room config: tick rate %d out of 1..120", c.TickRate)
-	case c.StealAfter <= c.RenewInterval:
-		return fmt.Errorf("room config: steal-after %v must exceed the renew interval %v", c.StealAfter, c.RenewInterval)
-	case c.PauseThreshold < 2*time.Second/time.Duration(c.TickRate):
-		return fmt.Errorf("room config: pause threshold %v below two tick periods", c.PauseThreshold)
-	case c.SnapshotInterval <= 0 || c.ReplayWait <= 0 || c.EmptyAfter <= 0:
-		return errors.New("room config: snapshot interval, replay wait and empty-after must be positive")
-	}
-	if err := lc.Validate(); err != nil {
-		return fmt.Errorf("room config: %w", err)
-	}
-	return c.Game.Validate()
-}
-
-// Cluster is what ownership needs to know about the NATS cluster (pkg/mesh provides it).
-type Cluster interface {
-	HasMajority() bool
-	Routed(node string) bool
-	StreamLeader(ctx context.Context, stream string) (leader string, current []string, err error)
-	StepDownStreamLeader(ctx context.Context, stream, preferred string) error
-}
 
 // Info is a room as /api/cluster shows it.
 type Info struct {
@@ -91,6 +32,7 @@ type holder struct {
 
 // Manager runs ownership for the rooms this node serves.
 type Manager struct {
+	// Set by NewManager, read-only afterwards.
 	cfg     Config
 	log     *slog.Logger
 	nc      *nats.Conn
@@ -104,27 +46,22 @@ type Manager struct {
 	lcfg    lease.Config
 
 	mu         sync.Mutex
-	holders    map[string]holder
-	wanted     map[string]int
-	campaigns  map[string]*campaign
-	owned      map[string]uint64
-	leadsOwner bool
-	faults     map[string]Fault
-	runCtx     context.Context
-	wg         sync.WaitGroup
+	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
+	wanted     map[string]int       // guarded by mu: sockets of this node per room (Want)
+	campaigns  map[string]*campaign // guarded by mu: running campaigns by room
+	owned      map[string]uint64    // guarded by mu: rooms owned here now, with their epochs
+	leadsOwner bool                 // guarded by mu: this node leads the owners stream (keepPlacement)
+	faults     map[string]Fault     // guarded by mu: injected faults by room
+	runCtx     context.Context      // guarded by mu: Run's context, in which Want starts campaigns
+
+	wg sync.WaitGroup // the owners watcher, waited for by Run
 }
 
+// campaign is one room's campaign goroutine, started by Want and waited for by Run.
 type campaign struct {
 	cancel context.CancelFunc
 	wake   chan struct{}
 	done   chan struct{}
-}
-
-// Stores is the JetStream state ownership uses.
-type Stores struct {
-	Owners    jetstream.KeyValue
-	Snapshots jetstream.KeyValue
-	Inputs    jetstream.Stream
 }
 
 // NewManager makes a manager; Run starts it.
@@ -325,322 +262,5 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 		case c.wake <- struct{}{}:
 		default:
 		}
-	}
-}
-
-// campaign competes for room until ctx ends or the room is no longer wanted and not owned here.
-func (m *Manager) campaign(ctx context.Context, room string, c *campaign) {
-	// Follow the room's ticks: the relay's last tick is what a takeover restores from.
-	stop, err := m.relay.Listen(room, nil)
-	if err == nil {
-		defer stop()
-	}
-	defer func() {
-		m.mu.Lock()
-		if m.campaigns[room] == c {
-			delete(m.campaigns, room)
-		}
-		m.mu.Unlock()
-	}()
-	poll := time.NewTicker(50 * time.Millisecond)
-	defer poll.Stop()
-	for ctx.Err() == nil {
-		if !m.isWanted(room) {
-			return
-		}
-		m.tryOwn(ctx, room)
-		select {
-		case <-ctx.Done():
-		case <-c.wake:
-		case <-poll.C:
-		}
-	}
-}
-
-func (m *Manager) isWanted(room string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return room == Lobby || m.wanted[room] > 0
-}
-
-// tryOwn acquires or takes over room's lease when the rules allow, and runs the term while it holds it.
-func (m *Manager) tryOwn(ctx context.Context, room string) {
-	m.mu.Lock()
-	h, held := m.holders[room]
-	leads := m.leadsOwner
-	m.mu.Unlock()
-
-	if held && time.Since(h.seen) > 2*time.Second {
-		// No renewal seen for long: the holder is gone or our watcher stalls. Look directly (a hint only; the
-		// CAS decides).
-		gctx, cancel := context.WithTimeout(ctx, time.Second)
-		e, err := m.owners.Get(gctx, room)
-		cancel()
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			held = false
-		} else if err == nil && e.Revision() != h.rev {
-			return // changed: the watcher will catch up
-		}
-	}
-
-	var how string
-	switch {
-	case !held:
-		how = "create"
-		if leads {
-			// Let a node that does not lead the owners stream win: an owner on the stream leader's node waits
-			// out a full Raft election if it dies.
-			if !sleepCtx(ctx, 150*time.Millisecond) {
-				return
-			}
-		}
-	case h.val.Node == m.cfg.Node:
-		how = "reclaim" // our own lease from before a restart
-	case time.Since(h.seen) > m.cfg.StealAfter && !m.cluster.Routed(h.val.Node) && m.cluster.HasMajority():
-		how = "takeover"
-	default:
-		return
-	}
-
-	snap, _, err := m.readSnapshot(ctx, room)
-	if err != nil {
-		return
-	}
-	epoch := m.relay.Fence().Get(room).Epoch
-	if held {
-		epoch = max(epoch, h.val.Epoch)
-	}
-	if snap != nil {
-		epoch = max(epoch, snap.Epoch)
-	}
-	val := lease.Value{Node: m.cfg.Node, Epoch: epoch + 1, Since: time.Now().UnixMilli()}
-	actx, cancel := context.WithTimeout(ctx, time.Second)
-	var l *lease.Lease
-	if how == "create" {
-		l, err = lease.Acquire(actx, m.owners, room, val, m.lcfg)
-	} else {
-		l, err = lease.Takeover(actx, m.owners, room, val, h.rev, m.lcfg)
-	}
-	cancel()
-	if err != nil {
-		if !errors.Is(err, lease.ErrTaken) {
-			m.log.Debug("campaign", "room", room, "how", how, "err", err)
-		}
-		return
-	}
-	m.metrics.acquired.WithLabelValues(room, how).Inc()
-	m.log.Info("acquired room lease", "room", room, "epoch", val.Epoch, "how", how)
-	m.runTerm(ctx, room, l)
-}
-
-// runTerm owns room while the lease holds, then releases it.
-func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) {
-	m.mu.Lock()
-	m.owned[room] = l.Epoch()
-	m.mu.Unlock()
-	m.relay.Fence().Observe(room, l.Epoch())
-	m.metrics.owned.WithLabelValues(room).Set(1)
-	m.metrics.epoch.WithLabelValues(room).Set(float64(l.Epoch()))
-	defer func() {
-		m.mu.Lock()
-		delete(m.owned, room)
-		m.mu.Unlock()
-		m.metrics.owned.WithLabelValues(room).Set(0)
-	}()
-
-	hc := lease.HoldConfig{
-		Quorum:      m.cluster.HasMajority,
-		QuorumGrace: 0,
-		BeforeRenew: func() { m.sleepFault(room) },
-		OnRenew: func(err error, took time.Duration) {
-			if err != nil {
-				m.metrics.renewErrors.WithLabelValues(room).Inc()
-				return
-			}
-			m.metrics.renewSeconds.WithLabelValues(room).Observe(took.Seconds())
-		},
-	}
-	cause := l.Hold(ctx, hc, func(wctx context.Context) error {
-		for {
-			err := m.own(wctx, room, l)
-			if errors.Is(err, errRestoreConflict) && wctx.Err() == nil && l.Valid() {
-				continue
-			}
-			return err
-		}
-	})
-	m.metrics.stepDowns.WithLabelValues(room, causeLabel(cause)).Inc()
-	m.log.Info("room owner stopped", "room", room, "epoch", l.Epoch(), "cause", fmt.Sprint(cause))
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := l.Release(rctx); err != nil {
-		m.log.Debug("release lease", "room", room, "err", err)
-	}
-}
-
-func causeLabel(err error) string {
-	switch {
-	case err == nil:
-		return "returned"
-	case errors.Is(err, lease.ErrLost):
-		return "lost"
-	case errors.Is(err, lease.ErrExpired):
-		return "expired"
-	case errors.Is(err, lease.ErrNoQuorum):
-		return "no_quorum"
-	case errors.Is(err, ErrSuperseded):
-		return "superseded"
-	case errors.Is(err, errRoomEmpty):
-		return "empty"
-	case errors.Is(err, context.Canceled):
-		return "shutdown"
-	}
-	return "error"
-}
-
-// placed streams are those whose leader should not be on a node that owns rooms: if the owner's node also
-// leads them and dies, nobody can take over before a 4-9 s Raft election.
-var placedStreams = []string{"KV_" + OwnersBucket, "KV_" + SnapshotsBucket, InputsStream}
-
-// placementTarget picks the peer that should lead a stream now led by self: the current, routed peer that holds
-// the fewest rooms, and only if it holds fewer than self. So a leader moves only to improve things, and never
-// straight back: when every node owns rooms (two nodes each owning some, or a room on every node), the leaders
-// stay where they are instead of changing every round, each change being an election that stalls the stream's
-// writers. It returns "" for no move.
-func placementTarget(self string, current []string, rooms map[string]int, routed func(string) bool) string {
-	pick := ""
-	for _, p := range current {
-		if p == self || !routed(p) || rooms[p] >= rooms[self] {
-			continue
-		}
-		if pick == "" || rooms[p] < rooms[pick] || rooms[p] == rooms[pick] && p < pick {
-			pick = p
-		}
-	}
-	return pick
-}
-
-// keepPlacement moves the leaders of the ownership streams off this node while it owns rooms, to a node that
-// owns fewer (placementTarget).
-func (m *Manager) keepPlacement(ctx context.Context) {
-	m.mu.Lock()
-	// Only rooms the owners bucket also shows as ours: a superseded owner that has not noticed yet must not
-	// move leaders around the real owner.
-	owns := false
-	for room, epoch := range m.owned {
-		if h := m.holders[room]; h.val.Node == m.cfg.Node && h.val.Epoch == epoch {
-			owns = true
-		}
-	}
-	rooms := map[string]int{} // rooms held, by node, as the owners bucket shows them
-	for _, h := range m.holders {
-		rooms[h.val.Node]++
-	}
-	m.mu.Unlock()
-	for _, stream := range placedStreams {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		leader, current, err := m.cluster.StreamLeader(sctx, stream)
-		cancel()
-		if err != nil {
-			continue
-		}
-		if stream == placedStreams[0] {
-			m.mu.Lock()
-			m.leadsOwner = leader == m.cfg.Node
-			m.mu.Unlock()
-		}
-		if leader != m.cfg.Node || !owns {
-			continue
-		}
-		pick := placementTarget(m.cfg.Node, current, rooms, m.cluster.Routed)
-		if pick == "" {
-			continue
-		}
-		sctx, cancel = context.WithTimeout(ctx, 2*time.Second)
-		err = m.cluster.StepDownStreamLeader(sctx, stream, pick)
-		cancel()
-		m.log.Info("moved stream leader off the owner's node", "stream", stream, "to", pick, "err", err)
-	}
-}
-
-// ErrBadRoom is returned for room names that do not match [a-z0-9-]{1,32}.
-var ErrBadRoom = errors.New("bad room name")
-
-// Publish sends a player event to room's owner through the INPUTS stream and returns once JetStream has
-// stored it (the PubAck): only then is the event acknowledged. It first sends a copy on the room's live subject
-// (core NATS), so the owner applies the event at once, also while the stream has no leader; the caller retries
-// with the same event (same message id) until it gets an ack.
-func Publish(ctx context.Context, js jetstream.JetStream, room string, ev game.Event) (*jetstream.PubAck, error) {
-	m, err := EventMsg(room, ev)
-	if err != nil {
-		return nil, err
-	}
-	_ = js.Conn().Publish(LiveSubject(room), m.Data) // best effort: the stream delivers it anyway
-	ack, err := js.PublishMsg(ctx, m)
-	if err != nil {
-		return nil, fmt.Errorf("publish event: %w", err)
-	}
-	return ack, nil
-}
-
-// EventMsg is the durable publish of a player event: the event as JSON on the room's input subject, with the
-// message id (room:player:kind:seq or conn) by which INPUTS drops a repeat of it, whoever sends it again.
-func EventMsg(room string, ev game.Event) (*nats.Msg, error) {
-	if !validRoom(room) {
-		return nil, ErrBadRoom
-	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	m := nats.NewMsg(InputSubject(room))
-	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, room+":"+ev.MsgID())
-	return m, nil
-}
-
-func validRoom(s string) bool {
-	if len(s) < 1 || len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// Fault is an injected fault for tests and drills.
-type Fault struct {
-	// Until: the owner of the room (loop and lease renewals) stalls until this time, as a frozen process would.
-	Until time.Time
-	// IgnoreDeadline makes the owner skip its local deadline and pause checks (a broken clock): only fencing
-	// (relays by epoch, snapshots by CAS) then stands between a superseded owner and the game.
-	IgnoreDeadline bool
-}
-
-// InjectFault sets a fault on room's owner on this node (Fault{} clears it).
-func (m *Manager) InjectFault(room string, f Fault) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if f == (Fault{}) {
-		delete(m.faults, room)
-		return
-	}
-	m.faults[room] = f
-}
-
-func (m *Manager) fault(room string) Fault {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.faults[room]
-}
-
-// sleepFault blocks while an injected stall on room lasts.
-func (m *Manager) sleepFault(room string) {
-	if d := time.Until(m.fault(room).Until); d > 0 {
-		time.Sleep(d)
 	}
 }

@@ -1,27 +1,52 @@
 package room
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so relays fence without
-// parsing the JSON body, which they forward verbatim. HeaderTime is the owner's publish instant in Unix
-// microseconds, from which relays measure a tick's delivery latency (a tick without it is relayed all the same).
-const (
-	HeaderEpoch = "Tm-Epoch"
-	HeaderSeq   = "Tm-Seq"
-	HeaderTime  = "Tm-Time"
-)
+// Tick is one tick the relay accepted: its position, its body (forwarded to sockets as it is) and its decoded
+// contents, which are decoded at most once on this node, and only when someone asks (Decode): the hot path
+// forwards bytes.
+type Tick struct {
+	Pos  fence.Position
+	Data []byte
 
-// TickFunc receives an accepted tick: the frame to forward to sockets as is. It must not block and must not
-// keep or modify data beyond the call (copy it if needed; the relay hands every listener the same slice).
-type TickFunc func(room string, pos fence.Position, data []byte)
+	once sync.Once
+	dec  *protocol.Tick
+	err  error
+}
+
+// NewTick wraps an accepted tick's body.
+func NewTick(pos fence.Position, data []byte) *Tick { return &Tick{Pos: pos, Data: data} }
+
+// Decode returns the tick's contents. The result is shared: callers must not modify it.
+func (t *Tick) Decode() (*protocol.Tick, error) {
+	t.once.Do(func() {
+		msg, err := protocol.DecodeServer(t.Data)
+		if err != nil {
+			t.err = err
+			return
+		}
+		tk, ok := msg.(*protocol.Tick)
+		if !ok {
+			t.err = &protocol.DecodeError{Code: protocol.CodeUnknownType, Message: "not a tick"}
+			return
+		}
+		t.dec = tk
+	})
+	return t.dec, t.err
+}
+
+// TickFunc receives an accepted tick. It must not block and must not modify the tick (every listener gets the
+// same one).
+type TickFunc func(room string, t *Tick)
 
 // Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
 // number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
@@ -29,35 +54,34 @@ type TickFunc func(room string, pos fence.Position, data []byte)
 type Relay struct {
 	nc    *nats.Conn
 	fence *fence.Fence
+	hooks RelayHooks
 
 	mu    sync.Mutex
-	rooms map[string]*relayRoom
-	next  int
-	hooks RelayHooks
+	rooms map[string]*relayRoom // guarded by mu
+	next  int                   // guarded by mu: the next listener id
+}
+
+type relayRoom struct {
+	refs      int // guarded by Relay.mu
+	sub       *nats.Subscription
+	last      *Tick            // guarded by Relay.mu
+	listeners map[int]TickFunc // guarded by Relay.mu
+	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
 }
 
 // RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
 // not block; a nil hook is skipped.
 type RelayHooks struct {
-	// Fenced is called for every tick the fence refuses (or that has no valid epoch and seq).
+	// Fenced is called for every tick the fence refuses (or whose headers do not parse).
 	Fenced func(room string)
 	// Gap is the time since the room's previous accepted tick on this node (by this node's clock): one tick
 	// period normally, the pause players saw at a failover. Not called for a room's first tick after the relay
 	// subscribed to it.
 	Gap func(room string, gap time.Duration)
-	// Fanout is the age of an accepted tick that carries HeaderTime once its listeners returned: the owner's
-	// publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age crosses
-	// two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
+	// Fanout is the age of an accepted tick that carries wire.HeaderTime once its listeners returned: the
+	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
+	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
 	Fanout func(room string, age time.Duration)
-}
-
-type relayRoom struct {
-	refs      int
-	sub       *nats.Subscription
-	last      []byte
-	lastPos   fence.Position
-	lastAt    time.Time // when the last accepted tick arrived (monotonic)
-	listeners map[int]TickFunc
 }
 
 // NewRelay makes a relay over nc that reports to hooks.
@@ -108,8 +132,11 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 		rr.refs++
 		return rr, nil
 	}
+	if !wire.ValidRoom(room) {
+		return nil, wire.ErrBadRoom
+	}
 	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
-	sub, err := r.nc.Subscribe(TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
+	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
 	if err != nil {
 		return nil, err
 	}
@@ -130,48 +157,43 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 }
 
 func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
-	epoch, err1 := strconv.ParseUint(m.Header.Get(HeaderEpoch), 10, 64)
-	seq, err2 := strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64)
-	if err1 != nil || err2 != nil || epoch == 0 {
+	epoch, seq, err := wire.ParseTickHeader(m.Header)
+	if err != nil || !r.fence.Accept(room, epoch, seq) {
 		r.hooks.Fenced(room)
 		return
 	}
-	if !r.fence.Accept(room, epoch, seq) {
-		r.hooks.Fenced(room)
-		return
-	}
-	pos := fence.Position{Epoch: epoch, Seq: seq}
+	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
 	now := time.Now()
+	if !rr.lastAt.IsZero() {
+		r.hooks.Gap(room, now.Sub(rr.lastAt))
+	}
+	rr.lastAt = now
 	r.mu.Lock()
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
-	prevAt := rr.lastAt
-	rr.last, rr.lastPos, rr.lastAt = m.Data, pos, now
+	rr.last = t
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
 	}
 	r.mu.Unlock()
-	if !prevAt.IsZero() {
-		r.hooks.Gap(room, now.Sub(prevAt))
-	}
 	for _, fn := range ls {
-		fn(room, pos, m.Data)
+		fn(room, t)
 	}
-	if us, err := strconv.ParseInt(m.Header.Get(HeaderTime), 10, 64); err == nil {
-		r.hooks.Fanout(room, max(0, time.Since(time.UnixMicro(us))))
+	if sent, ok := wire.TickTime(m.Header); ok {
+		r.hooks.Fanout(room, max(0, time.Since(sent)))
 	}
 }
 
-// Last returns the last accepted tick of room (nil if none) and its position.
-func (r *Relay) Last(room string) ([]byte, fence.Position) {
+// Last returns the last accepted tick of room, nil if none.
+func (r *Relay) Last(room string) *Tick {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rr, ok := r.rooms[room]
 	if !ok {
-		return nil, fence.Position{}
+		return nil
 	}
-	return rr.last, rr.lastPos
+	return rr.last
 }
 
 // Close unsubscribes from every room.

@@ -16,6 +16,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // recorder keeps every tick position a node's relay accepted, and the last tick.
@@ -30,15 +31,15 @@ type recorder struct {
 func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
 	t.Helper()
 	r := &recorder{node: name}
-	stop, err := c.Member(name).Node.Rooms().Relay().Listen(room.Lobby, func(_ string, pos fence.Position, data []byte) {
-		msg, err := protocol.DecodeServer(data)
+	stop, err := c.Member(name).Node.Rooms().Relay().Listen(room.Lobby, func(_ string, tk *room.Tick) {
+		dec, err := tk.Decode()
 		if err != nil {
 			return
 		}
 		r.mu.Lock()
-		r.pos = append(r.pos, pos)
+		r.pos = append(r.pos, tk.Pos)
 		r.times = append(r.times, time.Now())
-		r.last = *msg.(*protocol.Tick)
+		r.last = *dec
 		r.mu.Unlock()
 	})
 	if err != nil {
@@ -103,7 +104,7 @@ func publishIn(t *testing.T, n *node.Node, r string, ev game.Event) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := room.Publish(ctx, n.Mesh().JetStream(), r, ev)
+		err := nodetest.PublishEvent(ctx, n, r, ev)
 		cancel()
 		if err == nil {
 			return
@@ -250,7 +251,7 @@ func TestOwnersStreamLeaderLossDoesNotStopTicks(t *testing.T) {
 	// The owner moves the leaders of the ownership streams off its node.
 	var leader string
 	nodetest.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
-		l, _, err := c.Member(name).Node.Mesh().StreamLeader(context.Background(), "KV_"+room.OwnersBucket)
+		l, _, err := c.Member(name).Node.Mesh().StreamLeader(context.Background(), wire.KVStream(wire.OwnersBucket))
 		leader = l
 		return err == nil && l != "" && l != name
 	})
@@ -276,7 +277,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := room.Publish(ctx, c.Member(via).Node.Mesh().JetStream(), room.Lobby, game.Event{Kind: game.KindJoin, Player: "pz", Name: "zed", Seq: 1})
+	err := nodetest.PublishEvent(ctx, c.Member(via).Node, room.Lobby, game.Event{Kind: game.KindJoin, Player: "pz", Name: "zed", Seq: 1})
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("publish during election: %v", err)
 	}
@@ -309,20 +310,20 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 	// Every room gets an owner (any node, possibly the same one for several rooms) and ticks its own state.
 	for _, r := range rooms {
 		var got protocol.Tick
-		stop, err := n1.Rooms().Relay().Listen(r, func(_ string, _ fence.Position, data []byte) {})
+		stop, err := n1.Rooms().Relay().Listen(r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodetest.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
-			data, _ := n1.Rooms().Relay().Last(r)
-			if data == nil {
+			last := n1.Rooms().Relay().Last(r)
+			if last == nil {
 				return false
 			}
-			msg, err := protocol.DecodeServer(data)
+			dec, err := last.Decode()
 			if err != nil {
 				return false
 			}
-			got = *msg.(*protocol.Tick)
+			got = *dec
 			_, ok := player(got, "p-"+r)
 			return ok && got.Room == r && len(got.Players) == 1
 		})
@@ -354,7 +355,7 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 	}
 	time.Sleep(5 * time.Second) // placement runs every 2 s: a leader on the node with two rooms moves once
 
-	streams := []string{"KV_" + room.OwnersBucket, "KV_" + room.SnapshotsBucket, room.InputsStream}
+	streams := wire.PlacedStreams
 	mesh := c.Member("n1").Node.Mesh()
 	last := map[string]string{}
 	changes := map[string]int{}
@@ -389,15 +390,15 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	stored := func() uint64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := c.Member("n1").Node.Mesh().JetStream().Stream(ctx, room.InputsStream)
+		s, err := c.Member("n1").Node.Mesh().JetStream().Stream(ctx, wire.InputsStream)
 		if err != nil {
 			t.Fatalf("inputs stream: %v", err)
 		}
-		info, err := s.Info(ctx, jetstream.WithSubjectFilter(room.InputSubject(room.Lobby)))
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(wire.InputSubject(room.Lobby)))
 		if err != nil {
 			t.Fatalf("inputs stream info: %v", err)
 		}
-		return info.State.Subjects[room.InputSubject(room.Lobby)]
+		return info.State.Subjects[wire.InputSubject(room.Lobby)]
 	}
 	purges := func() int { return c.Metric("n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
 	nodetest.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })

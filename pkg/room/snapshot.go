@@ -1,38 +1,18 @@
 package room
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"hash/fnv"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/game"
-	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
-
-// Bucket and stream names.
-const (
-	OwnersBucket    = "owners"
-	SnapshotsBucket = "snapshots"
-	InputsStream    = "INPUTS"
-)
-
-// TickSubject is where a room's ticks are published.
-func TickSubject(room string) string { return "game." + room + ".tick" }
-
-// InputSubject is where a room's player events are published durably: INPUTS stores them, the owner follows the
-// stream.
-func InputSubject(room string) string { return "game." + room + ".input" }
-
-// LiveSubject is where the same events go on core NATS first, for the owner to apply at once (also while the
-// stream has no leader). No stream captures it: a copy here that the stream also stored would race the durable
-// publish of the same message id, which JetStream refuses while the first copy is still being replicated
-// ("duplicate message id is in process").
-func LiveSubject(room string) string { return "game." + room + ".live" }
 
 // Snapshot is the durable state of a room, written by its owner every SnapshotInterval by CAS.
 type Snapshot struct {
@@ -42,98 +22,6 @@ type Snapshot struct {
 	InputSeq uint64      `json:"input_seq"` // every INPUTS message of the room up to this stream sequence is applied
 	Time     int64       `json:"time"`      // writer's clock, Unix ms, informational
 	State    *game.State `json:"state"`
-}
-
-// SnapshotsConfig is the snapshots bucket: one value per room, no history.
-func SnapshotsConfig() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:       SnapshotsBucket,
-		Description:  "Tickmesh room snapshots: key = room",
-		History:      1,
-		Storage:      jetstream.FileStorage,
-		MaxValueSize: 8 << 20,
-	}
-}
-
-// InputsConfig is the INPUTS stream: every player event, replicated and synced, deduplicated by message id.
-// Owners purge a room's events once a later snapshot covers them; the age and size limits are a backstop that
-// refuses new events (DiscardNew) rather than dropping events no snapshot covers yet.
-func InputsConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        InputsStream,
-		Description: "Tickmesh player events (join, input, leave) per room",
-		Subjects:    []string{"game.*.input"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      24 * time.Hour,
-		MaxBytes:    1 << 30,
-		Discard:     jetstream.DiscardNew,
-		Duplicates:  2 * time.Minute,
-		AllowDirect: true,
-	}
-}
-
-// Seed is the simulation seed of a room: derived from its name so every owner agrees.
-func Seed(room string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte("tickmesh-room:" + room))
-	return h.Sum64()
-}
-
-// tickOf encodes state as the tick message of an owner.
-func tickOf(room string, epoch uint64, owner string, now time.Time, cfg game.Config, s *game.State) protocol.Tick {
-	t := protocol.Tick{
-		Room: room, Epoch: epoch, Seq: uint64(s.Tick), Owner: owner, Time: now.UnixMilli(),
-		Width: float64(cfg.Width), Height: float64(cfg.Height),
-		Players: make([]protocol.TickPlayer, len(s.Players)),
-	}
-	for i, p := range s.Players {
-		tp := protocol.TickPlayer{
-			ID: p.ID, Name: p.Name, X: float64(p.X), Y: float64(p.Y), VX: float64(p.VX), VY: float64(p.VY),
-			Keys: uint8(p.Keys), Ack: p.Ack, Conn: p.Conn, Online: p.Online,
-		}
-		if !p.Online {
-			tp.Away = uint64(p.AwaySince)
-		}
-		t.Players[i] = tp
-	}
-	return t
-}
-
-// stateFromTick rebuilds the game state a tick describes. Tombstones are not in ticks: they come from base
-// (the snapshot), plus one for every player of base that the tick no longer has.
-func stateFromTick(room string, t protocol.Tick, base *game.State) (*game.State, error) {
-	s := game.NewState(Seed(room))
-	s.Tick = int64(t.Seq)
-	inTick := make(map[string]bool, len(t.Players))
-	for _, p := range t.Players {
-		inTick[p.ID] = true
-		gp := game.Player{
-			ID: p.ID, Name: p.Name, X: int(p.X), Y: int(p.Y), VX: int(p.VX), VY: int(p.VY),
-			Keys: game.Keys(p.Keys), Ack: p.Ack, Conn: p.Conn, Online: p.Online,
-		}
-		if !p.Online {
-			gp.AwaySince = int64(p.Away)
-		}
-		if float64(gp.X) != p.X || float64(gp.Y) != p.Y {
-			return nil, fmt.Errorf("restore from tick: player %s has a non-integer position", p.ID)
-		}
-		s.Players = append(s.Players, gp)
-	}
-	if base != nil {
-		for _, g := range base.Gone {
-			if !inTick[g.ID] {
-				s.Gone = append(s.Gone, g)
-			}
-		}
-		for _, p := range base.Players {
-			if !inTick[p.ID] {
-				s.Gone = append(s.Gone, game.Tombstone{ID: p.ID, Ack: p.Ack, Tick: s.Tick})
-			}
-		}
-	}
-	sortState(s)
-	return s, nil
 }
 
 func decodeSnapshot(b []byte) (*Snapshot, error) {
@@ -147,8 +35,155 @@ func decodeSnapshot(b []byte) (*Snapshot, error) {
 	return &s, nil
 }
 
-func sortState(s *game.State) {
-	slices.SortFunc(s.Players, func(a, b game.Player) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(s.Gone, func(a, b game.Tombstone) int { return strings.Compare(a.ID, b.ID) })
-	s.Gone = slices.CompactFunc(s.Gone, func(a, b game.Tombstone) bool { return a.ID == b.ID })
+// readSnapshot reads the room's snapshot (nil when there is none) and its revision.
+func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*Snapshot, uint64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	e, err := snaps.Get(rctx, room)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if e != nil {
+			return nil, e.Revision(), nil
+		}
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read snapshot of %s: %w", room, err)
+	}
+	s, err := decodeSnapshot(e.Value())
+	if err != nil {
+		return nil, 0, fmt.Errorf("read snapshot of %s: %w", room, err)
+	}
+	return s, e.Revision(), nil
+}
+
+func (t *term) snapshot() *Snapshot {
+	return &Snapshot{Room: t.room, Epoch: t.lease.Epoch(), Owner: t.cfg.Node, InputSeq: t.inputSeq,
+		Time: time.Now().UnixMilli(), State: t.state.Clone()}
+}
+
+// offer hands the writer the newest snapshot, replacing one it has not taken yet.
+func (t *term) offer(ch chan *Snapshot) {
+	s := t.snapshot()
+	select {
+	case ch <- s:
+	default:
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- s
+	}
+}
+
+// snapshotWriter writes offered snapshots by CAS. A CAS conflict means a newer owner wrote: ErrSuperseded.
+func (t *term) snapshotWriter(ctx context.Context, ch chan *Snapshot) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-ch:
+			if err := t.write(ctx, s); err != nil {
+				if errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) {
+					return err
+				}
+				t.met.snapshotErrors.WithLabelValues(t.room).Inc()
+			}
+		}
+	}
+}
+
+// writeSnapshot writes the current state now (the takeover snapshot when takeover is true).
+func (t *term) writeSnapshot(ctx context.Context, takeover bool) error {
+	err := t.write(ctx, t.snapshot())
+	if takeover && errors.Is(err, ErrSuperseded) {
+		return errRestoreConflict
+	}
+	return err
+}
+
+func (t *term) write(ctx context.Context, s *Snapshot) error {
+	if !t.lease.Valid() && !t.fault().IgnoreDeadline {
+		return lease.ErrExpired
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	t.wmu.Lock()
+	rev := t.snapRev
+	t.wmu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var newRev uint64
+	if rev == 0 {
+		newRev, err = t.snaps.Create(wctx, t.room, data)
+	} else {
+		newRev, err = t.snaps.Update(wctx, t.room, data, rev)
+	}
+	if err != nil {
+		if lease.IsTaken(err) {
+			// A write whose reply was lost may have landed: if the stored snapshot is this term's own, adopt its
+			// revision and try again next time; otherwise a newer owner wrote it.
+			if cur, rev, gerr := readSnapshot(ctx, t.snaps, t.room); gerr == nil && cur != nil && cur.Epoch == s.Epoch && cur.Owner == s.Owner {
+				t.wmu.Lock()
+				t.snapRev = max(t.snapRev, rev)
+				t.wmu.Unlock()
+				return fmt.Errorf("write snapshot of %s: an earlier write landed after all; retrying at revision %d", t.room, rev)
+			}
+			return fmt.Errorf("write snapshot of %s: %w", t.room, ErrSuperseded)
+		}
+		return fmt.Errorf("write snapshot of %s: %w", t.room, err)
+	}
+	t.wmu.Lock()
+	t.snapRev = newRev
+	purgeTo := t.prevSnapIn
+	t.prevSnapIn = s.InputSeq
+	t.lastSnapAt = time.Now()
+	purged := t.purgedTo
+	t.wmu.Unlock()
+	// Events up to the previous snapshot's position are covered twice over: drop them from the stream. Only
+	// when there is something new to drop: a purge is a replicated, synced write on every replica, and a room
+	// whose players send nothing would otherwise repeat the same one with every snapshot.
+	if purgeTo > purged {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := t.inputs.Purge(pctx, jetstream.WithPurgeSubject(wire.InputSubject(t.room)), jetstream.WithPurgeSequence(purgeTo+1)); err != nil {
+			t.log.Debug("purge inputs", "err", err)
+		} else {
+			t.met.purges.WithLabelValues(t.room).Inc()
+			t.wmu.Lock()
+			t.purgedTo = max(t.purgedTo, purgeTo)
+			t.wmu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (t *term) snapshotAge(now time.Time) time.Duration {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return now.Sub(t.lastSnapAt)
+}
+
+// finalSnapshot writes the state once more when the term ends on purpose (shutdown), so that the next owner
+// starts exactly where this one stopped.
+func (t *term) finalSnapshot(ctx context.Context) {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrExpired) || errors.Is(cause, lease.ErrNoQuorum) {
+		return
+	}
+	if err := t.write(context.WithoutCancel(ctx), t.snapshot()); err != nil {
+		t.log.Warn("final snapshot", "err", err)
+	}
+}
+
+func (t *term) deleteSnapshot(ctx context.Context) {
+	t.wmu.Lock()
+	rev := t.snapRev
+	t.wmu.Unlock()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := t.snaps.Delete(dctx, t.room, jetstream.LastRevision(rev)); err != nil {
+		t.log.Debug("delete snapshot of empty room", "err", err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
-	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Pos is a point in the lobby's tick history.
@@ -414,13 +413,12 @@ func (s *Store) RelayTick(node int, m *nats.Msg) {
 	at := s.Now()
 	r := s.relays[node]
 	r.Raw++
-	epoch, err1 := strconv.ParseUint(m.Header.Get(room.HeaderEpoch), 10, 64)
-	seq, err2 := strconv.ParseUint(m.Header.Get(room.HeaderSeq), 10, 64)
+	epoch, seq, err1 := wire.ParseTickHeader(m.Header)
 	msg, err3 := protocol.DecodeServer(m.Data)
 	tk, ok := msg.(*protocol.Tick)
-	if err1 != nil || err2 != nil || err3 != nil || !ok || tk.Epoch != epoch || tk.Seq != seq {
+	if err1 != nil || err3 != nil || !ok || tk.Epoch != epoch || tk.Seq != seq {
 		s.violateLocked(Violation{Check: "tick-header", At: at, Receiver: r.Name,
-			Message: fmt.Sprintf("headers %s=%q %s=%q, body %.200s", room.HeaderEpoch, m.Header.Get(room.HeaderEpoch), room.HeaderSeq, m.Header.Get(room.HeaderSeq), m.Data)})
+			Message: fmt.Sprintf("headers %s=%q %s=%q, body %.200s", wire.HeaderEpoch, m.Header.Get(wire.HeaderEpoch), wire.HeaderSeq, m.Header.Get(wire.HeaderSeq), m.Data)})
 		return
 	}
 	s.notePositionLocked(r.Name, at, m.Data, tk)
@@ -477,7 +475,7 @@ func StartRecorder(s *Store, node int, url string) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := nc.Subscribe(room.TickSubject("lobby"), func(m *nats.Msg) { s.RelayTick(node, m) }); err != nil {
+	if _, err := nc.Subscribe(wire.TickSubject("lobby"), func(m *nats.Msg) { s.RelayTick(node, m) }); err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Config of a chaos run.
@@ -491,7 +493,7 @@ func (h *Harness) waitPlacement(ctx context.Context, owner int, f *Fault) error 
 		led = led[:0]
 		if err == nil {
 			f.Leaders = r.Streams
-			for _, s := range []string{"KV_owners", "KV_snapshots", "INPUTS"} {
+			for _, s := range wire.PlacedStreams {
 				if r.Streams[s] == name {
 					led = append(led, s)
 				}

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Cluster is a set of in-process nodes.
@@ -342,4 +344,19 @@ func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) 
 		return owners == 1
 	})
 	return name, epoch
+}
+
+// PublishEvent sends a player event to room through node n the way a gateway does (the live copy on core NATS,
+// then the durable publish with the event's message id), and returns once INPUTS has stored it.
+func PublishEvent(ctx context.Context, n *node.Node, room string, ev game.Event) error {
+	m, err := wire.EventMsg(room, ev)
+	if err != nil {
+		return err
+	}
+	js := n.Mesh().JetStream()
+	_ = js.Conn().Publish(wire.LiveSubject(room), m.Data) // best effort: the stream delivers it anyway
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publish event: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,190 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/wire"
+)
+
+// The owner receives every player event twice: at once from the room's live subject (core NATS, also while
+// the INPUTS stream has no leader) and, durably, from the stream (replay at the start of a term, then a
+// follower). The simulation applies each event at most once (by per-player sequence), so the two paths never
+// double-apply.
+
+// subscribeLive feeds t.live from the room's live subject. A live copy that does not fit is dropped: the stream
+// delivers it later.
+func (t *term) subscribeLive() (*nats.Subscription, error) {
+	sub, err := t.nc.Subscribe(wire.LiveSubject(t.room), func(msg *nats.Msg) {
+		ev, err := wire.DecodeEvent(msg.Data)
+		if err != nil {
+			t.met.badEvents.WithLabelValues(t.room).Inc()
+			return
+		}
+		select {
+		case t.live <- inbound{ev: ev, at: time.Now()}:
+		default:
+			t.met.liveDropped.WithLabelValues(t.room).Inc()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to live inputs: %w", err)
+	}
+	_ = sub.SetPendingLimits(65536, 64<<20)
+	return sub, nil
+}
+
+// replay applies the stream's events stored after the snapshot, up to the last one stored when the term began.
+// It reads them with direct gets (next message of the room's subject at or after a sequence), which any
+// replica answers: no consumer, so neither a consumer's creation nor the JetStream meta leader (whose loss delays
+// consumer creation by seconds) stands in the way of a takeover. It gives up after ReplayWait; the follower then
+// applies the rest (events are idempotent).
+func (t *term) replay(ctx context.Context) error {
+	subj := wire.InputSubject(t.room)
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	last, err := t.inputs.GetLastMsgForSubject(lctx, subj)
+	cancel()
+	var target uint64
+	switch {
+	case err == nil:
+		target = last.Sequence
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil
+	default:
+		t.log.Warn("replay: cannot read the input stream's position; the follower will catch up", "err", err)
+		return nil
+	}
+	giveUp := time.Now().Add(t.cfg.ReplayWait)
+	for seq := t.inputSeq + 1; seq <= target; {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if time.Now().After(giveUp) {
+			t.log.Warn("replay: input stream slow; the follower will catch up", "at", t.inputSeq, "target", target)
+			return nil
+		}
+		gctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		msg, err := t.inputs.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			continue
+		}
+		t.apply(t.fromStream(msg.Data, msg.Sequence))
+		seq = msg.Sequence + 1
+	}
+	return nil
+}
+
+// follow delivers the room's stream events from start on, in order, to t.stream until ctx ends. It is an
+// ordered consumer of its own (nats.go's OrderedConsumer recreates its consumer with 10 s timeouts that ignore
+// our context, which kept a superseded owner around for 20 s): an ephemeral, unacknowledged, in-memory
+// consumer from the next sequence, recreated from where it was whenever its heartbeats stop or its delivery has
+// a gap.
+func (t *term) follow(ctx context.Context, start uint64) {
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cons, err := t.js.CreateConsumer(cctx, wire.InputsStream, jetstream.ConsumerConfig{
+			FilterSubject:     wire.InputSubject(t.room),
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       start,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: 10 * time.Second,
+			MemoryStorage:     true,
+			Replicas:          1,
+		})
+		cancel()
+		if err != nil {
+			if !sleepCtx(ctx, 200*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		it, err := cons.Messages(jetstream.PullHeartbeat(time.Second), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+		if err != nil {
+			if !sleepCtx(ctx, 200*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		var delivered uint64
+		for {
+			msg, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				break
+			}
+			md, err := msg.Metadata()
+			if err != nil || md.Sequence.Consumer != delivered+1 {
+				break // a gap: start again from the next stream sequence
+			}
+			delivered = md.Sequence.Consumer
+			select {
+			case t.stream <- t.arrived(t.fromStream(msg.Data(), md.Sequence.Stream)):
+				start = md.Sequence.Stream + 1
+			case <-ctx.Done():
+				it.Stop()
+				return
+			}
+		}
+		it.Stop()
+	}
+}
+
+// fromStream is the event of a stream message; one that does not decode still advances the input position.
+func (t *term) fromStream(data []byte, seq uint64) inbound {
+	ev, err := wire.DecodeEvent(data)
+	if err != nil {
+		ev = game.Event{}
+	}
+	return inbound{ev: ev, streamSeq: seq}
+}
+
+// arrived stamps in with its arrival at this node, now: replayed events are not stamped, they arrived before
+// this term.
+func (t *term) arrived(in inbound) inbound {
+	in.at = time.Now()
+	return in
+}
+
+// drain applies every event waiting on either path.
+func (t *term) drain() {
+	for {
+		select {
+		case in := <-t.live:
+			t.apply(in)
+		case in := <-t.stream:
+			t.apply(in)
+		default:
+			return
+		}
+	}
+}
+
+func (t *term) apply(in inbound) {
+	if in.ev.Player == "" && in.streamSeq > 0 { // a stream message we could not decode: only advance
+		t.inputSeq = max(t.inputSeq, in.streamSeq)
+		return
+	}
+	applied, err := t.state.Apply(t.cfg.Game, in.ev)
+	if in.streamSeq > t.inputSeq {
+		t.inputSeq = in.streamSeq
+	}
+	if err != nil {
+		t.met.badEvents.WithLabelValues(t.room).Inc()
+		return
+	}
+	if applied {
+		t.met.applied.WithLabelValues(t.room, string(in.ev.Kind)).Inc()
+		if !in.at.IsZero() && len(t.waiting) < maxWaiting {
+			t.waiting = append(t.waiting, in.at)
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/lease"
+)
+
+var (
+	// errRestoreConflict: the takeover snapshot's CAS failed because the snapshot changed after it was read;
+	// restore again from the newer one.
+	errRestoreConflict = errors.New("snapshot changed during takeover")
+	// ErrSuperseded: a snapshot write found a newer owner's snapshot: step down.
+	ErrSuperseded = errors.New("superseded by a newer owner")
+	// errRoomEmpty: a room other than the lobby has had no players for EmptyAfter.
+	errRoomEmpty = errors.New("room empty")
+	// errTickSkipped: the lease could not be confirmed after a pause; the tick is skipped, the next one tries
+	// again while the lease's deadline allows.
+	errTickSkipped = errors.New("tick skipped: lease not confirmed after a pause")
+)
+
+// term is one ownership term of one room: what the owner does between acquiring the lease and giving it up.
+// run drives it on one goroutine (the campaign's, inside lease.Hold); it starts a stream follower and a
+// snapshot writer and waits for both before returning.
+type term struct {
+	// Set by newTerm, read-only afterwards.
+	room   string
+	lease  *lease.Lease
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	inputs jetstream.Stream
+	snaps  jetstream.KeyValue
+	relay  *Relay
+	met    *metrics
+	fault  func() Fault // the fault injected on this room, if any
+
+	// Owned by run.
+	state    *game.State
+	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
+	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
+	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
+	stream   chan inbound   // events from the stream follower
+	helpers  sync.WaitGroup // the stream follower and the snapshot writer
+	stop     func()         // cancels the helpers and waits for them; safe to call more than once
+
+	wmu        sync.Mutex // guards the snapshot writer's view below, shared by run and the writer
+	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
+	prevSnapIn uint64     // InputSeq of the snapshot before the last one: events up to it may be purged
+	purgedTo   uint64     // the room's events are purged up to here (by this term)
+	lastSnapAt time.Time  // when the last snapshot write succeeded
+}
+
+// inbound is an event for the owner loop: from core NATS (streamSeq 0) or from the INPUTS stream.
+type inbound struct {
+	ev        game.Event
+	streamSeq uint64
+	at        time.Time // arrival at this node; zero for events replayed at the start of a term
+}
+
+// maxWaiting bounds the arrival times kept between two ticks for the input → tick histogram: events applied
+// beyond it in one tick period are applied all the same, only not sampled.
+const maxWaiting = 4096
+
+func (m *Manager) newTerm(room string, l *lease.Lease) *term {
+	return &term{
+		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
+		snaps: m.snaps, relay: m.relay, met: m.metrics, fault: func() Fault { return m.fault(room) },
+		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
+	}
+}
+
+// run owns the room for one term: start (restore, replay, takeover snapshot), then the tick loop, until ctx
+// ends or the term fails.
+func (t *term) run(ctx context.Context) error {
+	sub, err := t.subscribeLive()
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	hctx, cancel := context.WithCancel(ctx)
+	var once sync.Once
+	t.stop = func() {
+		once.Do(func() {
+			cancel()
+			t.helpers.Wait()
+		})
+	}
+	defer t.stop()
+	if err := t.start(ctx, hctx); err != nil {
+		return err
+	}
+	return t.loop(ctx, hctx)
+}
+
+// start makes the term's state: the newest state this node can prove (restore), the events stored after it
+// (replay), then the stream follower for what comes later, and the takeover snapshot, by CAS on the revision
+// restored from, so that two owners can never both continue the same history.
+func (t *term) start(ctx, hctx context.Context) error {
+	snap, snapRev, err := readSnapshot(ctx, t.snaps, t.room)
+	if err != nil {
+		return err
+	}
+	if snap != nil && snap.Epoch >= t.lease.Epoch() {
+		return fmt.Errorf("%w: snapshot epoch %d >= ours %d", ErrSuperseded, snap.Epoch, t.lease.Epoch())
+	}
+	if err := t.restore(snap, snapRev); err != nil {
+		return err
+	}
+	if err := t.replay(ctx); err != nil {
+		return err
+	}
+	t.helpers.Add(1)
+	go func() {
+		defer t.helpers.Done()
+		t.follow(hctx, t.inputSeq+1)
+	}()
+	t.drain()
+	// A conflict means restore again (or a newer owner: step down); an unknown outcome (no stream leader yet,
+	// a lost reply) is retried while the lease lasts.
+	for {
+		err := t.writeSnapshot(ctx, true)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errRestoreConflict) || errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) || ctx.Err() != nil {
+			return err
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return context.Cause(ctx)
+		}
+		t.drain()
+	}
+	t.log.Info("room owner started", "epoch", t.lease.Epoch(), "tick", t.state.Tick,
+		"players", len(t.state.Players), "input_seq", t.inputSeq)
+	return nil
+}
+
+// loop ticks the room at the fixed rate until ctx ends (then it writes a final snapshot) or the term fails.
+// Between ticks it applies events as they come.
+func (t *term) loop(ctx, hctx context.Context) error {
+	snaps := make(chan *Snapshot, 1)
+	writerErr := make(chan error, 1)
+	t.helpers.Add(1)
+	go func() {
+		defer t.helpers.Done()
+		writerErr <- t.snapshotWriter(hctx, snaps)
+	}()
+
+	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see. The
+	// ones after it fall on the room's phase of the period (tickPhase), the same on every owner.
+	period := t.cfg.tickPeriod()
+	phase := tickPhase(t.room, period)
+	now := time.Now()
+	t.drain()
+	t.step(now)
+	lastTick, lastOffer := now, now
+	var emptySince time.Time
+	timer := time.NewTimer(time.Until(nextTick(now, period, phase)))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			t.stop()
+			t.finalSnapshot(ctx)
+			return context.Cause(ctx)
+		case err := <-writerErr:
+			return err
+		case in := <-t.live:
+			t.apply(in)
+		case in := <-t.stream:
+			t.apply(in)
+		case <-timer.C:
+			t.fault().stall()
+			now := time.Now()
+			timer.Reset(time.Until(nextTick(now, period, phase)))
+			switch err := t.confirm(ctx, now.Sub(lastTick)); {
+			case errors.Is(err, errTickSkipped):
+				continue
+			case err != nil:
+				return err
+			}
+			t.drain()
+			t.step(now)
+			lastTick = now
+			if now.Sub(lastOffer) >= t.cfg.SnapshotInterval {
+				lastOffer = now
+				t.offer(snaps)
+			}
+			t.met.snapshotAge.WithLabelValues(t.room).Set(t.snapshotAge(now).Seconds())
+			if t.emptyFor(now, &emptySince) >= t.cfg.EmptyAfter {
+				t.stop()
+				t.deleteSnapshot(ctx)
+				return errRoomEmpty
+			}
+		}
+	}
+}
+
+// confirm checks, before a tick, that the lease still holds: its local deadline, and after a pause of the loop
+// (a freeze, a stall) a synchronous renewal, since somebody may have taken over meanwhile. An unknown outcome
+// of that renewal is errTickSkipped.
+func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
+	if t.fault().IgnoreDeadline {
+		return nil
+	}
+	if !t.lease.Valid() {
+		return lease.ErrExpired
+	}
+	if sinceLastTick <= t.cfg.PauseThreshold {
+		return nil
+	}
+	t.met.pauses.WithLabelValues(t.room).Inc()
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	err := t.lease.Renew(rctx)
+	cancel()
+	switch {
+	case errors.Is(err, lease.ErrLost):
+		return err
+	case err != nil:
+		return errTickSkipped
+	}
+	return nil
+}
+
+// step advances the simulation by one tick and publishes it.
+func (t *term) step(now time.Time) {
+	start := time.Now()
+	t.state.Step(t.cfg.Game)
+	if err := t.publish(now); err != nil {
+		t.met.publishErrors.WithLabelValues(t.room).Inc()
+	}
+	t.met.ticks.WithLabelValues(t.room).Inc()
+	t.met.tickSeconds.WithLabelValues(t.room).Observe(time.Since(start).Seconds())
+}
+
+// emptyFor is how long a room other than the lobby has had no players, as of now (since tracks it across
+// ticks); the lobby is never empty.
+func (t *term) emptyFor(now time.Time, since *time.Time) time.Duration {
+	if t.room == Lobby || len(t.state.Players) > 0 {
+		*since = time.Time{}
+		return 0
+	}
+	if since.IsZero() {
+		*since = now
+	}
+	return now.Sub(*since)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}

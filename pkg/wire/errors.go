@@ -1,0 +1,13 @@
+package wire
+
+import "errors"
+
+var (
+	// ErrBadRoom is returned for a room name that does not match [a-z0-9-]{1,32}.
+	ErrBadRoom = errors.New("wire: bad room name")
+	// ErrBadHeader is returned for a tick whose Tm-Epoch or Tm-Seq header is missing, not a number, or out of
+	// range.
+	ErrBadHeader = errors.New("wire: bad tick header")
+	// ErrBadEvent is returned for an event message that does not decode.
+	ErrBadEvent = errors.New("wire: bad event")
+)

@@ -1,0 +1,106 @@
+package wire_test
+
+import (
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/wire"
+)
+
+func TestTickHeadersRoundTrip(t *testing.T) {
+	m := wire.TickMsg("lobby", 7, 1234, []byte(`{}`))
+	if m.Subject != "game.lobby.tick" {
+		t.Fatalf("subject %q", m.Subject)
+	}
+	epoch, seq, err := wire.ParseTickHeader(m.Header)
+	if err != nil || epoch != 7 || seq != 1234 {
+		t.Fatalf("ParseTickHeader = %d, %d, %v", epoch, seq, err)
+	}
+}
+
+func TestTickHeadersOutOfRangeAreRefused(t *testing.T) {
+	for _, c := range []struct{ epoch, seq string }{
+		{"", "1"}, {"1", ""}, {"0", "1"}, {"-1", "1"}, {"x", "1"},
+		{strconv.FormatUint(wire.MaxCounter+1, 10), "1"},
+		{"1", strconv.FormatUint(wire.MaxCounter+1, 10)},
+		{"18446744073709551615", "1"}, {"18446744073709551616", "1"},
+	} {
+		h := nats.Header{}
+		h.Set(wire.HeaderEpoch, c.epoch)
+		h.Set(wire.HeaderSeq, c.seq)
+		if _, _, err := wire.ParseTickHeader(h); !errors.Is(err, wire.ErrBadHeader) {
+			t.Errorf("epoch %q seq %q: err %v, want ErrBadHeader", c.epoch, c.seq, err)
+		}
+	}
+	h := nats.Header{}
+	h.Set(wire.HeaderEpoch, strconv.FormatUint(wire.MaxCounter, 10))
+	h.Set(wire.HeaderSeq, "0")
+	if _, _, err := wire.ParseTickHeader(h); err != nil {
+		t.Fatalf("the largest epoch is refused: %v", err)
+	}
+}
+
+func TestEventMessagesCarryTheirDedupID(t *testing.T) {
+	ev := game.Event{Kind: game.KindInput, Player: "p1", Seq: 42, Keys: game.KeyUp}
+	m, err := wire.EventMsg("r-1", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != wire.InputSubject("r-1") || m.Header.Get(jetstream.MsgIDHeader) != "r-1:p1:input:42" {
+		t.Fatalf("subject %q id %q", m.Subject, m.Header.Get(jetstream.MsgIDHeader))
+	}
+	got, err := wire.DecodeEvent(m.Data)
+	if err != nil || got != ev {
+		t.Fatalf("DecodeEvent = %+v, %v; want %+v", got, err, ev)
+	}
+	if _, err := wire.EventMsg("Bad.Room", ev); !errors.Is(err, wire.ErrBadRoom) {
+		t.Fatalf("a bad room name gave %v", err)
+	}
+	if _, err := wire.DecodeEvent([]byte("{")); !errors.Is(err, wire.ErrBadEvent) {
+		t.Fatalf("a bad event gave %v", err)
+	}
+}
+
+func TestInputsStreamCapturesInputsButNotLiveCopies(t *testing.T) {
+	cfg := wire.InputsConfig()
+	if len(cfg.Subjects) != 1 || cfg.Subjects[0] != wire.AllInputs {
+		t.Fatalf("subjects %v", cfg.Subjects)
+	}
+	// AllInputs matches InputSubject and not LiveSubject or TickSubject: a live copy stored by the stream would
+	// race the durable publish of the same message id.
+	for subj, want := range map[string]bool{wire.InputSubject("a"): true, wire.LiveSubject("a"): false, wire.TickSubject("a"): false} {
+		if got := subjectMatches(wire.AllInputs, subj); got != want {
+			t.Errorf("%s matches %s: %v, want %v", wire.AllInputs, subj, got, want)
+		}
+	}
+}
+
+// subjectMatches is NATS subject matching for '*' tokens.
+func subjectMatches(pattern, subj string) bool {
+	split := func(s string) []string {
+		var out []string
+		start := 0
+		for i := 0; i <= len(s); i++ {
+			if i == len(s) || s[i] == '.' {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+		return out
+	}
+	p, s := split(pattern), split(subj)
+	if len(p) != len(s) {
+		return false
+	}
+	for i := range p {
+		if p[i] != "*" && p[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}
