@@ -43,6 +43,10 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	prometheus, prometheusAddr, err := findPrometheus(o.prometheus)
+	if err != nil {
+		return err
+	}
 	if err := checkPorts(append(c.ports(nginx != ""), c.linkPorts()...)); err != nil {
 		return err
 	}
@@ -59,7 +63,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 		fmt.Fprintln(out, "SESSION_SECRET is not set: the nodes share the development secret (resume tokens work across them; never use it in production)")
 	}
 
-	exits := make(chan exitEvent, 2*nodeCount+2)
+	exits := make(chan exitEvent, 2*nodeCount+3)
 	var lk *links
 	if c.Nodes[0].Link != "" {
 		removeQuietly(c.cutFile()) // a new cluster starts with every node connected
@@ -118,6 +122,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 		}
 		return err
 	}
+	startPrometheus(c, prometheus, prometheusAddr, exits, out)
 	printURLs(out, c, nginx != "")
 
 	for {
