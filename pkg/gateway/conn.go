@@ -37,6 +37,7 @@ type conn struct {
 	ws      *websocket.Conn
 	br      *bufio.Reader   // ws's buffered reader (see Gateway.upgrade)
 	raw     syscall.RawConn // for awaitReadable and writeNow; nil when the connection has none
+	ip      string          // the client's address (clientIP), for the per-address limits
 	started time.Time
 
 	// Set by start (the hello) before the socket is welcomed and joins its room's hub; read-only afterwards.
@@ -74,8 +75,8 @@ type conn struct {
 	flushes   sync.WaitGroup // writers (flushing), for end
 }
 
-func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, now time.Time) *conn {
-	return &conn{g: g, ws: ws, br: br, raw: raw, started: now, lastPing: now}
+func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, ip string, now time.Time) *conn {
+	return &conn{g: g, ws: ws, br: br, raw: raw, ip: ip, started: now, lastPing: now}
 }
 
 // scheduleLocked starts a flush unless one runs or the socket is closed. c.mu must be held.
@@ -341,6 +342,12 @@ func (c *conn) send(msg any) {
 	c.control(frame)
 }
 
+// refuse answers the client with an error frame and closes the socket with closeCode after it.
+func (c *conn) refuse(code, text string, closeCode int) {
+	c.sendError(code, text)
+	c.closeWith(closeCode, code)
+}
+
 func (c *conn) sendError(code, text string) {
 	c.g.metrics.clientErrors.WithLabelValues(code).Inc()
 	c.send(&protocol.Error{Code: code, Message: text})
@@ -552,12 +559,23 @@ func (c *conn) start(h *protocol.Hello) bool {
 	token := g.signer.Issue(player, time.Now())
 	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
 
+	if g.rooms.Full(roomName, player) {
+		c.refuse(protocol.CodeRoomFull, "the room is full", protocol.CloseRoomFull)
+		return false
+	}
 	if old := g.claim(player, c); old != nil && old != c {
 		old.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
 	}
 	if err := g.join(c, roomName); err != nil {
 		g.unclaim(player, c)
-		c.closeWith(protocol.CloseNoOwner, "room unavailable")
+		switch {
+		case errors.Is(err, errIPRooms):
+			c.refuse(protocol.CodeTooManyRooms, err.Error(), protocol.CloseTooManyRooms)
+		case errors.Is(err, errNodeRooms):
+			c.refuse(protocol.CodeTooManyRooms, err.Error(), protocol.CloseOverloaded)
+		default:
+			c.closeWith(protocol.CloseNoOwner, "room unavailable")
+		}
 		return false
 	}
 	ack := lastAck(g, roomName, player)
