@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -673,6 +674,8 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 		exp.add(t, scrape(t, metricsURL(m)))
 	}
 
+	promQueries(t, c, queries)
+
 	legendLabel := regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
 	for _, q := range queries {
 		pq, err := parsePromQL(q.expr)
@@ -714,6 +717,79 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 			if !slices.Contains(pq.grouping, m[1]) || m[1] == "le" {
 				t.Errorf("%s: legend names {{%s}}, which the result does not keep (grouping %v)", q.where, m[1], pq.grouping)
 			}
+		}
+	}
+}
+
+// promQueries runs every query of the dashboard on a real Prometheus that scrapes the cluster, when one is
+// installed: the PromQL reader above is this test's own, Prometheus's engine is the one Grafana will ask.
+func promQueries(t *testing.T, c *nodetest.Cluster, queries []dashboardQuery) {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Log("prometheus is not installed (task setup installs it): the queries are not run on its engine")
+		return
+	}
+	conf := Prometheus{Interval: 2 * time.Second}
+	for _, m := range c.Members() {
+		u, err := url.Parse(metricsURL(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf.Targets = append(conf.Targets, PromTarget{Node: m.Name, Addr: u.Host})
+	}
+	b, err := conf.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var log bytes.Buffer
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	query := func(q string) (status, errText string, series int) {
+		resp, err := http.Get("http://" + addr + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
+		if err != nil {
+			return "", err.Error(), 0
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return "", err.Error(), 0
+		}
+		return body.Status, body.Error, len(body.Data.Result)
+	}
+	// Two scrapes of every node, so that rate() has points.
+	nodetest.WaitFor(t, 60*time.Second, "two scrapes of every node", func() bool {
+		_, _, n := query(`count_over_time(up{job="tickmesh"}[1m]) >= 2`)
+		return n == len(c.Members())
+	})
+	vars := strings.NewReplacer("$__rate_interval", "1m", "$node", ".*", "$room", ".*")
+	for _, q := range queries {
+		status, errText, _ := query(vars.Replace(q.expr))
+		if status != "success" {
+			t.Errorf("%s: Prometheus refuses %q: %s", q.where, q.expr, errText)
 		}
 	}
 }
