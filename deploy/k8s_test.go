@@ -469,8 +469,8 @@ func TestKubernetesEnvironmentIsAValidNodeConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pod %d with random secrets: %v", i, err)
 		}
-		if cfg.Name != fmt.Sprintf("%s-%d", m.sts.Name, i) {
-			t.Errorf("pod %d: node name %q", i, cfg.Name)
+		if cfg.Node.Name != fmt.Sprintf("%s-%d", m.sts.Name, i) {
+			t.Errorf("pod %d: node name %q", i, cfg.Node.Name)
 		}
 	}
 	for k, placeholder := range m.secret.StringData {

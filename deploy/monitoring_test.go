@@ -423,7 +423,7 @@ func scrape(t *testing.T, url string) string {
 }
 
 // metricsURL is where Prometheus scrapes a node.
-func metricsURL(m *nodetest.Member) string { return m.Node.URL() + "/metrics" }
+func metricsURL(m *nodetest.Member) string { return m.Node.AdminURL() + "/metrics" }
 
 // wsClient is a minimal player: hello, then reads until a tick shows what it waits for.
 type wsClient struct {

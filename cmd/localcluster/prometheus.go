@@ -51,8 +51,8 @@ func findPrometheus(mode string) (bin, addr string, err error) {
 	return bin, addr, nil
 }
 
-// metricsAddr is the node's listener that serves /metrics.
-func (n nodeSpec) metricsAddr() string { return n.HTTP }
+// metricsAddr is the node's listener that serves /metrics: the admin listener.
+func (n nodeSpec) metricsAddr() string { return n.Admin }
 
 func (c *cluster) prometheusDir() string { return filepath.Join(c.Dir, prometheusName) }
 

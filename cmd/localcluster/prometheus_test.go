@@ -37,7 +37,7 @@ func TestFindPrometheusModes(t *testing.T) {
 }
 
 func TestPrometheusConfigScrapesEveryNode(t *testing.T) {
-	c, err := newCluster(t.TempDir(), settings{Bin: "/b", BaseHTTP: 8081, BaseNATS: 4222, BaseRoute: 6222, NginxPort: 8080})
+	c, err := newCluster(t.TempDir(), settings{Bin: "/b", BaseHTTP: 8081, BaseAdmin: 9091, BaseNATS: 4222, BaseRoute: 6222, NginxPort: 8080})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func fakeNodes(t *testing.T, dir string) (*cluster, []*atomic.Int32) {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(10000)
-		c, err := newCluster(dir, settings{Bin: "/b", BaseHTTP: base, BaseNATS: base, BaseRoute: base, NginxPort: base})
+		c, err := newCluster(dir, settings{Bin: "/b", BaseHTTP: base, BaseAdmin: base, BaseNATS: base, BaseRoute: base, NginxPort: base})
 		if err != nil {
 			t.Fatal(err)
 		}
