@@ -11,7 +11,9 @@
 //   - http_test.go: forwarded addresses are believed from trusted proxies only; idle keep-alive connections
 //     are closed; an upgraded WebSocket is not bound by the HTTP write timeout;
 //   - peers_test.go: a node that is gone for good is removed from JetStream's peer set with the documented
-//     nats CLI recipe (task peer-remove).
+//     nats CLI recipe (task peer-remove);
+//   - limits_test.go: room limits per address and per node, a full room, series of closed rooms, a lease no
+//     node wrote (epoch 2^64-1) and forged tick headers each get a clear answer and leave the others playing.
 //
 // The package has no code of its own outside its tests.
 package security

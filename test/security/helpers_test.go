@@ -29,6 +29,8 @@ type player struct {
 	mu        sync.Mutex
 	welcome   *protocol.Welcome
 	ticks     int
+	last      *protocol.Tick
+	errs      []string // error codes received
 	closeCode int // 0 while open; 1006 for a close without a close frame
 	closeText string
 }
@@ -87,6 +89,9 @@ func (p *player) read() {
 			p.welcome = m
 		case *protocol.Tick:
 			p.ticks++
+			p.last = m
+		case *protocol.Error:
+			p.errs = append(p.errs, m.Code)
 		}
 		p.mu.Unlock()
 	}
@@ -222,4 +227,43 @@ func readiness(t testing.TB, n *node.Node) (int, node.Readiness) {
 	var r node.Readiness
 	code := getJSON(n.URL()+"/readyz", &r)
 	return code, r
+}
+
+// errorCount is how many error frames with code p received.
+func (p *player) errorCount(code string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.errs {
+		if c == code {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *player) errorCodes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.errs...)
+}
+
+// waitPlayers waits for a tick with n players.
+func (p *player) waitPlayers(n int) {
+	p.t.Helper()
+	nodetest.WaitFor(p.t, 20*time.Second, p.name+" sees the players", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.last != nil && len(p.last.Players) == n
+	})
+}
+
+// lastEpoch is the epoch of the last tick received (0 before the first).
+func (p *player) lastEpoch() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		return 0
+	}
+	return p.last.Epoch
 }
