@@ -42,6 +42,10 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	prometheus, prometheusAddr, err := findPrometheus(o.prometheus)
+	if err != nil {
+		return err
+	}
 	if err := checkPorts(append(c.ports(nginx != ""), c.linkPorts()...)); err != nil {
 		return err
 	}
@@ -65,7 +69,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	}
 	env := nodeEnv(os.Environ(), secrets)
 
-	exits := make(chan exitEvent, 2*nodeCount+2)
+	exits := make(chan exitEvent, 2*nodeCount+3)
 	var lk *links
 	if c.Nodes[0].Link != "" {
 		removeQuietly(c.cutFile()) // a new cluster starts with every node connected
@@ -124,6 +128,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 		}
 		return err
 	}
+	startPrometheus(c, prometheus, prometheusAddr, exits, out)
 	printURLs(out, c, nginx != "")
 
 	for {

@@ -74,6 +74,10 @@ export interface NodeInfo {
   url: string;
 }
 
+/** Used when welcome carries no params (a node from before games): the arena's default speed and the default tick rate. */
+export const DEFAULT_SPEED = 10;
+export const DEFAULT_TICK_RATE = 20;
+
 export interface WelcomeMessage {
   type: 'welcome';
   protocol: number;

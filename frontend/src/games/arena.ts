@@ -4,8 +4,9 @@
 // world's width and height and per player x, y, vx, vy and keys.
 
 import { attachKeyboard, KeyState } from '../input';
-import type { Params, TickMessage, TickPlayer } from '../protocol';
-import { worldOf, type GameInstance, type GameModule, type Prediction, type TickTimeline } from './registry';
+import { fromTickPlayer, newArenaPlayer, speedFromTick, type ArenaParams as PredictParams, type ArenaPlayer as PredictedPlayer } from '../predict/arena';
+import { keysToMask, type Params, type TickMessage, type TickPlayer } from '../protocol';
+import { worldOf, type GameInstance, type GameModule, type PredictorHook, type TickTimeline } from './registry';
 
 /** The arena's members of a player (tick.players[].f). */
 export interface ArenaPlayer {
@@ -39,8 +40,12 @@ export function arenaParams(p: Params): ArenaParams {
 }
 
 export interface ArenaOptions {
-  /** Client-side prediction of the own player (the predictor module plugs in here). */
-  predict?: (params: ArenaParams, clock: TickTimeline) => Prediction;
+  /**
+   * Client-side prediction of the own player: makes the hook (predict/arena.ts's createArenaPredictor) over the
+   * arena's live parameters (size from the ticks, speed from welcome or, from a node that does not announce it,
+   * from what the ticks show).
+   */
+  predictor?: (params: PredictParams, clock: TickTimeline) => PredictorHook<PredictedPlayer, number>;
 }
 
 /** The arena module; options add what other modules provide (a predictor). */
@@ -51,11 +56,22 @@ export function arenaModule(opts: ArenaOptions = {}): GameModule {
     help: 'Move with WASD or the arrow keys.',
     create(params: Params, clock: TickTimeline): GameInstance {
       const ap = arenaParams(params);
+      const live: PredictParams = { width: ap.width, height: ap.height, speed: ap.speed };
+      const speedAnnounced = params['speed'] !== undefined && params['speed'] > 0;
       let keys: KeyState | null = null;
       let latest: TickMessage | null = null;
       const inst: GameInstance = {
         onTick(t) {
           latest = t;
+          const w = worldOf(t);
+          if (w !== null) {
+            live.width = w.width;
+            live.height = w.height;
+          }
+          if (!speedAnnounced) {
+            const sp = speedFromTick(t.players);
+            if (sp > 0) live.speed = sp;
+          }
         },
         draw(stage, f) {
           const w = worldOf(f.latest);
@@ -73,12 +89,23 @@ export function arenaModule(opts: ArenaOptions = {}): GameModule {
           return keys === null ? null : { keys: keys.keys };
         },
         debug() {
-          const w = worldOf(latest);
-          return { width: w?.width ?? ap.width, height: w?.height ?? ap.height, speed: ap.speed };
+          return { width: live.width, height: live.height, speed: live.speed };
+        },
+        moveSpeed() {
+          return live.speed;
         },
       };
-      if (opts.predict !== undefined) return { ...inst, prediction: opts.predict(ap, clock) };
-      return inst;
+      if (opts.predictor === undefined) return inst;
+      const hook = opts.predictor(live, clock);
+      const serverMe = newArenaPlayer();
+      return {
+        ...inst,
+        prediction: {
+          hook: hook as PredictorHook<object, unknown>,
+          serverState: (_t: TickMessage, p: TickPlayer) => fromTickPlayer(serverMe, p),
+          input: (p) => ('keys' in p ? keysToMask(p.keys) : 0),
+        },
+      };
     },
   };
 }

@@ -170,6 +170,9 @@ export const collectModule: GameModule = {
       current() {
         return null; // a new connection stands still until the next click
       },
+      moveSpeed() {
+        return params['speed'] ?? Infinity; // along a straight line: at most that on each axis
+      },
       debug() {
         const mine = latest?.players.find((p) => p.id === me);
         return {

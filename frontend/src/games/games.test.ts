@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkClientMessage, decodeServerMessage, keysToMask, type Keys, type TickMessage, type WelcomeMessage } from '../protocol';
+import { createArenaPredictor, type ArenaPlayer } from '../predict/arena';
 import { arenaModule, arenaParams, arenaPlayer } from './arena';
 import { collectModule, scores, secondsLeft, targetPayload, validTarget } from './collect';
 import { Registry, watchOnly, worldOf, type GameModule, type PredictorHook, type Prediction } from './registry';
 
 // Shared with the Go side: the games' payload fixtures (games/arena and games/collect test the same files).
+const FAKE_CLOCK = { tickAt: () => 0, tickMs: 50, generation: 0, lateTicks: 0 };
+
 const FIXTURES = fileURLToPath(new URL('../../../pkg/protocol/testdata/fixtures/', import.meta.url));
 
 interface PayloadFixtures {
@@ -71,6 +74,9 @@ describe('arena', () => {
     expect(worldOf(t)).toEqual({ width: 1000, height: 1000 });
     expect(arenaParams(server<WelcomeMessage>('welcome_arena.json').params)).toEqual({ width: 1000, height: 1000, speed: 10, tickRate: 20 });
     expect(arenaParams({})).toEqual({ width: 1000, height: 1000, speed: 10, tickRate: 20 });
+    // A member that is not a positive number is a server's mistake: the default stands, the welcome is not refused.
+    const w = decodeServerMessage('{"type":"welcome","protocol":1,"player":"p1","resume":"t","game":"arena","params":{"speed":"10","tick_rate":-5,"width":0,"height":800}}') as WelcomeMessage;
+    expect(arenaParams(w.params)).toEqual({ width: 1000, height: 800, speed: 10, tickRate: 20 });
   });
 
   it('takes a predictor as an option, in the hook shape', () => {
@@ -79,6 +85,8 @@ describe('arena', () => {
       ready: true,
       x: 1,
       y: 2,
+      stats: { leadTicks: 1, leadSamples: 0, pending: 0, overflow: 0, lastError: 0, maxError: 0, corrections: 0, snaps: 0, stalledFrames: 0, displayError: 0 },
+      link: () => calls.push('link'),
       clear: () => calls.push('clear'),
       reset: () => calls.push('reset'),
       join: (seq) => calls.push(`join ${seq}`),
@@ -86,20 +94,29 @@ describe('arena', () => {
       reconcile: (s, tick) => calls.push(`reconcile ${s.x} ${tick}`),
       frame: () => calls.push('frame'),
     };
-    const prediction: Prediction<{ x: number }, number> = {
-      hook,
-      serverState: (_t, p) => ({ x: p.f['x'] ?? 0 }),
-      input: (p) => ('keys' in p ? keysToMask(p.keys) : 0),
-    };
-    const m: GameModule = arenaModule({ predict: () => prediction as Prediction });
-    const g = m.create({}, { tickAt: () => 0, tickMs: 50 });
+    const m: GameModule = arenaModule({ predictor: () => hook as unknown as PredictorHook<ArenaPlayer, number> });
+    const g = m.create({}, FAKE_CLOCK);
     const pr = g.prediction as Prediction;
     expect(pr).toBeDefined();
     const t = server<TickMessage>('tick.json');
     pr.hook.reconcile(pr.serverState(t, t.players[0]!), t.seq, 0);
     pr.hook.input(7, pr.input({ keys: { up: true, down: false, left: false, right: true } }), 0);
     expect(calls).toEqual(['reconcile 10 1234', 'input 7 9']);
-    expect(arenaModule().create({}, { tickAt: () => 0, tickMs: 50 }).prediction).toBeUndefined();
+    expect(arenaModule().create({}, FAKE_CLOCK).prediction).toBeUndefined();
+  });
+
+  it('plugs in the arena predictor (predict/arena.ts) as its hook', () => {
+    const g = arenaModule({ predictor: (p, c) => createArenaPredictor(p, c) }).create(server<WelcomeMessage>('welcome_arena.json').params, FAKE_CLOCK);
+    const pr = g.prediction as Prediction;
+    const t = server<TickMessage>('tick_empty.json');
+    const me = { id: 'p1', name: 'a', ack: 3, conn: 1, online: true, away: 0, f: { x: 100, y: 200, vx: 0, vy: 0, keys: 0 } };
+    t.players.push(me);
+    g.onTick(t, 'p1');
+    expect(pr.hook.ready).toBe(false);
+    pr.hook.reconcile(pr.serverState(t, me), t.seq, 0);
+    pr.hook.frame(0);
+    expect(pr.hook.ready).toBe(true);
+    expect([pr.hook.x, pr.hook.y]).toEqual([100, 200]);
   });
 });
 
@@ -145,7 +162,7 @@ describe('collect', () => {
   });
 
   it('reports its state for tests', () => {
-    const g = collectModule.create(server<WelcomeMessage>('welcome_collect.json').params, { tickAt: () => 0, tickMs: 50 });
+    const g = collectModule.create(server<WelcomeMessage>('welcome_collect.json').params, FAKE_CLOCK);
     const t = server<TickMessage>('tick_collect.json');
     g.onTick(t, 'p3f9a1c0d2b4e6f81');
     const d = g.debug();

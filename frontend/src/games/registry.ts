@@ -5,6 +5,7 @@
 // turning keys and pointer into input payloads, and, optionally, a predictor
 // of the own player.
 
+import type { Predictor, TickTimeline } from '../predict/predictor';
 import type { InputPayload, Params, TickMessage, TickPlayer } from '../protocol';
 import type { Layers, Renderer } from '../render';
 import type { RenderPlayer } from '../snapshots';
@@ -35,45 +36,20 @@ export interface InputTarget {
 }
 
 /**
- * Maps local time to server ticks. Structurally the TickTimeline of the
- * client's tick clock, so a predictor built on it plugs in.
- */
-export interface TickTimeline {
-  /** The fractional tick whose earliest arrival is at local time now (ms); NaN before the first tick. */
-  tickAt(now: number): number;
-  /** Milliseconds per tick. */
-  readonly tickMs: number;
-}
-
-/**
  * The predictor hook of a game: client-side prediction of the own player with
- * reconciliation at the server's ack. S is the game's state of one player, I
- * its input. The page calls join and input as it sends them, reconcile on every
- * accepted tick that has the own player, frame once per animation frame, and
- * then draws the own player at (x, y) instead of its interpolated position.
+ * reconciliation at the server's ack (predict/predictor.ts implements it for
+ * any game whose player moves by an integer rule once per tick). S is the
+ * game's state of one player, I its input. The page calls join and input as it
+ * sends them, reconcile on every accepted tick that has the own player, link
+ * and frame once per animation frame, and then draws the own player at (x, y)
+ * instead of its interpolated position.
  */
-export interface PredictorHook<S, I> {
-  /** True once a server state has been adopted. */
-  readonly ready: boolean;
-  /** Where to draw the own player (after frame). */
-  readonly x: number;
-  readonly y: number;
-  /** Forgets everything (another room, a new identity). */
-  clear(): void;
-  /** Adopts a server state as it is (no smoothing); pending inputs above its ack are kept. */
-  reset(server: S, tick: number, now: number): void;
-  /** The hello of a new connection was sent with this seq. */
-  join(seq: number, now: number): void;
-  /** A local input was sent with this seq (again, for a resend). */
-  input(seq: number, input: I, now: number): void;
-  /** A tick arrived with the server's state of the own player (its ack included). */
-  reconcile(server: S, tick: number, now: number): void;
-  /** Advances what is drawn to local time now (ms). */
-  frame(now: number): void;
-}
+export type PredictorHook<S, I> = Predictor<S, I>;
+
+export type { TickTimeline };
 
 /** A module's prediction: its hook and how its tick members and payloads map to the hook's state and input. */
-export interface Prediction<S = unknown, I = unknown> {
+export interface Prediction<S extends object = object, I = unknown> {
   readonly hook: PredictorHook<S, I>;
   /** The own player's state in a tick (p is one of tick.players). */
   serverState(tick: TickMessage, p: TickPlayer): S;
@@ -91,8 +67,10 @@ export interface GameInstance {
   attach(target: InputTarget, stage: Stage, send: (p: InputPayload) => void): () => void;
   /** The payload that states the controls held now, sent after every (re)connect; null when there is none. */
   current(): InputPayload | null;
-  /** Read-only facts for tests (window.__tickmesh.game). */
+  /** Read-only facts for tests (window.__tickmesh.gameState()). */
   debug(): Record<string, unknown>;
+  /** The most a player moves on each axis in a tick (units), to catch others up smoothly; Infinity when unknown. */
+  moveSpeed(): number;
   /** Client-side prediction of the own player, when the game has it. */
   readonly prediction?: Prediction;
 }
@@ -133,6 +111,7 @@ export const watchOnly: GameModule = {
       attach: () => () => {},
       current: () => null,
       debug: () => ({}),
+      moveSpeed: () => Infinity,
     };
   },
 };

@@ -134,8 +134,8 @@ export function welcome(over: Record<string, unknown> = {}): Record<string, unkn
   };
 }
 
-/** An arena tick with the given players (positions only; the rest defaulted). */
-export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; online?: boolean }[] = []): TickMessage {
+/** An arena tick with the given players (position and velocity; the rest defaulted). */
+export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; vx?: number; vy?: number; online?: boolean }[] = []): TickMessage {
   return {
     type: 'tick',
     room: 'lobby',
@@ -151,7 +151,7 @@ export function tick(epoch: number, seq: number, players: { id: string; x: numbe
       conn: 1,
       online: p.online ?? true,
       away: 0,
-      f: { x: p.x, y: p.y, vx: 0, vy: 0, keys: 0 },
+      f: { x: p.x, y: p.y, vx: p.vx ?? 0, vy: p.vy ?? 0, keys: 0 },
     })),
     objects: {},
   };
