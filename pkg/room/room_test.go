@@ -644,7 +644,7 @@ func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testin
 	rec := record(t, c, "n1")
 	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 1 << 52, Keys: 8}) // forged
-	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 4})      // hers
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 4})       // hers
 	nodetest.WaitFor(t, 10*time.Second, "alice's own input applied", func() bool {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2
