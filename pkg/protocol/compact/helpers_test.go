@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -121,3 +123,8 @@ func (m *mover) target(o *owner, t testing.TB, id string, x, y int) {
 	data, _ := json.Marshal(map[string]int{"x": x, "y": y})
 	o.apply(t, sim.Event{Kind: sim.KindInput, Player: id, Seq: m.seqs[id], Data: data})
 }
+
+// fixtureDir holds the golden frame streams shared with the TypeScript tests.
+const fixtureDir = "../testdata/fixtures/frames"
+
+func readFixture(name string) ([]byte, error) { return os.ReadFile(filepath.Join(fixtureDir, name)) }
