@@ -36,17 +36,18 @@ type holder struct {
 // Manager runs ownership for the rooms this node serves.
 type Manager struct {
 	// Set by NewManager, read-only afterwards.
-	cfg     Config
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	owners  jetstream.KeyValue
-	snaps   jetstream.KeyValue
-	inputs  jetstream.Stream
-	cluster Cluster
-	relay   *Relay
-	metrics *metrics
-	lcfg    lease.Config
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	owners   jetstream.KeyValue
+	snaps    jetstream.KeyValue
+	inputs   jetstream.Stream
+	cluster  Cluster
+	interest Interest // the cluster's, when it implements it
+	relay    *Relay
+	metrics  *metrics
+	lcfg     lease.Config
 
 	mu         sync.Mutex
 	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
@@ -86,7 +87,9 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
 		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+		Lost:   func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
 	})
+	m.interest, _ = cluster.(Interest)
 	return m, nil
 }
 
@@ -292,14 +295,17 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 // of players and player is not one of them. A room with no tick here is not known to be full (the owner's
 // answer to the join then comes as a wire.Notice).
 func (m *Manager) Full(room, player string) bool {
-	last := m.relay.Last(room)
-	if last == nil {
-		return false
-	}
-	tk, err := last.Decode()
-	if err != nil || len(tk.Players) < m.cfg.Sim.MaxPlayers {
-		return false
-	}
-	_, in := tk.Player(player)
-	return !in
+	full := false
+	m.relay.With(room, func(t *Tick) {
+		if t == nil {
+			return
+		}
+		s := t.State()
+		if s.Players() < m.cfg.Sim.MaxPlayers {
+			return
+		}
+		_, in := s.Lookup(player)
+		full = !in
+	})
+	return full
 }

@@ -1,72 +1,146 @@
 package room
 
 import (
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// Tick is one tick the relay accepted: its position, its body (forwarded to sockets as it is) and its decoded
-// contents, which are decoded at most once on this node, and only when someone asks (Decode): the hot path
-// forwards bytes.
+// Tick is one tick the relay accepted and applied to the room's state. It carries what sockets get, each made at
+// most once on this node: the delta that takes a socket from the relay's previous tick of the room to this one
+// (Delta), the tick's keyframe (Keyframe) and its protocol 1 JSON (JSON). The delta and, when the owner sent
+// them, the keyframe and the JSON are the owner's bytes, forwarded as they came; the others are encoded here from
+// the room's state, on the first call.
+//
+// Keyframe, JSON, State and Decode read the room's state as of this tick: they may be called only while the
+// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Header and Delta may be read
+// at any time.
 type Tick struct {
-	Pos  fence.Position
-	Data []byte
+	Pos fence.Position
+	// Serial numbers the ticks this relay accepted of the room, one after the other. A socket that last got
+	// tick n can take Delta of tick n+1 (when Chained).
+	Serial uint64
+	// Header is the NATS headers the tick came with (the owner's Tm-Epoch, Tm-Seq, Tm-Time, ...).
+	Header nats.Header
 
-	once sync.Once
-	dec  *protocol.Tick
-	err  error
+	delta []byte // nil unless chained
+	key   []byte
+	json  []byte
+	rr    *relayRoom
 }
 
-// NewTick wraps an accepted tick's body.
-func NewTick(pos fence.Position, data []byte) *Tick { return &Tick{Pos: pos, Data: data} }
+// Chained reports whether Delta takes the relay's previous tick of the room (Serial-1) to this one.
+func (t *Tick) Chained() bool { return t.delta != nil }
 
-// Decode returns the tick's contents. The result is shared: callers must not modify it.
-func (t *Tick) Decode() (*protocol.Tick, error) {
-	t.once.Do(func() {
-		msg, err := protocol.DecodeServer(t.Data)
+// Delta is the frame that takes a socket that got tick Serial-1 to this tick; nil unless Chained.
+func (t *Tick) Delta() []byte { return t.delta }
+
+// Keyframe is the tick's keyframe: the owner's, or encoded here once.
+func (t *Tick) Keyframe() []byte {
+	if t.key == nil {
+		t.key = compact.AppendKeyframe(make([]byte, 0, 256), t.rr.state())
+	}
+	return t.key
+}
+
+// JSON is the tick as protocol 1 JSON: the owner's, or encoded here once.
+func (t *Tick) JSON() []byte {
+	if t.json == nil {
+		t.rr.state().Tick(&t.rr.jsonTick)
+		b, err := protocol.Encode(&t.rr.jsonTick)
 		if err != nil {
-			t.err = err
-			return
+			b = nil // unreachable: a decoded state has integer values only
 		}
-		tk, ok := msg.(*protocol.Tick)
-		if !ok {
-			t.err = &protocol.DecodeError{Code: protocol.CodeUnknownType, Message: "not a tick"}
-			return
-		}
-		t.dec = tk
-	})
-	return t.dec, t.err
+		t.json = b
+	}
+	return t.json
 }
 
-// TickFunc receives an accepted tick. It must not block and must not modify the tick (every listener gets the
-// same one).
+// State is the room's state at this tick. It is the relay's: not to be modified or kept.
+func (t *Tick) State() *compact.State { return t.rr.state() }
+
+// Decode returns the tick as a protocol 1 tick of its own (the caller may keep it).
+func (t *Tick) Decode() (*protocol.Tick, error) {
+	tk := new(protocol.Tick)
+	t.rr.state().Tick(tk)
+	return tk, nil
+}
+
+// TickFunc receives an accepted tick. It runs while the relay holds the room: it must not block, must not call
+// the relay, and must not modify the tick (every listener gets the same one).
 type TickFunc func(room string, t *Tick)
 
 // Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
-// number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
-// accepted tick of each room for new sockets and for an owner restoring after a takeover.
+// number of sockets), fences them by (epoch, seq), keeps each room's state and hands accepted ticks to
+// listeners. The state is what new sockets start from and what an owner restoring after a takeover continues.
+//
+// Ticks come as protocol 2 frames (wire.FramesSubject). A delta that does not apply (a tick missed, a room just
+// joined) makes the relay ask the owner for a keyframe (wire.SyncSubject, at most every syncEvery per room) and
+// wait for it. When a room's frames stay silent for jsonAfter while it is served, the relay also follows its
+// protocol 1 JSON ticks (wire.TickSubject): an owner from before protocol 2 publishes only those, during a
+// rolling upgrade. It serves protocol 2 from them (encoding deltas itself) and stops following them as soon
+// as frames come again.
+//
+// Goroutines: NATS delivers each subscription's messages on its own goroutine; a room's deliveries and With
+// are serialised by the room's lock. The only timers are each room's JSON fallback (time.AfterFunc), stopped
+// when the room is released.
 type Relay struct {
 	nc    *nats.Conn
 	fence *fence.Fence
 	hooks RelayHooks
 
-	mu    sync.Mutex
-	rooms map[string]*relayRoom // guarded by mu
-	next  int                   // guarded by mu: the next listener id
+	mu      sync.Mutex
+	rooms   map[string]*relayRoom // guarded by mu
+	next    int                   // guarded by mu: the next listener id
+	serials atomic.Uint64         // the serial range of the next room (rooms number their ticks from it)
 }
 
+// Tunables of the relay.
+const (
+	// jsonAfter: frames silent this long while a room is served → follow its JSON ticks too.
+	jsonAfter = time.Second
+	// syncEvery: the shortest time between two keyframe requests of one room.
+	syncEvery = 100 * time.Millisecond
+)
+
 type relayRoom struct {
-	refs      int // guarded by Relay.mu
-	sub       *nats.Subscription
-	last      *Tick            // guarded by Relay.mu
-	listeners map[int]TickFunc // guarded by Relay.mu
-	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
+	room string
+
+	// Guarded by Relay.mu.
+	refs      int
+	listeners map[int]TickFunc
+	frames    *nats.Subscription
+	json      *nats.Subscription // while following JSON ticks
+	fallback  *time.Timer
+	released  bool
+	following atomic.Bool // json != nil, readable without Relay.mu
+
+	// Guarded by mu: the room's state. Held across a delivery (apply and listeners) and With.
+	mu       sync.Mutex
+	fromJSON bool             // the state comes from JSON ticks (enc), else from frames (dec)
+	dec      compact.Decoder  // the owner's frames
+	enc      *compact.Encoder // JSON ticks, as an owner would encode them
+	schema   *compact.Schema  // the names of the last JSON tick
+	last     *Tick
+	serial   uint64
+	lastAt   time.Time // when the last accepted tick arrived
+	lastSync time.Time // when a keyframe was last asked for
+	jsonTick protocol.Tick
+}
+
+func (rr *relayRoom) state() *compact.State {
+	if rr.fromJSON {
+		return rr.enc.Current()
+	}
+	return rr.dec.State()
 }
 
 // RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
@@ -82,6 +156,10 @@ type RelayHooks struct {
 	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
 	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
 	Fanout func(room string, age time.Duration)
+	// Lost is called for every accepted tick the relay could not apply: a delta whose base it does not have
+	// (a missed tick, a room it just started serving) or a frame that does not decode. A keyframe was asked
+	// for.
+	Lost func(room string)
 }
 
 // NewRelay makes a relay over nc that reports to hooks.
@@ -94,6 +172,9 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	}
 	if hooks.Fanout == nil {
 		hooks.Fanout = func(string, time.Duration) {}
+	}
+	if hooks.Lost == nil {
+		hooks.Lost = func(string) {}
 	}
 	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
@@ -126,6 +207,10 @@ func (r *Relay) Listen(room string, fn TickFunc) (stop func(), err error) {
 	}, nil
 }
 
+// pendingLimits: ticks are small and frequent: a subscription buffers a few seconds of them before the client
+// calls it slow.
+func pendingLimits(sub *nats.Subscription) { _ = sub.SetPendingLimits(4096, 64<<20) }
+
 func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	rr, ok := r.rooms[room]
 	if ok {
@@ -135,15 +220,18 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	if !wire.ValidRoom(room) {
 		return nil, wire.ErrBadRoom
 	}
-	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
-	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
+	rr = &relayRoom{room: room, refs: 1, listeners: map[int]TickFunc{}, enc: compact.NewEncoder(),
+		serial: r.serials.Add(1) << 32}
+	sub, err := r.nc.Subscribe(wire.FramesSubject(room), func(m *nats.Msg) { r.deliver(rr, m, false) })
 	if err != nil {
 		return nil, err
 	}
-	// Ticks are small and frequent: let the client buffer a few seconds of them before it calls us slow.
-	_ = sub.SetPendingLimits(4096, 64<<20)
-	rr.sub = sub
+	pendingLimits(sub)
+	rr.frames = sub
+	rr.fallback = time.AfterFunc(jsonAfter, func() { r.followJSON(rr) })
 	r.rooms[room] = rr
+	// A room this node just started serving: ask for a keyframe rather than wait for the periodic one.
+	r.requestSync(rr, time.Now())
 	return rr, nil
 }
 
@@ -152,26 +240,105 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 	if rr.refs > 0 {
 		return
 	}
-	_ = rr.sub.Unsubscribe()
+	r.closeLocked(rr)
 	delete(r.rooms, room)
 }
 
-func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
+func (r *Relay) closeLocked(rr *relayRoom) {
+	rr.released = true
+	rr.fallback.Stop()
+	_ = rr.frames.Unsubscribe()
+	if rr.json != nil {
+		_ = rr.json.Unsubscribe()
+		rr.json = nil
+		rr.following.Store(false)
+	}
+}
+
+// followJSON starts following the room's JSON ticks: its frames have been silent for jsonAfter.
+func (r *Relay) followJSON(rr *relayRoom) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rr.released || rr.json != nil {
+		return
+	}
+	sub, err := r.nc.Subscribe(wire.TickSubject(rr.room), func(m *nats.Msg) { r.deliver(rr, m, true) })
+	if err != nil {
+		rr.fallback.Reset(jsonAfter)
+		return
+	}
+	pendingLimits(sub)
+	rr.json = sub
+	rr.following.Store(true)
+}
+
+// framesCame stops following JSON ticks and restarts the fallback's clock.
+func (r *Relay) framesCame(rr *relayRoom) {
+	rr.fallback.Reset(jsonAfter)
+	if !rr.following.Load() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rr.json != nil {
+		_ = rr.json.Unsubscribe()
+		rr.json = nil
+		rr.following.Store(false)
+	}
+}
+
+// requestSync asks the owner for a keyframe, at most every syncEvery. rr.mu must be held, or rr not yet shared.
+func (r *Relay) requestSync(rr *relayRoom, now time.Time) {
+	if now.Sub(rr.lastSync) < syncEvery {
+		return
+	}
+	rr.lastSync = now
+	_ = r.nc.Publish(wire.SyncSubject(rr.room), nil)
+}
+
+var errNotTick = errors.New("not a tick of this room")
+
+func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
+	room := rr.room
+	if !json {
+		r.framesCame(rr)
+	}
 	epoch, seq, err := wire.ParseTickHeader(m.Header)
-	if err != nil || !r.fence.Accept(room, epoch, seq) {
+	if err != nil {
 		r.hooks.Fenced(room)
 		return
 	}
-	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
+	if json && m.Header.Get(wire.HeaderFrames) != "" {
+		// The owner publishes frames too: take those (JSON is published because something listens, maybe this
+		// very subscription, until the frames come).
+		return
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if !r.fence.Accept(room, epoch, seq) {
+		r.hooks.Fenced(room)
+		return
+	}
 	now := time.Now()
+	t := &Tick{Pos: fence.Position{Epoch: epoch, Seq: seq}, Header: m.Header, rr: rr}
+	if json {
+		err = r.applyJSON(rr, t, m.Data)
+	} else {
+		err = r.applyFrames(rr, t, m)
+	}
+	if err != nil {
+		r.hooks.Lost(room)
+		r.requestSync(rr, now)
+		return
+	}
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))
 	}
 	rr.lastAt = now
-	r.mu.Lock()
-	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
-	// delivers one subscription's messages on one goroutine, in order.
+	rr.serial++
+	t.Serial = rr.serial
 	rr.last = t
+	r.mu.Lock()
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
@@ -185,15 +352,124 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	}
 }
 
-// Last returns the last accepted tick of room, nil if none.
+// applyFrames applies an owner's frames message to the room's state: its delta when the state is the delta's
+// base, else its keyframe, if it has one.
+func (r *Relay) applyFrames(rr *relayRoom, t *Tick, m *nats.Msg) error {
+	first, key, err := wire.SplitFrames(m.Header, m.Data)
+	if err != nil {
+		return err
+	}
+	info, err := compact.Peek(first)
+	if err != nil {
+		return err
+	}
+	if info.Epoch != t.Pos.Epoch || info.Seq != t.Pos.Seq {
+		return errNotTick
+	}
+	if rr.fromJSON {
+		rr.fromJSON = false
+		rr.enc.Reset()
+		rr.dec.Reset()
+	}
+	applied := false
+	if info.Kind == compact.Delta {
+		if err = rr.dec.Apply(first); err == nil {
+			// The decoder's state was the relay's last tick of the room (it changes only with the ticks the
+			// relay accepts), so the delta takes a socket from that tick to this one.
+			applied = true
+			t.delta = first
+		} else if key == nil {
+			return err
+		}
+	} else {
+		key = first
+	}
+	if !applied {
+		if err := rr.dec.Apply(key); err != nil {
+			return err
+		}
+	}
+	t.key = key
+	if s := rr.dec.State(); s.Room != rr.room {
+		rr.dec.Reset()
+		return errNotTick
+	}
+	return nil
+}
+
+// applyJSON applies an old owner's JSON tick: the state is encoded as an owner would, so that sockets of
+// protocol 2 get deltas and keyframes from it.
+func (r *Relay) applyJSON(rr *relayRoom, t *Tick, data []byte) error {
+	msg, err := protocol.DecodeServer(data)
+	if err != nil {
+		return err
+	}
+	tk, ok := msg.(*protocol.Tick)
+	if !ok || tk.Room != rr.room || tk.Epoch != t.Pos.Epoch || tk.Seq != t.Pos.Seq {
+		return errNotTick
+	}
+	if !rr.fromJSON {
+		rr.fromJSON = true
+		rr.enc.Reset()
+		rr.dec.Reset()
+	}
+	if rr.schema == nil || !rr.schema.Equal(compact.SchemaOfTick(tk)) {
+		rr.schema = compact.SchemaOfTick(tk)
+	}
+	if err := rr.enc.FillTick(tk, rr.schema); err != nil {
+		rr.enc.Reset()
+		return err
+	}
+	if rr.enc.CanDelta() && rr.last != nil {
+		t.delta = rr.enc.AppendDelta(make([]byte, 0, 64))
+	}
+	rr.enc.Commit()
+	t.json = data
+	return nil
+}
+
+// Last returns the last accepted tick of room, nil if none. Its Pos, Serial, Header and Delta may be read; the
+// rest only inside With.
 func (r *Relay) Last(room string) *Tick {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rr, ok := r.rooms[room]
-	if !ok {
+	rr := r.room(room)
+	if rr == nil {
 		return nil
 	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
 	return rr.last
+}
+
+func (r *Relay) room(room string) *relayRoom {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rooms[room]
+}
+
+// With calls fn with the last accepted tick of room (nil if none) while holding the room: fn may read the
+// tick's state and encodings, and must return quickly.
+func (r *Relay) With(room string, fn func(t *Tick)) {
+	rr := r.room(room)
+	if rr == nil {
+		fn(nil)
+		return
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	fn(rr.last)
+}
+
+// LastTick returns the last accepted tick of room decoded, with the headers it came with, for an owner that
+// restores from it; ok is false when there is none.
+func (r *Relay) LastTick(room string) (pos fence.Position, tk *protocol.Tick, h nats.Header, ok bool) {
+	r.With(room, func(t *Tick) {
+		if t == nil {
+			return
+		}
+		tk, _ = t.Decode()
+		pos, h, ok = t.Pos, t.Header, true
+	})
+	return pos, tk, h, ok
 }
 
 // Close unsubscribes from every room.
@@ -201,7 +477,7 @@ func (r *Relay) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for room, rr := range r.rooms {
-		_ = rr.sub.Unsubscribe()
+		r.closeLocked(rr)
 		delete(r.rooms, room)
 	}
 }

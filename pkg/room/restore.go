@@ -9,7 +9,8 @@ import (
 )
 
 // restore picks the newest state this node can prove: the snapshot, or the last fenced tick relayed here when
-// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View.
+// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View, and the relay
+// keeps the state its keyframes and deltas make.
 func (t *term) restore(snap *Snapshot, snapRev uint64) {
 	t.snapRev = snapRev
 	var base *sim.Room
@@ -35,19 +36,18 @@ func (t *term) restore(snap *Snapshot, snapRev uint64) {
 	if base == nil {
 		t.state = sim.New(t.game, t.cfg.Sim, sim.Seed(t.room))
 	}
-	last := t.relay.Last(t.room)
-	if last == nil {
+	pos, tk, _, ok := t.relay.LastTick(t.room)
+	if !ok {
 		return
 	}
 	snapEpoch, snapTick := uint64(0), int64(-1)
 	if snap != nil {
 		snapEpoch, snapTick = snap.Epoch, base.Tick()
 	}
-	if last.Pos.Epoch < snapEpoch || int64(last.Pos.Seq) <= snapTick {
+	if pos.Epoch < snapEpoch || int64(pos.Seq) <= snapTick {
 		return
 	}
-	tk, err := last.Decode()
-	if err != nil || tk.Room != t.room {
+	if tk.Room != t.room {
 		return // not usable: keep the snapshot
 	}
 	r, err := t.fromTick(tk, base)

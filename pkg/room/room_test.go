@@ -482,16 +482,12 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodetest.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
-			last := n1.Rooms().Relay().Last(r)
-			if last == nil {
-				return false
-			}
-			dec, err := last.Decode()
-			if err != nil {
+			_, dec, _, ok := n1.Rooms().Relay().LastTick(r)
+			if !ok {
 				return false
 			}
 			got = *dec
-			_, ok := player(got, "p-"+r)
+			_, ok = player(got, "p-"+r)
 			return ok && got.Room == r && len(got.Players) == 1
 		})
 		stop()

@@ -39,18 +39,19 @@ var (
 // snapshot writer and waits for both before returning.
 type term struct {
 	// Set by newTerm, read-only afterwards.
-	room   string
-	lease  *lease.Lease
-	cfg    Config
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	inputs jetstream.Stream
-	snaps  jetstream.KeyValue
-	relay  *Relay
-	met    *metrics
-	fault  func() Fault // the fault injected on this room, if any
-	game   game.Game    // the room's game (cfg.Games)
+	room     string
+	lease    *lease.Lease
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	inputs   jetstream.Stream
+	snaps    jetstream.KeyValue
+	relay    *Relay
+	met      *metrics
+	fault    func() Fault // the fault injected on this room, if any
+	game     game.Game    // the room's game (cfg.Games)
+	interest Interest     // the cluster's subscription interest, when it can tell (nil: always interested)
 
 	// Owned by run.
 	state    *sim.Room
@@ -84,7 +85,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, relay: m.relay, met: m.metrics, fault: func() Fault { return m.fault(room) },
-		game: m.cfg.Games.For(room),
+		game: m.cfg.Games.For(room), interest: m.interest,
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -97,6 +98,11 @@ func (t *term) run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	syncs, err := t.subscribeSync()
+	if err != nil {
+		return err
+	}
+	defer syncs.Unsubscribe()
 	hctx, cancel := context.WithCancel(ctx)
 	var once sync.Once
 	t.stop = func() {
