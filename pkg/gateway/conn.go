@@ -35,13 +35,25 @@ type tickFrame struct {
 // most once. It is used on the relay's delivery goroutine (the fan-out) or inside Relay.With (a new socket's
 // first tick), while the relay holds the room: the tick's keyframe and JSON may be read then.
 type tickFrames struct {
-	t      *room.Tick
-	at     time.Time
-	frames [numKinds]tickFrame
-	made   [numKinds]bool
+	pos     fence.Position
+	serial  uint64 // the relay's number of the tick
+	chained bool   // src's delta takes a socket from the tick numbered serial-1 to this one
+	src     tickSource
+	at      time.Time
+	frames  [numKinds]tickFrame
+	made    [numKinds]bool
 }
 
-func newTickFrames(t *room.Tick, at time.Time) *tickFrames { return &tickFrames{t: t, at: at} }
+// tickSource is where a tick's frames come from: *room.Tick.
+type tickSource interface {
+	Delta() []byte
+	Keyframe() []byte
+	JSON() []byte
+}
+
+func newTickFrames(t *room.Tick, at time.Time) *tickFrames {
+	return &tickFrames{pos: t.Pos, serial: t.Serial, chained: t.Chained(), src: t, at: at}
+}
 
 // forSocket returns the frame for a socket of the given protocol that last got the tick numbered lastSerial:
 // the delta when it takes the socket from there, else the keyframe; JSON for protocol 1.
@@ -49,7 +61,7 @@ func (f *tickFrames) forSocket(proto int, lastSerial uint64) *tickFrame {
 	k := kindJSON
 	if proto >= protocol.Version2 {
 		k = kindKeyframe
-		if f.t.Chained() && lastSerial == f.t.Serial-1 {
+		if f.chained && lastSerial == f.serial-1 {
 			k = kindDelta
 		}
 	}
@@ -57,13 +69,13 @@ func (f *tickFrames) forSocket(proto int, lastSerial uint64) *tickFrame {
 		var frame []byte
 		switch k {
 		case kindJSON:
-			frame = textFrame(f.t.JSON())
+			frame = textFrame(f.src.JSON())
 		case kindKeyframe:
-			frame = binaryFrame(f.t.Keyframe())
+			frame = binaryFrame(f.src.Keyframe())
 		case kindDelta:
-			frame = binaryFrame(f.t.Delta())
+			frame = binaryFrame(f.src.Delta())
 		}
-		f.frames[k] = tickFrame{pos: f.t.Pos, serial: f.t.Serial, kind: k, frame: frame, at: f.at}
+		f.frames[k] = tickFrame{pos: f.pos, serial: f.serial, kind: k, frame: frame, at: f.at}
 		f.made[k] = true
 	}
 	return &f.frames[k]
@@ -162,7 +174,7 @@ func (c *conn) offerTick(f *tickFrames) {
 		c.mu.Unlock()
 		return
 	}
-	pos := f.t.Pos
+	pos := f.pos
 	if !after(pos, c.lastSent) || (c.tick != nil && !after(pos, c.tick.pos)) {
 		c.mu.Unlock()
 		return
