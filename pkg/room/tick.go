@@ -58,6 +58,7 @@ func (t *term) publish(now time.Time) error {
 		if err := t.publishJSON(sent); err != nil {
 			return err
 		}
+		t.met.jsonTicks.WithLabelValues(t.room).Inc()
 	}
 	hist := t.met.inputToTick.WithLabelValues(t.room)
 	for _, at := range t.waiting {
