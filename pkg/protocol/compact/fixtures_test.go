@@ -21,12 +21,13 @@ var update = flag.Bool("update", false, "rewrite the golden frame streams in "+f
 // The golden frame streams, shared with the TypeScript tests (docs/PROTOCOL.md, Fixtures): <game>.frames is what
 // a protocol 2 socket receives (a keyframe, deltas, a keyframe after a skipped tick, deltas), each frame preceded
 // by its length (4 bytes, big-endian); <game>.jsonl has, line by line, the protocol 1 tick each frame makes.
-// Both are made by running the game as an owner does (arenaScript, collectScript); -update rewrites them.
+// Both are made by running the game as an owner does (arenaScript, collectScript), and wide.* from a random world
+// of a wider schema (wideScript); -update rewrites them.
 func TestGoldenFrameStreams(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		script func(t testing.TB) (frames [][]byte, ticks [][]byte)
-	}{{"arena", arenaScript}, {"collect", collectScript}} {
+	}{{"arena", arenaScript}, {"collect", collectScript}, {"wide", wideScript}} {
 		t.Run(c.name, func(t *testing.T) {
 			frames, ticks := c.script(t)
 			var stream, lines []byte
@@ -81,7 +82,7 @@ func TestGoldenFrameStreams(t *testing.T) {
 					t.Fatalf("line %d is not a protocol 1 tick: %v", i, err)
 				}
 			}
-			if kinds[compact.Keyframe] < 2 || kinds[compact.Delta] < 10 {
+			if kinds[compact.Keyframe] < 2 || kinds[compact.Delta] < 10 || len(kinds) != 2 {
 				t.Fatalf("frames by kind: %v; want keyframes and deltas", kinds)
 			}
 		})
@@ -217,4 +218,16 @@ func nearestPickup(t testing.TB, o *owner, id string) (int, int) {
 		panic(fmt.Sprintf("no pickup for %s", id))
 	}
 	return bx, by
+}
+
+// wideScript is a random world of a schema wider than the games' (multi-byte masks, three object kinds, ids not
+// of the packed form, values up to ±2^53-1 and deltas between them, names beyond ASCII): the paths of a decoder
+// the games do not reach.
+func wideScript(t testing.TB) ([][]byte, [][]byte) {
+	frames, states := randomFrames(t, 7, 30)
+	var ticks [][]byte
+	for _, s := range states {
+		ticks = append(ticks, jsonOf(t, s))
+	}
+	return frames, ticks
 }

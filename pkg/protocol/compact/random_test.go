@@ -99,7 +99,13 @@ func (w *world) tick() {
 		}
 		w.players[id] = p
 	}
-	for _, p := range w.players {
+	ids := make([]string, 0, len(w.players))
+	for id := range w.players {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // the random numbers go to the players in a fixed order: the world is the same every run
+	for _, id := range ids {
+		p := w.players[id]
 		if w.rng.IntN(3) == 0 {
 			p.r.Ack += uint64(w.rng.IntN(5))
 			i := w.rng.IntN(len(p.fields))
