@@ -255,17 +255,17 @@ class State {
   room = '';
   owner = '';
   schema: FrameSchema = { game: '', globals: [], player: [], objects: [] };
-  globals = new Float64Array(0);
+  globals: Float64Array = new Float64Array(0);
   slots = 0; // slots in use are below this
-  used = new Uint8Array(0);
+  used: Uint8Array = new Uint8Array(0);
   ids: string[] = [];
   names: string[] = [];
-  ack = new Float64Array(0);
-  conn = new Float64Array(0);
-  away = new Float64Array(0);
-  online = new Uint8Array(0);
-  fields = new Float64Array(0);
-  order = new Int32Array(0); // used slots sorted by id
+  ack: Float64Array = new Float64Array(0);
+  conn: Float64Array = new Float64Array(0);
+  away: Float64Array = new Float64Array(0);
+  online: Uint8Array = new Uint8Array(0);
+  fields: Float64Array = new Float64Array(0);
+  order: Int32Array = new Int32Array(0); // used slots sorted by id
   n = 0;
   objIds: Float64Array[] = [];
   objFields: Float64Array[] = [];
@@ -408,11 +408,11 @@ export class TickDecoder {
   private readonly r = new Reader();
   private readonly ring: RingEntry[] = [];
   private ringAt = 0;
-  private mark = new Uint32Array(0);
+  private mark: Uint32Array = new Uint32Array(0);
   private gen = 0;
-  private removed = new Uint8Array(0);
-  private tmpIds = new Float64Array(0);
-  private tmpFields = new Float64Array(0);
+  private removed: Uint8Array = new Uint8Array(0);
+  private tmpIds: Float64Array = new Float64Array(0);
+  private tmpFields: Float64Array = new Float64Array(0);
 
   /** ringSize: how many tick objects are reused in turn (more than a consumer keeps). */
   constructor(readonly ringSize = 48) {}
