@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickmesh/tickmesh/pkg/clusterview"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
@@ -40,6 +41,7 @@ type Config struct {
 	Room    room.Config
 	Gateway gateway.Config
 	Members members.Config
+	View    clusterview.Config // the cluster view's event stream (/api/cluster/events)
 }
 
 // HTTPConfig bounds the HTTP servers' connections. A WebSocket is not bound by them once upgraded: the gateway
@@ -80,6 +82,7 @@ func DefaultConfig() Config {
 		Room:    room.DefaultConfig(""),
 		Gateway: gateway.DefaultConfig(""),
 		Members: members.DefaultConfig(),
+		View:    clusterview.DefaultConfig(),
 	}
 }
 
@@ -106,7 +109,8 @@ func SanitizeName(s string) string {
 
 // Resolved is c with its derived fields filled in: the node's name and the development switch copied into
 // the parts, the data directory (data/<name>) and the public URLs derived from the listen addresses when
-// unset, and the room's pause threshold raised to three tick periods for slow tick rates.
+// unset, the room's pause threshold raised to three tick periods for slow tick rates, and the cluster view's
+// staleness made membership's.
 func (c Config) Resolved() Config {
 	c.Mesh.Name, c.Room.Node, c.Gateway.Node = c.Name, c.Name, c.Name
 	c.Mesh.InsecureRoutes = c.DevInsecure
@@ -121,6 +125,9 @@ func (c Config) Resolved() Config {
 	}
 	if c.Room.TickRate > 0 {
 		c.Room.PauseThreshold = max(c.Room.PauseThreshold, 3*time.Second/time.Duration(c.Room.TickRate))
+	}
+	if c.Members.Stale > 0 {
+		c.View.Stale = c.Members.Stale
 	}
 	return c
 }
@@ -208,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateGateway(c.Gateway); err != nil {
 		return err
+	}
+	if err := c.View.Validate(); err != nil {
+		return setting.Errorf("cluster view", "%v", err)
 	}
 	return nil
 }
