@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ type Hub struct {
 	done chan struct{} // closed when Run ends: every stream ends
 
 	clientsGauge prometheus.GaugeFunc
-	dropped      prometheus.Counter
+	dropped      *prometheus.CounterVec
 	refused      *prometheus.CounterVec
 	events       *prometheus.CounterVec
 
@@ -142,7 +143,7 @@ func NewHub(cfg Config, self string, src Source) (*Hub, error) {
 			defer h.mu.Unlock()
 			return float64(h.active)
 		})
-	h.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "dropped_total", Help: "Cluster view streams dropped because their client did not keep up."})
+	h.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "dropped_total", Help: "Cluster view streams dropped because their client did not keep up: its queue filled (queue) or a write to it took longer than the write timeout (write_timeout)."}, []string{"reason"})
 	h.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "refused_total", Help: "Cluster view streams refused, by reason."}, []string{"reason"})
 	h.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_total", Help: "Timeline events derived by this node, by kind."}, []string{"kind"})
 	return h, nil
@@ -304,7 +305,7 @@ func (h *Hub) broadcastLocked(f []byte) {
 		default:
 			delete(h.clients, c)
 			close(c.gone)
-			h.dropped.Inc()
+			h.dropped.WithLabelValues("queue").Inc()
 		}
 	}
 }
@@ -391,7 +392,16 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	send := func(frames [][]byte) error {
+	send := func(frames [][]byte) (err error) {
+		defer func() {
+			select {
+			case <-c.gone: // dropped already, for its queue
+			default:
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					h.dropped.WithLabelValues("write_timeout").Inc()
+				}
+			}
+		}()
 		// Each write gets its own deadline, replacing the server's WriteTimeout (which would end the stream).
 		if err := rc.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout)); err != nil {
 			return err

@@ -266,18 +266,8 @@ func TestASlowClientIsDroppedWithoutHoldingUpOthers(t *testing.T) {
 	h, srv, _ := startHub(t, cfg, time.Minute)
 	h.LeasesCurrent()
 
-	// The slow client: a tiny receive buffer, and it never reads.
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	slow, err := d.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := dialSlow(t, srv.Listener.Addr().String(), "/")
 	defer slow.Close()
-	if _, err := io.WriteString(slow, "GET / HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
 	fast := open(t, srv.URL)
 	waitFor(t, "both streams", func() bool {
 		h.mu.Lock()
@@ -287,7 +277,7 @@ func TestASlowClientIsDroppedWithoutHoldingUpOthers(t *testing.T) {
 
 	// Events in batches smaller than a queue, each batch read by the fast client before the next.
 	next := uint64(1)
-	for batch := 0; value(h.dropped) == 0; batch++ {
+	for batch := 0; value(h.dropped.WithLabelValues("queue")) == 0; batch++ {
 		if batch == 20000 {
 			t.Fatalf("the slow client was not dropped after %d events", next-1)
 		}
@@ -300,7 +290,7 @@ func TestASlowClientIsDroppedWithoutHoldingUpOthers(t *testing.T) {
 		}
 	}
 	t.Logf("slow client dropped after %d events", next-1)
-	if got := value(h.dropped); got != 1 {
+	if got := value(h.dropped.WithLabelValues("queue")); got != 1 {
 		t.Fatalf("dropped %v, want only the slow client", got)
 	}
 	// The fast one goes on, and the slow one's stream ends (its handler gives up the write at its deadline).
@@ -313,6 +303,9 @@ func TestASlowClientIsDroppedWithoutHoldingUpOthers(t *testing.T) {
 		defer h.mu.Unlock()
 		return h.active == 1
 	})
+	if q, w := value(h.dropped.WithLabelValues("queue")), value(h.dropped.WithLabelValues("write_timeout")); q+w != 1 {
+		t.Fatalf("dropped for its queue %v, at its write deadline %v: want one drop in all", q, w)
+	}
 }
 
 func TestRunEndingEndsEveryStream(t *testing.T) {
@@ -351,10 +344,59 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // value is a counter's value.
-func value(c prometheus.Counter) float64 {
+func value(c prometheus.Metric) float64 {
 	var m dto.Metric
 	if err := c.Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A client that stops reading while events come slowly: its queue never fills, but a write to it blocks, and it
+// is dropped when that write's deadline passes.
+func TestASlowClientIsDroppedAtItsWriteDeadline(t *testing.T) {
+	cfg := fastConfig()
+	cfg.QueueLen = 1 << 20
+	cfg.Heartbeat = time.Hour
+	cfg.WriteTimeout = 100 * time.Millisecond
+	h, srv, _ := startHub(t, cfg, time.Minute)
+	h.LeasesCurrent()
+	slow := dialSlow(t, srv.Listener.Addr().String(), "/")
+	defer slow.Close()
+	waitFor(t, "the stream", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.clients) == 1
+	})
+	for i := 1; value(h.dropped.WithLabelValues("write_timeout")) == 0; i += 64 {
+		if i > 1_000_000 {
+			t.Fatal("the slow client was not dropped")
+		}
+		steal(h, "lobby", i, 64)
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "the slow stream's handler to return", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.active == 0
+	})
+	if got := value(h.dropped.WithLabelValues("queue")); got != 0 {
+		t.Fatalf("dropped for its queue %v times, want 0", got)
+	}
+}
+
+// dialSlow opens a stream with a tiny receive buffer and never reads it.
+func dialSlow(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, addr); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
