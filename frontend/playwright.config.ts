@@ -42,6 +42,6 @@ export default defineConfig({
     // does not need the node binary.
     { name: 'cluster-setup', testMatch: /cluster\.setup\.ts$/, teardown: 'cluster-teardown' },
     { name: 'cluster-teardown', testMatch: /cluster\.teardown\.ts$/ },
-    { name: 'cluster', testMatch: /game\.spec\.ts$/, dependencies: ['cluster-setup'] },
+    { name: 'cluster', testMatch: /(game|clusterview)\.spec\.ts$/, dependencies: ['cluster-setup'] },
   ],
 });

@@ -197,7 +197,8 @@ func (t *Tracker) Resumed(now time.Time, room string, from, to uint64, gap time.
 }
 
 // Nodes takes a sample of membership and routes and returns the node events it makes. settled reports whether
-// this node has been ready; samples up to and including the first settled one are the baseline (no events).
+// this node has been ready; samples up to the first settled one in which this node is drawn ready are the
+// baseline (no events).
 func (t *Tracker) Nodes(now time.Time, o NodesObs, settled bool) []Event {
 	listed := make(map[string]bool, len(o.Members))
 	for _, m := range o.Members {
@@ -236,7 +237,11 @@ func (t *Tracker) Nodes(now time.Time, o NodesObs, settled bool) []Event {
 		}
 		r.detail = detail
 	}
-	t.nodesLive = t.nodesLive || settled
+	// The baseline ends once this node is settled and its own heartbeat says so too (it lags the prober by up
+	// to a heartbeat): its becoming ready is part of its start, not news.
+	if self := t.nodes[t.cfg.Self]; settled && self != nil && self.state == StateReady {
+		t.nodesLive = true
+	}
 	t.forgetNodes(now)
 	return events
 }

@@ -311,3 +311,23 @@ func TestLeaderEvents(t *testing.T) {
 		t.Fatalf("leaders %v", m)
 	}
 }
+
+// The node's own heartbeat lags the prober: until it says ready too, the baseline goes on.
+func TestTheBaselineEndsWhenThisNodeIsDrawnReady(t *testing.T) {
+	tr := testTracker()
+	self := members.Info{Name: "n1", Ready: false, Updated: 1}
+	n2 := members.Info{Name: "n2", Ready: true, Updated: 1}
+	obs := func(self members.Info, ms ...members.Info) NodesObs {
+		return NodesObs{Members: append([]members.Info{self}, ms...), Routed: map[string]bool{"n2": true}, Majority: true}
+	}
+	if evs := tr.Nodes(at(0), obs(self, n2), true); len(evs) != 0 {
+		t.Fatalf("events while this node's heartbeat says not ready: %s", brief(evs))
+	}
+	self.Ready, self.Updated = true, 2
+	if evs := tr.Nodes(at(time.Second), obs(self, n2), true); len(evs) != 0 {
+		t.Fatalf("this node becoming ready made events: %s", brief(evs))
+	}
+	if got := brief(tr.Nodes(at(2*time.Second), obs(self), true)); got != "node n2 ready>draining" {
+		t.Fatalf("after the baseline: %q", got)
+	}
+}
