@@ -317,8 +317,10 @@ func TestClusterViewStreamsTheClusterAndItsEvents(t *testing.T) {
 	gap := fast.event(30*time.Second, "the lobby's first tick at the new epoch", func(e clusterview.Event) bool {
 		return e.Kind == clusterview.KindResumed && e.Room == room.Lobby && e.Epoch == newEpoch
 	})
-	// The pause is at least the time to notice the death (steal-after), and far below the lease TTL.
-	if gap.GapMs < float64(c.Member(observer).Config.Room.StealAfter.Milliseconds()) || gap.GapMs > 10000 || gap.Node != newOwner || gap.From != owner {
+	// The pause is at least the time to notice the death (steal-after, counted from the dead owner's last
+	// renewal seen, which may precede its last tick by a renewal interval), and far below the lease TTL.
+	rc := c.Member(observer).Config.Room
+	if gap.GapMs < float64((rc.StealAfter-rc.RenewInterval).Milliseconds()) || gap.GapMs > 10000 || gap.Node != newOwner || gap.From != owner {
 		t.Fatalf("resumed event %+v", gap)
 	}
 	t.Logf("ticks paused %.1f ms at %s", gap.GapMs, observer)
