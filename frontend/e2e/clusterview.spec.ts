@@ -78,6 +78,7 @@ test("after SIGKILL of the lobby's owner the picture shows the new owner within 
     .toBe(true);
   const shownAfter = Date.now() - killedAt;
   testInfo.annotations.push({ type: 'new-owner-drawn-ms', description: String(shownAfter) });
+  console.log(`the new owner was drawn ${shownAfter} ms after ${owner} was killed`);
   const newOwner = (await lobby.getAttribute('data-owner')) as string;
   const newEpoch = (await lobby.getAttribute('data-epoch')) as string;
   await expect(page.getByTestId(`node-${newOwner}`).getByTestId('room-lobby')).toBeVisible();
@@ -92,6 +93,7 @@ test("after SIGKILL of the lobby's owner the picture shows the new owner within 
   await expect(entry).toContainText(`taken over by ${newOwner} from ${owner} (epoch ${epoch} → ${newEpoch})`);
   await expect(entry).toContainText('ticks paused');
   testInfo.annotations.push({ type: 'tick-gap-ms', description: String(gap) });
+  console.log(`the timeline shows a pause of ${gap} ms`);
   // The dead owner is drawn as such, and the timeline says so.
   await expect(page.getByTestId(`node-${owner}`)).toHaveAttribute('data-state', /^(down|cut_off)$/, { timeout: 10_000 });
   await expect(page.locator(`[data-testid="timeline-entry"][data-kind="node"][data-node="${owner}"]`).first()).toBeVisible();
@@ -102,6 +104,7 @@ test('when the node the page reads from dies, the page moves to another', async 
   test.setTimeout(120_000);
   const reader: NodeName = 'n1';
   await openView(page, reader);
+  const killedAt = Date.now();
   await killNode(reader);
   const status = page.getByTestId('cluster-status');
   await expect
@@ -110,6 +113,9 @@ test('when the node the page reads from dies, the page moves to another', async 
       return (await status.getAttribute('data-state')) === 'ok' && node !== null && node !== reader;
     }, { timeout: 15_000, message: 'the page reads from another node' })
     .toBe(true);
+  const movedAfter = Date.now() - killedAt;
+  testInfo.annotations.push({ type: 'moved-ms', description: String(movedAfter) });
+  console.log(`the page moved ${movedAfter} ms after ${reader} was killed`);
   await expect(status).toContainText('live from');
   // The new node draws the one the page read from as gone.
   await expect(page.getByTestId(`node-${reader}`)).toHaveAttribute('data-state', /^(down|cut_off)$/, { timeout: 10_000 });

@@ -255,10 +255,11 @@ func (h *Hub) LeasesCurrent() {
 	h.mu.Unlock()
 }
 
-// Resumed takes the relay's first tick of a new epoch (a relay delivery goroutine: never blocks).
-func (h *Hub) Resumed(room string, from, to uint64, gap time.Duration) {
+// Resumed takes the relay's first tick of a new epoch, published by owner (a relay delivery goroutine: never
+// blocks).
+func (h *Hub) Resumed(room string, from, to uint64, owner string, gap time.Duration) {
 	h.mu.Lock()
-	h.recordLocked(h.tracker.Resumed(h.now(), room, from, to, gap))
+	h.recordLocked(h.tracker.Resumed(h.now(), room, from, to, owner, gap))
 	h.mu.Unlock()
 	h.poke()
 }

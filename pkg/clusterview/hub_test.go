@@ -161,7 +161,7 @@ func TestAStreamStartsWithTheStateThenTheRecentEventsThenChanges(t *testing.T) {
 			t.Fatalf("replayed event %+v, want seq %d, a takeover seen by n1", e, seq)
 		}
 	}
-	h.Resumed("lobby", 3, 4, 1234567*time.Microsecond)
+	h.Resumed("lobby", 3, 4, "n2", 1234567*time.Microsecond)
 	if e := s.event(); e.Seq != 4 || e.Kind != KindResumed || e.GapMs != 1234.567 || e.Node != "n2" {
 		t.Fatalf("live event %+v", e)
 	}

@@ -178,19 +178,20 @@ func (t *Tracker) Lease(now time.Time, o LeaseObs) (events []Event, changed bool
 // LeasesCurrent marks the end of the owners watcher's first replay: from now on, changes are events.
 func (t *Tracker) LeasesCurrent() { t.leasesLive = true }
 
-// Resumed takes the relay's first tick of room under epoch to after the last under from, gap apart.
-func (t *Tracker) Resumed(now time.Time, room string, from, to uint64, gap time.Duration) []Event {
-	ev := Event{At: now.UnixMilli(), Kind: KindResumed, Room: room, Epoch: to, FromEpoch: from,
+// Resumed takes the relay's first tick of room under epoch to, published by owner, after the last under from,
+// gap apart.
+func (t *Tracker) Resumed(now time.Time, room string, from, to uint64, owner string, gap time.Duration) []Event {
+	ev := Event{At: now.UnixMilli(), Kind: KindResumed, Room: room, Node: owner, Epoch: to, FromEpoch: from,
 		GapMs: float64(gap.Microseconds()) / 1000}
 	if rec, ok := t.rooms[room]; ok {
 		switch {
 		case rec.op == LeasePut && rec.epoch == to:
-			ev.Node = rec.node
 			if rec.prevEpoch == from {
 				ev.From = rec.prevNode
 			}
 		case rec.epoch == from:
-			ev.From = rec.node // the lease went again before this node saw its successor's tick
+			// This node has not seen the new lease yet (its ticks came first), or it went again since.
+			ev.From = rec.node
 		}
 	}
 	return []Event{ev}

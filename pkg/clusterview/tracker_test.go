@@ -103,17 +103,18 @@ func TestResumedCarriesTheExactGapAndWhoTookOver(t *testing.T) {
 	tr.Lease(at(0), put("lobby", 1, "n2", 4))
 	tr.LeasesCurrent()
 	tr.Lease(at(time.Second), put("lobby", 2, "n3", 5))
-	got := brief(tr.Resumed(at(1300*time.Millisecond), "lobby", 4, 5, 812345*time.Microsecond))
+	got := brief(tr.Resumed(at(1300*time.Millisecond), "lobby", 4, 5, "n3", 812345*time.Microsecond))
 	if want := "resumed lobby n3@5 from n2@4 gap 812.345"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	// A tick of an epoch this node has not seen the lease of yet: the gap all the same, names where known.
-	got = brief(tr.Resumed(at(2*time.Second), "lobby", 5, 7, 50*time.Millisecond))
-	if want := "resumed lobby @7 from n3@5 gap 50.000"; got != want {
+	// A tick of an epoch this node has not seen the lease of yet (its owners watcher lags): the gap all the
+	// same, the owner from the tick, the one before from the lease.
+	got = brief(tr.Resumed(at(2*time.Second), "lobby", 5, 7, "n1", 50*time.Millisecond))
+	if want := "resumed lobby n1@7 from n3@5 gap 50.000"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	got = brief(tr.Resumed(at(2*time.Second), "elsewhere", 1, 2, time.Second))
-	if want := "resumed elsewhere @2 from @1 gap 1000.000"; got != want {
+	got = brief(tr.Resumed(at(2*time.Second), "elsewhere", 1, 2, "n2", time.Second))
+	if want := "resumed elsewhere n2@2 from @1 gap 1000.000"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -39,8 +39,16 @@ func (s *viewSource) Observe(withPlayers bool, maxRooms int) clusterview.Observa
 	rooms := make([]clusterview.RoomView, 0, min(len(all), maxRooms))
 	add := func(i room.Info) {
 		v := clusterview.RoomView{Room: i.Room, Owner: i.Owner, Epoch: i.Epoch}
+		last := n.rooms.Relay().Last(i.Room)
+		if last != nil && last.Pos.Epoch > i.Epoch {
+			// The new owner's ticks arrived before its lease did (this node's owners watcher may be restarting
+			// after the death of the server that fed it): fenced ticks prove the newer owner.
+			if tk, err := last.Decode(); err == nil {
+				v.Owner, v.Epoch = tk.Owner, last.Pos.Epoch
+			}
+		}
 		if withPlayers {
-			v.Players, v.Online = players(n.rooms.Relay().Last(i.Room))
+			v.Players, v.Online = players(last)
 		}
 		rooms = append(rooms, v)
 	}
@@ -96,8 +104,12 @@ func (o viewObserver) LeaseChanged(c room.LeaseChange) {
 
 func (o viewObserver) LeasesCurrent() { o.h.LeasesCurrent() }
 
-func (o viewObserver) EpochChanged(r string, from, to fence.Position, gap time.Duration) {
-	o.h.Resumed(r, from.Epoch, to.Epoch, gap)
+func (o viewObserver) EpochChanged(r string, from fence.Position, to *room.Tick, gap time.Duration) {
+	owner := ""
+	if tk, err := to.Decode(); err == nil {
+		owner = tk.Owner
+	}
+	o.h.Resumed(r, from.Epoch, to.Pos.Epoch, owner, gap)
 }
 
 // handleEvents is GET /api/cluster/events: the cluster view's Server-Sent Events (package clusterview).

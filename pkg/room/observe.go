@@ -19,8 +19,8 @@ type Observer interface {
 	// LeasesCurrent marks the end of a watcher's replay of the current leases.
 	LeasesCurrent()
 	// EpochChanged is the relay's first tick of a room at a higher epoch than the tick before it on this node,
-	// with the time between their arrivals (RelayHooks.Epoch).
-	EpochChanged(room string, from, to fence.Position, gap time.Duration)
+	// with the time between their arrivals (RelayHooks.Epoch). The tick must not be modified.
+	EpochChanged(room string, from fence.Position, to *Tick, gap time.Duration)
 }
 
 // LeaseChange is one entry of the owners bucket.
@@ -64,7 +64,7 @@ func (m *Manager) observeOwner(e jetstream.KeyValueEntry) {
 }
 
 // observeEpoch is the relay's Epoch hook.
-func (m *Manager) observeEpoch(room string, from, to fence.Position, gap time.Duration) {
+func (m *Manager) observeEpoch(room string, from fence.Position, to *Tick, gap time.Duration) {
 	if b := m.obs.Load(); b != nil {
 		b.o.EpochChanged(room, from, to, gap)
 	}

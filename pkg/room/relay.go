@@ -84,9 +84,10 @@ type RelayHooks struct {
 	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
 	Fanout func(room string, age time.Duration)
 	// Epoch is called for a room's first tick of a higher epoch than its previous accepted tick on this node (a
-	// new owner's first tick), with both positions and the time between the two ticks' arrivals: the pause the
-	// players on this node saw at the handover. Not called for a room's first tick after the relay subscribed.
-	Epoch func(room string, from, to fence.Position, gap time.Duration)
+	// new owner's first tick), with the previous tick's position, the new tick (not to be modified) and the time
+	// between the two ticks' arrivals: the pause the players on this node saw at the handover. Not called for a
+	// room's first tick after the relay subscribed.
+	Epoch func(room string, from fence.Position, to *Tick, gap time.Duration)
 }
 
 // NewRelay makes a relay over nc that reports to hooks.
@@ -101,7 +102,7 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 		hooks.Fanout = func(string, time.Duration) {}
 	}
 	if hooks.Epoch == nil {
-		hooks.Epoch = func(string, fence.Position, fence.Position, time.Duration) {}
+		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
 	}
 	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
@@ -175,7 +176,7 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))
 		if epoch > rr.lastPos.Epoch {
-			r.hooks.Epoch(room, rr.lastPos, t.Pos, now.Sub(rr.lastAt))
+			r.hooks.Epoch(room, rr.lastPos, t, now.Sub(rr.lastAt))
 		}
 	}
 	rr.lastAt, rr.lastPos = now, t.Pos

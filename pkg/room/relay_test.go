@@ -22,9 +22,9 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls []call
-	r := room.NewRelay(nc, fence.New(), room.RelayHooks{Epoch: func(_ string, from, to fence.Position, gap time.Duration) {
+	r := room.NewRelay(nc, fence.New(), room.RelayHooks{Epoch: func(_ string, from fence.Position, to *room.Tick, gap time.Duration) {
 		mu.Lock()
-		calls = append(calls, call{from, to, gap})
+		calls = append(calls, call{from, to.Pos, gap})
 		mu.Unlock()
 	}})
 	defer r.Close()
