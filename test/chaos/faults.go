@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
 )
 
 // Kind is a kind of fault.
@@ -138,7 +140,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // (End set). The targets and durations are drawn from rng.
 func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 	c, nt := h.Cluster, h.Net
-	n := len(c.Nodes)
+	n := c.Len()
 	owner := f.OwnerBefore
 	others := func(x int) []int {
 		var o []int
@@ -149,7 +151,7 @@ func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 		}
 		return o
 	}
-	name := func(i int) string { return c.Nodes[i].Host.Name }
+	name := func(i int) string { return c.Node(i).Name }
 	restartDelay := func() time.Duration { return 2*time.Second + time.Duration(rng.Int64N(int64(3*time.Second))) }
 	hold := h.cfg.LeaseTTL + time.Duration(rng.Int64N(int64(h.cfg.LeaseTTL/2)+1))
 
@@ -265,10 +267,10 @@ func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 	return fmt.Errorf("unknown fault kind %q", f.Kind)
 }
 
-func names(c *Cluster, idx []int) string {
+func names(c *cluster.Cluster, idx []int) string {
 	var s []string
 	for _, i := range idx {
-		s = append(s, c.Nodes[i].Host.Name)
+		s = append(s, c.Node(i).Name)
 	}
 	return strings.Join(s, ",")
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/wire"
@@ -455,14 +456,10 @@ type Recorder struct {
 	closed chan struct{}
 }
 
-// StartRecorder connects to url (node index node) and records into s.
-func StartRecorder(s *Store, node int, url string) (*Recorder, error) {
+// StartRecorder connects to node n (index node) and records into s.
+func StartRecorder(s *Store, node int, n cluster.Node, secrets cluster.Secrets) (*Recorder, error) {
 	closed := make(chan struct{})
-	nc, err := nats.Connect(url,
-		nats.Name("tickmesh-chaos-recorder"),
-		nats.IgnoreDiscoveredServers(),
-		nats.DontRandomize(),
-		nats.MaxReconnects(-1),
+	nc, err := cluster.Connect(n, secrets, "tickmesh-chaos-recorder",
 		nats.ReconnectWait(200*time.Millisecond),
 		nats.ReconnectJitter(50*time.Millisecond, 0),
 		nats.RetryOnFailedConnect(true),
