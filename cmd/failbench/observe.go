@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -32,34 +33,30 @@ type observer struct {
 	wg    sync.WaitGroup
 }
 
-// observe connects to node's client port at url and starts recording. The connection reconnects forever, so
-// the observer resumes when a killed node is restarted.
-func observe(ctx context.Context, node, url string, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
-	// The servers advertise each other's client URLs: without IgnoreDiscoveredServers a reconnect (after the
-	// node was killed) may land on another node, and the observer would silently watch the wrong one.
-	nc, err := nats.Connect(url, nats.Name("failbench-"+node), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.ReconnectJitter(0, 0), nats.Timeout(2*time.Second),
-		nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
+// observe connects to node n's client port and starts recording. The connection is pinned to n and reconnects
+// forever, so the observer resumes when a killed node is restarted.
+func observe(ctx context.Context, n cluster.Node, secrets cluster.Secrets, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
+	nc, err := cluster.Connect(n, secrets, "failbench-"+n.Name,
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
 				subject = sub.Subject
 			}
-			logf("observer %s: %v (subscription %q)", node, err, subject)
+			logf("observer %s: %v (subscription %q)", n.Name, err, subject)
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s at %s: %w", node, url, err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	o := &observer{node: node, nc: nc, js: js, rec: rec, track: track}
+	o := &observer{node: n.Name, nc: nc, js: js, rec: rec, track: track}
 	sub, err := nc.Subscribe(wire.TickSubject(room.Lobby), o.onTick)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("subscribe to %s's ticks: %w", node, err)
+		return nil, fmt.Errorf("subscribe to %s's ticks: %w", n.Name, err)
 	}
 	_ = sub.SetPendingLimits(-1, -1)
 	o.sub = sub
@@ -118,7 +115,7 @@ func (o *observer) onTick(m *nats.Msg) {
 // watchLeases follows the lobby's key in the owners bucket until ctx ends, re-creating the watch when it fails.
 func (o *observer) watchLeases(ctx context.Context) {
 	for ctx.Err() == nil {
-		if err := o.watchOnce(ctx); err != nil && !sleepCtx(ctx, 500*time.Millisecond) {
+		if err := o.watchOnce(ctx); err != nil && !cluster.Sleep(ctx, 500*time.Millisecond) {
 			return
 		}
 	}
@@ -154,24 +151,16 @@ func (o *observer) watchOnce(ctx context.Context) error {
 	}
 }
 
-// streamLeader asks this node for the stream's leader ("" when it has none).
-func (o *observer) streamLeader(ctx context.Context, stream string) (string, error) {
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	s, err := o.js.Stream(sctx, stream)
-	if err != nil {
-		return "", err
-	}
-	info := s.CachedInfo()
-	if info.Cluster == nil {
-		return "", fmt.Errorf("stream %s is not clustered", stream)
-	}
-	return info.Cluster.Leader, nil
-}
-
 // bot is a player that joins the lobby and sends an input about every period through one node, recording when each
 // was published. Each publish is the event's live copy on core NATS, then its durable publish (wire.EventMsg, with
 // the event's message id) with a short timeout: whatever the PubAck outcome, the owner receives the live copy.
+//
+// It publishes below the gateway (cluster.PublishEvent), not through a WebSocket (pkg/client), on purpose: the
+// kill-inputs-leader fault measures what the loss of the INPUTS stream's leader does to the input path from
+// the NATS publish to the owner's tick, and the results are compared with earlier runs of the same measure. A
+// WebSocket bot would add the gateway's read, its publisher queue and the relay's fan-out to every latency and
+// replace the PubAck count by the gateway's retries, which failbench cannot see: another benchmark. The
+// gateway's own path has its tests in pkg/gateway and the chaos suite's bots.
 type bot struct {
 	player string
 	js     jetstream.JetStream
@@ -227,7 +216,7 @@ func (b *bot) send(ctx context.Context, ev game.Event, record bool) {
 		defer b.wg.Done()
 		pctx, cancel := context.WithTimeout(ctx, botPublishTimeout)
 		defer cancel()
-		if err := publishEvent(pctx, b.js, room.Lobby, ev); err != nil {
+		if err := cluster.PublishEvent(pctx, b.js, room.Lobby, ev); err != nil {
 			b.mu.Lock()
 			b.ackFailed++
 			b.mu.Unlock()
@@ -244,28 +233,6 @@ func (b *bot) stop() (pubs []publish, ackFailed int) {
 	return b.pubs, b.ackFailed
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func sleepUntil(ctx context.Context, t time.Time) bool {
-	return sleepCtx(ctx, time.Until(t))
-}
-
-// publishEvent sends ev the way a gateway does: the live copy, then the durable publish until its PubAck.
-func publishEvent(ctx context.Context, js jetstream.JetStream, roomName string, ev game.Event) error {
-	m, err := wire.EventMsg(roomName, ev)
-	if err != nil {
-		return err
-	}
-	_ = js.Conn().Publish(wire.LiveSubject(roomName), m.Data)
-	_, err = js.PublishMsg(ctx, m)
-	return err
+	return cluster.Sleep(ctx, time.Until(t))
 }

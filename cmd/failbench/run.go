@@ -55,11 +55,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.bin, err = copyBinary(o.bin, filepath.Join(dir, "tickmesh-node")); err != nil {
 		return err
 	}
-	c := newCluster(o, dir, logf)
-	defer c.stopAll()
+	c, err := newCluster(o, dir, logf)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.StopAll()
+		c.Close()
+	}()
 	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
-	for _, p := range c.procs {
-		if err := c.start(p); err != nil {
+	for i := range c.Len() {
+		if err := c.Start(i); err != nil {
 			return err
 		}
 	}
@@ -67,20 +73,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	// bug, but the benchmark can still measure failover.
 	var startupNotes []string
 	restarts := 0
-	if err := c.waitReady(ctx, readyTimeout, func(p *proc) error {
-		note := fmt.Sprintf("%s exited while the fresh cluster formed (%v; last log line: %s); restarted it", p.name, p.exitErr(), lastLine(p.logPath))
+	if err := c.WaitReady(ctx, readyTimeout, func(i int) error {
+		name, log := c.Node(i).Name, c.LogPath(i)
+		note := fmt.Sprintf("%s exited while the fresh cluster formed (%v; last log line: %s); restarted it", name, c.ExitErr(i), lastLine(log))
 		logf("UNPLANNED: %s", note)
 		fmt.Fprintln(stdout, "note:", note)
 		startupNotes = append(startupNotes, note)
 		if restarts++; restarts > 2 {
-			return fmt.Errorf("%s exited during startup: %v (see %s)", p.name, p.exitErr(), p.logPath)
+			return fmt.Errorf("%s exited during startup: %v (see %s)", name, c.ExitErr(i), log)
 		}
-		return c.start(p)
+		return c.Start(i)
 	}); err != nil {
 		return err
 	}
 
-	rec := newRecorder(c.names(), func(node string, s staleRec, accepted bool) {
+	rec := newRecorder(c.Names(), func(node string, s staleRec, accepted bool) {
 		kind := "stale tick refused by the fence"
 		if accepted {
 			kind = "STALE TICK ACCEPTED"
@@ -95,12 +102,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			ob.close()
 		}
 	}()
-	for _, p := range c.procs {
-		ob, err := observe(octx, p.name, p.natsURL, rec, &b.track, logf)
+	for i := range c.Len() {
+		ob, err := observe(octx, c.Node(i), c.Secrets(), rec, &b.track, logf)
 		if err != nil {
 			return err
 		}
-		b.obs[p.name] = ob
+		b.obs[c.Node(i).Name] = ob
 	}
 
 	rep := report{Command: o.commandLine, Started: time.Now(), Machine: describeMachine(),
