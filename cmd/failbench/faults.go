@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/stats"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -261,11 +262,21 @@ func (b *bench) gapOver(nodes []string, from, to time.Time) (time.Duration, stri
 	var gap time.Duration
 	var at string
 	for _, n := range nodes {
-		if g := longestGap(b.rec.tickTimes(n), from, to); g > gap || at == "" {
+		if g := stats.Longest(stats.Offsets(b.rec.tickTimes(n), from), 0, to.Sub(from)).Len(); g > gap || at == "" {
 			gap, at = g, n
 		}
 	}
 	return gap, at
+}
+
+// logStretches logs every observer's tick-free stretches of [from, to] longer than minLen.
+func (b *bench) logStretches(what string, from, to time.Time, minLen time.Duration) {
+	for _, n := range b.c.Names() {
+		for _, g := range stats.Longer(stats.Offsets(b.rec.tickTimes(n), from), 0, to.Sub(from), minLen) {
+			b.logf("  %sno tick at %s observer from %s to %s (%s)", what, n, from.Add(g.From).Format("15:04:05.000"),
+				from.Add(g.To).Format("15:04:05.000"), ms(g.Len()))
+		}
+	}
 }
 
 // restart starts a killed node again (after it exited) and waits until the whole cluster is ready.
@@ -585,11 +596,7 @@ func (b *bench) ownerNow(ctx context.Context, nodes []string) (string, uint64) {
 func (b *bench) finish(ctx context.Context, r *repResult, gapNodes []string, before map[string]float64, t0, end time.Time) {
 	from := t0.Add(-windowBefore)
 	r.Gap, r.GapNode = b.gapOver(gapNodes, from, end)
-	for _, n := range b.c.Names() {
-		for _, s := range stretches(b.rec.tickTimes(n), from, end, 4*b.o.tickPeriod()) {
-			b.logf("  no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
-		}
-	}
+	b.logStretches("", from, end, 4*b.o.tickPeriod())
 	r.StalePublished, r.StaleAccepted = b.rec.staleCounts(from, end)
 	keys := make([]string, 0, len(before))
 	for n := range before {
@@ -626,11 +633,7 @@ func (b *bench) baseline(ctx context.Context) (latencyResult, error) {
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	for _, n := range b.c.Names() {
-		for _, s := range stretches(b.rec.tickTimes(n), t0, t0.Add(baselineWindow), 2*b.o.tickPeriod()) {
-			b.logf("  baseline: no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
-		}
-	}
+	b.logStretches("baseline: ", t0, t0.Add(baselineWindow), 2*b.o.tickPeriod())
 	res.Latency, res.Unapplied = b.measureInputs(pubsIn(pubs, t0, t0.Add(baselineWindow)), via, t0, res.Goal)
 	b.track.Store(nil)
 	res.AckFailed = ackFailed

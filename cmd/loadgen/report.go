@@ -1,10 +1,11 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/stats"
+
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -20,13 +21,6 @@ type Percentiles struct {
 	Max  float64 `json:"max"`
 }
 
-// percentile is the nearest-rank p-th percentile (0 < p <= 100) of sorted, which must be sorted ascending and
-// not empty.
-func percentile(sorted []float64, p float64) float64 {
-	rank := int(math.Ceil(p*float64(len(sorted))/100 - 1e-9)) // the epsilon absorbs 99.9*n/100 rounding up
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
 // summarize sorts samples in place and returns their percentiles (all zero for no samples).
 func summarize(samples []float64) Percentiles {
 	if len(samples) == 0 {
@@ -35,10 +29,10 @@ func summarize(samples []float64) Percentiles {
 	slices.Sort(samples)
 	return Percentiles{
 		N:    len(samples),
-		P50:  percentile(samples, 50),
-		P90:  percentile(samples, 90),
-		P99:  percentile(samples, 99),
-		P999: percentile(samples, 99.9),
+		P50:  stats.PercentileSorted(samples, 50),
+		P90:  stats.PercentileSorted(samples, 90),
+		P99:  stats.PercentileSorted(samples, 99),
+		P999: stats.PercentileSorted(samples, 99.9),
 		Max:  samples[len(samples)-1],
 	}
 }

@@ -92,21 +92,6 @@ func TestGapIn(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	ds := []time.Duration{5, 1, 4, 2, 3}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 3}, {99, 5}, {100, 5}, {1, 1}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if percentile(nil, 50) != 0 {
-		t.Error("empty percentile not 0")
-	}
-}
-
 // tick builds a tick frame with one player.
 func tick(epoch, seq uint64, owner, player string, ack uint64) ([]byte, *protocol.Tick) {
 	tk := &protocol.Tick{Room: "lobby", Epoch: epoch, Seq: seq, Owner: owner,
