@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -310,7 +312,7 @@ func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResul
 		b.rec.trim(time.Now().Add(-time.Minute))
 		b.logf("%s #%d: stable: owner %s epoch %d (placement settled: %v)", fault, i, st.owner, st.epoch, st.placed)
 		var r repResult
-		b.load.add(loadAvg())
+		b.load.add(procfs.LoadAvg())
 		stopSampler := b.sampleOwners(ctx)
 		switch fault {
 		case faultKillOwner:

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"crypto/sha256"
 	"debug/buildinfo"
 	"fmt"
@@ -153,19 +155,6 @@ func (l *loadRange) add(v float64) {
 	l.Samples++
 }
 
-// loadAvg reads the 1-minute load average (Linux), or -1.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	var v float64
-	if _, err := fmt.Sscan(string(b), &v); err != nil {
-		return -1
-	}
-	return v
-}
-
 // machine describes where the run happened.
 type machine struct {
 	Uname string
@@ -175,17 +164,9 @@ type machine struct {
 }
 
 func describeMachine() machine {
-	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown"}
+	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: procfs.CPUModel()}
 	if out, err := exec.Command("uname", "-a").Output(); err == nil {
 		m.Uname = strings.TrimSpace(string(out))
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
 	}
 	return m
 }

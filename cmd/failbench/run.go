@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"bytes"
 	"context"
 	"errors"
@@ -115,7 +117,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer func() {
 		rep.Duration = time.Since(rep.Started)
 		rep.Notes = append(rep.Notes, b.notes...)
-		b.load.add(loadAvg())
+		b.load.add(procfs.LoadAvg())
 		rep.Load = b.load
 		rep.Reordered = rec.reorderedTotal()
 		if rep.Reordered > 0 {

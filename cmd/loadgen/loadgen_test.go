@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -41,58 +43,6 @@ func TestPercentilesUseTheNearestRank(t *testing.T) {
 	}
 }
 
-func TestProcFilesParse(t *testing.T) {
-	stat := []byte("4242 (tm node (x)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 12 0 100 2000000 3000 ...\n")
-	if cpu, err := parseStatCPU(stat); err != nil || cpu != 325 {
-		t.Fatalf("parseStatCPU = %d, %v; want 325", cpu, err)
-	}
-	status := []byte("Name:\ttm-node\nVmPeak:\t  900000 kB\nVmRSS:\t   51234 kB\nThreads:\t12\n")
-	if rss, err := parseStatusRSS(status); err != nil || rss != 51234 {
-		t.Fatalf("parseStatusRSS = %d, %v; want 51234", rss, err)
-	}
-	if _, err := parseStatusRSS([]byte("Name:\tx\n")); err == nil {
-		t.Fatal("no VmRSS parsed")
-	}
-	// This process, for real.
-	s, err := sampleProc(os.Getpid())
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	if s.rssKB == 0 {
-		t.Fatalf("own RSS 0: %+v", s)
-	}
-}
-
-func TestCoreBusyComesFromTheCpuLinesOfProcStat(t *testing.T) {
-	// user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user already.
-	start, err := parseProcStat([]byte("cpu  300 0 100 500 100 0 0 0 0 0\ncpu0 100 0 50 300 50 0 0 0 0 0\n" +
-		"cpu1 200 0 50 200 50 0 0 0 999 0\nintr 12345\nctxt 99\n"))
-	if err != nil || len(start) != 2 {
-		t.Fatalf("parseProcStat = %v, %v; want two cores", start, err)
-	}
-	if start[1].total != 500 || start[1].idle != 250 {
-		t.Fatalf("cpu1 = %+v; want total 500 (guest not counted twice), idle 250", start[1])
-	}
-	// cpu0: 100 more ticks, 75 of them idle or iowait; cpu1: 100 more, none idle.
-	end, err := parseProcStat([]byte("cpu0 110 0 65 360 65 0 0 0 0 0\ncpu1 280 0 70 200 50 0 0 0 999 0\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	busy := coreBusy(start, end)
-	if len(busy) != 2 || busy[0] != 0.25 || busy[1] != 1 {
-		t.Fatalf("coreBusy = %v; want [0.25 1]", busy)
-	}
-	if coreBusy(start, end[:1]) != nil {
-		t.Fatal("cores that came and went: want no answer")
-	}
-	if _, err := parseProcStat([]byte("cpu  1 2 3 4 5\nintr 1\n")); err == nil {
-		t.Fatal("no per-core lines: want an error")
-	}
-	if _, err := parseProcStat([]byte("cpu0 1 x 3 4 5 6\n")); err == nil {
-		t.Fatal("a field that is no number: want an error")
-	}
-}
-
 func TestReportComputesRatesAndPrints(t *testing.T) {
 	start := time.Unix(100, 0)
 	end := start.Add(10 * time.Second)
@@ -121,7 +71,7 @@ func TestReportComputesRatesAndPrints(t *testing.T) {
 	if r.ErrorFrames["rate_limited"] != 1 || r.BytesPerSecond != 200 {
 		t.Fatalf("errors, bytes: %+v", r)
 	}
-	p := procReport(1, procSample{rssKB: 1000}, procSample{cpuTicks: 100, rssKB: 2000}, procSample{cpuTicks: 450, rssKB: 3000}, 10, 350, 2)
+	p := procReport(1, procfs.Sample{RSSKB: 1000}, procfs.Sample{CPUTicks: 100, RSSKB: 2000}, procfs.Sample{CPUTicks: 450, RSSKB: 3000}, 10, 350, 2)
 	if p.CPUSeconds != 3.5 || p.CPUCores != 0.35 || p.CPUMicrosPerMsg != 10000 || p.RSSPerSocketKB != 1000 {
 		t.Fatalf("proc report: %+v", p)
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"github.com/tickmesh/tickmesh/internal/stats"
 
 	"fmt"
@@ -103,10 +105,10 @@ type ProcReport struct {
 }
 
 // procReport turns three samples of a process into its report.
-func procReport(pid int, before, start, end procSample, window float64, delivered uint64, sockets int) *ProcReport {
-	r := &ProcReport{PID: pid, RSSBeforeKB: before.rssKB, RSSStartKB: start.rssKB, RSSEndKB: end.rssKB}
-	if end.cpuTicks >= start.cpuTicks {
-		r.CPUSeconds = float64(end.cpuTicks-start.cpuTicks) / clockTicks
+func procReport(pid int, before, start, end procfs.Sample, window float64, delivered uint64, sockets int) *ProcReport {
+	r := &ProcReport{PID: pid, RSSBeforeKB: before.RSSKB, RSSStartKB: start.RSSKB, RSSEndKB: end.RSSKB}
+	if end.CPUTicks >= start.CPUTicks {
+		r.CPUSeconds = float64(end.CPUTicks-start.CPUTicks) / procfs.ClockTicks
 	}
 	if window > 0 {
 		r.CPUCores = r.CPUSeconds / window
@@ -115,7 +117,7 @@ func procReport(pid int, before, start, end procSample, window float64, delivere
 		r.CPUMicrosPerMsg = r.CPUSeconds * 1e6 / float64(delivered)
 	}
 	if sockets > 0 {
-		r.RSSPerSocketKB = (float64(end.rssKB) - float64(before.rssKB)) / float64(sockets)
+		r.RSSPerSocketKB = (float64(end.RSSKB) - float64(before.RSSKB)) / float64(sockets)
 	}
 	return r
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"context"
 	"errors"
 	"fmt"
@@ -329,13 +331,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fmt.Fprintf(cfg.Progress, "loadgen: "+format+"\n", a...)
 		}
 	}
-	var serverBefore procSample
+	var serverBefore procfs.Sample
 	var serverErr error
 	if cfg.PID > 0 {
-		serverBefore, serverErr = sampleProc(cfg.PID)
+		serverBefore, serverErr = procfs.Process(cfg.PID)
 	}
 	selfPID := os.Getpid()
-	selfBefore, _ := sampleProc(selfPID)
+	selfBefore, _ := procfs.Process(selfPID)
 
 	win := &window{}
 	// One dialer with one pool of write buffers for every socket: thousands of idle sockets need none.
@@ -426,12 +428,12 @@ wait:
 	connected := countOpen(clients)
 	progress("%d of %d clients welcomed and open after %v; measuring for %v", connected, len(clients), time.Since(begin).Round(100*time.Millisecond), cfg.Duration)
 
-	var serverStart, serverEnd procSample
+	var serverStart, serverEnd procfs.Sample
 	if cfg.PID > 0 && serverErr == nil {
-		serverStart, serverErr = sampleProc(cfg.PID)
+		serverStart, serverErr = procfs.Process(cfg.PID)
 	}
-	selfStart, _ := sampleProc(selfPID)
-	coresStart, coresErr := sampleCores()
+	selfStart, _ := procfs.Process(selfPID)
+	coresStart, coresErr := procfs.Cores()
 	startAt := time.Now()
 	win.start.Store(startAt.UnixNano())
 	end := time.NewTimer(cfg.Duration)
@@ -450,10 +452,10 @@ measure:
 	endAt := time.Now()
 	win.end.Store(endAt.UnixNano())
 	if cfg.PID > 0 && serverErr == nil {
-		serverEnd, serverErr = sampleProc(cfg.PID)
+		serverEnd, serverErr = procfs.Process(cfg.PID)
 	}
-	selfEnd, _ := sampleProc(selfPID)
-	coresEnd, coresEndErr := sampleCores()
+	selfEnd, _ := procfs.Process(selfPID)
+	coresEnd, coresEndErr := procfs.Cores()
 	openAtEnd := len(clients) - countClosed(clients)
 
 	stopInputs()
@@ -473,7 +475,7 @@ measure:
 	}
 	r.Loadgen = procReport(selfPID, selfBefore, selfStart, selfEnd, windowSec, r.TicksDelivered, connected)
 	if coresErr == nil && coresEndErr == nil {
-		r.CoreBusy = coreBusy(coresStart, coresEnd)
+		r.CoreBusy = procfs.CoreBusy(coresStart, coresEnd)
 	}
 	return r, nil
 }

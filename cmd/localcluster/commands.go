@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"context"
 	"errors"
 	"fmt"
@@ -155,7 +157,7 @@ func processState(pid int, marker string) string {
 	if !cluster.Alive(pid, marker) {
 		return "dead (stale pid file)"
 	}
-	if cluster.ProcState(pid) == 'T' {
+	if procfs.State(pid) == 'T' {
 		return "frozen"
 	}
 	return "running"

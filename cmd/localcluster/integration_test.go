@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"context"
 	"fmt"
 	"net/http"
@@ -138,7 +140,7 @@ func (r *running) checkNothingLeft(pids map[string]int) {
 	r.t.Helper()
 	for name, pid := range pids {
 		// Each process led its own group: nothing of it (nginx's workers included) may remain.
-		live, err := cluster.LiveInGroup(pid)
+		live, err := procfs.LiveInGroup(pid)
 		if err != nil {
 			r.t.Skip(err)
 		}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -100,25 +99,6 @@ func CmdlineHas(cmdline []byte, marker string) bool {
 	return strings.Contains(s, " "+marker+" ")
 }
 
-// ProcState is the state letter of /proc/<pid>/stat ('R', 'S', 'T' for stopped, 'Z'...), or 0 if unknown.
-func ProcState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	return ParseStatState(b)
-}
-
-// ParseStatState reads the state field of /proc/<pid>/stat: "pid (comm) S ...", where comm may hold spaces and
-// parentheses.
-func ParseStatState(stat []byte) byte {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return 0
-	}
-	return stat[i+2]
-}
-
 // SignalGroup sends sig to pid's process group (every process the harness starts leads its own, so nginx's
 // workers are included), or to pid alone when it leads no group.
 func SignalGroup(pid int, sig syscall.Signal) error {
@@ -215,30 +195,4 @@ func StopPIDFiles(ctx context.Context, recs []PIDFile, grace time.Duration, out 
 func WaitPIDGone(ctx context.Context, pid int, marker string, timeout time.Duration) bool {
 	t := target{pid: pid, gone: func() bool { return !Alive(pid, marker) }}
 	return len(waitGone(ctx, []target{t}, timeout)) == 0
-}
-
-// LiveInGroup lists the processes of group pgid that are not zombies, from /proc (an error without it).
-func LiveInGroup(pgid int) ([]int, error) {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	if len(stats) == 0 {
-		return nil, errors.New("no /proc: cannot list process groups")
-	}
-	var live []int
-	for _, f := range stats {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:])) // state ppid pgrp ...
-		if len(fields) < 3 || fields[0] == "Z" || fields[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])
-		live = append(live, pid)
-	}
-	return live, nil
 }

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"github.com/tickmesh/tickmesh/internal/procfs"
+
 	"context"
 	"errors"
 	"io"
@@ -52,21 +54,6 @@ func TestCmdlineHas(t *testing.T) {
 	}
 }
 
-func TestParseStatState(t *testing.T) {
-	for stat, want := range map[string]byte{
-		"123 (tickmesh-node) S 1 123 123 0":   'S',
-		"123 (a) (b) T 1 123":                 'T',
-		"123 (odd name) with) Z 1":            'Z',
-		"garbage":                             0,
-		"123 (x)":                             0,
-		"7 (nginx: master) R 1 7 7 0 -1 4194": 'R',
-	} {
-		if got := ParseStatState([]byte(stat)); got != want {
-			t.Errorf("%q: state %q, want %q", stat, got, want)
-		}
-	}
-}
-
 // startSleeper starts a process in its own group with a recognisable argument and records it.
 func startSleeper(t *testing.T, dir, name, shell string) PIDFile {
 	t.Helper()
@@ -108,7 +95,7 @@ func TestStopPIDFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if s := ProcState(pid); s != 'T' {
+	if s := procfs.State(pid); s != 'T' {
 		t.Errorf("frozen process is in state %q", s)
 	}
 
@@ -131,7 +118,7 @@ func TestStopPIDFiles(t *testing.T) {
 	}
 	// The whole groups are gone (the shells' sleep children too).
 	for _, pgid := range pgids {
-		live, err := LiveInGroup(pgid)
+		live, err := procfs.LiveInGroup(pgid)
 		if err != nil {
 			t.Skip(err)
 		}
