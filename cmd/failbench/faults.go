@@ -153,7 +153,7 @@ func (b *bench) agreed(ctx context.Context) (bool, string, uint64) {
 		owner, epoch = o, e
 	}
 	for _, n := range b.c.Names() {
-		if !b.obs[n].attached() {
+		if !b.obs[n].Attached() {
 			return false, "", 0
 		}
 		t, ok := b.rec.last(n)
@@ -193,7 +193,7 @@ func (b *bench) leader(ctx context.Context, stream string, avoid ...string) (str
 		if !b.c.Running(b.i(n)) {
 			continue
 		}
-		l, err := cluster.StreamLeader(ctx, b.obs[n].js, stream)
+		l, err := cluster.StreamLeader(ctx, b.obs[n].JetStream(), stream)
 		if err == nil {
 			return l, nil
 		}
@@ -385,7 +385,7 @@ func (b *bench) sampleOwners(ctx context.Context) (stop func()) {
 			}
 			line += " | observers:"
 			for _, n := range b.c.Names() {
-				line += fmt.Sprintf(" %s(%s)", n, b.obs[n].stats())
+				line += fmt.Sprintf(" %s(%s)", n, b.obs[n].Stats())
 			}
 			b.logf("%s", line)
 		}
@@ -554,7 +554,7 @@ func (b *bench) alsoLed(ctx context.Context, node, stream string) []string {
 
 // moveLeader asks the stream's leader to step down in favour of to, and waits up to 5 s for it.
 func (b *bench) moveLeader(ctx context.Context, stream, to string) {
-	if err := cluster.MoveStreamLeader(ctx, b.obs[to].nc, stream, to); err != nil {
+	if err := cluster.MoveStreamLeader(ctx, b.obs[to].Conn(), stream, to); err != nil {
 		b.logf("move leader of %s to %s: %v", stream, to, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -615,7 +615,7 @@ func (b *bench) startBot(ctx context.Context, via string) *bot {
 	player := "fb" + hex.EncodeToString(raw[:])
 	b.track.Store(&player)
 	b.logf("bot %s publishes through %s", player, via)
-	return startBot(ctx, b.obs[via].js, player, b.o.tickPeriod())
+	return startBot(ctx, b.obs[via].JetStream(), player, b.o.tickPeriod())
 }
 
 // baseline measures input → applied latency through a non-owner node without a fault.

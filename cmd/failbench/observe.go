@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -14,29 +13,27 @@ import (
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/game"
-	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// observer watches one node through its NATS client port: the lobby's ticks (into the recorder) and the lobby's
-// lease in the owners bucket (which raises the observer's fence, as a node's owners watcher raises its relay's).
-// It also answers JetStream questions (stream leaders) and carries the bot's publishes.
+// observer watches one node (a cluster.Observer): the lobby's ticks go into the recorder, and the lobby's lease
+// in the owners bucket raises the observer's fence there, as a node's owners watcher raises its relay's. It also
+// answers JetStream questions (stream leaders) and carries the bot's publishes.
 type observer struct {
+	*cluster.Observer
 	node  string
-	nc    *nats.Conn
-	js    jetstream.JetStream
 	rec   *recorder
 	track *atomic.Pointer[string] // player whose ack is extracted from ticks (shared by all observers)
-	sub   *nats.Subscription
-	wg    sync.WaitGroup
 }
 
-// observe connects to node n's client port and starts recording. The connection is pinned to n and reconnects
-// forever, so the observer resumes when a killed node is restarted.
-func observe(ctx context.Context, n cluster.Node, secrets cluster.Secrets, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
-	nc, err := cluster.Connect(n, secrets, "failbench-"+n.Name,
+// observe starts watching node n.
+func observe(n cluster.Node, secrets cluster.Secrets, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
+	o := &observer{node: n.Name, rec: rec, track: track}
+	var err error
+	o.Observer, err = cluster.Observe(n, secrets, "failbench-"+n.Name,
+		cluster.Watch{Room: room.Lobby, Tick: o.onTick, Lease: func(epoch uint64) { rec.lease(n.Name, epoch) }},
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
@@ -44,49 +41,10 @@ func observe(ctx context.Context, n cluster.Node, secrets cluster.Secrets, rec *
 			}
 			logf("observer %s: %v (subscription %q)", n.Name, err, subject)
 		}))
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	o := &observer{node: n.Name, nc: nc, js: js, rec: rec, track: track}
-	sub, err := nc.Subscribe(wire.TickSubject(room.Lobby), o.onTick)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("subscribe to %s's ticks: %w", n.Name, err)
-	}
-	_ = sub.SetPendingLimits(-1, -1)
-	o.sub = sub
-	o.wg.Add(1)
-	go func() {
-		defer o.wg.Done()
-		o.watchLeases(ctx)
-	}()
-	return o, nil
+	return o, err
 }
 
-// stats describes the observer's connection for the events log.
-func (o *observer) stats() string {
-	pending, _, _ := o.sub.Pending()
-	st := o.nc.Stats()
-	return fmt.Sprintf("%s to %s in=%d pending=%d reconnects=%d", o.nc.Status(), o.nc.ConnectedServerName(), st.InMsgs, pending, st.Reconnects)
-}
-
-// attached reports whether the observer is connected to its own node.
-func (o *observer) attached() bool {
-	return o.nc.IsConnected() && o.nc.ConnectedServerName() == o.node
-}
-
-func (o *observer) close() {
-	o.nc.Close()
-	o.wg.Wait()
-}
-
-func (o *observer) onTick(m *nats.Msg) {
-	at := time.Now()
+func (o *observer) onTick(at time.Time, m *nats.Msg) {
 	epoch, seq, herr := wire.ParseTickHeader(m.Header)
 	var ack uint64
 	player := o.track.Load()
@@ -99,10 +57,8 @@ func (o *observer) onTick(m *nats.Msg) {
 			epoch, seq = tk.Epoch, tk.Seq
 		}
 		if player != nil {
-			for _, p := range tk.Players {
-				if p.ID == *player {
-					ack = p.Ack
-				}
+			if p, ok := tk.Player(*player); ok {
+				ack = p.Ack
 			}
 		}
 	}
@@ -110,45 +66,6 @@ func (o *observer) onTick(m *nats.Msg) {
 		return
 	}
 	o.rec.tick(o.node, at, epoch, seq, ack)
-}
-
-// watchLeases follows the lobby's key in the owners bucket until ctx ends, re-creating the watch when it fails.
-func (o *observer) watchLeases(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := o.watchOnce(ctx); err != nil && !cluster.Sleep(ctx, 500*time.Millisecond) {
-			return
-		}
-	}
-}
-
-func (o *observer) watchOnce(ctx context.Context) error {
-	kctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	kv, err := o.js.KeyValue(kctx, wire.OwnersBucket)
-	cancel()
-	if err != nil {
-		return err
-	}
-	w, err := kv.Watch(ctx, room.Lobby)
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("watch closed")
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			if v, err := lease.Parse(e.Value()); err == nil {
-				o.rec.lease(o.node, v.Epoch)
-			}
-		}
-	}
 }
 
 // bot is a player that joins the lobby and sends an input about every period through one node, recording when each

@@ -97,15 +97,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logf("%s at %s observer: epoch %d seq %d, epoch %d already seen", kind, node, s.Epoch, s.Seq, s.Above)
 	})
 	b := &bench{o: o, c: c, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf}
-	octx, cancelObs := context.WithCancel(context.Background())
 	defer func() {
-		cancelObs()
 		for _, ob := range b.obs {
-			ob.close()
+			ob.Close()
 		}
 	}()
 	for i := range c.Len() {
-		ob, err := observe(octx, c.Node(i), c.Secrets(), rec, &b.track, logf)
+		ob, err := observe(c.Node(i), c.Secrets(), rec, &b.track, logf)
 		if err != nil {
 			return err
 		}

@@ -84,7 +84,7 @@ type Harness struct {
 	rng     *rand.Rand
 
 	bots     []*Bot
-	recs     []*Recorder
+	recs     []*cluster.Observer
 	lin      *linClients
 	stopBots context.CancelFunc
 	botsWG   sync.WaitGroup
