@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/procfs"
 
 	"bytes"
@@ -157,15 +158,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// lastLine returns the last non-empty line of a file ("" if none).
-func lastLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
+// lastLine is the last line of a file ("" if none).
+func lastLine(path string) string { return strings.TrimSpace(cluster.TailFile(path, 1)[0]) }
 
 // copyBinary copies the executable src to dst and returns dst.
 func copyBinary(src, dst string) (string, error) {
