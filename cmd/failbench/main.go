@@ -48,26 +48,6 @@
 // -recovery-timeout counts as failed.
 package main
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/tickmesh/tickmesh/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	var ue *usageError
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "failbench: %v (see -h)\n", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "failbench: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("failbench", " (see -h)", run) }

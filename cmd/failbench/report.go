@@ -251,6 +251,29 @@ func (r report) tables(no string) []table {
 	return []table{faults, lat}
 }
 
+// render writes t aligned with spaces, or as a markdown table.
+func (t table) render(w io.Writer, markdown bool) {
+	if t.title != "" {
+		fmt.Fprintln(w, "\n"+t.title)
+	}
+	if !markdown {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, row := range append([][]string{t.header}, t.rows...) {
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+		return
+	}
+	rule := make([]string, len(t.header))
+	for i, right := range t.right {
+		rule[i] = map[bool]string{false: "---", true: "---:"}[right]
+	}
+	fmt.Fprintln(w)
+	for _, row := range append([][]string{t.header, rule}, t.rows...) {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+}
+
 // writeText writes the human tables.
 func (r report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nFailover benchmark: 3 nodes, lease TTL %v, %d ticks/s, %s\n", r.LeaseTTL, r.TickRate, r.Duration.Round(time.Second))
@@ -258,14 +281,7 @@ func (r report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "1-minute load average %.2f to %.2f on %d CPUs\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
 	}
 	for _, t := range r.tables("NO") {
-		if t.title != "" {
-			fmt.Fprintln(w, "\n"+t.title)
-		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, row := range append([][]string{t.header}, t.rows...) {
-			fmt.Fprintln(tw, strings.Join(row, "\t"))
-		}
-		tw.Flush()
+		t.render(w, false)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -283,17 +299,7 @@ func (r report) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "- 1-minute load average during the run: %.2f to %.2f (%d CPUs)\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
 	}
 	for _, t := range r.tables("**no**") {
-		if t.title != "" {
-			fmt.Fprintln(w, "\n"+t.title)
-		}
-		rule := make([]string, len(t.header))
-		for i, right := range t.right {
-			rule[i] = map[bool]string{false: "---", true: "---:"}[right]
-		}
-		fmt.Fprintln(w)
-		for _, row := range append([][]string{t.header, rule}, t.rows...) {
-			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
-		}
+		t.render(w, true)
 	}
 	fmt.Fprintln(w, "\nPer repetition:")
 	fmt.Fprintln(w)

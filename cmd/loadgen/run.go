@@ -416,7 +416,7 @@ wait:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-progressTick.C:
-			progress("ramping: %d of %d welcomed after %v", countWelcomed(clients), len(clients), time.Since(begin).Round(time.Second))
+			progress("ramping: %d of %d welcomed after %v", count(clients, welcomed), len(clients), time.Since(begin).Round(time.Second))
 		}
 	}
 	// Let the last joins land before measuring.
@@ -425,7 +425,7 @@ wait:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	connected := countOpen(clients)
+	connected := count(clients, open)
 	progress("%d of %d clients welcomed and open after %v; measuring for %v", connected, len(clients), time.Since(begin).Round(100*time.Millisecond), cfg.Duration)
 
 	var serverStart, serverEnd procfs.Sample
@@ -446,7 +446,7 @@ measure:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-progressTick.C:
-			progress("%v: %d open", time.Since(startAt).Round(time.Second), len(clients)-countClosed(clients))
+			progress("%v: %d open", time.Since(startAt).Round(time.Second), len(clients)-count(clients, closed))
 		}
 	}
 	endAt := time.Now()
@@ -456,7 +456,7 @@ measure:
 	}
 	selfEnd, _ := procfs.Process(selfPID)
 	coresEnd, coresEndErr := procfs.Cores()
-	openAtEnd := len(clients) - countClosed(clients)
+	openAtEnd := len(clients) - count(clients, closed)
 
 	stopInputs()
 	senders.Wait()
@@ -480,36 +480,20 @@ measure:
 	return r, nil
 }
 
-func countWelcomed(cs []*client) int {
+// count counts the clients for which f holds.
+func count(cs []*client, f func(c *client) bool) int {
 	n := 0
 	for _, c := range cs {
-		if c.welcomed.Load() {
+		if f(c) {
 			n++
 		}
 	}
 	return n
 }
 
-// countOpen counts the welcomed clients still open.
-func countOpen(cs []*client) int {
-	n := 0
-	for _, c := range cs {
-		if c.welcomed.Load() && !c.closed.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-func countClosed(cs []*client) int {
-	n := 0
-	for _, c := range cs {
-		if c.closed.Load() {
-			n++
-		}
-	}
-	return n
-}
+func welcomed(c *client) bool { return c.welcomed.Load() }
+func closed(c *client) bool   { return c.closed.Load() }
+func open(c *client) bool     { return c.welcomed.Load() && !c.closed.Load() }
 
 // build aggregates the clients' counters (their readers have ended) into a report.
 func build(cfg Config, clients []*client, connected, openAtEnd int, startAt, endAt time.Time) *Report {

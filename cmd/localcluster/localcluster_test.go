@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/testingutil"
 )
@@ -72,7 +73,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"up", "-unknown"},
 	} {
 		_, err := parseArgs(args)
-		var ue *usageError
+		var ue *cli.UsageError
 		if !errors.As(err, &ue) {
 			t.Errorf("%q: want a usage error, got %v", args, err)
 		}

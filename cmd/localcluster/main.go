@@ -28,29 +28,14 @@
 package main
 
 import (
+	"github.com/tickmesh/tickmesh/internal/cli"
+
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	var ue *usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "localcluster: %v\n\n%s", err, usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("localcluster", "\n\n"+usage, run) }
 
 const usage = `usage: localcluster <command> [flags] [node]
 
@@ -77,13 +62,6 @@ flags (up):
   -nginx auto          auto: use nginx when installed; on: require it; off: no load balancer
   -ready-timeout 90s   how long to wait for every node's /readyz
 `
-
-// usageError is a mistake on the command line.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usageErr(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 // run executes one command. ctx ends when the process is asked to stop (SIGINT, SIGTERM).
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -115,5 +93,5 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "owner":
 		return owner(c, stdout)
 	}
-	return usageErr("unknown command %q", cmd.name)
+	return cli.Usagef("unknown command %q", cmd.name)
 }

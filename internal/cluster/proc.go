@@ -345,16 +345,14 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration, onExit f
 	}
 }
 
-// Sleep waits d or until ctx ends, and reports whether d passed.
+// Sleep waits d or until ctx ends, and reports whether d passed (a timer nobody waits for any more is
+// collected: no Stop needed).
 func Sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	case <-time.After(d):
 	}
+	return ctx.Err() == nil
 }
 
 // logWriter turns each Write into a line for logf.
