@@ -345,9 +345,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	clients := make([]*client, cfg.Clients)
 	for i := range clients {
 		// Once: a client that closes is counted, not reconnected; no watchdog: a slow tick is measured, not
-		// abandoned.
+		// abandoned; no resend: every input is measured once, as it went.
 		cl, err := tmclient.New(tmclient.Config{URLs: []string{cfg.URLs[i%len(cfg.URLs)]}, Name: fmt.Sprintf("%s%d", cfg.Name, i),
-			Room: cfg.roomOf(i), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second, Watchdog: -1, Dialer: d})
+			Room: cfg.roomOf(i), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second, Watchdog: -1,
+			ResendAfter: -1, Dialer: d})
 		if err != nil {
 			return nil, err
 		}

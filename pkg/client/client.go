@@ -42,6 +42,10 @@ type Config struct {
 	WelcomeTimeout time.Duration
 	// Watchdog: a welcomed connection without a fresh tick this long is dead; 0 = 3 s, negative = never.
 	Watchdog time.Duration
+	// ResendAfter: the latest input, when no fresh tick has acknowledged it for this long (dropped as
+	// rate_limited or not_ready, or lost in an owner change), is sent again unchanged, as docs/PROTOCOL.md asks
+	// of a client; 0 = 1 s, negative = never (a load generator measures the input path as it is).
+	ResendAfter time.Duration
 	// Dialer opens the WebSockets; nil = one with a 5 s handshake timeout.
 	Dialer *websocket.Dialer
 	// Rand draws the backoff's jitter; nil = a randomly seeded source. Run alone uses it.
@@ -90,10 +94,18 @@ type Client struct {
 	resetUsed bool // a 4501 reset the identity and no welcome came since
 	tick      Tick // reused for every tick frame
 
-	mu   sync.Mutex      // guards the fields below, which Input reads
-	sess session         // the identity
-	ws   *websocket.Conn // the welcomed connection, nil when there is none
-	conn Conn            // its identification
+	mu      sync.Mutex      // guards the fields below, which Input reads
+	sess    session         // the identity
+	ws      *websocket.Conn // the welcomed connection, nil when there is none
+	conn    Conn            // its identification
+	pending pendingInput    // the latest input, until a tick acknowledges it
+}
+
+// pendingInput is the latest input sent on the welcomed connection, not acknowledged yet (seq 0: none).
+type pendingInput struct {
+	seq    uint64
+	frame  []byte
+	sentAt time.Time
 }
 
 // New makes a client; nothing connects before Run.
@@ -139,6 +151,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Watchdog == 0 {
 		cfg.Watchdog = 3 * time.Second
+	}
+	if cfg.ResendAfter == 0 {
+		cfg.ResendAfter = time.Second
 	}
 	if cfg.Dialer == nil {
 		cfg.Dialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
@@ -188,6 +203,7 @@ func (c *Client) Input(keys protocol.Keys) (Sent, error) {
 	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
 		return Sent{}, fmt.Errorf("send input: %w", err)
 	}
+	c.pending = pendingInput{seq: seq, frame: data, sentAt: at}
 	return Sent{Seq: seq, Conn: c.conn, At: at}, nil
 }
 
@@ -395,6 +411,9 @@ func (c *Client) frame(ws *websocket.Conn, d *Disconnect, data []byte, at time.T
 	if t.Fresh && c.cfg.Watchdog > 0 {
 		_ = ws.SetReadDeadline(at.Add(c.cfg.Watchdog))
 	}
+	if t.Fresh {
+		c.acknowledge(t)
+	}
 	if h.Tick != nil {
 		if err := h.Tick(t); err != nil {
 			return err.Error()
@@ -413,7 +432,8 @@ func (c *Client) welcome(ws *websocket.Conn, d *Disconnect, w *protocol.Welcome,
 	}
 	c.mu.Lock()
 	err := c.sess.welcome(w.Player, w.Resume, w.Ack)
-	c.ws, c.conn = ws, d.Conn
+	// A new connection: its own inputs replace anything unacknowledged.
+	c.ws, c.conn, c.pending = ws, d.Conn, pendingInput{}
 	c.mu.Unlock()
 	if err != nil {
 		return "save the session: " + err.Error()
@@ -433,5 +453,31 @@ func (c *Client) welcome(ws *websocket.Conn, d *Disconnect, w *protocol.Welcome,
 			return err.Error()
 		}
 	}
+	if w.Ack >= d.Conn.HelloSeq {
+		// The join is stale (the counter was lost or rolled back; the server will ignore it): the counter has
+		// moved past the ack; reconnect with a join the server applies.
+		return "stale join"
+	}
 	return ""
+}
+
+// acknowledge clears the pending input once a tick shows it applied, and sends it again unchanged when none has
+// for ResendAfter.
+func (c *Client) acknowledge(t *Tick) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending.seq == 0 || c.ws == nil {
+		return
+	}
+	if ack, ok := t.Ack(c.sess.player); ok && ack >= c.pending.seq {
+		c.pending = pendingInput{}
+		return
+	}
+	if c.cfg.ResendAfter < 0 || t.At.Sub(c.pending.sentAt) < c.cfg.ResendAfter {
+		return
+	}
+	_ = c.ws.SetWriteDeadline(t.At.Add(time.Second))
+	if err := c.ws.WriteMessage(websocket.TextMessage, c.pending.frame); err == nil {
+		c.pending.sentAt = t.At
+	}
 }

@@ -205,3 +205,107 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleJoinReconnectsAboveTheAck: a player whose counter was rolled back (a restored backup, say) says hello
+// with a seq the server has passed; the welcome's ack shows it, and the client reconnects with a join above it.
+func TestStaleJoinReconnectsAboveTheAck(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	url := c.Member("n1").Node.URL()
+	store := &client.MemoryStore{}
+	first, err := client.New(client.Config{URLs: []string{url}, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	var last client.Sent
+	done := run(t, ctx, first, client.Handler{Tick: func(tk *client.Tick) error {
+		if ack, ok := tk.Ack(first.Player()); ok && last.Seq != 0 && ack >= last.Seq {
+			stop()
+			return nil
+		}
+		if last.Seq == 0 {
+			for range 5 {
+				s, err := first.Input(protocol.Keys{Up: true})
+				if err != nil {
+					return err
+				}
+				last = s
+			}
+		}
+		return nil
+	}})
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	st, _ := store.Load("lobby")
+	_ = store.Save("lobby", client.State{Resume: st.Resume, Seq: 1}) // rolled back
+	second, err := client.New(client.Config{URLs: []string{url}, Store: store,
+		Backoff: client.Backoff{Base: 10 * time.Millisecond, Cap: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, stop2 := context.WithCancel(t.Context())
+	var closes []client.Disconnect
+	var hellos []uint64
+	done = run(t, ctx2, second, client.Handler{
+		Hello:   func(conn client.Conn) { hellos = append(hellos, conn.HelloSeq) },
+		Welcome: func(conn client.Conn, w *protocol.Welcome) error {
+			if w.Ack < conn.HelloSeq {
+				stop2()
+			}
+			return nil
+		},
+		Closed: func(d client.Disconnect) { closes = append(closes, d) },
+	})
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if len(hellos) != 2 || hellos[0] != 2 || hellos[1] <= last.Seq || closes[0].Reason != "stale join" {
+		t.Fatalf("hellos %v (inputs up to %d), first close %+v", hellos, last.Seq, closes[0])
+	}
+}
+
+// TestUnacknowledgedInputIsResent: inputs beyond the connection's rate limit are dropped (rate_limited); the
+// latest of them is sent again after ResendAfter until a tick acknowledges it.
+func TestUnacknowledgedInputIsResent(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	cl, err := client.New(client.Config{URLs: []string{c.Member("n1").Node.URL()}, ResendAfter: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	var last client.Sent
+	limited := 0
+	done := run(t, ctx, cl, client.Handler{
+		Tick: func(tk *client.Tick) error {
+			if last.Seq == 0 {
+				// A few beyond the burst the node allows (protocol.DefaultBurst): the latest inputs are dropped, and
+				// not so many that the node counts too many errors (it closes after 20 in 10 s).
+				for i := range protocol.DefaultBurst + 5 {
+					s, err := cl.Input(protocol.KeysFromMask(uint8(i % 16)))
+					if err != nil {
+						return err
+					}
+					last = s
+				}
+				return nil
+			}
+			if ack, ok := tk.Ack(cl.Player()); ok && ack >= last.Seq {
+				stop()
+			}
+			return nil
+		},
+		Message: func(_ client.Conn, msg any) {
+			if e, ok := msg.(*protocol.Error); ok && e.Code == protocol.CodeRateLimited {
+				limited++
+			}
+		},
+	})
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v (the latest input, seq %d, was never acknowledged)", err, last.Seq)
+	}
+	if limited == 0 {
+		t.Fatal("no input was rate limited: the test did not test the resend")
+	}
+}

@@ -59,8 +59,11 @@ func NewBot(cfg BotConfig, s *Store) (*Bot, error) {
 		URLs: cfg.URLs, First: cfg.Index, Name: cfg.Name, Room: "lobby",
 		Backoff:     client.Backoff{Min: 50 * time.Millisecond, Base: 100 * time.Millisecond, Cap: time.Second},
 		DialTimeout: 3 * time.Second, WelcomeTimeout: cfg.Watchdog, Watchdog: cfg.Watchdog,
-		Dialer: &websocket.Dialer{NetDialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext, HandshakeTimeout: 2 * time.Second},
-		Rand:   rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Index)+1<<32)),
+		// No resend of unacknowledged inputs: the input checks look at what the cluster did with each input sent
+		// once, and a resend could make up for an input the cluster lost.
+		ResendAfter: -1,
+		Dialer:      &websocket.Dialer{NetDialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext, HandshakeTimeout: 2 * time.Second},
+		Rand:        rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Index)+1<<32)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bot %s: %w", cfg.Name, err)
@@ -137,10 +140,7 @@ func (b *Bot) handler() client.Handler {
 			b.live.Connected, b.live.Node = true, c.Endpoint
 			b.mu.Unlock()
 			if w.Ack >= c.HelloSeq {
-				// The join is stale (the server knows a higher seq): the client has moved its counter past the
-				// ack; reconnect with a join the server applies.
-				b.store.BotStaleJoin(i)
-				return errors.New("stale join")
+				b.store.BotStaleJoin(i) // the client moves its counter past the ack and reconnects
 			}
 			return nil
 		},
