@@ -461,6 +461,8 @@ const CLOSE_REASONS: Record<number, string> = {
   4502: 'too many errors from this client',
   4503: 'this session was taken over by a newer connection (another tab?)',
   4504: 'this page\'s origin is not allowed by the server',
+  4505: 'the room is full',
+  4506: 'this address is in too many rooms',
 };
 
 /**

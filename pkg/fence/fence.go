@@ -54,3 +54,20 @@ func (f *Fence) Get(room string) Position {
 	defer f.mu.Unlock()
 	return f.rooms[room]
 }
+
+// Forget drops room's position, for a room that no longer exists: positions would otherwise pile up with every
+// room ever seen. A room created again later starts above its snapshot's epoch, or from the start when it has
+// none, which is safe because a room is deleted only by an owner that released its lease (or whose lease
+// expired) and so publishes nothing more.
+func (f *Fence) Forget(room string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.rooms, room)
+}
+
+// Len is the number of rooms with a position.
+func (f *Fence) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.rooms)
+}

@@ -198,6 +198,41 @@ func (cl *client) write(mt int, data []byte) error {
 	return cl.ws.WriteMessage(mt, data)
 }
 
+// writeFrame writes one WebSocket frame byte for byte around the client's library: first is the frame's first
+// byte (FIN, RSV, opcode); the payload is masked when masked is set. The write error is returned (a server that
+// closes early may refuse the rest of a big frame).
+func (cl *client) writeFrame(first byte, payload []byte, masked bool) error {
+	cl.wmu.Lock()
+	defer cl.wmu.Unlock()
+	var hdr []byte
+	n := len(payload)
+	maskBit := byte(0)
+	if masked {
+		maskBit = 0x80
+	}
+	switch {
+	case n <= 125:
+		hdr = []byte{first, maskBit | byte(n)}
+	case n <= 0xffff:
+		hdr = []byte{first, maskBit | 126, byte(n >> 8), byte(n)}
+	default:
+		hdr = []byte{first, maskBit | 127, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	body := payload
+	if masked {
+		key := [4]byte{1, 2, 3, 4}
+		hdr = append(hdr, key[:]...)
+		body = make([]byte, n)
+		for i := range payload {
+			body[i] = payload[i] ^ key[i%4]
+		}
+	}
+	nc := cl.ws.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := nc.Write(append(hdr, body...))
+	return err
+}
+
 // sendRaw sends a text frame as is. Write errors fail the test.
 func (cl *client) sendRaw(frame string) {
 	cl.t.Helper()

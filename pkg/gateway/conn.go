@@ -37,6 +37,7 @@ type conn struct {
 	ws      *websocket.Conn
 	br      *bufio.Reader   // ws's buffered reader (see Gateway.upgrade)
 	raw     syscall.RawConn // for awaitReadable and writeNow; nil when the connection has none
+	ip      string          // the client's address (clientIP), for the per-address limits
 	started time.Time
 
 	// Set by start (the hello) before the socket is welcomed and joins its room's hub; read-only afterwards.
@@ -74,8 +75,8 @@ type conn struct {
 	flushes   sync.WaitGroup // writers (flushing), for end
 }
 
-func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, now time.Time) *conn {
-	return &conn{g: g, ws: ws, br: br, raw: raw, started: now, lastPing: now}
+func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, ip string, now time.Time) *conn {
+	return &conn{g: g, ws: ws, br: br, raw: raw, ip: ip, started: now, lastPing: now}
 }
 
 // scheduleLocked starts a flush unless one runs or the socket is closed. c.mu must be held.
@@ -341,6 +342,12 @@ func (c *conn) send(msg any) {
 	c.control(frame)
 }
 
+// refuse answers the client with an error frame and closes the socket with closeCode after it.
+func (c *conn) refuse(code, text string, closeCode int) {
+	c.sendError(code, text)
+	c.closeWith(closeCode, code)
+}
+
 func (c *conn) sendError(code, text string) {
 	c.g.metrics.clientErrors.WithLabelValues(code).Inc()
 	c.send(&protocol.Error{Code: code, Message: text})
@@ -366,6 +373,12 @@ func (c *conn) greet() bool {
 	c.errs = &budget{max: cfg.ErrorBudget, window: cfg.ErrorWindow}
 	_ = c.ws.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	for {
+		switch c.screen() {
+		case frameEnds:
+			return false
+		case frameTaken:
+			continue
+		}
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if isTimeout(err) {
@@ -455,45 +468,25 @@ func (c *conn) readFailed(err error) {
 func (c *conn) pong() error { return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait)) }
 
 // readBurst reads and handles messages until nothing is left in the read buffer, and sends on more whether the
-// socket goes on. Pongs between messages are taken here (takePong): gorilla handles a control frame inside its
-// read of the next message, so a pong alone would leave this goroutine waiting there, deep in gorilla, until
-// the client's next message.
+// socket goes on. Every frame is screened first (screen): pongs are taken there, and anything gorilla would
+// answer by writing is answered through the socket's writer instead.
 func (c *conn) readBurst(more chan<- bool) {
 	for first := true; ; first = false {
 		if !first && c.br.Buffered() == 0 {
 			more <- true
 			return
 		}
-		ok, err := c.takePong()
-		switch {
-		case err != nil:
-			c.readFailed(err)
+		switch c.screen() {
+		case frameEnds:
 			more <- false
 			return
-		case !ok && !c.readOne():
-			more <- false
-			return
+		case frameForGorilla:
+			if !c.readOne() {
+				more <- false
+				return
+			}
 		}
 	}
-}
-
-// takePong consumes the next frame if it is a pong that a client sent correctly (final, masked, at most 125
-// bytes), waiting for the rest of it if need be. Anything else is left to gorilla, which also reports protocol
-// errors. It reports whether it took a pong.
-func (c *conn) takePong() (bool, error) {
-	h, err := c.br.Peek(2)
-	if err != nil {
-		return false, err
-	}
-	const finPong, masked = 0x80 | websocket.PongMessage, 0x80
-	n := int(h[1] & 0x7f)
-	if h[0] != finPong || h[1]&masked == 0 || n > 125 {
-		return false, nil
-	}
-	if _, err := c.br.Discard(2 + 4 + n); err != nil {
-		return false, err
-	}
-	return true, c.pong()
 }
 
 // readOne reads and handles one message; it reports whether the socket goes on.
@@ -566,12 +559,23 @@ func (c *conn) start(h *protocol.Hello) bool {
 	token := g.signer.Issue(player, time.Now())
 	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
 
+	if g.rooms.Full(roomName, player) {
+		c.refuse(protocol.CodeRoomFull, "the room is full", protocol.CloseRoomFull)
+		return false
+	}
 	if old := g.claim(player, c); old != nil && old != c {
 		old.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
 	}
 	if err := g.join(c, roomName); err != nil {
 		g.unclaim(player, c)
-		c.closeWith(protocol.CloseNoOwner, "room unavailable")
+		switch {
+		case errors.Is(err, errIPRooms):
+			c.refuse(protocol.CodeTooManyRooms, err.Error(), protocol.CloseTooManyRooms)
+		case errors.Is(err, errNodeRooms):
+			c.refuse(protocol.CodeTooManyRooms, err.Error(), protocol.CloseOverloaded)
+		default:
+			c.closeWith(protocol.CloseNoOwner, "room unavailable")
+		}
 		return false
 	}
 	ack := lastAck(g, roomName, player)

@@ -22,6 +22,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Config of the gateway.
@@ -32,6 +33,8 @@ type Config struct {
 	InputBurst     int           //
 	MaxConns       int           // sockets on this node
 	MaxConnsPerIP  int           //
+	MaxRooms       int           // rooms with sockets on this node
+	MaxRoomsPerIP  int           // distinct rooms one client address has sockets in
 	AllowedOrigins []string      // empty: same host as the request; "*": any
 	HelloTimeout   time.Duration // hello must arrive within this
 	PingPeriod     time.Duration // WebSocket ping period
@@ -49,7 +52,7 @@ type Config struct {
 func DefaultConfig(node string) Config {
 	return Config{
 		Node: node, ReadLimit: protocol.DefaultReadLimit, InputRate: protocol.DefaultRate, InputBurst: protocol.DefaultBurst,
-		MaxConns: 20000, MaxConnsPerIP: 200, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
+		MaxConns: 20000, MaxConnsPerIP: 200, MaxRooms: 1000, MaxRoomsPerIP: 8, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
 		PongWait: 45 * time.Second, WriteTimeout: 5 * time.Second, SlowAfter: 2 * time.Second,
 		NoTickAfter: 15 * time.Second, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		Workers: 4,
@@ -67,6 +70,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: input rate and burst must be positive")
 	case c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxConnsPerIP > c.MaxConns:
 		return errors.New("gateway: connection limits must be positive, per IP at most the total")
+	case c.MaxRooms < 1 || c.MaxRoomsPerIP < 1 || c.MaxRoomsPerIP > c.MaxRooms:
+		return errors.New("gateway: room limits must be positive, per IP at most the total")
 	case c.PingPeriod <= 0 || c.PongWait <= c.PingPeriod:
 		return fmt.Errorf("gateway: pong wait %v must exceed the ping period %v", c.PongWait, c.PingPeriod)
 	case c.WriteTimeout <= 0 || c.SlowAfter <= 0 || c.HelloTimeout <= 0 || c.NoTickAfter <= 0:
@@ -83,28 +88,32 @@ func (c Config) Validate() error {
 type Rooms interface {
 	Want(room string) (release func())
 	Relay() *room.Relay
+	Full(room, player string) bool
 }
 
 // Gateway serves /ws.
 type Gateway struct {
+	// Set by New, read-only afterwards.
 	cfg     Config
 	log     *slog.Logger
 	signer  *session.Signer
 	rooms   Rooms
 	nodes   func() []protocol.NodeInfo
+	nc      *nats.Conn
 	pub     *publisher
 	metrics *metrics
 	up      websocket.Upgrader
 
 	mu       sync.Mutex
-	draining bool
-	conns    map[*conn]struct{}
-	perIP    map[string]int   // admitted handlers by client IP, from admission to release
-	admitted int              // the sum of perIP: sockets admitted, including those still upgrading
-	players  map[string]*conn // player → its newest socket on this node
-	hubs     map[string]*hub
-	lastList []protocol.NodeInfo
-	handlers sync.WaitGroup
+	draining bool                      // guarded by mu: no new sockets
+	conns    map[*conn]struct{}        // guarded by mu: open sockets
+	perIP    map[string]int            // guarded by mu: admitted handlers by client IP, from admission to release
+	admitted int                       // guarded by mu: the sum of perIP, including sockets still upgrading
+	players  map[string]*conn          // guarded by mu: player → its newest socket on this node
+	hubs     map[string]*hub           // guarded by mu: room → its fan-out (at most MaxRooms)
+	ipRooms  map[string]map[string]int // guarded by mu: client IP → room → its sockets there (MaxRoomsPerIP)
+	lastList []protocol.NodeInfo       // guarded by mu: the node list last sent to sockets
+	handlers sync.WaitGroup            // HTTP handlers and socket watchers, waited for by Drain and Kill
 }
 
 // New makes a gateway. nodes lists the WebSocket endpoints of the ready nodes.
@@ -116,6 +125,7 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 	g := &Gateway{
 		cfg: cfg, log: log, signer: signer, rooms: rooms, nodes: nodes, metrics: newMetrics(),
 		conns: map[*conn]struct{}{}, perIP: map[string]int{}, players: map[string]*conn{}, hubs: map[string]*hub{},
+		ipRooms: map[string]map[string]int{}, nc: nc,
 	}
 	g.pub = newPublisher(nc, js, cfg.Workers, 4096, log, g.metrics)
 	g.up = websocket.Upgrader{
@@ -347,7 +357,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
-	c := newConn(g, ws, br, raw, time.Now())
+	c := newConn(g, ws, br, raw, ip, time.Now())
 	g.mu.Lock()
 	if g.draining {
 		g.mu.Unlock()
@@ -386,10 +396,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newPlayerID draws a fresh player id.
 func newPlayerID() (string, error) { return session.NewPlayerID(rand.Reader) }
 
-// hub is one room's fan-out on this node: one relay listener, many sockets.
+// hub is one room's fan-out on this node: one relay listener and one notice subscription, many sockets.
 type hub struct {
 	room    string
 	stop    func() // relay listener
+	notices *nats.Subscription
 	release func() // room demand
 	conns   map[*conn]struct{}
 	ticks   uint64 // ticks fanned out (under Gateway.mu); every takeoverEvery-th is checked for newer connections
@@ -399,22 +410,46 @@ type hub struct {
 // another node.
 const takeoverEvery = 20
 
-// join adds c to its room's hub, creating the hub (relay listener, room demand) for the first socket.
+// Errors of join: which room limit refused a socket.
+var (
+	errNodeRooms = errors.New("this node serves its maximum of rooms")
+	errIPRooms   = errors.New("this address is in its maximum of rooms")
+)
+
+// join adds c to its room's hub, creating the hub (relay listener, notice subscription, room demand) for the
+// first socket. It refuses a new room beyond MaxRooms, and a room beyond the client address's MaxRoomsPerIP.
 func (g *Gateway) join(c *conn, roomName string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	rooms := g.ipRooms[c.ip]
+	if rooms[roomName] == 0 && len(rooms) >= g.cfg.MaxRoomsPerIP {
+		return errIPRooms
+	}
 	h, ok := g.hubs[roomName]
 	if !ok {
+		if len(g.hubs) >= g.cfg.MaxRooms {
+			return errNodeRooms
+		}
 		h = &hub{room: roomName, conns: map[*conn]struct{}{}}
 		stop, err := g.rooms.Relay().Listen(roomName, func(_ string, t *room.Tick) { g.fanout(h, t) })
 		if err != nil {
 			return fmt.Errorf("listen to room %s: %w", roomName, err)
+		}
+		h.notices, err = g.nc.Subscribe(wire.NoticeSubject(roomName), func(m *nats.Msg) { g.notice(h, m.Data) })
+		if err != nil {
+			stop()
+			return fmt.Errorf("listen to notices of room %s: %w", roomName, err)
 		}
 		h.stop = stop
 		h.release = g.rooms.Want(roomName)
 		g.hubs[roomName] = h
 	}
 	h.conns[c] = struct{}{}
+	if rooms == nil {
+		rooms = map[string]int{}
+		g.ipRooms[c.ip] = rooms
+	}
+	rooms[roomName]++
 	return nil
 }
 
@@ -425,7 +460,17 @@ func (g *Gateway) leave(c *conn, roomName string) {
 		g.mu.Unlock()
 		return
 	}
-	delete(h.conns, c)
+	if _, in := h.conns[c]; in {
+		delete(h.conns, c)
+		if rooms := g.ipRooms[c.ip]; rooms != nil {
+			if rooms[roomName]--; rooms[roomName] <= 0 {
+				delete(rooms, roomName)
+			}
+			if len(rooms) == 0 {
+				delete(g.ipRooms, c.ip)
+			}
+		}
+	}
 	empty := len(h.conns) == 0
 	if empty {
 		delete(g.hubs, roomName)
@@ -433,7 +478,28 @@ func (g *Gateway) leave(c *conn, roomName string) {
 	g.mu.Unlock()
 	if empty {
 		h.stop()
+		_ = h.notices.Unsubscribe()
 		h.release()
+	}
+}
+
+// notice handles an owner's notice about a refused event: the socket whose join it names gets the error and
+// its close code.
+func (g *Gateway) notice(h *hub, data []byte) {
+	n, err := wire.DecodeNotice(data)
+	if err != nil || n.Code != wire.NoticeRoomFull {
+		return
+	}
+	g.mu.Lock()
+	var target *conn
+	for c := range h.conns {
+		if c.player == n.Player && c.joinSeq == n.Conn {
+			target = c
+		}
+	}
+	g.mu.Unlock()
+	if target != nil {
+		target.refuse(protocol.CodeRoomFull, "the room is full", protocol.CloseRoomFull)
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -309,11 +310,42 @@ func TestBadClientFramesGetErrorsAndClosesWhileOthersKeepTicking(t *testing.T) {
 	watcher.waitTicks(3)
 	start := time.Now()
 
-	t.Run("oversized frame closes 1009", func(t *testing.T) {
+	t.Run("oversized frame is dropped with too_large", func(t *testing.T) {
 		cl := join(t, c, "n1", "big")
-		cl.sendRaw(`{"type":"ping","t":1,"pad":"` + strings.Repeat("x", 5000) + `"}`)
+		// One frame, as a browser sends it (gorilla's writer would split a message this big into fragments).
+		if err := cl.writeFrame(0x81, []byte(`{"type":"ping","t":1,"pad":"`+strings.Repeat("x", 5000)+`"}`), true); err != nil {
+			t.Fatal(err)
+		}
+		cl.waitError(protocol.CodeTooLarge)
+		cl.sendRaw(`{"type":"ping","t":7}`)
+		cl.waitTicks(2)
+		if !cl.open() {
+			t.Fatalf("closed with %d after one oversized frame", cl.closeCodeNow())
+		}
+	})
+	t.Run("frame far above the limit closes 1009", func(t *testing.T) {
+		cl := join(t, c, "n1", "huge")
+		_ = cl.writeFrame(0x81, bytes.Repeat([]byte("x"), 2<<20), true)
 		if code := cl.waitClose(waitShort); code != websocket.CloseMessageTooBig {
 			t.Fatalf("close %d, want %d", code, websocket.CloseMessageTooBig)
+		}
+	})
+	t.Run("fragmented message closes 1009", func(t *testing.T) {
+		cl := join(t, c, "n1", "fragments")
+		if err := cl.writeFrame(0x01, []byte(`{"type":`), true); err != nil { // text, FIN clear
+			t.Fatal(err)
+		}
+		if code := cl.waitClose(waitShort); code != websocket.CloseMessageTooBig {
+			t.Fatalf("close %d, want %d", code, websocket.CloseMessageTooBig)
+		}
+	})
+	t.Run("unmasked frame closes 1002", func(t *testing.T) {
+		cl := join(t, c, "n1", "unmasked")
+		if err := cl.writeFrame(0x81, []byte(`{"type":"ping"}`), false); err != nil {
+			t.Fatal(err)
+		}
+		if code := cl.waitClose(waitShort); code != websocket.CloseProtocolError {
+			t.Fatalf("close %d, want %d", code, websocket.CloseProtocolError)
 		}
 	})
 	t.Run("garbage frame is bad_json", func(t *testing.T) {

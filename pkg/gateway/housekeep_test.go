@@ -40,7 +40,7 @@ func newSocketPair(t *testing.T, start time.Time) *socketPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &socketPair{c: newConn(g, <-server, nil, nil, start), pings: make(chan struct{}, 10), closed: make(chan int, 1)}
+	p := &socketPair{c: newConn(g, <-server, nil, nil, "127.0.0.1", start), pings: make(chan struct{}, 10), closed: make(chan int, 1)}
 	cl.SetPingHandler(func(string) error {
 		p.pings <- struct{}{}
 		return nil

@@ -55,14 +55,22 @@ type Value struct {
 	Since int64  `json:"since"` // acquisition time, Unix ms, informational
 }
 
+// MaxEpoch is the largest epoch a lease may carry: 2^53-1, the largest integer a JavaScript number holds exactly
+// (epochs reach browsers in every tick). A value above it is corrupt, never the result of counting.
+const MaxEpoch = 1<<53 - 1
+
+// ErrCorrupt is returned by Parse for a value that is not a lease: it did not decode, or its node or epoch is
+// missing or out of range.
+var ErrCorrupt = errors.New("corrupt lease value")
+
 // Parse decodes a lease value.
 func Parse(b []byte) (Value, error) {
 	var v Value
 	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("decode lease value: %w", err)
+		return v, fmt.Errorf("decode lease value: %w: %v", ErrCorrupt, err)
 	}
-	if v.Node == "" || v.Epoch == 0 {
-		return v, fmt.Errorf("decode lease value: missing node or epoch in %q", b)
+	if v.Node == "" || v.Epoch == 0 || v.Epoch > MaxEpoch {
+		return v, fmt.Errorf("decode lease value: %w: node or epoch missing or out of range in %.100q", ErrCorrupt, b)
 	}
 	return v, nil
 }

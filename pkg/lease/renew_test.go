@@ -104,3 +104,17 @@ func TestRenewAfterOwnLostReplyAdoptsTheRevisionInsteadOfStepDown(t *testing.T) 
 		t.Fatalf("renew against another holder = %v, want ErrLost", err)
 	}
 }
+
+func TestParseRefusesValuesNoNodeWrites(t *testing.T) {
+	for _, b := range []string{
+		`{"node":"n1","epoch":0}`, `{"node":"","epoch":3}`, `{"epoch":3}`, `not json`,
+		`{"node":"n1","epoch":9007199254740992}`, `{"node":"n1","epoch":18446744073709551615}`,
+	} {
+		if _, err := Parse([]byte(b)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("Parse(%s) = %v, want ErrCorrupt", b, err)
+		}
+	}
+	if v, err := Parse([]byte(`{"node":"n1","epoch":9007199254740991,"since":1}`)); err != nil || v.Epoch != MaxEpoch {
+		t.Fatalf("the largest epoch: %+v, %v", v, err)
+	}
+}

@@ -20,6 +20,11 @@ const (
 	CodeNotReady = "not_ready"
 	// CodeTooLarge: the frame exceeded the read limit and was dropped.
 	CodeTooLarge = "too_large"
+	// CodeRoomFull: the room has its maximum of players; the server then closes with CloseRoomFull.
+	CodeRoomFull = "room_full"
+	// CodeTooManyRooms: a room limit was reached: this node's (then CloseOverloaded: another node may have
+	// room) or this client address's (then CloseTooManyRooms).
+	CodeTooManyRooms = "too_many_rooms"
 )
 
 // WebSocket close codes sent by the server. Codes 4000-4499 are transient: the client reconnects (to
@@ -49,6 +54,11 @@ const (
 	CloseTakenOver = 4503
 	// CloseOriginNotAllowed: the page's origin is not allowed.
 	CloseOriginNotAllowed = 4504
+	// CloseRoomFull: the room has its maximum of players (preceded by an error frame with CodeRoomFull).
+	CloseRoomFull = 4505
+	// CloseTooManyRooms: the client's address is in as many distinct rooms as it may be (preceded by an error
+	// frame with CodeTooManyRooms).
+	CloseTooManyRooms = 4506
 )
 
 // Retryable reports whether a client should reconnect automatically (with backoff) after the connection

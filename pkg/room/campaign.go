@@ -24,14 +24,26 @@ func (m *Manager) campaign(ctx context.Context, room string, c *campaign) {
 			delete(m.campaigns, room)
 		}
 		m.mu.Unlock()
+		// This node no longer serves the room: its series go (the owners watcher recreates the epoch gauge if
+		// the room lives on elsewhere and changes owner).
+		m.metrics.forget(room)
 	}()
 	poll := time.NewTicker(50 * time.Millisecond)
 	defer poll.Stop()
+	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if !m.isWanted(room) {
 			return
 		}
-		m.tryOwn(ctx, room)
+		if err := m.tryOwn(ctx, room); errors.Is(err, errNoTakeoverSnapshot) {
+			// Let another node try first; keep trying here less and less often.
+			backoff = min(max(2*backoff, m.cfg.RetryBackoff), maxRetryBackoff)
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+		} else if err != nil {
+			backoff = 0
+		}
 		select {
 		case <-ctx.Done():
 		case <-c.wake:
@@ -46,8 +58,12 @@ func (m *Manager) isWanted(room string) bool {
 	return room == Lobby || m.wanted[room] > 0
 }
 
-// tryOwn acquires or takes over room's lease when the rules allow, and runs the term while it holds it.
-func (m *Manager) tryOwn(ctx context.Context, room string) {
+// maxRetryBackoff bounds a campaign's wait after terms that could not start.
+const maxRetryBackoff = 30 * time.Second
+
+// tryOwn acquires or takes over room's lease when the rules allow, and runs the term while it holds it. It
+// returns why the term ended, nil when it did not acquire the lease.
+func (m *Manager) tryOwn(ctx context.Context, room string) error {
 	m.mu.Lock()
 	h, held := m.holders[room]
 	leads := m.leadsOwner
@@ -62,7 +78,7 @@ func (m *Manager) tryOwn(ctx context.Context, room string) {
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 			held = false
 		} else if err == nil && e.Revision() != h.rev {
-			return // changed: the watcher will catch up
+			return nil // changed: the watcher will catch up
 		}
 	}
 
@@ -74,27 +90,37 @@ func (m *Manager) tryOwn(ctx context.Context, room string) {
 			// Let a node that does not lead the owners stream win: an owner on the stream leader's node waits
 			// out a full Raft election if it dies.
 			if !sleepCtx(ctx, 150*time.Millisecond) {
-				return
+				return nil
 			}
 		}
+	case h.corrupt:
+		if time.Since(h.seen) <= m.cfg.StealAfter || !m.cluster.HasMajority() {
+			return nil
+		}
+		how = "takeover"
 	case h.val.Node == m.cfg.Node:
 		how = "reclaim" // our own lease from before a restart
 	case time.Since(h.seen) > m.cfg.StealAfter && !m.cluster.Routed(h.val.Node) && m.cluster.HasMajority():
 		how = "takeover"
 	default:
-		return
+		return nil
 	}
 
 	snap, _, err := readSnapshot(ctx, m.snaps, room)
-	if err != nil {
-		return
+	if err != nil && !errors.Is(err, errCorruptSnapshot) {
+		return nil
 	}
 	epoch := m.relay.Fence().Get(room).Epoch
-	if held {
+	if held && !h.corrupt {
 		epoch = max(epoch, h.val.Epoch)
 	}
 	if snap != nil {
 		epoch = max(epoch, snap.Epoch)
+	}
+	if epoch >= lease.MaxEpoch {
+		// Every source of epochs refuses values above MaxEpoch, so this takes 2^53 ownership changes: never wrap.
+		m.log.Error("room epoch exhausted", "room", room, "epoch", epoch)
+		return nil
 	}
 	val := lease.Value{Node: m.cfg.Node, Epoch: epoch + 1, Since: time.Now().UnixMilli()}
 	actx, cancel := context.WithTimeout(ctx, time.Second)
@@ -109,15 +135,15 @@ func (m *Manager) tryOwn(ctx context.Context, room string) {
 		if !errors.Is(err, lease.ErrTaken) {
 			m.log.Debug("campaign", "room", room, "how", how, "err", err)
 		}
-		return
+		return nil
 	}
 	m.metrics.acquired.WithLabelValues(room, how).Inc()
 	m.log.Info("acquired room lease", "room", room, "epoch", val.Epoch, "how", how)
-	m.runTerm(ctx, room, l)
+	return m.runTerm(ctx, room, l)
 }
 
-// runTerm owns room while the lease holds, then releases it.
-func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) {
+// runTerm owns room while the lease holds, then releases it, and returns why the term ended.
+func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) error {
 	m.mu.Lock()
 	m.owned[room] = l.Epoch()
 	m.mu.Unlock()
@@ -159,6 +185,7 @@ func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) {
 	if err := l.Release(rctx); err != nil {
 		m.log.Debug("release lease", "room", room, "err", err)
 	}
+	return cause
 }
 
 func causeLabel(err error) string {
@@ -173,6 +200,8 @@ func causeLabel(err error) string {
 		return "no_quorum"
 	case errors.Is(err, ErrSuperseded):
 		return "superseded"
+	case errors.Is(err, errNoTakeoverSnapshot):
+		return "no_snapshot"
 	case errors.Is(err, errRoomEmpty):
 		return "empty"
 	case errors.Is(err, context.Canceled):

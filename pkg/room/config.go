@@ -25,6 +25,8 @@ type Config struct {
 	StealAfter       time.Duration // holder unreachable and silent this long → take over
 	PauseThreshold   time.Duration // a tick this late means the loop was paused: confirm the lease first
 	ReplayWait       time.Duration // longest wait for the input stream's replay before ticking
+	TakeoverWait     time.Duration // longest wait for the takeover snapshot before stepping down (or the lease's deadline, if sooner)
+	RetryBackoff     time.Duration // first wait before campaigning again after a term that could not start; doubles up to 30 s
 	EmptyAfter       time.Duration // a room other than the lobby with no players this long is closed
 	Game             game.Config
 }
@@ -34,7 +36,8 @@ func DefaultConfig(node string) Config {
 	return Config{
 		Node: node, TickRate: 20, LeaseTTL: 10 * time.Second, RenewInterval: 250 * time.Millisecond,
 		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 250 * time.Millisecond,
-		ReplayWait: 2 * time.Second, EmptyAfter: 10 * time.Second, Game: game.DefaultConfig(),
+		ReplayWait: 2 * time.Second, TakeoverWait: 3 * time.Second, RetryBackoff: time.Second, EmptyAfter: 10 * time.Second,
+		Game: game.DefaultConfig(),
 	}
 }
 
@@ -50,8 +53,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("room config: steal-after %v must exceed the renew interval %v", c.StealAfter, c.RenewInterval)
 	case c.PauseThreshold < 2*time.Second/time.Duration(c.TickRate):
 		return fmt.Errorf("room config: pause threshold %v below two tick periods", c.PauseThreshold)
-	case c.SnapshotInterval <= 0 || c.ReplayWait <= 0 || c.EmptyAfter <= 0:
-		return errors.New("room config: snapshot interval, replay wait and empty-after must be positive")
+	case c.SnapshotInterval <= 0 || c.ReplayWait <= 0 || c.EmptyAfter <= 0 || c.TakeoverWait <= 0 || c.RetryBackoff <= 0:
+		return errors.New("room config: snapshot interval, replay wait, takeover wait, retry backoff and empty-after must be positive")
 	}
 	if err := lc.Validate(); err != nil {
 		return fmt.Errorf("room config: %w", err)

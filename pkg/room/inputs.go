@@ -170,6 +170,10 @@ func (t *term) apply(in inbound) {
 	if in.streamSeq > t.inputSeq {
 		t.inputSeq = in.streamSeq
 	}
+	if errors.Is(err, game.ErrRoomFull) {
+		// The player's socket waits for its join: tell its gateway, which answers the client.
+		_ = t.nc.Publish(wire.NoticeSubject(t.room), wire.EncodeNotice(wire.Notice{Player: in.ev.Player, Conn: in.ev.Seq, Code: wire.NoticeRoomFull}))
+	}
 	if err != nil {
 		t.met.badEvents.WithLabelValues(t.room).Inc()
 		return

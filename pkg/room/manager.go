@@ -25,9 +25,10 @@ type Info struct {
 
 // holder is the lease of a room as the owners watch last showed it.
 type holder struct {
-	val  lease.Value
-	rev  uint64
-	seen time.Time // local time of the last update
+	val     lease.Value
+	rev     uint64
+	seen    time.Time // local time of the last update
+	corrupt bool      // the value is not a lease (lease.ErrCorrupt): nobody holds the room, whatever the key says
 }
 
 // Manager runs ownership for the rooms this node serves.
@@ -240,16 +241,25 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 	room := e.Key()
 	m.mu.Lock()
 	if e.Operation() == jetstream.KeyValuePut {
-		if v, err := lease.Parse(e.Value()); err == nil {
-			if h, ok := m.holders[room]; !ok || h.rev != e.Revision() {
-				m.holders[room] = holder{val: v, rev: e.Revision(), seen: time.Now()}
+		v, err := lease.Parse(e.Value())
+		if h, ok := m.holders[room]; !ok || h.rev != e.Revision() {
+			m.holders[room] = holder{val: v, rev: e.Revision(), seen: time.Now(), corrupt: err != nil}
+			if err != nil {
+				// Nodes write only valid leases: this one was forged or damaged. It must not fence anything,
+				// and the room is taken over from it like from a silent holder.
+				m.log.Error("corrupt room lease", "room", room, "revision", e.Revision(), "err", err)
 			}
-			if m.relay.Fence().Observe(room, v.Epoch) {
-				m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
-			}
+		}
+		if err == nil && m.relay.Fence().Observe(room, v.Epoch) {
+			m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
 		}
 	} else {
 		delete(m.holders, room)
+		if m.campaigns[room] == nil {
+			// A room this node does not serve has closed (or its lease expired): keep nothing of it.
+			m.metrics.forget(room)
+			m.relay.Fence().Forget(room)
+		}
 	}
 	c := m.campaigns[room]
 	m.mu.Unlock()
@@ -259,4 +269,20 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 		default:
 		}
 	}
+}
+
+// Full reports whether room is known to be full for player: its last tick on this node has the game's maximum
+// of players and player is not one of them. A room with no tick here is not known to be full (the owner's
+// answer to the join then comes as a wire.Notice).
+func (m *Manager) Full(room, player string) bool {
+	last := m.relay.Last(room)
+	if last == nil {
+		return false
+	}
+	tk, err := last.Decode()
+	if err != nil || len(tk.Players) < m.cfg.Game.MaxPlayers {
+		return false
+	}
+	_, in := tk.Player(player)
+	return !in
 }

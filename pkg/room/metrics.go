@@ -53,3 +53,14 @@ func (m *metrics) collectors() []prometheus.Collector {
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses,
 		m.restoredFromTick, m.fenced, m.acquired, m.purges}
 }
+
+// forget deletes every series of room: a node that no longer serves a room keeps no metrics of it, so the number
+// of series stays bounded by the rooms that exist.
+func (m *metrics) forget(room string) {
+	l := prometheus.Labels{"room": room}
+	for _, c := range m.collectors() {
+		if v, ok := c.(interface{ DeletePartialMatch(prometheus.Labels) int }); ok {
+			v.DeletePartialMatch(l)
+		}
+	}
+}

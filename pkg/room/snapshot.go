@@ -24,18 +24,26 @@ type Snapshot struct {
 	State    *game.State `json:"state"`
 }
 
+// snapshotOverhead is room left in a NATS message for a KV put's subject and headers.
+const snapshotOverhead = 4096
+
+// errCorruptSnapshot: the stored snapshot is not one an owner wrote (it does not decode, or its epoch is out of
+// range). It cannot be trusted, so the room continues as if it had none, and the takeover snapshot replaces it.
+var errCorruptSnapshot = errors.New("corrupt snapshot")
+
 func decodeSnapshot(b []byte) (*Snapshot, error) {
 	var s Snapshot
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("decode snapshot: %w", err)
+		return nil, fmt.Errorf("decode snapshot: %w: %v", errCorruptSnapshot, err)
 	}
-	if s.State == nil {
-		return nil, fmt.Errorf("decode snapshot: no state")
+	if s.State == nil || s.Epoch == 0 || s.Epoch > lease.MaxEpoch {
+		return nil, fmt.Errorf("decode snapshot: %w: no state, or epoch %d out of range", errCorruptSnapshot, s.Epoch)
 	}
 	return &s, nil
 }
 
-// readSnapshot reads the room's snapshot (nil when there is none) and its revision.
+// readSnapshot reads the room's snapshot (nil when there is none) and its revision. A corrupt snapshot is
+// reported with errCorruptSnapshot along with its revision, so that a caller may replace it by CAS.
 func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*Snapshot, uint64, error) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -51,7 +59,7 @@ func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*
 	}
 	s, err := decodeSnapshot(e.Value())
 	if err != nil {
-		return nil, 0, fmt.Errorf("read snapshot of %s: %w", room, err)
+		return nil, e.Revision(), fmt.Errorf("read snapshot of %s: %w", room, err)
 	}
 	return s, e.Revision(), nil
 }
@@ -86,6 +94,9 @@ func (t *term) snapshotWriter(ctx context.Context, ch chan *Snapshot) error {
 				if errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) {
 					return err
 				}
+				// Purges wait for snapshots, and the next owner restores from the last one: every failure
+				// matters to an operator.
+				t.log.Error("snapshot write failed", "err", err)
 				t.met.snapshotErrors.WithLabelValues(t.room).Inc()
 			}
 		}
@@ -108,6 +119,10 @@ func (t *term) write(ctx context.Context, s *Snapshot) error {
 	data, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	// The server refuses a message over its max payload, and a refused snapshot would be retried for ever.
+	if limit := t.nc.MaxPayload() - snapshotOverhead; int64(len(data)) > limit {
+		return fmt.Errorf("write snapshot of %s: %w: %d bytes, at most %d fit", t.room, ErrSnapshotTooLarge, len(data), limit)
 	}
 	t.wmu.Lock()
 	rev := t.snapRev

@@ -26,6 +26,11 @@ var (
 	// errTickSkipped: the lease could not be confirmed after a pause; the tick is skipped, the next one tries
 	// again while the lease's deadline allows.
 	errTickSkipped = errors.New("tick skipped: lease not confirmed after a pause")
+	// errNoTakeoverSnapshot: the takeover snapshot could not be written within TakeoverWait. The owner steps
+	// down rather than hold a room it cannot tick, and its campaign backs off before trying again.
+	errNoTakeoverSnapshot = errors.New("takeover snapshot not written")
+	// ErrSnapshotTooLarge: a snapshot does not fit in one NATS message.
+	ErrSnapshotTooLarge = errors.New("snapshot too large")
 )
 
 // term is one ownership term of one room: what the owner does between acquiring the lease and giving it up.
@@ -102,7 +107,9 @@ func (t *term) run(ctx context.Context) error {
 // restored from, so that two owners can never both continue the same history.
 func (t *term) start(ctx, hctx context.Context) error {
 	snap, snapRev, err := readSnapshot(ctx, t.snaps, t.room)
-	if err != nil {
+	if errors.Is(err, errCorruptSnapshot) {
+		t.log.Error("ignoring a corrupt snapshot; the takeover snapshot replaces it", "err", err)
+	} else if err != nil {
 		return err
 	}
 	if snap != nil && snap.Epoch >= t.lease.Epoch() {
@@ -121,7 +128,8 @@ func (t *term) start(ctx, hctx context.Context) error {
 	}()
 	t.drain()
 	// A conflict means restore again (or a newer owner: step down); an unknown outcome (no stream leader yet,
-	// a lost reply) is retried while the lease lasts.
+	// a lost reply) is retried for TakeoverWait.
+	giveUp := time.Now().Add(t.cfg.TakeoverWait)
 	for {
 		err := t.writeSnapshot(ctx, true)
 		if err == nil {
@@ -129,6 +137,10 @@ func (t *term) start(ctx, hctx context.Context) error {
 		}
 		if errors.Is(err, errRestoreConflict) || errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) || ctx.Err() != nil {
 			return err
+		}
+		if errors.Is(err, ErrSnapshotTooLarge) || time.Now().After(giveUp) {
+			t.log.Error("cannot write the takeover snapshot; stepping down", "err", err)
+			return fmt.Errorf("%w: %w", errNoTakeoverSnapshot, err)
 		}
 		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return context.Cause(ctx)

@@ -25,3 +25,8 @@ const (
 	AllInputs = "game.*.input"
 	AllGame   = "game.>"
 )
+
+// NoticeSubject is where a room's owner tells the gateways about an event it refused (a join of a full room),
+// so that the player's socket gets an answer instead of silence. Core NATS: a lost notice costs an answer, not
+// state.
+func NoticeSubject(room string) string { return "game." + room + ".notice" }
