@@ -272,23 +272,24 @@ var addrs = regexp.MustCompile(`\[?[0-9a-fA-F:.]+\]?:[0-9]+`)
 // reason names a failure for the report: what failed and the kind of error, without addresses.
 func reason(stage string, err error) string {
 	var ne net.Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return stage
-	case errors.As(err, &ne) && ne.Timeout():
+	}
+	if errors.As(err, &ne) && ne.Timeout() {
 		return stage + ": timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return stage + ": EOF"
-	case errors.Is(err, syscall.ECONNRESET):
-		return stage + ": connection reset"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return stage + ": connection refused"
-	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-		return stage + ": too many open files"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return stage + ": no local port left"
-	case errors.Is(err, websocket.ErrBadHandshake):
-		return stage + ": bad handshake"
+	}
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{io.EOF, "EOF"}, {io.ErrUnexpectedEOF, "EOF"}, {syscall.ECONNRESET, "connection reset"},
+		{syscall.ECONNREFUSED, "connection refused"}, {syscall.EMFILE, "too many open files"},
+		{syscall.ENFILE, "too many open files"}, {syscall.EADDRNOTAVAIL, "no local port left"},
+		{websocket.ErrBadHandshake, "bad handshake"},
+	} {
+		if errors.Is(err, k.err) {
+			return stage + ": " + k.name
+		}
 	}
 	s := addrs.ReplaceAllString(err.Error(), "ADDR")
 	if len(s) > 80 {
