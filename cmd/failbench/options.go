@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/cli"
-
 	"errors"
 	"flag"
 	"io"
@@ -12,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/pkg/config"
 )
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"crypto/sha256"
 	"debug/buildinfo"
 	"fmt"
@@ -13,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 // repResult is one repetition of a fault.

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/cluster"
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"bytes"
 	"context"
 	"errors"
@@ -16,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 // run is the whole benchmark: parse args, start the cluster, run the faults, report, stop everything.

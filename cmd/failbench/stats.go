@@ -1,10 +1,10 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/stats"
-
 	"sort"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // summary is the distribution of a set of durations.

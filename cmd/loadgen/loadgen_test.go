@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/procfs"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
 

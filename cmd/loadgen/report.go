@@ -1,16 +1,15 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
-	"github.com/tickmesh/tickmesh/internal/stats"
-
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // Percentiles summarises a sample (milliseconds unless stated).

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/procfs"
 	tmclient "github.com/tickmesh/tickmesh/pkg/client"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
 	"github.com/tickmesh/tickmesh/pkg/node"
 )
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"context"
 	"fmt"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
 	"github.com/tickmesh/tickmesh/internal/testingutil"
 )
 

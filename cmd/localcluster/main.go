@@ -28,11 +28,11 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/cli"
-
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
 func main() { cli.Main("localcluster", "\n\n"+usage, run) }

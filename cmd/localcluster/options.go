@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/tickmesh/tickmesh/internal/cli"
-
 	"flag"
 	"io"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
 // options are the command-line settings of every command.

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"github.com/tickmesh/tickmesh/internal/procfs"
-
 	"context"
 	"errors"
 	"io"
@@ -13,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 func TestPIDFiles(t *testing.T) {

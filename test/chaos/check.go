@@ -1,12 +1,12 @@
 package chaos
 
 import (
-	"github.com/tickmesh/tickmesh/internal/stats"
-
 	"fmt"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // The streaming checks run as observations arrive (record.go): (a) and (b) per receiver, one owner per

@@ -1,8 +1,6 @@
 package chaos
 
 import (
-	"github.com/tickmesh/tickmesh/internal/stats"
-
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // Result is everything a run found.
