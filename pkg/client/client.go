@@ -312,7 +312,13 @@ func (c *Client) connect(ctx context.Context, h *Handler) (d Disconnect) {
 	}
 	d.Stage = StageWelcome
 	_ = ws.SetReadDeadline(time.Now().Add(c.cfg.WelcomeTimeout))
+	stopping := false
 	for {
+		if ctx.Err() != nil && !stopping {
+			// Again after the goodbye: a frame handled meanwhile may have moved the deadline.
+			stopping = true
+			_ = ws.SetReadDeadline(time.Now().Add(time.Second))
+		}
 		_, r, err := ws.NextReader()
 		if err != nil {
 			c.ended(ctx, ws, &d, err)
