@@ -17,6 +17,13 @@ import (
 //go:embed nginx/nginx.conf.tmpl
 var nginxTemplate string
 
+// ComposeNginxIP is nginx's address on docker-compose.yml's network (subnet ComposeSubnet): the one proxy the
+// nodes believe X-Real-IP from.
+const ComposeNginxIP = "172.28.0.10"
+
+// ComposeSubnet is the subnet of docker-compose.yml's network.
+const ComposeSubnet = "172.28.0.0/24"
+
 // Nginx is what the nginx configuration template needs.
 type Nginx struct {
 	Generated         string   // one comment line saying where the file comes from; optional
@@ -32,7 +39,8 @@ type Nginx struct {
 }
 
 // ComposeNginx is the configuration of the nginx service of docker-compose.yml (deploy/nginx/compose.conf):
-// the three node services on their container port, paths of the nginx:1.27-alpine image.
+// the three node services on their container port, paths of the nginx:1.27-alpine image. In compose, nginx has
+// the fixed address ComposeNginxIP, which the nodes' TRUSTED_PROXIES names.
 func ComposeNginx() Nginx {
 	return Nginx{
 		Generated:         "Generated from deploy/nginx/nginx.conf.tmpl (deploy.ComposeNginx); regenerate with: go test ./deploy -run TestComposeNginxConf -update",

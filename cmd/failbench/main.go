@@ -6,10 +6,11 @@
 //	go run ./cmd/failbench -bin bin/tickmesh-node [-n 20] [-faults kill-owner,...] [-out results.md] [-keep]
 //
 // It builds nothing: -bin names the node binary, which is first copied into a temporary directory. Nodes n1..n3
-// listen on 127.0.0.1 at -http-port, -nats-port and -route-port plus 0, 1, 2 (far from the development cluster's
-// 8081/4222/6222), route to each other, keep their data and logs in the temporary directory (kept with -keep)
-// and run in their own process groups; failbench stops every one of them when it ends or is interrupted
-// (SIGTERM, SIGKILL after 10 s), and a parent-death signal kills them should failbench itself be killed.
+// (internal/cluster's processes) listen on 127.0.0.1 at -http-port, -admin-port, -nats-port and -route-port plus
+// 0, 1, 2 (far from the development cluster's), route to each other with credentials drawn for the run, keep
+// their data and logs in the temporary directory (kept with -keep) and run in their own process groups;
+// failbench stops every one of them when it ends or is interrupted (SIGTERM, SIGKILL after 10 s), and a
+// parent-death signal kills them should failbench itself be killed.
 //
 // Faults, each repeated -n times (-reps overrides per fault, -faults selects):
 //

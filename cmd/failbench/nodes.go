@@ -13,7 +13,7 @@ import (
 
 // ports are the first ports of n1's listeners; n2 and n3 use the next ones.
 func (o options) ports() cluster.Ports {
-	return cluster.Ports{HTTP: o.httpPort, NATS: o.natsPort, Route: o.routePort}
+	return cluster.Ports{HTTP: o.httpPort, Admin: o.adminPort, NATS: o.natsPort, Route: o.routePort}
 }
 
 // newCluster lays out n1..n3 on 127.0.0.1, their data under dir/data and their logs in dir. The nodes get
@@ -41,7 +41,7 @@ func checkPorts(o options) error {
 		ls = append(ls, n.Listens()...)
 	}
 	if err := cluster.CheckFree(ls); err != nil {
-		return fmt.Errorf("%w; or choose others with -http-port, -nats-port, -route-port", err)
+		return fmt.Errorf("%w; or choose others with -http-port, -admin-port, -nats-port, -route-port", err)
 	}
 	return nil
 }

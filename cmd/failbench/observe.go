@@ -32,7 +32,8 @@ type observer struct {
 func observe(n cluster.Node, secrets cluster.Secrets, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
 	o := &observer{node: n.Name, rec: rec, track: track}
 	var err error
-	o.Observer, err = cluster.Observe(n, secrets, "failbench-"+n.Name,
+	// As the admin user: the observer also carries the bot's publishes.
+	o.Observer, err = cluster.Observe(n, cluster.AsAdmin(secrets), "failbench-"+n.Name,
 		cluster.Watch{Room: room.Lobby, Tick: o.onTick, Lease: func(epoch uint64) { rec.lease(n.Name, epoch) }},
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

@@ -33,6 +33,7 @@ type local struct {
 type settings struct {
 	Bin       string `json:"bin"`
 	BaseHTTP  int    `json:"base_http"`
+	BaseAdmin int    `json:"base_admin"`
 	BaseNATS  int    `json:"base_nats"`
 	BaseRoute int    `json:"base_route"`
 	BaseLink  int    `json:"base_link"`
@@ -40,7 +41,7 @@ type settings struct {
 }
 
 func settingsOf(o options) settings {
-	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, BaseLink: o.baseLink, NginxPort: o.nginxPort}
+	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseAdmin: o.baseAdmin, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, BaseLink: o.baseLink, NginxPort: o.nginxPort}
 }
 
 // withRecorded replaces the settings that were not given as flags by those `up` recorded.
@@ -54,6 +55,7 @@ func withRecorded(s, rec settings, set map[string]bool) settings {
 	out := settings{
 		Bin:       s.Bin,
 		BaseHTTP:  pick("base-http", s.BaseHTTP, rec.BaseHTTP),
+		BaseAdmin: pick("base-admin", s.BaseAdmin, rec.BaseAdmin),
 		BaseNATS:  pick("base-nats", s.BaseNATS, rec.BaseNATS),
 		BaseRoute: pick("base-route", s.BaseRoute, rec.BaseRoute),
 		BaseLink:  pick("base-link", s.BaseLink, rec.BaseLink),
@@ -77,8 +79,12 @@ func newLocal(dir string, s settings) (*local, error) {
 	}
 	c := &local{Dir: abs, Bin: bin, NginxPort: s.NginxPort, settings: s}
 	c.settings.Bin = bin
-	c.Nodes = cluster.Local(nodeCount, cluster.Ports{HTTP: s.BaseHTTP, NATS: s.BaseNATS, Route: s.BaseRoute, Link: s.BaseLink},
-		filepath.Join(abs, "data"))
+	c.Nodes = cluster.Local(nodeCount, cluster.Ports{HTTP: s.BaseHTTP, Admin: s.BaseAdmin, NATS: s.BaseNATS, Route: s.BaseRoute,
+		Link: s.BaseLink}, filepath.Join(abs, "data"))
+	for i := range c.Nodes {
+		// nginx runs on loopback: its X-Real-IP is believed from there.
+		c.Nodes[i].Flags = []string{"-trusted-proxies", "127.0.0.1/32"}
+	}
 	return c, nil
 }
 

@@ -100,8 +100,11 @@ func startNode(c *local, name string, out io.Writer) error {
 	if err := cluster.CheckFree(n.Listens()); err != nil {
 		return err
 	}
-	env, _ := nodeEnv(os.Environ())
-	cmd, err := c.nodeCommand(n, env, false).Start()
+	secrets, _, err := cluster.EnsureSecrets(c.Dir)
+	if err != nil {
+		return err
+	}
+	cmd, err := c.nodeCommand(n, nodeEnv(os.Environ(), secrets), false).Start()
 	if err != nil {
 		return err
 	}

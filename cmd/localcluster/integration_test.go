@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,10 +51,12 @@ func startUp(t *testing.T) *running {
 	}
 	_, err := findNginx("on")
 	r.nginx = err == nil
-	r.base = testingutil.FreePortBlock(t, 13)
-	s := settings{Bin: nodeBin, BaseHTTP: r.base, BaseNATS: r.base + 3, BaseRoute: r.base + 6, NginxPort: r.base + 9, BaseLink: r.base + 10}
+	r.base = testingutil.FreePortBlock(t, 16)
+	s := settings{Bin: nodeBin, BaseHTTP: r.base, BaseNATS: r.base + 3, BaseRoute: r.base + 6, NginxPort: r.base + 9, BaseLink: r.base + 10,
+		BaseAdmin: r.base + 13}
 	r.flags = []string{"-dir", r.state, "-base-http", strconv.Itoa(s.BaseHTTP), "-base-nats", strconv.Itoa(s.BaseNATS),
-		"-base-route", strconv.Itoa(s.BaseRoute), "-nginx-port", strconv.Itoa(s.NginxPort), "-base-link", strconv.Itoa(s.BaseLink)}
+		"-base-route", strconv.Itoa(s.BaseRoute), "-nginx-port", strconv.Itoa(s.NginxPort), "-base-link", strconv.Itoa(s.BaseLink),
+		"-base-admin", strconv.Itoa(s.BaseAdmin)}
 	if r.c, err = newLocal(r.state, s); err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +183,17 @@ func TestUpKillInterrupt(t *testing.T) {
 		if code := testingutil.HTTPStatus(lb + "/readyz"); code != http.StatusOK {
 			t.Fatalf("nginx /readyz: %d", code)
 		}
+		// Operations are not public: nginx passes the public listeners only, which do not serve them.
+		for _, path := range []string{"/api/cluster", "/metrics", "/cluster.html"} {
+			if code := testingutil.HTTPStatus(lb + path); code != http.StatusNotFound {
+				t.Errorf("nginx %s: %d, want 404", path, code)
+			}
+		}
 		if !testingutil.Eventually(20*time.Second, 250*time.Millisecond, func() bool {
-			v, err := cluster.ViewAt(context.Background(), lb)
+			v, err := cluster.View(context.Background(), r.c.Nodes[0])
 			return err == nil && len(v.Nodes) == 3
 		}) {
-			t.Fatal("nginx /api/cluster does not list 3 nodes")
+			t.Fatal("n1's admin /api/cluster does not list 3 nodes")
 		}
 	})
 
@@ -327,5 +337,75 @@ func TestDownAfterRestartsLeavesNothing(t *testing.T) {
 	// Nothing recorded runs: a second up of the same directory would start.
 	if err := refuseIfRunning(r.c); err != nil {
 		t.Errorf("after down: %v", err)
+	}
+}
+
+// TestUpFailsFastOnBusyPort checks that up names a port in use and starts nothing.
+func TestUpFailsFastOnBusyPort(t *testing.T) {
+	base := testingutil.FreePortBlock(t, 16)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+4)) // n2's NATS port
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fake-node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = run(t.Context(), []string{"up", "-dir", dir, "-bin", bin, "-nginx", "off", "-base-http", strconv.Itoa(base),
+		"-base-nats", strconv.Itoa(base + 3), "-base-route", strconv.Itoa(base + 6), "-base-link", strconv.Itoa(base + 10),
+		"-base-admin", strconv.Itoa(base + 13)}, &out)
+	want := fmt.Sprintf("port 127.0.0.1:%d (n2 NATS client) is in use", base+4)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "run", "*.pid")); len(files) > 0 {
+		t.Errorf("pid files written: %v", files)
+	}
+}
+
+// TestUpRefusesSecondCluster checks that up will not start over live pid files of the same directory, nor while
+// another up of it runs.
+func TestUpRefusesSecondCluster(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := newLocal(dir, settings{Bin: "/b", BaseHTTP: 1, BaseNATS: 10, BaseRoute: 20, NginxPort: 30})
+	// A process with n1's marker in its command line, recorded as n1; and one that stands for a running up.
+	start := func(marker string) *exec.Cmd {
+		cmd := exec.Command("sh", "-c", "sleep 60 & wait", marker)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go cmd.Wait()
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		return cmd
+	}
+	n1 := start(c.marker("n1"))
+	if err := cluster.WritePID(c.pidFile("n1"), n1.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	err := run(t.Context(), []string{"up", "-dir", dir, "-nginx", "off"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "already running: n1 (pid") {
+		t.Fatalf("err = %v", err)
+	}
+	// A stale pid file does not block, and is cleaned up.
+	_ = syscall.Kill(-n1.Process.Pid, syscall.SIGKILL)
+	cluster.WaitPIDGone(t.Context(), n1.Process.Pid, c.marker("n1"), 5*time.Second)
+	err = run(t.Context(), []string{"up", "-dir", dir, "-nginx", "off", "-bin", filepath.Join(dir, "missing")}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "node binary") {
+		t.Fatalf("err = %v, want the missing binary", err)
+	}
+	if _, err := os.Stat(c.pidFile("n1")); err == nil {
+		t.Error("stale pid file kept")
+	}
+	upProc := start(c.upFile().Marker)
+	if err := cluster.WritePID(c.upFile().Path, upProc.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	err = run(t.Context(), []string{"up", "-dir", dir, "-nginx", "off"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "is already running (pid") {
+		t.Fatalf("with an up running: err = %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/testingutil"
+	"github.com/tickmesh/tickmesh/pkg/config"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -81,7 +82,7 @@ func TestParseArgsErrors(t *testing.T) {
 }
 
 func TestNewLocalLayout(t *testing.T) {
-	c, err := newLocal("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseNATS: 9101, BaseRoute: 9201, NginxPort: 9000})
+	c, err := newLocal("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseAdmin: 9301, BaseNATS: 9101, BaseRoute: 9201, NginxPort: 9000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,14 +91,15 @@ func TestNewLocalLayout(t *testing.T) {
 	}
 	n2 := c.Nodes[1]
 	want := cluster.Node{
-		Name: "n2", HTTP: "127.0.0.1:9002", NATS: "127.0.0.1:9102", Route: "127.0.0.1:9202",
-		Routes: []string{"127.0.0.1:9201", "127.0.0.1:9203"}, DataDir: "/s/data/n2",
+		Name: "n2", HTTP: "127.0.0.1:9002", Admin: "127.0.0.1:9302", NATS: "127.0.0.1:9102", Route: "127.0.0.1:9202",
+		Routes: []string{"127.0.0.1:9201", "127.0.0.1:9203"}, DataDir: "/s/data/n2", Flags: []string{"-trusted-proxies", "127.0.0.1/32"},
 	}
 	if !reflect.DeepEqual(n2, want) {
 		t.Errorf("n2 = %+v, want %+v", n2, want)
 	}
-	wantArgs := []string{"-name", "n2", "-http", "127.0.0.1:9002", "-nats", "127.0.0.1:9102", "-cluster", "127.0.0.1:9202",
-		"-routes", "127.0.0.1:9201,127.0.0.1:9203", "-data", "/s/data/n2", "-public-url", "http://127.0.0.1:9002"}
+	wantArgs := []string{"-name", "n2", "-http", "127.0.0.1:9002", "-admin-http", "127.0.0.1:9302", "-nats", "127.0.0.1:9102",
+		"-cluster", "127.0.0.1:9202", "-routes", "127.0.0.1:9201,127.0.0.1:9203", "-data", "/s/data/n2",
+		"-public-url", "http://127.0.0.1:9002", "-trusted-proxies", "127.0.0.1/32"}
 	if got := n2.Args(); !slices.Equal(got, wantArgs) {
 		t.Errorf("args = %q, want %q", got, wantArgs)
 	}
@@ -111,11 +113,11 @@ func TestNewLocalLayout(t *testing.T) {
 		t.Error("node n4 exists")
 	}
 	ls := c.listens(true)
-	if len(ls) != 10 || ls[9].Addr != "127.0.0.1:9000" {
+	if len(ls) != 13 || ls[12].Addr != "127.0.0.1:9000" {
 		t.Errorf("listens: %v", ls)
 	}
 	// With links, every node dials and advertises its peers' links.
-	c, _ = newLocal("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseNATS: 9101, BaseRoute: 9201, BaseLink: 9301, NginxPort: 9000})
+	c, _ = newLocal("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseAdmin: 9401, BaseNATS: 9101, BaseRoute: 9201, BaseLink: 9301, NginxPort: 9000})
 	if n := c.Nodes[0]; n.Link != "127.0.0.1:9301" || !slices.Equal(n.Routes, []string{"127.0.0.1:9302", "127.0.0.1:9303"}) ||
 		!slices.Contains(n.Args(), "-cluster-advertise") {
 		t.Errorf("n1 with links: %+v", n)
@@ -210,15 +212,12 @@ func TestNginxConfigOfCluster(t *testing.T) {
 	}
 }
 
-func TestNodeEnv(t *testing.T) {
-	env, dev := nodeEnv([]string{"PATH=/bin", "SESSION_SECRET="})
-	if !dev || !slices.Contains(env, "PATH=/bin") || !strings.HasPrefix(env[len(env)-1], "SESSION_SECRET=tickmesh-") {
-		t.Errorf("empty secret: %v %v", env, dev)
-	}
-	in := []string{"SESSION_SECRET=0123456789abcdef0123"}
-	env, dev = nodeEnv(in)
-	if dev || !slices.Equal(env, in) {
-		t.Errorf("set secret: %v %v", env, dev)
+func TestNodeEnvGivesEveryNodeTheClustersCredentialsAndNothingThatOpensIt(t *testing.T) {
+	s := config.Secrets{ClusterUser: "route", ClusterPassword: "p1", SessionSecret: "s1", SysUser: "sys", SysPassword: "p2"}
+	env := nodeEnv([]string{"PATH=/bin", "SESSION_SECRET=from-the-shell", "DEV_INSECURE=true", "CLIENT_USER=x", "HOME=/h"}, s)
+	want := append([]string{"PATH=/bin", "HOME=/h"}, s.Env()...)
+	if !slices.Equal(env, want) {
+		t.Errorf("env %q, want %q", env, want)
 	}
 }
 

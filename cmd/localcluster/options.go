@@ -14,6 +14,7 @@ type options struct {
 	bin          string
 	nginx        string // auto, on or off
 	baseHTTP     int
+	baseAdmin    int
 	baseNATS     int
 	baseRoute    int
 	baseLink     int // 0: no route links (nodes dial each other directly; no cut)
@@ -27,6 +28,7 @@ func defaultOptions() options {
 		bin:          "bin/tickmesh-node",
 		nginx:        "auto",
 		baseHTTP:     8081,
+		baseAdmin:    9091,
 		baseNATS:     4222,
 		baseRoute:    6222,
 		baseLink:     6232,
@@ -70,6 +72,7 @@ func parseArgs(args []string) (command, error) {
 	o := &cmd.opts
 	fs.StringVar(&o.dir, "dir", o.dir, "state directory")
 	fs.IntVar(&o.baseHTTP, "base-http", o.baseHTTP, "first node HTTP port")
+	fs.IntVar(&o.baseAdmin, "base-admin", o.baseAdmin, "first node admin port")
 	fs.IntVar(&o.baseNATS, "base-nats", o.baseNATS, "first node NATS client port")
 	fs.IntVar(&o.baseRoute, "base-route", o.baseRoute, "first node route port")
 	fs.IntVar(&o.baseLink, "base-link", o.baseLink, "first route link port (0: no links)")
@@ -126,7 +129,7 @@ func parseArgs(args []string) (command, error) {
 		name string
 		port int
 		n    int // ports used from this base
-	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-base-link", o.baseLink, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
+	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-admin", o.baseAdmin, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-base-link", o.baseLink, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
 		if p.name == "-base-link" && p.port == 0 {
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,10 +52,17 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 	if err := c.writeSettings(); err != nil {
 		return err
 	}
-	env, devSecret := nodeEnv(os.Environ())
-	if devSecret {
-		fmt.Fprintln(out, "SESSION_SECRET is not set: the nodes share the development secret (resume tokens work across them; never use it in production)")
+	secrets, created, err := cluster.EnsureSecrets(c.Dir)
+	if err != nil {
+		return err
 	}
+	if created {
+		fmt.Fprintf(out, "drew the cluster's credentials into %s (kept for this checkout; delete it and the data directory to start over)\n", relativePath(cluster.SecretsFile(c.Dir)))
+	}
+	if err := cluster.WriteContexts(c.Dir, c.Nodes, secrets); err != nil {
+		return err
+	}
+	env := nodeEnv(os.Environ(), secrets)
 	if err := cluster.WritePID(c.upFile().Path, os.Getpid()); err != nil {
 		return err
 	}
@@ -193,15 +199,21 @@ func anyRunning(c *local) bool {
 	return false
 }
 
-// nodeEnv is the environment of the nodes: the launcher's, with a development SESSION_SECRET when none is set so
-// that every node signs resume tokens with the same key.
-func nodeEnv(environ []string) (env []string, devSecret bool) {
+// nodeEnv is the environment of the nodes: the launcher's, without any setting of its own that secrets.env
+// holds (or that would open the cluster: DEV_INSECURE, or name another cluster's credentials), then secrets.env's.
+func nodeEnv(environ []string, s config.Secrets) []string {
+	drop := map[string]bool{"DEV_INSECURE": true, "CLUSTER_TOKEN": true, "CLIENT_USER": true, "CLIENT_PASSWORD": true}
+	for _, kv := range s.Env() {
+		k, _, _ := strings.Cut(kv, "=")
+		drop[k] = true
+	}
+	var env []string
 	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "SESSION_SECRET="); ok && v != "" {
-			return environ, false
+		if k, _, _ := strings.Cut(kv, "="); !drop[k] {
+			env = append(env, kv)
 		}
 	}
-	return append(slices.Clone(environ), "SESSION_SECRET="+config.DevSessionSecret), true
+	return append(env, s.Env()...)
 }
 
 // findNginx returns the nginx binary to use, or "" for none.
@@ -326,37 +338,24 @@ func printURLs(out io.Writer, c *local, withNginx bool) {
 	if withNginx {
 		game = c.nginxURL() + "/"
 	}
+
 	fmt.Fprintln(out, "\nTickmesh local cluster is ready.")
 	fmt.Fprintf(out, "  game:         %s\n", game)
-	fmt.Fprintf(out, "  cluster view: %scluster.html\n", game)
+	fmt.Fprintf(out, "  cluster view: %s/cluster.html   (admin listener: also /metrics, /api/cluster)\n", c.Nodes[0].AdminURL())
 	if withNginx {
-		fmt.Fprintf(out, "  (nginx on %s spreads /ws and everything else over the nodes)\n", c.nginxListen())
+		fmt.Fprintf(out, "  (nginx on %s spreads /ws and the game over the nodes)\n", c.nginxListen())
 	} else {
 		fmt.Fprintln(out, "  (no load balancer: any node's URL serves the game)")
 	}
 	fmt.Fprintln(out, "  nodes:")
-	var natsURLs []string
 	for _, n := range c.Nodes {
-		fmt.Fprintf(out, "    %s  %-24s %-24s log %s\n", n.Name, n.URL(), n.NATSURL(), relativePath(c.logFile(n.Name)))
-		natsURLs = append(natsURLs, n.NATSURL())
+		fmt.Fprintf(out, "    %s  %-24s admin %-24s %-24s log %s\n", n.Name, n.URL(), n.AdminURL(), n.NATSURL(), relativePath(c.logFile(n.Name)))
 	}
+	fmt.Fprintf(out, "  credentials:  %s\n", relativePath(cluster.SecretsFile(c.Dir)))
 	fmt.Fprintln(out, "  NATS CLI (install: task tools:nats):")
-	sysAuth := "--user sys --password sys"
-	if os.Getenv("SYS_PASSWORD") != "" {
-		sysAuth = `--user "${SYS_USER:-sys}" --password "$SYS_PASSWORD"`
-	}
-	ctxFile := filepath.Join("nats", "contexts", "tickmesh-local.json")
-	if _, err := os.Stat(ctxFile); err == nil && c.Nodes[0].NATS == "127.0.0.1:4222" {
-		fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (app account; or task watch:ticks)\n", ctxFile)
-		if sysAuth == "--user sys --password sys" {
-			fmt.Fprintf(out, "    nats --context %s server list   (system account)\n", filepath.Join("nats", "contexts", "tickmesh-local-sys.json"))
-		} else {
-			fmt.Fprintf(out, "    nats --server %s %s server list   (system account)\n", strings.Join(natsURLs, ","), sysAuth)
-		}
-	} else {
-		fmt.Fprintf(out, "    nats --server %s sub 'game.>'   (app account)\n", strings.Join(natsURLs, ","))
-		fmt.Fprintf(out, "    nats --server %s %s server list   (system account)\n", strings.Join(natsURLs, ","), sysAuth)
-	}
+	fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (read-only viewer; or task watch:ticks)\n", relativePath(cluster.ContextFile(c.Dir, "viewer")))
+	fmt.Fprintf(out, "    nats --context %s kv ls               (admin: every right in the game's account)\n", relativePath(cluster.ContextFile(c.Dir, "admin")))
+	fmt.Fprintf(out, "    nats --context %s server list           (system account)\n", relativePath(cluster.ContextFile(c.Dir, "sys")))
 	fmt.Fprintln(out, "  chaos: task kill|stop|start|freeze|thaw -- n2;  task cut|heal -- n2;  task status;  task owner")
 	fmt.Fprintln(out, "Press Ctrl-C (or run task down) to stop the cluster.")
 }

@@ -44,22 +44,6 @@ func TestLayouts(t *testing.T) {
 	}
 }
 
-func TestSecretsAreFreshAndComplete(t *testing.T) {
-	a, err := NewSecrets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := NewSecrets()
-	if a.SessionSecret == b.SessionSecret || a.AdminPassword == b.AdminPassword || len(a.SessionSecret) < 32 {
-		t.Fatalf("secrets not fresh: %+v %+v", a, b)
-	}
-	for _, key := range []string{"CLUSTER_USER=", "CLUSTER_PASSWORD=", "SESSION_SECRET=", "SYS_PASSWORD="} {
-		if !slices.ContainsFunc(a.Env(), func(kv string) bool { return strings.HasPrefix(kv, key) && len(kv) > len(key) }) {
-			t.Errorf("Env lacks %s: %v", key, a.Env())
-		}
-	}
-}
-
 // TestRealCluster runs three real node processes through the harness: they form a cluster with the harness's
 // credentials, observers see the lobby's ticks and lease on every node, an event published below the gateway is
 // stored, a frozen and thawed node comes back, and after the owner is killed the survivors see a new epoch
@@ -73,8 +57,8 @@ func TestRealCluster(t *testing.T) {
 	if err := GoBuild(t.Context(), bin, "./cmd/node"); err != nil {
 		t.Fatal(err)
 	}
-	base := testingutil.FreePortBlock(t, 9)
-	nodes := Local(3, Ports{HTTP: base, NATS: base + 3, Route: base + 6}, filepath.Join(dir, "data"))
+	base := testingutil.FreePortBlock(t, 12)
+	nodes := Local(3, Ports{HTTP: base, Admin: base + 3, NATS: base + 6, Route: base + 9}, filepath.Join(dir, "data"))
 	for i := range nodes {
 		nodes[i].Flags = []string{"-lease-ttl", "3s", "-log-level", "warn"}
 	}
@@ -121,7 +105,7 @@ func TestRealCluster(t *testing.T) {
 	obs := make([]seen, c.Len())
 	var observers []*Observer
 	for i := range c.Len() {
-		o, err := Observe(c.Node(i), c.Secrets(), "test", Watch{Room: "lobby",
+		o, err := Observe(c.Node(i), AsAdmin(c.Secrets()), "test", Watch{Room: "lobby",
 			Tick: func(_ time.Time, m *nats.Msg) {
 				if _, _, err := wire.ParseTickHeader(m.Header); err == nil {
 					smu.Lock()

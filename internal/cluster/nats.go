@@ -14,13 +14,13 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// Connect opens a NATS connection to node n only, as the cluster's admin user (full rights in the game's
-// account): the servers advertise each other's client URLs, and a reconnect to another node (after n was
-// killed) would silently make an observer watch the wrong one, so discovered servers are ignored. It
-// reconnects to n forever, every 100 ms; opts come last and override these.
-func Connect(n Node, s Secrets, name string, opts ...nats.Option) (*nats.Conn, error) {
+// Connect opens a NATS connection to node n only, logged in with login (AsAdmin, AsViewer): the servers
+// advertise each other's client URLs, and a reconnect to another node (after n was killed) would silently make
+// an observer watch the wrong one, so discovered servers are ignored. It reconnects to n forever, every 100 ms;
+// opts come last and override these.
+func Connect(n Node, login nats.Option, name string, opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
-		nats.Name(name), nats.UserInfo(s.AdminUser, s.AdminPassword),
+		nats.Name(name), login,
 		nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond), nats.ReconnectJitter(0, 0),
 		nats.Timeout(2 * time.Second),

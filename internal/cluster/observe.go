@@ -38,11 +38,11 @@ type Watch struct {
 	Lease func(epoch uint64)
 }
 
-// Observe connects to node n as s's admin user and starts watching. opts go to Connect (they must not set a
-// ClosedHandler: the observer's own waits for the client's end).
-func Observe(n Node, s Secrets, name string, w Watch, opts ...nats.Option) (*Observer, error) {
+// Observe connects to node n, logged in with login (AsViewer suffices to watch), and starts watching. opts go to
+// Connect (they must not set a ClosedHandler: the observer's own waits for the client's end).
+func Observe(n Node, login nats.Option, name string, w Watch, opts ...nats.Option) (*Observer, error) {
 	o := &Observer{node: n.Name, closed: make(chan struct{})}
-	nc, err := Connect(n, s, name, append(opts, nats.ClosedHandler(func(*nats.Conn) { close(o.closed) }))...)
+	nc, err := Connect(n, login, name, append(opts, nats.ClosedHandler(func(*nats.Conn) { close(o.closed) }))...)
 	if err != nil {
 		return nil, err
 	}

@@ -248,7 +248,7 @@ func TestStaleJoinReconnectsAboveTheAck(t *testing.T) {
 	var closes []client.Disconnect
 	var hellos []uint64
 	done = run(t, ctx2, second, client.Handler{
-		Hello:   func(conn client.Conn) { hellos = append(hellos, conn.HelloSeq) },
+		Hello: func(conn client.Conn) { hellos = append(hellos, conn.HelloSeq) },
 		Welcome: func(conn client.Conn, w *protocol.Welcome) error {
 			if w.Ack < conn.HelloSeq {
 				stop2()

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +71,13 @@ func startNode() (url string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cfg := config.Default()
-	cfg.Name, cfg.HTTPAddr, cfg.NATSAddr, cfg.DataDir = "n1", "127.0.0.1:0", "127.0.0.1:0", dir
+	secrets, err := config.NewSecrets(rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg := node.DefaultConfig()
+	cfg.Name, cfg.HTTPAddr, cfg.AdminAddr, cfg.Mesh.ClientAddr, cfg.Mesh.DataDir = "n1", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", dir
+	secrets.Apply(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

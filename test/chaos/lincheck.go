@@ -70,7 +70,8 @@ func startLinClients(ctx context.Context, s *Store, nodes []cluster.Node, secret
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	lc.stop = stop
 	for i, n := range nodes {
-		nc, err := cluster.Connect(n, secrets, "tickmesh-chaos-lin", nats.ReconnectWait(200*time.Millisecond),
+		// As the admin user: the clients create their stream.
+		nc, err := cluster.Connect(n, cluster.AsAdmin(secrets), "tickmesh-chaos-lin", nats.ReconnectWait(200*time.Millisecond),
 			nats.RetryOnFailedConnect(true), nats.Timeout(time.Second))
 		if err != nil {
 			lc.err = err
@@ -277,7 +278,7 @@ var linModel = porcupine.Model{
 func readLanded(ctx context.Context, nodes []cluster.Node, secrets cluster.Secrets) (map[string]uint64, error) {
 	var lastErr error
 	for _, n := range nodes {
-		nc, err := cluster.Connect(n, secrets, "tickmesh-chaos-lin-read", nats.MaxReconnects(0))
+		nc, err := cluster.Connect(n, cluster.AsAdmin(secrets), "tickmesh-chaos-lin-read", nats.MaxReconnects(0))
 		if err != nil {
 			lastErr = err
 			continue

@@ -19,6 +19,7 @@ import (
 // Ports every node listens on, at its own host's address.
 const (
 	HTTPPort  = 8080
+	AdminPort = 9090
 	NATSPort  = 4222
 	RoutePort = 6222
 )

@@ -450,9 +450,10 @@ func (s *Store) RelayDisconnected(node int) {
 }
 
 // StartRecorder records into s what node n (index node) relays: a cluster.Observer of the lobby's ticks on n's
-// client port, from the harness's namespace, talking to n only and reconnecting to it forever.
+// client port, from the harness's namespace, talking to n only and reconnecting to it forever, as the read-only
+// viewer (it needs no more).
 func StartRecorder(s *Store, node int, n cluster.Node, secrets cluster.Secrets) (*cluster.Observer, error) {
-	return cluster.Observe(n, secrets, "tickmesh-chaos-recorder",
+	return cluster.Observe(n, cluster.AsViewer(secrets), "tickmesh-chaos-recorder",
 		cluster.Watch{Room: "lobby", Tick: func(_ time.Time, m *nats.Msg) { s.RelayTick(node, m) }},
 		nats.ReconnectWait(200*time.Millisecond),
 		nats.ReconnectJitter(50*time.Millisecond, 0),

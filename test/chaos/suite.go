@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Harness, error) {
 	for _, host := range nt.Hosts {
 		addrs = append(addrs, host.Addr)
 	}
-	nodes := cluster.OnHosts(addrs, cluster.Ports{HTTP: HTTPPort, NATS: NATSPort, Route: RoutePort}, cfg.Dir)
+	nodes := cluster.OnHosts(addrs, cluster.Ports{HTTP: HTTPPort, Admin: AdminPort, NATS: NATSPort, Route: RoutePort}, cfg.Dir)
 	for i := range nodes {
 		nodes[i].Flags = append([]string{"-lease-ttl", cfg.LeaseTTL.String()}, cfg.NodeFlags...)
 	}

@@ -26,12 +26,16 @@ type cluster struct {
 	t       *testing.T
 	lc      string
 	flags   []string
+	state   string          // the launcher's -dir: secrets.env, nats/<user>.json, logs/
 	nodes   []harness.Node  // the layout localcluster gives the nodes on these ports
-	secrets harness.Secrets // what the harness's NATS clients log in with
+	secrets harness.Secrets // the credentials the launcher drew for the cluster
 	nginx   int
 	natsURL string
 	out     *testingutil.Output
 }
+
+// context is the nats CLI context the launcher wrote for user (viewer, admin, sys).
+func (c *cluster) context(user string) string { return harness.ContextFile(c.state, user) }
 
 func nginxPath() string {
 	if p, err := exec.LookPath("nginx"); err == nil {
@@ -56,15 +60,13 @@ func startCluster(t *testing.T) *cluster {
 			t.Fatal(err)
 		}
 	}
-	base := testingutil.FreePortBlock(t, 13)
+	base := testingutil.FreePortBlock(t, 16)
 	state := filepath.Join(tmp, "state")
-	ports := harness.Ports{HTTP: base, NATS: base + 3, Route: base + 6, Link: base + 10}
-	// localcluster passes the nodes no credentials: their client port is open and the system user is the
-	// development default.
-	c := &cluster{t: t, lc: lc, nginx: base + 9, out: &testingutil.Output{}, nodes: harness.Local(3, ports, filepath.Join(state, "data")),
-		secrets: harness.Secrets{SysUser: "sys", SysPassword: "sys"},
-		flags: []string{"-dir", state, "-base-http", strconv.Itoa(ports.HTTP), "-base-nats", strconv.Itoa(ports.NATS),
-			"-base-route", strconv.Itoa(ports.Route), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(ports.Link)}}
+	ports := harness.Ports{HTTP: base, Admin: base + 13, NATS: base + 3, Route: base + 6, Link: base + 10}
+	c := &cluster{t: t, lc: lc, state: state, nginx: base + 9, out: &testingutil.Output{}, nodes: harness.Local(3, ports, filepath.Join(state, "data")),
+		flags: []string{"-dir", state, "-base-http", strconv.Itoa(ports.HTTP), "-base-admin", strconv.Itoa(ports.Admin),
+			"-base-nats", strconv.Itoa(ports.NATS), "-base-route", strconv.Itoa(ports.Route), "-nginx-port", strconv.Itoa(base + 9),
+			"-base-link", strconv.Itoa(ports.Link)}}
 	var urls []string
 	for _, n := range c.nodes {
 		urls = append(urls, n.NATSURL())
@@ -102,6 +104,10 @@ func startCluster(t *testing.T) *cluster {
 		}
 		return strings.Contains(c.out.String(), "cluster is ready")
 	})
+	var err error
+	if c.secrets, err = harness.ReadSecrets(state); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -262,36 +268,41 @@ func TestClientsThroughNginxSurviveOwnerThenNonOwnerKill(t *testing.T) {
 	}
 }
 
-// TestREADMENATSRecipesWork runs the README's and nats/README.md's `nats` CLI commands against the cluster.
+// TestREADMENATSRecipesWork runs the README's and nats/README.md's `nats` CLI commands against the cluster, with
+// the contexts `task up` writes: the viewer watches and reads, and is refused a write; sys lists the servers.
 func TestREADMENATSRecipesWork(t *testing.T) {
 	natsBin, err := exec.LookPath("nats")
 	if err != nil {
 		t.Skip("the nats CLI is not installed (task tools:nats; .ci/run installs it): cannot check the recipes")
 	}
 	c := startCluster(t)
-	srv := c.nodes[0].NATSURL()
-	run := func(args ...string) string {
-		t.Helper()
+	viewer, sys := c.context("viewer"), c.context("sys")
+	nats := func(args ...string) (string, error) {
 		cmd := exec.Command(natsBin, args...)
 		cmd.Env = append(os.Environ(), "NATS_CONTEXT=")
 		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := nats(args...)
 		if err != nil {
 			t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return string(out)
+		return out
 	}
 	waitFor(t, 30*time.Second, "a lobby owner", func() bool { o, _ := c.owner(); return o != "" })
 	owner, epoch := c.owner()
 
-	if out := run("--server", srv, "sub", "game.>", "--count", "3"); !strings.Contains(out, `"type":"tick"`) {
+	if out := run("--context", viewer, "sub", "game.>", "--count", "3"); !strings.Contains(out, `"type":"tick"`) {
 		t.Fatalf("nats sub game.> shows no tick:\n%s", out)
 	}
-	out := run("--server", srv, "kv", "get", "owners", "lobby", "--raw")
+	out := run("--context", viewer, "kv", "get", "owners", "lobby", "--raw")
 	if !strings.Contains(out, `"node":"`+owner+`"`) || !strings.Contains(out, fmt.Sprintf(`"epoch":%d`, epoch)) {
 		t.Fatalf("nats kv get owners lobby = %s, want node %s epoch %d", out, owner, epoch)
 	}
 	// kv watch prints the current value first; stop it after a moment.
-	watch := exec.Command(natsBin, "--server", srv, "kv", "watch", "owners")
+	watch := exec.Command(natsBin, "--context", viewer, "kv", "watch", "owners")
 	var wout testingutil.Output
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
@@ -301,15 +312,14 @@ func TestREADMENATSRecipesWork(t *testing.T) {
 	watch.Process.Kill()
 	watch.Wait()
 	for _, args := range [][]string{{"kv", "ls"}, {"kv", "info", "owners"}, {"stream", "info", "INPUTS"}} {
-		run(append([]string{"--server", srv}, args...)...)
+		run(append([]string{"--context", viewer}, args...)...)
 	}
-	if out := run("--server", srv, "--user", "sys", "--password", "sys", "server", "list", "3"); !strings.Contains(out, "n1") || !strings.Contains(out, "n3") {
+	if out, err := nats("--context", viewer, "kv", "put", "owners", "lobby", "forged"); err == nil {
+		t.Fatalf("the viewer wrote the lobby's lease:\n%s", out)
+	}
+	if out := run("--context", sys, "server", "list", "3"); !strings.Contains(out, "n1") || !strings.Contains(out, "n3") {
 		t.Fatalf("nats server list:\n%s", out)
 	}
-	run("--server", srv, "--user", "sys", "--password", "sys", "server", "report", "jetstream")
-	// The context files in nats/ work too.
-	ctx := filepath.Join("..", "..", "nats", "contexts", "tickmesh-local.json")
-	if _, err := os.Stat(ctx); err == nil && c.nodes[0].NATS == "127.0.0.1:4222" {
-		run("--context", ctx, "kv", "ls")
-	}
+	run("--context", sys, "server", "report", "jetstream")
+	run("--context", c.context("admin"), "kv", "ls")
 }
