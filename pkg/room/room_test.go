@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
@@ -145,7 +146,7 @@ func TestExactlyOneOwnerTicksTheLobbyOnEveryNode(t *testing.T) {
 		recs = append(recs, record(t, c, m.Name))
 	}
 	for _, r := range recs {
-		nodetest.WaitFor(t, 10*time.Second, r.node+" relays lobby ticks", func() bool {
+		testingutil.WaitFor(t, 10*time.Second, r.node+" relays lobby ticks", func() bool {
 			tk := r.lastTick()
 			return tk.Epoch == epoch && tk.Owner == name && tk.Seq > 5
 		})
@@ -162,7 +163,7 @@ func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
 
 	publish(t, c, via, game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, via, game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
-	nodetest.WaitFor(t, 10*time.Second, "alice moving", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice moving", func() bool {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2 && p.VX > 0
 	})
@@ -175,7 +176,7 @@ func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
 	if newName == name {
 		t.Fatalf("killed node %s still owner", name)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
 	after := rec.lastTick()
 	p, ok := player(after, "pa")
 	if !ok {
@@ -199,10 +200,10 @@ func TestGracefulStopHandsTheRoomOverWithoutLosingATick(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
 	name, epoch := owner(t, c, 0)
 	rec := record(t, c, other(c, name))
-	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 3 })
+	testingutil.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 3 })
 	c.Stop(name)
 	_, newEpoch := owner(t, c, epoch)
-	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
 	rec.checkMonotonic(t)
 	// The old owner's final snapshot lets the new one continue at the very next tick number.
 	rec.mu.Lock()
@@ -230,7 +231,7 @@ func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
 	frozen := c.Member(name).Node.Rooms()
 	frozen.InjectFault(room.Lobby, room.Fault{Until: time.Now().Add(4 * time.Second), IgnoreDeadline: true})
 	_, newEpoch := owner(t, c, epoch)
-	nodetest.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
 		_, still := frozen.Owned()[room.Lobby]
 		return !still
 	})
@@ -249,14 +250,14 @@ func TestOwnersStreamLeaderLossDoesNotStopTicks(t *testing.T) {
 	name, epoch := owner(t, c, 0)
 	// The owner moves the leaders of the ownership streams off its node.
 	var leader string
-	nodetest.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
 		l, _, err := c.Member(name).Node.Mesh().StreamLeader(context.Background(), wire.KVStream(wire.OwnersBucket))
 		leader = l
 		return err == nil && l != "" && l != name
 	})
 	survivor := other(c, name, leader)
 	rec := record(t, c, survivor)
-	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 0 })
+	testingutil.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 0 })
 	killedAt := time.Now()
 	c.Kill(leader)
 	time.Sleep(12 * time.Second) // longer than NATS's 4-9 s election
@@ -280,7 +281,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("publish during election: %v", err)
 	}
-	nodetest.WaitFor(t, 5*time.Second, "join applied", func() bool {
+	testingutil.WaitFor(t, 5*time.Second, "join applied", func() bool {
 		_, ok := player(rec.lastTick(), "pz")
 		return ok
 	})
@@ -313,7 +314,7 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodetest.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
+		testingutil.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
 			last := n1.Rooms().Relay().Last(r)
 			if last == nil {
 				return false
@@ -347,7 +348,7 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 		r := "own-" + m.Name
 		t.Cleanup(m.Node.Rooms().Want(r))
 		joinRoom(t, m.Node, r)
-		nodetest.WaitFor(t, 20*time.Second, m.Name+" owns "+r, func() bool {
+		testingutil.WaitFor(t, 20*time.Second, m.Name+" owns "+r, func() bool {
 			n, _ := m.Node.Rooms().Owner(r)
 			return n == m.Name
 		})
@@ -400,7 +401,7 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 		return info.State.Subjects[wire.InputSubject(room.Lobby)]
 	}
 	purges := func() int { return c.Metric("n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
-	nodetest.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
+	testingutil.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
 	first := purges()
 	if first < 1 {
 		t.Fatalf("events gone without a purge counted: %d", first)
@@ -412,5 +413,5 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	}
 	// A new event is dropped in turn.
 	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
-	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
+	testingutil.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
 }
