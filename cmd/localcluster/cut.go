@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
 )
@@ -33,7 +29,13 @@ func runLinks(ctx context.Context, c *local, out io.Writer) (stop func(), err er
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		followCut(lctx, c, lk, out)
+		lk.Follow(lctx, c.cutFile(), func(cut []string) {
+			if len(cut) == 0 {
+				fmt.Fprintln(out, "route links: every node connected")
+			} else {
+				fmt.Fprintf(out, "route links: cut off from their peers: %s\n", strings.Join(cut, ", "))
+			}
+		})
 	}()
 	return func() {
 		stopFollow()
@@ -41,72 +43,6 @@ func runLinks(ctx context.Context, c *local, out io.Writer) (stop func(), err er
 		lk.Close()
 		removeQuietly(c.cutFile())
 	}, nil
-}
-
-// readCut reads the cut file: the set of nodes cut off (none when the file is missing).
-func readCut(path string) (map[string]bool, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[string]bool{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	cut := map[string]bool{}
-	for _, f := range strings.Fields(string(data)) {
-		cut[f] = true
-	}
-	return cut, nil
-}
-
-func writeCut(path string, cut map[string]bool) error {
-	var b bytes.Buffer
-	for _, n := range sortedNames(cut) {
-		b.WriteString(n + "\n")
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func sortedNames(set map[string]bool) []string {
-	names := make([]string, 0, len(set))
-	for n := range set {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// followCut applies the cut file to l every 100 ms until ctx ends, and tells out about each change.
-func followCut(ctx context.Context, c *local, l *cluster.Links, out io.Writer) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	var last []string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cut, err := readCut(c.cutFile())
-		if err != nil {
-			continue
-		}
-		names := sortedNames(cut)
-		if slices.Equal(names, last) {
-			continue
-		}
-		l.Cut(cut)
-		if len(names) == 0 {
-			fmt.Fprintln(out, "route links: every node connected")
-		} else {
-			fmt.Fprintf(out, "route links: cut off from their peers: %s\n", strings.Join(names, ", "))
-		}
-		last = names
-	}
 }
 
 // setCut is the `cut` and `heal` commands: it changes the cut file that a running `up` follows.
@@ -117,7 +53,7 @@ func setCut(c *local, action, name string, out io.Writer) error {
 	if c.Nodes[0].Link == "" {
 		return errors.New("the cluster runs without route links (-base-link 0): nothing to cut")
 	}
-	cut, err := readCut(c.cutFile())
+	cut, err := cluster.ReadCuts(c.cutFile())
 	if err != nil {
 		return err
 	}
@@ -135,7 +71,7 @@ func setCut(c *local, action, name string, out io.Writer) error {
 		}
 		delete(cut, name)
 	}
-	if err := writeCut(c.cutFile(), cut); err != nil {
+	if err := cluster.WriteCuts(c.cutFile(), cut); err != nil {
 		return err
 	}
 	switch {

@@ -267,19 +267,3 @@ func TestWaitReadyReportsExit(t *testing.T) {
 		t.Fatalf("interrupted: %v", err)
 	}
 }
-
-func TestCutFileRoundTrips(t *testing.T) {
-	dir := t.TempDir()
-	path := dir + "/cut"
-	cut, err := readCut(path)
-	if err != nil || len(cut) != 0 {
-		t.Fatalf("missing file: %v, %v", cut, err)
-	}
-	if err := writeCut(path, map[string]bool{"n2": true, "n1": true}); err != nil {
-		t.Fatal(err)
-	}
-	cut, err = readCut(path)
-	if err != nil || !cut["n1"] || !cut["n2"] || len(cut) != 2 {
-		t.Fatalf("read back %v, %v", cut, err)
-	}
-}

@@ -11,12 +11,16 @@
 //   - pid.go: processes known by a pid file (started by another invocation), signalled and stopped by pid.
 //   - probe.go: the nodes' HTTP endpoints and the Prometheus text they serve.
 //   - nats.go: connections pinned to one node, stream leaders, event publishing.
-//   - links.go: route links, the TCP relays that let one machine partition a node.
-//   - secrets.go: the credentials of a cluster.
+//   - observe.go: Observer, a node's ticks and lease as its relay sees them.
+//   - links.go: route links, the TCP relays that let one machine partition a node, and the cut files through
+//     which another process cuts and heals nodes.
+//   - secrets.go: the credentials of a cluster, drawn per test cluster or kept in a state directory with the
+//     nats CLI contexts of its users.
 //   - build.go: building the node binary.
 //
-// Goroutines: a Cluster owns one waiter per process it started (Close waits for them); Links own one acceptor
-// per link and two pumps per connection (Close waits for them); a Cluster with ParentDeath starts processes from
-// one goroutine locked to its OS thread, which lives as long as the program (the parent-death signal fires
-// when the thread that started a child exits). Everything else runs in its caller's goroutine.
+// Goroutines: a Cluster owns one waiter per process it started (Close waits for them); an Observer owns its
+// lease watcher (Close waits for it); Links own one acceptor per link and two pumps per connection (Close waits
+// for them); a Cluster with ParentDeath starts processes from one goroutine locked to its OS thread, which
+// lives as long as the program (the parent-death signal fires when the thread that started a child exits).
+// Everything else, Links.Follow included, runs in its caller's goroutine.
 package cluster

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -120,5 +121,41 @@ func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t 
 	defer conn3.Close()
 	if roundTrip(t, conn3, bufio.NewReader(conn3), `INFO {"server_name":"n3"}`, 300*time.Millisecond) {
 		t.Fatal("a connection opened during the cut carried bytes")
+	}
+}
+
+func TestCutFileRoundTripsAndIsFollowed(t *testing.T) {
+	path := t.TempDir() + "/cut"
+	cut, err := ReadCuts(path)
+	if err != nil || len(cut) != 0 {
+		t.Fatalf("missing file: %v, %v", cut, err)
+	}
+	if err := WriteCuts(path, map[string]bool{"n2": true, "n1": true}); err != nil {
+		t.Fatal(err)
+	}
+	cut, err = ReadCuts(path)
+	if err != nil || !cut["n1"] || !cut["n2"] || len(cut) != 2 {
+		t.Fatalf("read back %v, %v", cut, err)
+	}
+	_, l := linked(t)
+	ctx, stop := context.WithCancel(t.Context())
+	reports := make(chan []string, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Follow(ctx, path, func(cut []string) { reports <- cut })
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	if got := <-reports; strings.Join(got, ",") != "n1,n2" {
+		t.Fatalf("first report %v", got)
+	}
+	if err := WriteCuts(path, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-reports; len(got) != 0 {
+		t.Fatalf("after heal: %v", got)
 	}
 }
