@@ -47,6 +47,10 @@
 // Recovery is the first accepted tick of a new epoch on every surviving node (owner faults), or a new stream
 // leader followed by a tick on every surviving node (leader faults). A repetition that does not recover within
 // -recovery-timeout counts as failed.
+//
+// Goroutines: the nodes' waiters and the observers' lease watchers are internal/cluster's; failbench runs, during
+// a repetition, a sampler of the nodes' metrics and, for the input faults, the bot (one goroutine, and one per
+// publish in flight), and waits for them before the next.
 package main
 
 import "github.com/tickmesh/tickmesh/internal/cli"

@@ -1,6 +1,7 @@
 // Package e2e tests Tickmesh the way `task up` runs it: the real node binary, three processes started by the
-// local cluster launcher, nginx in front, WebSocket clients through nginx, and the stock `nats` CLI running the
-// README's recipes.
+// local cluster launcher, nginx in front, pkg/client players through nginx, and the stock `nats` CLI running the
+// README's recipes with the contexts the launcher writes. Each player runs in a goroutine its test's cleanup
+// stops and waits for.
 package e2e
 
 import (
