@@ -1,7 +1,9 @@
 // Package deploy holds Tickmesh's deployment files and the Go that goes with them: the nginx configuration
-// template of the WebSocket load balancer (nginx/nginx.conf.tmpl), rendered here for the local cluster launcher
-// (cmd/localcluster) and, once and committed, for docker-compose (nginx/compose.conf). The package's tests
-// check those files, the top-level docker-compose.yml and Dockerfile, and the nats/ examples offline.
+// template of the WebSocket load balancer (nginx/nginx.conf.tmpl) and the Prometheus scrape configuration
+// template (prometheus/prometheus.yml.tmpl), each rendered here for the local cluster launcher (cmd/localcluster)
+// and, once and committed, for docker-compose (nginx/compose.conf, prometheus/compose.yml). The package's tests
+// check those files, the top-level docker-compose.yml and Dockerfile, the nats/ examples, the Grafana dashboard
+// and the Kubernetes manifests (k8s/) offline.
 package deploy
 
 import (

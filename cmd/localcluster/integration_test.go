@@ -51,7 +51,7 @@ func startUp(t *testing.T) *running {
 	}
 	_, err := findNginx("on")
 	r.nginx = err == nil
-	r.base = testingutil.FreePortBlock(t, 16)
+	r.base = testingutil.FreePortBlock(t, 17)
 	s := settings{Bin: nodeBin, BaseHTTP: r.base, BaseNATS: r.base + 3, BaseRoute: r.base + 6, NginxPort: r.base + 9, BaseLink: r.base + 10,
 		BaseAdmin: r.base + 13}
 	r.flags = []string{"-dir", r.state, "-base-http", strconv.Itoa(s.BaseHTTP), "-base-nats", strconv.Itoa(s.BaseNATS),
@@ -60,7 +60,8 @@ func startUp(t *testing.T) *running {
 	if r.c, err = newLocal(r.state, s); err != nil {
 		t.Fatal(err)
 	}
-	r.up = exec.Command(r.bin, append([]string{"up", "-bin", nodeBin, "-nginx", "auto"}, r.flags...)...)
+	// Prometheus, when installed, on a free port too: the checks that nothing is left cover it.
+	r.up = exec.Command(r.bin, append([]string{"up", "-bin", nodeBin, "-nginx", "auto", "-prometheus", "127.0.0.1:" + strconv.Itoa(r.base+16)}, r.flags...)...)
 	r.up.Stdout, r.up.Stderr = &r.out, &r.out
 	if err := r.up.Start(); err != nil {
 		t.Fatal(err)
@@ -115,7 +116,7 @@ func (r *running) readyz(i int) int { return testingutil.HTTPStatus(r.c.Nodes[i-
 // pids are the processes run/ records now.
 func (r *running) pids() map[string]int {
 	out := map[string]int{}
-	for _, name := range []string{"n1", "n2", "n3", "nginx"} {
+	for _, name := range []string{"n1", "n2", "n3", "nginx", prometheusName} {
 		if pid, err := cluster.ReadPID(r.c.pidFile(name)); err == nil {
 			out[name] = pid
 		}
@@ -159,7 +160,9 @@ func (r *running) checkNothingLeft(pids map[string]int) {
 			r.t.Errorf("%s left after up exited", f)
 		}
 	}
-	if err := cluster.CheckFree(append(r.c.listens(r.nginx), r.c.linkListens()...)); err != nil {
+	ls := append(r.c.listens(r.nginx), r.c.linkListens()...)
+	ls = append(ls, cluster.Listen{Addr: "127.0.0.1:" + strconv.Itoa(r.base+16), What: "prometheus"})
+	if err := cluster.CheckFree(ls); err != nil {
 		r.t.Errorf("after the cluster stopped: %v", err)
 	}
 }

@@ -66,6 +66,7 @@ flags (up, start):
   -bin bin/tickmesh-node   node binary
 flags (up):
   -nginx auto          auto: use nginx when installed; on: require it; off: no load balancer
+  -prometheus auto     auto: run Prometheus on 127.0.0.1:9099 when installed; off; or host:port (requires it)
   -ready-timeout 90s   how long to wait for every node's /readyz
 `
 

@@ -13,6 +13,7 @@ type options struct {
 	dir          string
 	bin          string
 	nginx        string // auto, on or off
+	prometheus   string // auto, off or host:port
 	baseHTTP     int
 	baseAdmin    int
 	baseNATS     int
@@ -27,6 +28,7 @@ func defaultOptions() options {
 		dir:          ".tickmesh",
 		bin:          "bin/tickmesh-node",
 		nginx:        "auto",
+		prometheus:   "auto",
 		baseHTTP:     8081,
 		baseAdmin:    9091,
 		baseNATS:     4222,
@@ -82,6 +84,7 @@ func parseArgs(args []string) (command, error) {
 	}
 	if cmd.name == "up" {
 		fs.StringVar(&o.nginx, "nginx", o.nginx, "auto, on or off")
+		fs.StringVar(&o.prometheus, "prometheus", o.prometheus, "auto, off or host:port")
 		fs.DurationVar(&o.readyTimeout, "ready-timeout", o.readyTimeout, "readiness timeout")
 	}
 

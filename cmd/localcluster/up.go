@@ -41,8 +41,12 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	prometheus, prometheusAddr, err := findPrometheus(o.prometheus)
+	if err != nil {
+		return err
+	}
 	if err := cluster.CheckFree(append(c.listens(nginx != ""), c.linkListens()...)); err != nil {
-		return fmt.Errorf("%w, or choose other ports (-base-http, -base-nats, -base-route, -base-link, -nginx-port)", err)
+		return fmt.Errorf("%w, or choose other ports (-base-http, -base-admin, -base-nats, -base-route, -base-link, -nginx-port)", err)
 	}
 	for _, d := range []string{c.runDir(), c.logDir(), filepath.Join(c.Dir, "data")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -68,8 +72,7 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 	}
 	defer func() { _ = c.upFile().Remove() }()
 
-	exits := make(chan exitEvent, 2*nodeCount+2)
-	var reapers sync.WaitGroup
+	st := &starter{exits: make(chan exitEvent, 2*nodeCount+3)}
 	if c.Nodes[0].Link != "" {
 		stopLinks, err := runLinks(ctx, c, out)
 		if err != nil {
@@ -83,21 +86,10 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 			err = serr
 			return
 		}
-		reapers.Wait()
+		st.wg.Wait()
 	}()
-	start := func(name string, cmd cluster.Command) (int, error) {
-		p, err := cmd.Start()
-		if err != nil {
-			return 0, err
-		}
-		reapers.Go(func() {
-			err := p.Wait()
-			exits <- exitEvent{name: name, pid: p.Process.Pid, err: err}
-		})
-		return p.Process.Pid, nil
-	}
 	for _, n := range c.Nodes {
-		pid, err := start(n.Name, c.nodeCommand(n, env, true))
+		pid, err := st.start(n.Name, c.nodeCommand(n, env, true))
 		if err != nil {
 			return err
 		}
@@ -108,7 +100,7 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		pid, err := start(nginxName, cmd)
+		pid, err := st.start(nginxName, cmd)
 		if err != nil {
 			return err
 		}
@@ -117,13 +109,14 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 		fmt.Fprintln(out, "nginx is not installed: no load balancer; clients can use the nodes directly (apt-get install nginx-light for one)")
 	}
 
-	if err := waitReady(ctx, c, nginx != "", o.readyTimeout, exits, out); err != nil {
+	if err := waitReady(ctx, c, nginx != "", o.readyTimeout, st.exits, out); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "\ninterrupted while starting")
 			return nil
 		}
 		return err
 	}
+	startPrometheus(c, prometheus, prometheusAddr, st, out)
 	printURLs(out, c, nginx != "")
 
 	// Nodes restarted by `start` are not children of up: no exit event tells when they are gone, so up also
@@ -135,7 +128,7 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "\nstopping the cluster")
 			return nil
-		case e := <-exits:
+		case e := <-st.exits:
 			fmt.Fprintf(out, "%s (pid %d) exited: %s\n", e.name, e.pid, cluster.DescribeExit(e.err))
 		case <-poll.C:
 		}
@@ -144,6 +137,25 @@ func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 			return nil
 		}
 	}
+}
+
+// starter starts the children of up: a goroutine of its own waits for each and reports its exit.
+type starter struct {
+	exits chan exitEvent // buffered for every child up starts: the waiters never block
+	wg    sync.WaitGroup
+}
+
+// start starts cmd and returns its pid.
+func (s *starter) start(name string, cmd cluster.Command) (int, error) {
+	p, err := cmd.Start()
+	if err != nil {
+		return 0, err
+	}
+	s.wg.Go(func() {
+		err := p.Wait()
+		s.exits <- exitEvent{name: name, pid: p.Process.Pid, err: err}
+	})
+	return p.Process.Pid, nil
 }
 
 // nodeCommand starts node n detached from the terminal's signals, recording its pid in run/.

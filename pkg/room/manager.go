@@ -77,7 +77,11 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		holders: map[string]holder{}, wanted: map[string]int{}, campaigns: map[string]*campaign{}, owned: map[string]uint64{},
 		faults: map[string]Fault{},
 	}
-	m.relay = NewRelay(nc, fence.New(), func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() })
+	m.relay = NewRelay(nc, fence.New(), RelayHooks{
+		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
+		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
+		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+	})
 	return m, nil
 }
 

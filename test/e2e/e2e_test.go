@@ -73,7 +73,7 @@ func startCluster(t *testing.T) *cluster {
 		urls = append(urls, n.NATSURL())
 	}
 	c.natsURL = strings.Join(urls, ",")
-	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on"}, c.flags...)...)
+	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on", "-prometheus", "off"}, c.flags...)...)
 	up.Stdout, up.Stderr = c.out, c.out
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
