@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/internal/testingutil"
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -156,7 +156,7 @@ func TestRealCluster(t *testing.T) {
 		t.Fatalf("INPUTS leader %q, %v", l, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = PublishEvent(pctx, observers[other].JetStream(), "lobby", game.Event{Kind: game.KindJoin, Player: "pharness0000000", Name: "h", Seq: 1})
+	err = PublishEvent(pctx, observers[other].JetStream(), "lobby", sim.Event{Kind: sim.KindJoin, Player: "pharness0000000", Name: "h", Seq: 1})
 	cancel()
 	if err != nil {
 		t.Fatalf("publish a join: %v", err)

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -81,7 +81,7 @@ func stepDown(ctx context.Context, nc *nats.Conn, subject, to string) error {
 // PublishEvent sends a player event to room below the gateway, the way the gateway's publisher does: the live
 // copy on core NATS (best effort: the stream delivers the event anyway), then the durable publish with the
 // event's message id, which returns once INPUTS has stored it (or ctx ends).
-func PublishEvent(ctx context.Context, js jetstream.JetStream, room string, ev game.Event) error {
+func PublishEvent(ctx context.Context, js jetstream.JetStream, room string, ev sim.Event) error {
 	m, err := wire.EventMsg(room, ev)
 	if err != nil {
 		return err

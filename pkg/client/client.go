@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -183,8 +184,18 @@ func (c *Client) State() State {
 	return c.sess.state
 }
 
-// Input sends the state of the keys on the welcomed connection under the next sequence number.
-func (c *Client) Input(keys protocol.Keys) (Sent, error) {
+// Input sends the state of the keys (the arena's input) on the welcomed connection under the next sequence
+// number.
+func (c *Client) Input(keys protocol.Keys) (Sent, error) { return c.send(&protocol.Input{Keys: keys}) }
+
+// InputData sends a game's own input payload (input.data, like collect's target point) on the welcomed
+// connection under the next sequence number; the room's game validates it.
+func (c *Client) InputData(data json.RawMessage) (Sent, error) {
+	return c.send(&protocol.Input{Data: data})
+}
+
+// send numbers in with the next sequence number and writes it.
+func (c *Client) send(in *protocol.Input) (Sent, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ws == nil {
@@ -194,7 +205,8 @@ func (c *Client) Input(keys protocol.Keys) (Sent, error) {
 	if err != nil {
 		return Sent{}, fmt.Errorf("save the session: %w", err)
 	}
-	data, err := protocol.Encode(&protocol.Input{Seq: seq, Keys: keys})
+	in.Seq = seq
+	data, err := protocol.Encode(in)
 	if err != nil {
 		return Sent{}, err
 	}

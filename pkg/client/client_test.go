@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -307,5 +308,43 @@ func TestUnacknowledgedInputIsResent(t *testing.T) {
 	}
 	if limited == 0 {
 		t.Fatal("no input was rate limited: the test did not test the resend")
+	}
+}
+
+// TestAGamesOwnInputIsApplied: a player of a collect room sends the game's payload (a target point) as
+// input.data; the welcome names the game, and a tick acknowledges the input.
+func TestAGamesOwnInputIsApplied(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	cl, err := client.New(client.Config{URLs: []string{c.Member("n1").Node.URL()}, Room: "collect-client"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	var game string
+	var sent client.Sent
+	done := run(t, ctx, cl, client.Handler{
+		Welcome: func(_ client.Conn, w *protocol.Welcome) error {
+			game = w.Game
+			return nil
+		},
+		Tick: func(tk *client.Tick) error {
+			if sent.Seq == 0 {
+				s, err := cl.InputData(json.RawMessage(`{"x":500,"y":500}`))
+				if err != nil {
+					return err
+				}
+				sent = s
+			} else if ack, ok := tk.Ack(cl.Player()); ok && ack >= sent.Seq {
+				stop()
+			}
+			return nil
+		},
+	})
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v (the input, seq %d, was never acknowledged)", err, sent.Seq)
+	}
+	if game != "collect" {
+		t.Fatalf("welcome names game %q, want collect", game)
 	}
 }

@@ -13,8 +13,10 @@
 //     Store before its frame is sent, and raised to the ack of every welcome, so it never goes backwards while
 //     the token is in use (the server applies an event only when its seq is above the player's ack). A welcome
 //     whose ack is at or above the hello's seq means the join was stale: the client reconnects with a new one.
-//   - The latest input is sent again unchanged when no tick has acknowledged it for a second (Config.ResendAfter),
-//     as docs/PROTOCOL.md asks: inputs carry the whole key state, so only the latest one matters.
+//   - Inputs are the arena's keys (Input) or a game's own payload (InputData, input.data); the welcome names the
+//     room's game and its parameters. The latest input is sent again unchanged when no tick has acknowledged it
+//     for a second (Config.ResendAfter), as docs/PROTOCOL.md asks: an input carries the whole input state, so
+//     only the latest one matters.
 //   - Ticks reach the handler decoded as far as fencing needs (room, epoch, seq, time), every one of them: Fresh
 //     says whether the tick is above every tick the client accepted before, on any connection (a new node's
 //     relay may be a tick behind the old one; a deposed owner's tick has a lower epoch). Tick.Decode returns the

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
@@ -94,6 +95,8 @@ type Rooms interface {
 	Want(room string) (release func())
 	Relay() *room.Relay
 	Full(room, player string) bool
+	// Game returns the game room plays and the parameters its clients get in welcome.
+	Game(room string) (game.Game, []game.Param)
 }
 
 // Gateway serves /ws.

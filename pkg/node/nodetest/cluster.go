@@ -24,8 +24,8 @@ import (
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/config"
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // LogLevel is the level of the nodes' logs in the test output.
@@ -311,6 +311,6 @@ func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) 
 
 // PublishEvent sends a player event to room through node n the way a gateway does (the live copy on core NATS,
 // then the durable publish with the event's message id), and returns once INPUTS has stored it.
-func PublishEvent(ctx context.Context, n *node.Node, room string, ev game.Event) error {
+func PublishEvent(ctx context.Context, n *node.Node, room string, ev sim.Event) error {
 	return cluster.PublishEvent(ctx, n.Mesh().JetStream(), room, ev)
 }
