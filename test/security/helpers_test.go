@@ -267,3 +267,17 @@ func (p *player) lastEpoch() uint64 {
 	}
 	return p.last.Epoch
 }
+
+// waitPresent waits for a tick that has the player: the owner applied its join.
+func (p *player) waitPresent() {
+	p.t.Helper()
+	testingutil.WaitFor(p.t, 20*time.Second, p.name+" in the room", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.welcome == nil || p.last == nil {
+			return false
+		}
+		_, ok := p.last.Player(p.welcome.Player)
+		return ok
+	})
+}
