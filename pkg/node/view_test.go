@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/clusterview"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node"
@@ -226,7 +227,7 @@ func TestClusterViewStreamsTheClusterAndItsEvents(t *testing.T) {
 	for _, s := range extra {
 		s.close()
 	}
-	nodetest.WaitFor(t, 5*time.Second, "the extra streams' slots to free up", func() bool {
+	testingutil.WaitFor(t, 5*time.Second, "the extra streams' slots to free up", func() bool {
 		return c.Metric(observer, "tickmesh_view_clients") == 1
 	})
 
@@ -241,7 +242,7 @@ func TestClusterViewStreamsTheClusterAndItsEvents(t *testing.T) {
 	}
 	defer slow.Close()
 	fmt.Fprintf(slow, "GET /api/cluster/events HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
-	nodetest.WaitFor(t, 5*time.Second, "the slow stream", func() bool { return c.Metric(observer, "tickmesh_view_clients") == 2 })
+	testingutil.WaitFor(t, 5*time.Second, "the slow stream", func() bool { return c.Metric(observer, "tickmesh_view_clients") == 2 })
 	dropped := func() int {
 		return c.Metric(observer, `tickmesh_view_dropped_total{reason="queue"}`) + c.Metric(observer, `tickmesh_view_dropped_total{reason="write_timeout"}`)
 	}
@@ -290,7 +291,7 @@ func TestClusterViewStreamsTheClusterAndItsEvents(t *testing.T) {
 	}
 	t.Logf("slow client dropped after %d events (queue: %d, write timeout: %d)", last,
 		c.Metric(observer, `tickmesh_view_dropped_total{reason="queue"}`), c.Metric(observer, `tickmesh_view_dropped_total{reason="write_timeout"}`))
-	nodetest.WaitFor(t, 10*time.Second, "the slow stream's handler to give up", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "the slow stream's handler to give up", func() bool {
 		return c.Metric(observer, "tickmesh_view_clients") == 1
 	})
 	if got := dropped(); got != 1 {
