@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +49,7 @@ type Manager struct {
 	relay    *Relay
 	metrics  *metrics
 	lcfg     lease.Config
+	obs      atomic.Pointer[observerBox] // SetObserver's observer, if any
 
 	mu         sync.Mutex
 	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
@@ -88,6 +90,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
 		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
 		Lost:   func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
+		Epoch:  m.observeEpoch,
 	})
 	m.interest, _ = cluster.(Interest)
 	return m, nil
@@ -255,6 +258,7 @@ func ownersStall(renew time.Duration) time.Duration {
 // applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
 // sign of life as it was.
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
+	m.observeOwner(e)
 	if e == nil {
 		return
 	}

@@ -131,8 +131,9 @@ type relayRoom struct {
 	schema   *compact.Schema  // the names of the last JSON tick
 	last     *Tick
 	serial   uint64
-	lastAt   time.Time // when the last accepted tick arrived
-	lastSync time.Time // when a keyframe was last asked for
+	lastAt   time.Time      // when the last accepted tick arrived
+	lastPos  fence.Position // and its position
+	lastSync time.Time      // when a keyframe was last asked for
 	jsonTick protocol.Tick
 }
 
@@ -160,6 +161,12 @@ type RelayHooks struct {
 	// (a missed tick, a room it just started serving) or a frame that does not decode. A keyframe was asked
 	// for.
 	Lost func(room string)
+	// Epoch is called for a room's first tick of a higher epoch than its previous accepted tick on this node (a
+	// new owner's first tick), with the previous tick's position, the new tick (not to be modified; its state
+	// may be read during the call, as in a TickFunc) and the time
+	// between the two ticks' arrivals: the pause the players on this node saw at the handover. Not called for a
+	// room's first tick after the relay subscribed.
+	Epoch func(room string, from fence.Position, to *Tick, gap time.Duration)
 }
 
 // NewRelay makes a relay over nc that reports to hooks.
@@ -175,6 +182,9 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	}
 	if hooks.Lost == nil {
 		hooks.Lost = func(string) {}
+	}
+	if hooks.Epoch == nil {
+		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
 	}
 	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
@@ -333,8 +343,11 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 	}
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))
+		if epoch > rr.lastPos.Epoch {
+			r.hooks.Epoch(room, rr.lastPos, t, now.Sub(rr.lastAt))
+		}
 	}
-	rr.lastAt = now
+	rr.lastAt, rr.lastPos = now, t.Pos
 	rr.serial++
 	t.Serial = rr.serial
 	rr.last = t

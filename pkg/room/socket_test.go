@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -90,7 +91,7 @@ func (s *socketRecorder) received() []protocol.Tick {
 // hasPlayer waits until the socket's ticks show player id.
 func (s *socketRecorder) hasPlayer(t *testing.T, id string) {
 	t.Helper()
-	nodetest.WaitFor(t, 10*time.Second, s.node+" sees "+id, func() bool {
+	testingutil.WaitFor(t, 10*time.Second, s.node+" sees "+id, func() bool {
 		_, ok := player(s.lastTick(), id)
 		return ok
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/games/arena"
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -33,7 +34,7 @@ func TestAnOldRelayGetsJSONTicksWhileItListens(t *testing.T) {
 	rec := recordRoom(t, c, watcher, room.Lobby)
 	publish(t, c, watcher, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, watcher, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8})
-	nodetest.WaitFor(t, 10*time.Second, "alice moving", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice moving", func() bool {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2
 	})
@@ -63,7 +64,7 @@ func TestAnOldRelayGetsJSONTicksWhileItListens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "JSON ticks for the old relay", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "JSON ticks for the old relay", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= 10
@@ -96,7 +97,7 @@ func TestAnOldRelayGetsJSONTicksWhileItListens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "ticks both ways", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "ticks both ways", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(again) >= 10
@@ -151,13 +152,13 @@ func TestANewRelayServesProtocol2FromAnOldOwnersJSONTicks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "the old owner's lease", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "the old owner's lease", func() bool {
 		e, err := kv.Get(ctx, r)
 		return err == nil && strings.Contains(string(e.Value()), `"old"`)
 	})
 	sock := recordSocket(t, c, "n1", r)
 	ws := dialJSON(t, c, "n1", r)
-	nodetest.WaitFor(t, 15*time.Second, "protocol 2 ticks from the old owner", func() bool {
+	testingutil.WaitFor(t, 15*time.Second, "protocol 2 ticks from the old owner", func() bool {
 		return len(sock.received()) >= 30
 	})
 	ticks := sock.received()
@@ -208,7 +209,7 @@ func TestANewRelayServesProtocol2FromAnOldOwnersJSONTicks(t *testing.T) {
 	if err := kv.Delete(context.Background(), r); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 15*time.Second, "the new owner's ticks", func() bool {
+	testingutil.WaitFor(t, 15*time.Second, "the new owner's ticks", func() bool {
 		tk := sock.lastTick()
 		return tk.Owner == "n1" && tk.Epoch > 7
 	})
