@@ -39,7 +39,7 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 		if p.Epoch == 4 && p.Seq == 12 {
 			time.Sleep(pause)
 		}
-		if err := nc.PublishMsg(wire.TickMsg("relaytest", p.Epoch, p.Seq, []byte(`{}`))); err != nil {
+		if err := nc.PublishMsg(wire.FramesMsg("relaytest", p.Epoch, p.Seq, keyframe(t, "relaytest", p.Epoch, p.Seq), 0)); err != nil {
 			t.Fatal(err)
 		}
 		if p.Epoch == 2 {
