@@ -128,3 +128,50 @@ func TestADeltaAppliesOnlyToItsBase(t *testing.T) {
 		t.Fatalf("a bare delta byte: %v", err)
 	}
 }
+
+// A Follower of a player reads, from the same frames, the position, time and that player's ack a Decoder
+// reads, without keeping the state.
+func TestAFollowerReadsThePositionTimeAndAckADecoderReads(t *testing.T) {
+	for _, name := range []string{"arena", "collect", "wide"} {
+		data, err := readFixture(name + ".frames")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dec compact.Decoder
+		fols := map[string]*compact.Follower{}
+		r := bytes.NewReader(data)
+		for i := 0; ; i++ {
+			frame, err := compact.ReadFrame(r, nil)
+			if err != nil {
+				break
+			}
+			if err := dec.Apply(frame); err != nil {
+				t.Fatal(err)
+			}
+			s := dec.State()
+			for p := range s.Players() {
+				ro, _, _ := s.Player(p)
+				if fols[ro.ID] == nil {
+					fols[ro.ID] = compact.NewFollower(ro.ID)
+				}
+			}
+			for id, f := range fols {
+				if err := f.Apply(frame); err != nil {
+					if errors.Is(err, compact.ErrBase) && !f.Valid() {
+						continue // joined the followers after the stream began: waits for a keyframe
+					}
+					t.Fatalf("%s frame %d, %s: %v", name, i, id, err)
+				}
+				room, epoch, seq, tm := f.Tick()
+				if room != s.Room || epoch != s.Epoch || seq != s.Seq || tm != s.Time {
+					t.Fatalf("%s frame %d: the follower is at %s %d/%d %d", name, i, room, epoch, seq, tm)
+				}
+				want, in := s.Lookup(id)
+				ack, ok := f.Ack()
+				if ok != in || ack != want.Ack {
+					t.Fatalf("%s frame %d, %s: ack %d %v, want %d %v", name, i, id, ack, ok, want.Ack, in)
+				}
+			}
+		}
+	}
+}

@@ -67,3 +67,25 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFollower: a Follower never panics on any bytes, and refuses with ErrMalformed or ErrBase only.
+func FuzzFollower(f *testing.F) {
+	for _, name := range []string{"arena", "collect", "wide"} {
+		if data, err := readFixture(name + ".frames"); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fol := compact.NewFollower("p0000000000002eef")
+		r := bytes.NewReader(data)
+		for {
+			frame, err := compact.ReadFrame(r, nil)
+			if err != nil {
+				return
+			}
+			if err := fol.Apply(frame); err != nil && !errors.Is(err, compact.ErrMalformed) && !errors.Is(err, compact.ErrBase) {
+				t.Fatalf("refused with %v", err)
+			}
+		}
+	})
+}
