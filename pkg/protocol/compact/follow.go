@@ -29,6 +29,9 @@ func (f *Follower) SetPlayer(player string) {
 	}
 }
 
+// Player is the player followed.
+func (f *Follower) Player() string { return f.player }
+
 // Valid reports whether a keyframe was applied: deltas can follow.
 func (f *Follower) Valid() bool { return f.valid }
 
