@@ -7,7 +7,11 @@
 //
 // Clients connect evenly over -ramp (round robin over the -url list), say hello as new players in -room (or
 // spread over -rooms rooms named <room>-0, <room>-1, ...), and are measured for -duration once every one is
-// welcomed or has failed. With -input-rate each client sends that many key changes a second. Each client is a
+// welcomed or has failed. With -input-rate each client sends that many key changes a second; with -moving a share
+// of each room's clients hold a key (their players walk) and change direction every -turn-every. -protocol 1 or
+// 2 is the protocol the clients speak; -protocol 1,2 runs the same load in each protocol in turn (the second
+// run's clients resume the first one's players, so the rooms keep their size) and prints them side by side.
+// Each client is a
 // pkg/client Client that does not reconnect: one goroutine (its Run) reads only the head of each tick (epoch,
 // seq, time) and, while it waits for an acknowledgement, its own player's ack; a few sender goroutines share the
 // inputs. Nodes limit sockets per client IP (-max-conns-per-ip, default 200): raise that limit on the node for
@@ -22,6 +26,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,7 +39,8 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cfg, jsonPath, err := parseFlags(args, stderr)
+	cfg, protocols, jsonPath, err := parseFlags(args, stderr)
+	between := cfg.Between
 	if err == flag.ErrHelp {
 		return 0
 	}
@@ -49,16 +55,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	r, err := Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "loadgen: %v\n", err)
-		return 1
+	cfg.Stores = make([]tmclient.Store, cfg.Clients)
+	for i := range cfg.Stores {
+		cfg.Stores[i] = &tmclient.MemoryStore{}
 	}
-	if err := r.WriteTable(stdout); err != nil {
-		return 1
+	var reports []*Report
+	for k, p := range protocols {
+		if k > 0 {
+			// The players of the run before left their rooms as its clients closed; let that land.
+			select {
+			case <-time.After(between):
+			case <-ctx.Done():
+				return 1
+			}
+		}
+		cfg.Protocol = p
+		r, err := Run(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadgen: protocol %d: %v\n", p, err)
+			return 1
+		}
+		reports = append(reports, r)
+		if err := r.WriteTable(stdout); err != nil {
+			return 1
+		}
+		fmt.Fprintln(stdout)
+	}
+	if len(reports) > 1 {
+		if err := WriteComparison(stdout, reports); err != nil {
+			return 1
+		}
 	}
 	if jsonPath != "" {
-		data, err := json.MarshalIndent(r, "", "  ")
+		var v any = reports
+		if len(reports) == 1 {
+			v = reports[0]
+		}
+		data, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			fmt.Fprintf(stderr, "loadgen: %v\n", err)
 			return 1
@@ -77,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
+func parseFlags(args []string, stderr io.Writer) (Config, []int, string, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := Config{Progress: stderr}
@@ -92,24 +125,37 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 	fs.IntVar(&cfg.PID, "pid", 0, "server process to sample (/proc/<pid>/stat and status) for CPU and memory")
 	fs.IntVar(&cfg.Sample, "sample", 1, "record the delivery latency of every k-th tick of each client")
 	fs.StringVar(&cfg.Name, "name", "lg", "player name prefix")
-	jsonPath := fs.String("json", "", "also write the report as JSON to this file (- for stdout)")
+	protos := fs.String("protocol", "2", "protocol the clients speak: 1 (JSON ticks), 2 (binary keyframes and deltas), or 1,2: the same load in each, side by side")
+	fs.Float64Var(&cfg.Moving, "moving", 0, "share of each room's clients that hold a key (0-1)")
+	fs.DurationVar(&cfg.TurnEvery, "turn-every", 2*time.Second, "a moving client changes direction this often")
+	fs.DurationVar(&cfg.Between, "between", 5*time.Second, "with several protocols: the pause between two runs, for the players' leaves and joins to settle")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file (- for stdout; an array for several protocols)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, "", err
+		return cfg, nil, "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, nil, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	var protocols []int
+	for _, p := range strings.Split(*protos, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 2 {
+			return cfg, nil, "", fmt.Errorf("-protocol %q: want 1, 2 or 1,2", *protos)
+		}
+		protocols = append(protocols, n)
+	}
+	cfg.Protocol = protocols[0]
 	for _, u := range strings.Split(*urls, ",") {
 		if u = strings.TrimSpace(u); u == "" {
 			continue
 		}
 		ws, err := wsURL(u)
 		if err != nil {
-			return cfg, "", err
+			return cfg, nil, "", err
 		}
 		cfg.URLs = append(cfg.URLs, ws)
 	}
-	return cfg, *jsonPath, nil
+	return cfg, protocols, *jsonPath, nil
 }
 
 // wsURL accepts a WebSocket URL or a node's http(s) base URL, and returns the WebSocket endpoint.
