@@ -3,7 +3,7 @@
 // injected WebSocket factory, clock and random source, so it is unit-tested
 // with fakes.
 
-import { FrameError, TickDecoder } from './frames';
+import { DELTA, FrameError, KEYFRAME, TickDecoder } from './frames';
 import {
   classifyClose,
   decodeServerMessage,
@@ -407,6 +407,8 @@ export class Transport {
   /** A protocol 2 tick: the decoder's state after it, as a decoded tick. */
   private onBinaryFrame(b: Uint8Array): void {
     this.hooks.onBinary?.(b.byteLength);
+    // A frame of a kind this client does not know is ignored, as a client ignores what it does not know.
+    if (b.byteLength === 0 || (b[0] !== KEYFRAME && b[0] !== DELTA)) return;
     let tick: ServerMessage;
     try {
       tick = this.decoder.apply(b);

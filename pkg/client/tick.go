@@ -200,8 +200,8 @@ func (f *frames2) apply(data []byte, t *Tick) error {
 
 // binary handles a protocol 2 tick frame; it returns why the connection is to be abandoned, or "".
 func (c *Client) binary(ws *websocket.Conn, d *Disconnect, data []byte, at time.Time, h *Handler) string {
-	if c.proto < protocol.Version2 || len(data) == 0 {
-		return "" // not a frame this connection's protocol has: ignored, as a client must
+	if c.proto < protocol.Version2 || len(data) == 0 || (data[0] != compact.Keyframe && data[0] != compact.Delta) {
+		return "" // not a frame this client knows: ignored, as a client must
 	}
 	t := &c.tick
 	*t = Tick{Conn: d.Conn, At: at, Data: data}
