@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,6 +48,7 @@ type Manager struct {
 	relay   *Relay
 	metrics *metrics
 	lcfg    lease.Config
+	obs     atomic.Pointer[observerBox] // SetObserver's observer, if any
 
 	mu         sync.Mutex
 	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
@@ -86,6 +88,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
 		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+		Epoch:  m.observeEpoch,
 	})
 	return m, nil
 }
@@ -252,6 +255,7 @@ func ownersStall(renew time.Duration) time.Duration {
 // applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
 // sign of life as it was.
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
+	m.observeOwner(e)
 	if e == nil {
 		return
 	}
