@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -107,7 +108,7 @@ func (l *liveLog) since(i int) []int {
 func waitStored(t *testing.T, c *nodetest.Cluster, via, room string, n int) []storedMsg {
 	t.Helper()
 	var msgs []storedMsg
-	nodetest.WaitFor(t, waitShort, fmt.Sprintf("%d messages of %s stored", n, room), func() bool {
+	testingutil.WaitFor(t, waitShort, fmt.Sprintf("%d messages of %s stored", n, room), func() bool {
 		msgs = stored(t, c, via, room)
 		return len(msgs) >= n
 	})
@@ -177,7 +178,7 @@ func TestARoomsEventsAreStoredInBatchesBoundedByWindowAndSize(t *testing.T) {
 			t.Fatalf("the burst was stored in the order %v", seqs)
 		}
 	}
-	nodetest.WaitFor(t, waitShort, "the burst's live copies", func() bool { return len(lobbyLive.since(liveMark)) >= 3 })
+	testingutil.WaitFor(t, waitShort, "the burst's live copies", func() bool { return len(lobbyLive.since(liveMark)) >= 3 })
 	if got := lobbyLive.since(liveMark); !slices.Equal(got, []int{8, 8, 4}) {
 		t.Fatalf("live copies in groups of %v, want 8, 8, 4", got)
 	}
@@ -191,7 +192,7 @@ func TestARoomsEventsAreStoredInBatchesBoundedByWindowAndSize(t *testing.T) {
 	d.waitWelcome()
 	bid, cid, did := b.id(), cc.id(), d.id()
 	waitStored(t, c, "n1", "other", 1)
-	nodetest.WaitFor(t, waitShort, "bob's and carol's joins stored", func() bool {
+	testingutil.WaitFor(t, waitShort, "bob's and carol's joins stored", func() bool {
 		n := 0
 		for _, m := range stored(t, c, "n1", "lobby") {
 			n += len(m.evs)
@@ -237,7 +238,7 @@ func TestABatchWhosePubAckIsLostIsSentAgainAndAppliedOnce(t *testing.T) {
 	first := a.input(protocol.KeyRight)
 	second := a.input(protocol.KeyLeft)
 	a.waitTick(waitShort, "both inputs acknowledged", ackedUpTo(aid, second))
-	nodetest.WaitFor(t, waitShort, "the batch acknowledged by INPUTS", func() bool {
+	testingutil.WaitFor(t, waitShort, "the batch acknowledged by INPUTS", func() bool {
 		return metric("tickmesh_gateway_events_acked_total") >= 3
 	})
 	if got := metric("tickmesh_gateway_event_publish_retries_total") - retries; got != 1 {
@@ -268,7 +269,7 @@ func TestInputsBeyondWhatTheNodeHoldsUnstoredAreAnsweredNotReady(t *testing.T) {
 	for range inputs {
 		last = a.input(protocol.KeyRight)
 	}
-	nodetest.WaitFor(t, waitShort, "an answer to every input beyond the bound", func() bool {
+	testingutil.WaitFor(t, waitShort, "an answer to every input beyond the bound", func() bool {
 		n := 0
 		for _, code := range a.errorCodes() {
 			if code == protocol.CodeNotReady {
@@ -293,7 +294,7 @@ func TestInputsBeyondWhatTheNodeHoldsUnstoredAreAnsweredNotReady(t *testing.T) {
 	}
 	// The stream acknowledges again: what was held is settled, and the latest input, resent, is taken.
 	gw.LosePubAcks(0)
-	nodetest.WaitFor(t, waitShort, "nothing pending", func() bool { return c.Metric("n1", "tickmesh_gateway_events_pending") == 0 })
+	testingutil.WaitFor(t, waitShort, "nothing pending", func() bool { return c.Metric("n1", "tickmesh_gateway_events_pending") == 0 })
 	a.send(&protocol.Input{Seq: last, Keys: protocol.KeysFromMask(protocol.KeyRight)})
 	a.waitTick(waitShort, "the resent input acknowledged", ackedUpTo(aid, last))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -107,7 +108,7 @@ func storeBatch(t *testing.T, c *nodetest.Cluster, via, id string, evs ...sim.Ev
 		t.Fatal(err)
 	}
 	js := c.Member(via).Node.Mesh().JetStream()
-	nodetest.WaitFor(t, 30*time.Second, "batch "+id+" stored", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "batch "+id+" stored", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.PublishMsg(ctx, m)
@@ -143,7 +144,7 @@ func testAppliedBeforeStored(t *testing.T, kill bool) {
 	}
 	via := other(c, name)
 	publish(t, c, via, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
-	nodetest.WaitFor(t, 10*time.Second, "alice's join acknowledged", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice's join acknowledged", func() bool {
 		e := logs[0].last()
 		return e.found && e.ack == 1 && e.applied == ""
 	})
@@ -154,9 +155,9 @@ func testAppliedBeforeStored(t *testing.T, kill bool) {
 	}
 	_, mark := logs[0].since(0)
 	liveOnly(t, c, via, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: keys})
-	nodetest.WaitFor(t, 10*time.Second, "alice moving", func() bool { return logs[0].last().vx != 0 })
+	testingutil.WaitFor(t, 10*time.Second, "alice moving", func() bool { return logs[0].last().vx != 0 })
 	liveOnly(t, c, via, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3})
-	nodetest.WaitFor(t, 10*time.Second, "alice stopped", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice stopped", func() bool {
 		e := logs[0].last()
 		return e.vx == 0 && e.applied == "pa=3"
 	})
@@ -184,7 +185,7 @@ func testAppliedBeforeStored(t *testing.T, kill bool) {
 		sim.Event{Kind: sim.KindJoin, Player: "pb", Name: "bob", Seq: 1})
 	newName, newEpoch := c.AgreedOwner(room.Lobby, epoch, 30*time.Second)
 	var at ackEntry
-	nodetest.WaitFor(t, 10*time.Second, "the new owner acknowledging input 2 and applying bob's join", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "the new owner acknowledging input 2 and applying bob's join", func() bool {
 		at = logs[0].last()
 		_, bob := at.tick.Player("pb")
 		return at.epoch == newEpoch && at.ack == 2 && bob
@@ -201,7 +202,7 @@ func testAppliedBeforeStored(t *testing.T, kill bool) {
 	}
 	// Stored at last (in the form nodes wrote before batches): acknowledged, not applied again.
 	publish(t, c, via, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3})
-	nodetest.WaitFor(t, 10*time.Second, "input 3 acknowledged", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "input 3 acknowledged", func() bool {
 		e := logs[0].last()
 		return e.ack == 3 && e.applied == ""
 	})
