@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,22 @@ type event struct {
 type batching struct {
 	window time.Duration // an event waits at most this long for others to join it
 	max    int           // a batch holds at most this many events; 1: one event per message, the form before batches
+	// flights is how many durable publishes of one room may be in flight at once: 1 for batches, so that a
+	// room's batches are stored in order; in the form before batches (max 1) every event has its own message id
+	// and they are pipelined as nodes without batches did (legacyFlights), or a room would get one event per
+	// round trip.
+	flights int
+}
+
+// legacyFlights is the flights of one room in the form before batches.
+const legacyFlights = 64
+
+func newBatching(window time.Duration, max int) batching {
+	b := batching{window: window, max: max, flights: 1}
+	if max == 1 {
+		b.flights = legacyFlights
+	}
+	return b
 }
 
 // batch is one durable publish: events of one room in one INPUTS message, sent again whole, with the same message
@@ -43,7 +60,7 @@ type roomQueue struct {
 	room    string
 	live    []*event // not yet sent on the live subject
 	durable []*event // not yet in a durable publish, in arrival order
-	flight  *batch   // the durable publish in flight or waiting to be sent again
+	flights []*batch // durable publishes in flight or waiting to be sent again (at most batching.flights)
 }
 
 // add queues e for both paths.
@@ -66,10 +83,10 @@ func (q *roomQueue) takeLive(now time.Time, b batching) []*event {
 	return out
 }
 
-// takeDurable returns the events of the next durable batch when it is due at now (no batch in flight, and a full
+// takeDurable returns the events of the next durable batch when it is due at now (room for a flight, and a full
 // batch waiting or the oldest waiting event's window passed), else nil.
 func (q *roomQueue) takeDurable(now time.Time, b batching) []*event {
-	if q.flight != nil || len(q.durable) == 0 || (len(q.durable) < b.max && now.Before(q.durable[0].at.Add(b.window))) {
+	if len(q.flights) >= b.flights || len(q.durable) == 0 || (len(q.durable) < b.max && now.Before(q.durable[0].at.Add(b.window))) {
 		return nil
 	}
 	n := min(len(q.durable), b.max)
@@ -92,17 +109,19 @@ func (q *roomQueue) wake(b batching) time.Time {
 	if len(q.live) > 0 {
 		earlier(q.live[0].at.Add(b.window))
 	}
-	if q.flight == nil && len(q.durable) > 0 {
+	if len(q.flights) < b.flights && len(q.durable) > 0 {
 		earlier(q.durable[0].at.Add(b.window))
 	}
-	if q.flight != nil && !q.flight.retry.IsZero() {
-		earlier(q.flight.retry)
+	for _, f := range q.flights {
+		if !f.retry.IsZero() {
+			earlier(f.retry)
+		}
 	}
 	return w
 }
 
 // idle reports whether q holds nothing.
-func (q *roomQueue) idle() bool { return len(q.live) == 0 && len(q.durable) == 0 && q.flight == nil }
+func (q *roomQueue) idle() bool { return len(q.live) == 0 && len(q.durable) == 0 && len(q.flights) == 0 }
 
 // collector is the rooms of one publisher shard with events on their way. Its methods take the time as an
 // argument and do no I/O: the shard's loop (publisher.work) does that around them.
@@ -123,9 +142,9 @@ func (c *collector) add(e *event) {
 	q.add(e)
 }
 
-// due is what is due at now: the live groups to send, the batches to send (new ones, from newBatch, and failed
-// ones whose retry time came; each becomes its room's flight), and the next instant something becomes due by
-// time alone (zero: none). Rooms left holding nothing are forgotten.
+// due is what is due at now: the live groups to send, the batches to send (failed ones whose retry time came,
+// and new ones, from newBatch, each becoming one of its room's flights), and the next instant something becomes
+// due by time alone (zero: none). Rooms left holding nothing are forgotten.
 func (c *collector) due(now time.Time, newBatch func(room string, evs []*event) *batch) (lives [][]*event, sends []*batch, next time.Time) {
 	for room, q := range c.rooms {
 		for {
@@ -135,12 +154,20 @@ func (c *collector) due(now time.Time, newBatch func(room string, evs []*event) 
 			}
 			lives = append(lives, evs)
 		}
-		if q.flight != nil && !q.flight.retry.IsZero() && !now.Before(q.flight.retry) {
-			q.flight.retry = time.Time{}
-			sends = append(sends, q.flight)
-		} else if evs := q.takeDurable(now, c.b); evs != nil {
-			q.flight = newBatch(room, evs)
-			sends = append(sends, q.flight)
+		for _, f := range q.flights {
+			if !f.retry.IsZero() && !now.Before(f.retry) {
+				f.retry = time.Time{}
+				sends = append(sends, f)
+			}
+		}
+		for {
+			evs := q.takeDurable(now, c.b)
+			if evs == nil {
+				break
+			}
+			f := newBatch(room, evs)
+			q.flights = append(q.flights, f)
+			sends = append(sends, f)
 		}
 		if w := q.wake(c.b); !w.IsZero() && (next.IsZero() || w.Before(next)) {
 			next = w
@@ -152,27 +179,25 @@ func (c *collector) due(now time.Time, newBatch func(room string, evs []*event) 
 	return lives, sends, next
 }
 
-// stored ends room's flight: it was stored (or given up).
-func (c *collector) stored(room string) {
-	if q := c.rooms[room]; q != nil {
-		q.flight = nil
+// stored ends the flight f: it was stored (or given up).
+func (c *collector) stored(f *batch) {
+	if q := c.rooms[f.room]; q != nil {
+		if i := slices.Index(q.flights, f); i >= 0 {
+			q.flights = slices.Delete(q.flights, i, i+1)
+		}
 	}
 }
 
-// failed schedules room's flight to be sent again at retry.
-func (c *collector) failed(room string, retry time.Time) {
-	if q := c.rooms[room]; q != nil && q.flight != nil {
-		q.flight.retry = retry
-	}
-}
+// failed schedules the flight f to be sent again at retry.
+func (c *collector) failed(f *batch, retry time.Time) { f.retry = retry }
 
 // held is every event c holds (waiting, in flight, or waiting to be sent again), for the shutdown's account.
 func (c *collector) held() int {
 	n := 0
 	for _, q := range c.rooms {
 		n += len(q.durable)
-		if q.flight != nil {
-			n += len(q.flight.events)
+		for _, f := range q.flights {
+			n += len(f.events)
 		}
 	}
 	return n

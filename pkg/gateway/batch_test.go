@@ -44,7 +44,7 @@ func seqs(evs []*event) []string {
 }
 
 func TestOneEventLeavesWhenTheWindowPasses(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 64})
+	c := newCollector(newBatching(ms(2), 64))
 	c.add(ev("lobby", "pa", 1, t0))
 	if s := run(c, t0.Add(ms(1))); len(s.lives)+len(s.sends) != 0 || !s.next.Equal(t0.Add(ms(2))) {
 		t.Fatalf("1 ms in: %d live groups, %d batches, next %v; want nothing before %v", len(s.lives), len(s.sends), s.next, t0.Add(ms(2)))
@@ -56,14 +56,14 @@ func TestOneEventLeavesWhenTheWindowPasses(t *testing.T) {
 	if !s.next.IsZero() {
 		t.Fatalf("next %v with the batch in flight and nothing else waiting", s.next)
 	}
-	c.stored("lobby")
+	c.stored(s.sends[0])
 	if s := run(c, t0.Add(ms(3))); len(c.rooms) != 0 || len(s.sends) != 0 {
 		t.Fatalf("after the batch is stored the room is kept (%d rooms) or sent again (%d)", len(c.rooms), len(s.sends))
 	}
 }
 
 func TestEventsOfSeveralPlayersWithinTheWindowGoInOneBatchInOrder(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 64})
+	c := newCollector(newBatching(ms(2), 64))
 	c.add(ev("lobby", "pa", 1, t0))
 	c.add(ev("lobby", "pb", 7, t0.Add(ms(1))))
 	c.add(ev("lobby", "pa", 2, t0.Add(ms(1))))
@@ -75,7 +75,7 @@ func TestEventsOfSeveralPlayersWithinTheWindowGoInOneBatchInOrder(t *testing.T) 
 }
 
 func TestABatchLeavesAsSoonAsItIsFullAndTheRestWaits(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 4})
+	c := newCollector(newBatching(ms(2), 4))
 	for i := range 9 {
 		c.add(ev("lobby", "pa", uint64(i+1), t0))
 	}
@@ -86,18 +86,19 @@ func TestABatchLeavesAsSoonAsItIsFullAndTheRestWaits(t *testing.T) {
 	if len(s.sends) != 1 || !slices.Equal(seqs(s.sends[0].events), []string{"lobby/pa:1", "lobby/pa:2", "lobby/pa:3", "lobby/pa:4"}) {
 		t.Fatalf("batches %v, want one full one (one in flight per room)", s.sends)
 	}
+	flight := s.sends[0]
 	// The ninth event's live copy leaves with its window; the durable ones wait for the batch in flight.
 	s = run(c, t0.Add(ms(2)))
 	if len(s.lives) != 1 || !slices.Equal(seqs(s.lives[0]), []string{"lobby/pa:9"}) || len(s.sends) != 0 {
 		t.Fatalf("at the window: live %v, batches %d; want pa:9 live and no batch while one is in flight", s.lives, len(s.sends))
 	}
 	// Stored: the next batch is full and its window has passed: it leaves at once, then the last event.
-	c.stored("lobby")
+	c.stored(flight)
 	s = run(c, t0.Add(ms(3)))
 	if len(s.sends) != 1 || !slices.Equal(seqs(s.sends[0].events), []string{"lobby/pa:5", "lobby/pa:6", "lobby/pa:7", "lobby/pa:8"}) {
 		t.Fatalf("after the first is stored: %v", s.sends)
 	}
-	c.stored("lobby")
+	c.stored(s.sends[0])
 	s = run(c, t0.Add(ms(3)))
 	if len(s.sends) != 1 || !slices.Equal(seqs(s.sends[0].events), []string{"lobby/pa:9"}) {
 		t.Fatalf("the last one: %v", s.sends)
@@ -107,10 +108,11 @@ func TestABatchLeavesAsSoonAsItIsFullAndTheRestWaits(t *testing.T) {
 // Events that come while a batch is in flight wait for it, then leave together; the window counts from the
 // oldest of them.
 func TestEventsArrivingDuringAFlightLeaveTogetherWhenItIsStored(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 64})
+	c := newCollector(newBatching(ms(2), 64))
 	c.add(ev("lobby", "pa", 1, t0))
-	if s := run(c, t0.Add(ms(2))); len(s.sends) != 1 {
-		t.Fatalf("first batch: %d", len(s.sends))
+	first := run(c, t0.Add(ms(2))).sends
+	if len(first) != 1 {
+		t.Fatalf("first batch: %d", len(first))
 	}
 	for i := range 10 {
 		c.add(ev("lobby", "pb", uint64(i+1), t0.Add(ms(3))))
@@ -118,7 +120,7 @@ func TestEventsArrivingDuringAFlightLeaveTogetherWhenItIsStored(t *testing.T) {
 	if s := run(c, t0.Add(ms(6))); len(s.sends) != 0 || len(s.lives) != 1 || len(s.lives[0]) != 10 {
 		t.Fatalf("during the flight: %d batches (want 0), live %v (want the 10)", len(s.sends), s.lives)
 	}
-	c.stored("lobby")
+	c.stored(first[0])
 	s := run(c, t0.Add(ms(6)))
 	if len(s.sends) != 1 || len(s.sends[0].events) != 10 {
 		t.Fatalf("after the flight: %v, want one batch of 10", s.sends)
@@ -126,7 +128,7 @@ func TestEventsArrivingDuringAFlightLeaveTogetherWhenItIsStored(t *testing.T) {
 }
 
 func TestRoomsNeverShareABatch(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 64})
+	c := newCollector(newBatching(ms(2), 64))
 	for i := range 3 {
 		c.add(ev("alpha", "pa", uint64(i+1), t0))
 		c.add(ev("beta", "pb", uint64(i+1), t0))
@@ -153,14 +155,14 @@ func TestRoomsNeverShareABatch(t *testing.T) {
 }
 
 func TestAFailedBatchIsSentAgainWholeAtItsRetryTimeAndHoldsItsRoom(t *testing.T) {
-	c := newCollector(batching{window: 0, max: 64})
+	c := newCollector(newBatching(0, 64))
 	c.add(ev("lobby", "pa", 1, t0))
 	c.add(ev("lobby", "pa", 2, t0))
 	first := run(c, t0).sends
 	if len(first) != 1 {
 		t.Fatalf("batches %d", len(first))
 	}
-	c.failed("lobby", t0.Add(ms(100)))
+	c.failed(first[0], t0.Add(ms(100)))
 	c.add(ev("lobby", "pa", 3, t0.Add(ms(10))))
 	s := run(c, t0.Add(ms(50)))
 	if len(s.sends) != 0 || !s.next.Equal(t0.Add(ms(100))) {
@@ -173,19 +175,36 @@ func TestAFailedBatchIsSentAgainWholeAtItsRetryTimeAndHoldsItsRoom(t *testing.T)
 	if c.held() != 3 {
 		t.Fatalf("held %d, want 3 (two in flight, one waiting)", c.held())
 	}
-	c.stored("lobby")
+	c.stored(first[0])
 	s = run(c, t0.Add(ms(100)))
 	if len(s.sends) != 1 || !slices.Equal(seqs(s.sends[0].events), []string{"lobby/pa:3"}) {
 		t.Fatalf("after the retry is stored: %v", s.sends)
 	}
 }
 
-func TestABatchSizeOfOneSendsEveryEventAlone(t *testing.T) {
-	c := newCollector(batching{window: ms(2), max: 1})
-	c.add(ev("lobby", "pa", 1, t0))
-	c.add(ev("lobby", "pa", 2, t0))
+// With a batch size of 1 every event goes alone, in a message of its own, and a room's are pipelined (as before
+// batches): each fails and is sent again on its own.
+func TestABatchSizeOfOneSendsEveryEventAloneAndPipelinesThem(t *testing.T) {
+	c := newCollector(newBatching(ms(2), 1))
+	for i := range legacyFlights + 2 {
+		c.add(ev("lobby", "pa", uint64(i+1), t0))
+	}
 	s := run(c, t0)
-	if len(s.lives) != 2 || len(s.sends) != 1 || len(s.sends[0].events) != 1 {
-		t.Fatalf("live %v, batches %v: want every event alone", s.lives, s.sends)
+	if len(s.lives) != legacyFlights+2 || len(s.sends) != legacyFlights {
+		t.Fatalf("%d live, %d durable: want every event alone, %d in flight", len(s.lives), len(s.sends), legacyFlights)
+	}
+	for _, b := range s.sends {
+		if len(b.events) != 1 {
+			t.Fatalf("a durable publish of %d events", len(b.events))
+		}
+	}
+	c.failed(s.sends[0], t0.Add(ms(100)))
+	c.stored(s.sends[1])
+	s2 := run(c, t0.Add(ms(1)))
+	if len(s2.sends) != 1 || !slices.Equal(seqs(s2.sends[0].events), []string{fmt.Sprintf("lobby/pa:%d", legacyFlights+1)}) {
+		t.Fatalf("after one stored: %v, want the next event", s2.sends)
+	}
+	if s3 := run(c, t0.Add(ms(100))); len(s3.sends) != 1 || s3.sends[0] != s.sends[0] {
+		t.Fatalf("at the retry time: %v, want the failed one again", s3.sends)
 	}
 }

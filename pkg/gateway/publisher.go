@@ -26,7 +26,9 @@ import (
 // room, and a group holds at most BatchMax events (wire.EncodeBatch). On the durable path a room has one batch in
 // flight at a time, so that its events from this node are stored in the order they came (docs/FAILOVER.md
 // relies on it), and the next batch fills up meanwhile; one PubAck settles every event of a batch, and a batch
-// whose attempt fails is sent again whole, with the same message id, which INPUTS stores once.
+// whose attempt fails is sent again whole, with the same message id, which INPUTS stores once. With a batch size
+// of 1 (the form before batches, for rolling upgrades) every event is its own message with its own id, and a
+// room's are pipelined (legacyFlights) as before batches.
 //
 // Back-pressure: the node holds at most MaxPending inputs that INPUTS has not stored yet (waiting, in flight or
 // waiting to be sent again). An input beyond that is refused at once (send reports false; the socket answers
@@ -52,11 +54,10 @@ type publisher struct {
 	nextID   atomic.Uint64 // the batch counter
 	loseAcks atomic.Int32  // fault injection (LosePubAcks): PubAcks still to treat as lost
 
-	// Set by newPublisher; tests shorten them.
-	attemptTimeout time.Duration // one durable publish's wait for its PubAck
-	retryAfter     time.Duration // a failed batch waits this long before it is sent again
-	giveUp         time.Duration // a batch not stored this long after its first attempt is given up
-	drainFor       time.Duration // how long run keeps sending after its context ends
+	// Set by newPublisher. An attempt's wait for its PubAck is js's async publish timeout (pkg/mesh: 2 s).
+	retryAfter time.Duration // a failed batch waits this long before it is sent again
+	giveUp     time.Duration // a batch not stored this long after its first attempt is given up
+	drainFor   time.Duration // how long run keeps sending after its context ends
 }
 
 // shard is one worker's part of the rooms.
@@ -80,9 +81,9 @@ func newPublisher(nc *nats.Conn, js jetstream.JetStream, cfg Config, log *slog.L
 	boot := make([]byte, 4)
 	_, _ = rand.Read(boot)
 	p := &publisher{nc: nc, js: js, log: log, metrics: m,
-		b:          batching{window: cfg.BatchWindow, max: cfg.BatchMax},
+		b:          newBatching(cfg.BatchWindow, cfg.BatchMax),
 		maxPending: cfg.MaxPending, idPrefix: cfg.Node + ":" + hex.EncodeToString(boot) + ":",
-		attemptTimeout: time.Second, retryAfter: 100 * time.Millisecond, giveUp: time.Minute, drainFor: time.Second,
+		retryAfter: 100 * time.Millisecond, giveUp: time.Minute, drainFor: time.Second,
 	}
 	for range cfg.Workers {
 		p.shards = append(p.shards, &shard{c: newCollector(p.b), kick: make(chan struct{}, 1)})
@@ -173,13 +174,14 @@ func (p *publisher) liveData(evs []*event) []byte {
 	return wire.EncodeBatch(data)
 }
 
-// work is one shard's loop: it sends live groups and batches as they fall due, one attempt per batch in flight
-// on a goroutine of its own, and handles their outcomes, until ctx ends and the drain is over.
+// work is one shard's loop: it sends live groups and batches as they fall due (asynchronous publishes, in the
+// order of each room's queue), waits for each PubAck on a goroutine of its own, and handles the outcomes, until
+// ctx ends and the drain is over.
 func (p *publisher) work(ctx context.Context, s *shard) {
 	done := make(chan outcome, 64)
 	var attempts sync.WaitGroup
 	defer func() {
-		// Attempts end within attemptTimeout; their outcomes no longer matter.
+		// Attempts end within js's async publish timeout; their outcomes no longer matter.
 		go func() {
 			attempts.Wait()
 			close(done)
@@ -206,10 +208,15 @@ func (p *publisher) work(ctx context.Context, s *shard) {
 				b.first = now
 			}
 			b.attempts++
+			f, err := p.js.PublishMsgAsync(b.msg)
+			if err != nil {
+				p.settle(s, outcome{b: b, err: err})
+				continue
+			}
 			attempts.Add(1)
 			go func() {
 				defer attempts.Done()
-				done <- p.attempt(b)
+				done <- p.await(b, f)
 			}()
 		}
 		doneC := ctx.Done()
@@ -245,15 +252,17 @@ func (p *publisher) work(ctx context.Context, s *shard) {
 	}
 }
 
-// attempt sends b once and waits for its PubAck.
-func (p *publisher) attempt(b *batch) outcome {
-	ctx, cancel := context.WithTimeout(context.Background(), p.attemptTimeout)
-	defer cancel()
-	ack, err := p.js.PublishMsg(ctx, b.msg)
-	if err == nil && p.loseAcks.Load() > 0 && p.loseAcks.Add(-1) >= 0 {
-		return outcome{b: b, err: errLostAck}
+// await waits for the PubAck of one attempt to store b (or its error: js's async publish timeout ends the wait).
+func (p *publisher) await(b *batch, f jetstream.PubAckFuture) outcome {
+	select {
+	case ack := <-f.Ok():
+		if p.loseAcks.Load() > 0 && p.loseAcks.Add(-1) >= 0 {
+			return outcome{b: b, err: errLostAck}
+		}
+		return outcome{b: b, ack: ack}
+	case err := <-f.Err():
+		return outcome{b: b, err: err}
 	}
-	return outcome{b: b, ack: ack, err: err}
 }
 
 // settle handles the outcome of an attempt: a stored batch frees its room for the next one; a failed one is sent
@@ -263,7 +272,7 @@ func (p *publisher) settle(s *shard, o outcome) {
 	b := o.b
 	if o.err == nil {
 		s.mu.Lock()
-		s.c.stored(b.room)
+		s.c.stored(b)
 		s.mu.Unlock()
 		p.settled(b.events)
 		p.metrics.eventsAcked.Add(float64(len(b.events)))
@@ -273,12 +282,12 @@ func (p *publisher) settle(s *shard, o outcome) {
 	p.metrics.publishRetries.Inc()
 	if time.Since(b.first) < p.giveUp && !errors.Is(o.err, jetstream.ErrStreamNotFound) {
 		s.mu.Lock()
-		s.c.failed(b.room, time.Now().Add(p.retryAfter))
+		s.c.failed(b, time.Now().Add(p.retryAfter))
 		s.mu.Unlock()
 		return
 	}
 	s.mu.Lock()
-	s.c.stored(b.room)
+	s.c.stored(b)
 	s.mu.Unlock()
 	p.settled(b.events)
 	p.metrics.eventsGivenUp.Add(float64(len(b.events)))
