@@ -121,7 +121,9 @@ func (q *roomQueue) wake(b batching) time.Time {
 }
 
 // idle reports whether q holds nothing.
-func (q *roomQueue) idle() bool { return len(q.live) == 0 && len(q.durable) == 0 && len(q.flights) == 0 }
+func (q *roomQueue) idle() bool {
+	return len(q.live) == 0 && len(q.durable) == 0 && len(q.flights) == 0
+}
 
 // collector is the rooms of one publisher shard with events on their way. Its methods take the time as an
 // argument and do no I/O: the shard's loop (publisher.work) does that around them.
