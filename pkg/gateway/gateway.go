@@ -152,6 +152,9 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 		ipRooms: map[string]map[string]int{}, nc: nc,
 	}
 	g.pub = newPublisher(nc, js, cfg, log, g.metrics)
+	g.metrics.eventsPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tickmesh_gateway_events_pending",
+		Help: "Events accepted and not yet stored by INPUTS (waiting, in flight or to be sent again)."},
+		func() float64 { return float64(g.pub.pending.Load()) })
 	g.up = websocket.Upgrader{
 		ReadBufferSize:  0, // the reader is ours (upgrade), readBufferSize bytes
 		WriteBufferSize: 4096,

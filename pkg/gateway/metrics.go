@@ -16,7 +16,7 @@ type metrics struct {
 	publishDropped prometheus.Counter
 	batchesStored  prometheus.Counter
 	eventsGivenUp  prometheus.Counter
-	eventsPending  prometheus.Gauge
+	eventsPending  prometheus.GaugeFunc // set by New: it reads the publisher's count
 }
 
 func newMetrics() *metrics {
@@ -35,7 +35,6 @@ func newMetrics() *metrics {
 		publishDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_dropped_total", Help: "Inputs refused (answered not_ready) because the node held its maximum of inputs not yet stored."}),
 		batchesStored:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "input_batches_total", Help: "Durable publishes (batches of a room's events) stored by INPUTS."}),
 		eventsGivenUp:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_given_up_total", Help: "Events whose batch was not stored within the give-up time (their sockets are told)."}),
-		eventsPending:  prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "events_pending", Help: "Events accepted and not yet stored by INPUTS (waiting, in flight or to be sent again)."}),
 	}
 }
 

@@ -110,7 +110,7 @@ func (p *publisher) send(e event) bool {
 			return false
 		}
 	}
-	p.metrics.eventsPending.Set(float64(p.pending.Add(1)))
+	p.pending.Add(1)
 	h := fnv.New32a()
 	h.Write([]byte(e.room))
 	s := p.shards[int(h.Sum32()%uint32(len(p.shards)))]
@@ -133,7 +133,7 @@ func (p *publisher) settled(evs []*event) {
 		}
 	}
 	p.inputs.Add(-int64(inputs))
-	p.metrics.eventsPending.Set(float64(p.pending.Add(-int64(len(evs)))))
+	p.pending.Add(-int64(len(evs)))
 }
 
 // run works every shard until ctx ends and, for drainFor after it, sends what is queued (the leaves of sockets
