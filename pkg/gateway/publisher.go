@@ -70,8 +70,7 @@ type shard struct {
 // outcome is the end of one attempt to store a batch.
 type outcome struct {
 	b   *batch
-	ack *jetstream.PubAck
-	err error
+	err error // nil: stored (a PubAck, also one for a duplicate of a batch stored before)
 }
 
 // errLostAck is a PubAck dropped on purpose (LosePubAcks): the batch is stored, and the publisher does not know.
@@ -255,11 +254,11 @@ func (p *publisher) work(ctx context.Context, s *shard) {
 // await waits for the PubAck of one attempt to store b (or its error: js's async publish timeout ends the wait).
 func (p *publisher) await(b *batch, f jetstream.PubAckFuture) outcome {
 	select {
-	case ack := <-f.Ok():
+	case <-f.Ok():
 		if p.loseAcks.Load() > 0 && p.loseAcks.Add(-1) >= 0 {
 			return outcome{b: b, err: errLostAck}
 		}
-		return outcome{b: b, ack: ack}
+		return outcome{b: b}
 	case err := <-f.Err():
 		return outcome{b: b, err: err}
 	}
