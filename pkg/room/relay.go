@@ -21,14 +21,15 @@ import (
 // the room's state, on the first call.
 //
 // Keyframe, JSON, State and Decode read the room's state as of this tick: they may be called only while the
-// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Header and Delta may be read
-// at any time.
+// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Header, Applied and Delta may
+// be read at any time.
 type Tick struct {
 	Pos fence.Position
 	// Serial numbers the ticks this relay accepted of the room, one after the other. A socket that last got
 	// tick n can take Delta of tick n+1 (when Chained).
 	Serial uint64
-	// Header is the NATS headers the tick came with (the owner's Tm-Epoch, Tm-Seq, Tm-Time, ...).
+	// Header is the NATS headers the tick came with (the owner's Tm-Epoch, Tm-Seq, Tm-Time, Tm-Applied, ...):
+	// those of the message that made the relay's state this tick (see Applied).
 	Header nats.Header
 
 	delta []byte // nil unless chained
@@ -36,6 +37,11 @@ type Tick struct {
 	json  []byte
 	rr    *relayRoom
 }
+
+// Applied is the tick's wire.HeaderApplied ("" when it has none): the players whose applied ack is above the
+// ack the state shows, with the applied one. It is what a node restoring the room from this tick needs besides
+// the state; sockets never see it.
+func (t *Tick) Applied() string { return t.Header.Get(wire.HeaderApplied) }
 
 // Chained reports whether Delta takes the relay's previous tick of the room (Serial-1) to this one.
 func (t *Tick) Chained() bool { return t.delta != nil }
@@ -379,20 +385,16 @@ func (r *Relay) applyFrames(rr *relayRoom, t *Tick, m *nats.Msg) error {
 	if info.Epoch != t.Pos.Epoch || info.Seq != t.Pos.Seq {
 		return errNotTick
 	}
-	if rr.fromJSON {
-		rr.fromJSON = false
-		rr.enc.Reset()
-		rr.dec.Reset()
-	}
 	applied := false
 	if info.Kind == compact.Delta {
+		// While the state comes from JSON ticks the decoder has none (it was reset): only a keyframe applies.
 		if err = rr.dec.Apply(first); err == nil {
 			// The decoder's state was the relay's last tick of the room (it changes only with the ticks the
 			// relay accepts), so the delta takes a socket from that tick to this one.
 			applied = true
 			t.delta = first
 		} else if key == nil {
-			return err
+			return err // the state is unchanged: still the last tick's
 		}
 	} else {
 		key = first
@@ -405,7 +407,14 @@ func (r *Relay) applyFrames(rr *relayRoom, t *Tick, m *nats.Msg) error {
 	t.key = key
 	if s := rr.dec.State(); s.Room != rr.room {
 		rr.dec.Reset()
+		if !rr.fromJSON {
+			rr.last = nil // its state is gone
+		}
 		return errNotTick
+	}
+	if rr.fromJSON {
+		rr.fromJSON = false
+		rr.enc.Reset()
 	}
 	return nil
 }
@@ -421,17 +430,23 @@ func (r *Relay) applyJSON(rr *relayRoom, t *Tick, data []byte) error {
 	if !ok || tk.Room != rr.room || tk.Epoch != t.Pos.Epoch || tk.Seq != t.Pos.Seq {
 		return errNotTick
 	}
-	if !rr.fromJSON {
-		rr.fromJSON = true
-		rr.enc.Reset()
-		rr.dec.Reset()
+	wasJSON := rr.fromJSON
+	if !wasJSON {
+		rr.enc.Reset() // unused while the state comes from frames
 	}
 	if rr.schema == nil || !rr.schema.Equal(compact.SchemaOfTick(tk)) {
 		rr.schema = compact.SchemaOfTick(tk)
 	}
 	if err := rr.enc.FillTick(tk, rr.schema); err != nil {
 		rr.enc.Reset()
+		if wasJSON {
+			rr.last = nil // its state, the encoder's, is gone
+		}
 		return err
+	}
+	if !wasJSON {
+		rr.fromJSON = true
+		rr.dec.Reset()
 	}
 	if rr.enc.CanDelta() && rr.last != nil {
 		t.delta = rr.enc.AppendDelta(make([]byte, 0, 64))
@@ -472,17 +487,17 @@ func (r *Relay) With(room string, fn func(t *Tick)) {
 	fn(rr.last)
 }
 
-// LastTick returns the last accepted tick of room decoded, with the headers it came with, for an owner that
-// restores from it; ok is false when there is none.
-func (r *Relay) LastTick(room string) (pos fence.Position, tk *protocol.Tick, h nats.Header, ok bool) {
+// LastTick returns the last accepted tick of room decoded, with its Tm-Applied header (Tick.Applied), for an
+// owner that restores from it; ok is false when there is none.
+func (r *Relay) LastTick(room string) (pos fence.Position, tk *protocol.Tick, applied string, ok bool) {
 	r.With(room, func(t *Tick) {
 		if t == nil {
 			return
 		}
 		tk, _ = t.Decode()
-		pos, h, ok = t.Pos, t.Header, true
+		pos, applied, ok = t.Pos, t.Applied(), true
 	})
-	return pos, tk, h, ok
+	return pos, tk, applied, ok
 }
 
 // Close unsubscribes from every room.

@@ -23,12 +23,19 @@ type Interest interface {
 
 // publish sends the current state as the tick of this term (its epoch): as frames on the room's frames subject
 // (a keyframe at the term's first tick, every second after it and when a relay asks; a delta every tick but the
-// first), and as JSON on its tick subject while something listens there.
+// first), and as JSON on its tick subject while something listens there. The players see the acks that are
+// applied and durable (acks.of), in both encodings; the players whose applied ack is above that go in the
+// Tm-Applied header of both messages, for a node that restores the room from this tick (its relay keeps the
+// header with the state the frames make).
 func (t *term) publish(now time.Time) error {
 	b := &t.tick
 	h := compact.Header{Room: t.room, Owner: t.cfg.Node, Epoch: t.lease.Epoch(), Seq: uint64(t.state.Tick()), Time: now.UnixMilli()}
-	if err := b.fill(h, t.state); err != nil {
+	if err := b.fill(h, t.state, t.acks); err != nil {
 		return err
+	}
+	applied := ""
+	if pending := t.acks.pending(t.state); len(pending) > 0 {
+		applied = wire.EncodeApplied(pending)
 	}
 	enc := b.enc
 	keyAt := 0
@@ -44,6 +51,9 @@ func (t *term) publish(now time.Time) error {
 		}
 	}
 	m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
+	if applied != "" {
+		m.Header[wire.HeaderApplied] = []string{applied}
+	}
 	sent := time.Now()
 	wire.StampTickTime(m, sent)
 	if err := t.nc.PublishMsg(m); err != nil {
@@ -55,7 +65,7 @@ func (t *term) publish(now time.Time) error {
 	}
 	// The data went to the NATS client's buffer: the next tick may reuse it.
 	if t.interest == nil || t.interest.Interest(wire.TickSubject(t.room)) {
-		if err := t.publishJSON(sent); err != nil {
+		if err := t.publishJSON(sent, applied); err != nil {
 			return err
 		}
 		t.met.jsonTicks.WithLabelValues(t.room).Inc()
@@ -69,8 +79,9 @@ func (t *term) publish(now time.Time) error {
 }
 
 // publishJSON publishes the tick just published as frames as protocol 1 JSON, marked so that relays speaking
-// protocol 2 leave it for the frames.
-func (t *term) publishJSON(sent time.Time) error {
+// protocol 2 leave it for the frames, with the same Tm-Applied value (applied; "" for none): a relay from before
+// protocol 2 keeps it for a takeover.
+func (t *term) publishJSON(sent time.Time, applied string) error {
 	b := &t.tick
 	b.enc.Current().Tick(&b.msg)
 	data, err := protocol.Encode(&b.msg)
@@ -79,6 +90,9 @@ func (t *term) publishJSON(sent time.Time) error {
 	}
 	m := wire.TickMsg(t.room, b.msg.Epoch, b.msg.Seq, data)
 	m.Header[wire.HeaderFrames] = []string{"1"}
+	if applied != "" {
+		m.Header[wire.HeaderApplied] = []string{applied}
+	}
 	wire.StampTickTime(m, sent)
 	return t.nc.PublishMsg(m)
 }
@@ -106,8 +120,9 @@ type tickBuf struct {
 	sync   atomic.Bool // a relay asked for a keyframe
 }
 
-// fill makes the encoder's current state the tick of room r: the roster's members and the game's View.
-func (b *tickBuf) fill(h compact.Header, r *sim.Room) error {
+// fill makes the encoder's current state the tick of room r: the roster's members, each player's ack as a says,
+// and the game's View.
+func (b *tickBuf) fill(h compact.Header, r *sim.Room, a *acks) error {
 	if b.enc == nil {
 		b.enc = compact.NewEncoder()
 	}
@@ -118,7 +133,7 @@ func (b *tickBuf) fill(h compact.Header, r *sim.Room) error {
 	r.View(&b.view)
 	b.roster = b.roster[:0]
 	for _, p := range r.Players() {
-		rp := compact.Roster{ID: p.ID, Name: p.Name, Ack: p.Ack, Conn: p.Conn, Online: p.Online}
+		rp := compact.Roster{ID: p.ID, Name: p.Name, Ack: a.of(p), Conn: p.Conn, Online: p.Online}
 		if !p.Online {
 			rp.Away = uint64(p.AwaySince)
 		}
