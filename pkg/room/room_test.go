@@ -30,6 +30,9 @@ type recorder struct {
 	pos   []fence.Position
 	last  protocol.Tick
 	times []time.Time
+	// applied is, for a relay's recorder, each accepted tick's Tm-Applied header (parsed), by position: what a
+	// socket's tick of the same position leaves out (see socketRecorder.appliedTicks).
+	applied map[fence.Position]map[string]uint64
 }
 
 func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
@@ -40,13 +43,15 @@ func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
 // recordRoom records the ticks of room r that node name's relay accepts.
 func recordRoom(t *testing.T, c *nodetest.Cluster, name, r string) *recorder {
 	t.Helper()
-	rec := &recorder{node: name}
+	rec := &recorder{node: name, applied: map[fence.Position]map[string]uint64{}}
 	stop, err := c.Member(name).Node.Rooms().Relay().Listen(r, func(_ string, tk *room.Tick) {
 		dec, err := appliedView(tk)
 		if err != nil {
 			return
 		}
+		applied, _ := wire.ParseApplied(tk.Applied()) // appliedView parsed it
 		rec.mu.Lock()
+		rec.applied[tk.Pos] = applied
 		rec.pos = append(rec.pos, tk.Pos)
 		rec.times = append(rec.times, time.Now())
 		rec.last = dec
@@ -71,14 +76,19 @@ func appliedView(tk *room.Tick) (protocol.Tick, error) {
 	if err != nil {
 		return protocol.Tick{}, err
 	}
-	out := *dec
-	out.Players = slices.Clone(dec.Players)
+	return withApplied(*dec, applied), nil
+}
+
+// withApplied is tk with the acks of the players applied lists raised to their applied ones.
+func withApplied(tk protocol.Tick, applied map[string]uint64) protocol.Tick {
+	out := tk
+	out.Players = slices.Clone(tk.Players)
 	for i, p := range out.Players {
 		if a, ok := applied[p.ID]; ok && a > p.Ack {
 			out.Players[i].Ack = a
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (r *recorder) lastTick() protocol.Tick {
@@ -324,7 +334,7 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 	sock.hasPlayer(t, "pa")
 	// An input acknowledged (PubAck) just before the owner dies must be applied exactly once afterwards.
 	pub(g.second)
-	befores := []protocol.Tick{rec.lastTick(), sock.lastTick()}
+	befores := []protocol.Tick{rec.lastTick(), sock.appliedLast(t, rec)}
 	c.Kill(name)
 
 	newName, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
@@ -334,6 +344,9 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 	for i, r := range []*recorder{rec, sock.recorder} {
 		testingutil.WaitFor(t, 10*time.Second, r.node+": ticks of the new epoch", func() bool { return r.lastTick().Epoch == newEpoch })
 		before, after := befores[i], r.lastTick()
+		if r == sock.recorder {
+			after = sock.appliedLast(t, rec)
+		}
 		p, ok := player(after, "pa")
 		if !ok {
 			t.Fatalf("%s: alice lost in failover: %+v", r.node, after)
@@ -393,8 +406,9 @@ func testGracefulStop(t *testing.T, g gameRoom) {
 	rec.checkMonotonic(t)
 	sock.checkMonotonic(t)
 	// The old owner's final snapshot lets the new one continue at the very next tick number, from the very state
-	// the last tick showed: on the relay, and on the protocol 2 socket.
-	handoff(t, c, sock.node, sock.received(), epoch, newEpoch)
+	// the last tick showed: on the relay, and on the protocol 2 socket (whose acks are the durable ones: with the
+	// applied ones its relay's Tm-Applied names, its ticks must be the relay's).
+	handoff(t, c, sock.node, sock.appliedTicks(t, rec), epoch, newEpoch)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	handoff(t, c, rec.node, ticks, epoch, newEpoch)

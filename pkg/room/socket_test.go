@@ -88,6 +88,45 @@ func (s *socketRecorder) received() []protocol.Tick {
 	return append([]protocol.Tick(nil), s.ticks...)
 }
 
+// appliedTicks is every tick so far with the acks a node restoring from it would take: the socket shows the
+// acks that are applied and durable, and rel, the recorder of the same node's relay (which sent the socket its
+// ticks), has each tick's Tm-Applied. Only ticks rel recorded are returned (a socket's first tick may be the
+// relay's last one from before rel listened), waiting for rel to record the last one (the relay's listeners run
+// in no set order: the socket may get a tick before rel does).
+func (s *socketRecorder) appliedTicks(t *testing.T, rel *recorder) []protocol.Tick {
+	t.Helper()
+	ticks := s.received()
+	if len(ticks) == 0 {
+		return nil
+	}
+	last := fence.Position{Epoch: ticks[len(ticks)-1].Epoch, Seq: ticks[len(ticks)-1].Seq}
+	testingutil.WaitFor(t, 5*time.Second, rel.node+"'s relay records the socket's last tick", func() bool {
+		rel.mu.Lock()
+		defer rel.mu.Unlock()
+		_, ok := rel.applied[last]
+		return ok
+	})
+	rel.mu.Lock()
+	defer rel.mu.Unlock()
+	out := ticks[:0]
+	for _, tk := range ticks {
+		if applied, ok := rel.applied[fence.Position{Epoch: tk.Epoch, Seq: tk.Seq}]; ok {
+			out = append(out, withApplied(tk, applied))
+		}
+	}
+	return out
+}
+
+// appliedLast is the socket's last tick with the acks a node restoring from it would take (appliedTicks).
+func (s *socketRecorder) appliedLast(t *testing.T, rel *recorder) protocol.Tick {
+	t.Helper()
+	ticks := s.appliedTicks(t, rel)
+	if len(ticks) == 0 {
+		t.Fatalf("%s: no tick", s.node)
+	}
+	return ticks[len(ticks)-1]
+}
+
 // hasPlayer waits until the socket's ticks show player id.
 func (s *socketRecorder) hasPlayer(t *testing.T, id string) {
 	t.Helper()
