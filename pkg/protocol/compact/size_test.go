@@ -31,16 +31,23 @@ func sizes(t testing.TB, n, moving, ticks int) (delta, json, keyframe, moved flo
 		js := o.step(t)
 		db += len(o.enc.AppendDelta(nil))
 		jb += len(js)
-		// Players whose position changed (a player against a wall holds its key and stays).
+		// Players whose position changed (a player against a wall holds its key and stays): both states list
+		// their players in id order, so one walk pairs them.
 		base, cur := o.enc.Base(), o.enc.Current()
-		for i := range cur.Players() {
+		for i, j := 0, 0; i < cur.Players() && j < base.Players(); {
 			r, _, f := cur.Player(i)
-			if r0, ok := base.Lookup(r.ID); ok && r0.ID == r.ID {
-				for j := range base.Players() {
-					if rb, _, fb := base.Player(j); rb.ID == r.ID && (fb[0] != f[0] || fb[1] != f[1]) {
-						mv++
-					}
+			rb, _, fb := base.Player(j)
+			switch {
+			case rb.ID < r.ID:
+				j++
+			case rb.ID > r.ID:
+				i++
+			default:
+				if fb[0] != f[0] || fb[1] != f[1] {
+					mv++
 				}
+				i++
+				j++
 			}
 		}
 		o.enc.Commit()
