@@ -53,6 +53,7 @@ type Node struct {
 	httpSrv  *http.Server
 	serving  chan error  // the HTTP server's Serve result, started by New
 	started  atomic.Bool // setup done: the mux serves; before that, 503 (and /healthz 200)
+	joined   atomic.Bool // readiness saw every routed peer ready in the membership view once (readiness)
 	parts    []part      // long-running parts started by Run, in start order
 }
 
@@ -224,7 +225,7 @@ func (n *Node) self() members.Info {
 	if n.gateway != nil {
 		sockets = n.gateway.Count()
 	}
-	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.prober.readiness().Ready, Sockets: sockets}
+	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.announced().Ready, Sockets: sockets}
 }
 
 // wsNodes lists the WebSocket endpoints of the ready nodes, for welcome and nodes messages.
@@ -271,7 +272,7 @@ func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 func (n *Node) Rooms() *room.Manager { return n.rooms }
 
 // Ready reports the node's readiness.
-func (n *Node) Ready() Readiness { return n.prober.readiness() }
+func (n *Node) Ready() Readiness { return n.readiness() }
 
 // shutdownBudget bounds the whole shutdown after the context ends: SIGTERM must exit within 10 s.
 const shutdownBudget = 8 * time.Second
@@ -324,7 +325,7 @@ func (n *Node) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request) {
-	r := n.prober.readiness()
+	r := n.readiness()
 	code := http.StatusOK
 	if !r.Ready {
 		code = http.StatusServiceUnavailable

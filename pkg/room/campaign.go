@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // campaign competes for room until ctx ends or the room is no longer wanted and not owned here.
@@ -64,46 +65,20 @@ const maxRetryBackoff = 30 * time.Second
 // tryOwn acquires or takes over room's lease when the rules allow, and runs the term while it holds it. It
 // returns why the term ended, nil when it did not acquire the lease.
 func (m *Manager) tryOwn(ctx context.Context, room string) error {
-	m.mu.Lock()
-	h, held := m.holders[room]
-	leads := m.leadsOwner
-	m.mu.Unlock()
-
-	if held && time.Since(h.seen) > 2*time.Second {
-		// No renewal seen for long: the holder is gone or our watcher stalls. Look directly (a hint only; the
-		// CAS decides).
-		gctx, cancel := context.WithTimeout(ctx, time.Second)
-		e, err := m.owners.Get(gctx, room)
-		cancel()
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			held = false
-		} else if err == nil && e.Revision() != h.rev {
-			return nil // changed: the watcher will catch up
-		}
+	how, h, ok := m.shouldAcquire(ctx, room)
+	if !ok {
+		return nil
 	}
-
-	var how string
-	switch {
-	case !held:
-		how = "create"
-		if leads {
-			// Let a node that does not lead the owners stream win: an owner on the stream leader's node waits
-			// out a full Raft election if it dies.
-			if !sleepCtx(ctx, 150*time.Millisecond) {
-				return nil
-			}
-		}
-	case h.corrupt:
-		if time.Since(h.seen) <= m.cfg.StealAfter || !m.cluster.HasMajority() {
+	if m.leadsPlaced() && m.otherCandidate(h.val.Node) {
+		// This node leads an ownership stream: if it owned the room and died, nobody could take the room over
+		// before a Raft election ends (4-9 s). Let another candidate try first; try only if nobody did.
+		if !sleepCtx(ctx, m.cfg.LeaderDefer) {
 			return nil
 		}
-		how = "takeover"
-	case h.val.Node == m.cfg.Node:
-		how = "reclaim" // our own lease from before a restart
-	case time.Since(h.seen) > m.cfg.StealAfter && !m.cluster.Routed(h.val.Node) && m.cluster.HasMajority():
-		how = "takeover"
-	default:
-		return nil
+		how2, h2, ok := m.shouldAcquire(ctx, room)
+		if !ok || how2 != how || h2.rev != h.rev {
+			return nil
+		}
 	}
 
 	snap, _, err := readSnapshot(ctx, m.snaps, room)
@@ -111,7 +86,7 @@ func (m *Manager) tryOwn(ctx context.Context, room string) error {
 		return nil
 	}
 	epoch := m.relay.Fence().Get(room).Epoch
-	if held && !h.corrupt {
+	if how != "create" && !h.corrupt {
 		epoch = max(epoch, h.val.Epoch)
 	}
 	if snap != nil {
@@ -125,6 +100,7 @@ func (m *Manager) tryOwn(ctx context.Context, room string) error {
 	val := lease.Value{Node: m.cfg.Node, Epoch: epoch + 1, Since: time.Now().UnixMilli()}
 	actx, cancel := context.WithTimeout(ctx, time.Second)
 	var l *lease.Lease
+	sent := time.Now()
 	if how == "create" {
 		l, err = lease.Acquire(actx, m.owners, room, val, m.lcfg)
 	} else {
@@ -137,15 +113,88 @@ func (m *Manager) tryOwn(ctx context.Context, room string) error {
 		}
 		return nil
 	}
+	m.live.confirmed(sent)
 	m.metrics.acquired.WithLabelValues(room, how).Inc()
 	m.log.Info("acquired room lease", "room", room, "epoch", val.Epoch, "how", how)
 	return m.runTerm(ctx, room, l)
 }
 
+// shouldAcquire applies the takeover rule to room as this node sees it now: how to acquire its lease ("create",
+// "takeover" or "reclaim") and the holder it replaces, or ok false.
+//
+// The rule (docs/FAILOVER.md): create when the key is absent; take over when the holder has been silent for the
+// players and for the owners bucket alike (no renewal seen for StealAfter and no tick for tickSilence) while this
+// node is in contact with a majority of the cluster. A stream-leader election stops renewals but not ticks; a
+// crash, a freeze or a partition stops both. The CAS on the holder's revision then fails if it renewed after
+// all.
+func (m *Manager) shouldAcquire(ctx context.Context, room string) (how string, h holder, ok bool) {
+	m.mu.Lock()
+	h, held := m.holders[room]
+	m.mu.Unlock()
+
+	if held && time.Since(h.seen) > 2*time.Second {
+		// No renewal seen for long: the holder is gone or our watcher stalls. Look directly (a hint only; the
+		// CAS decides).
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		e, err := m.owners.Get(gctx, room)
+		cancel()
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			held = false
+		} else if err == nil && e.Revision() != h.rev {
+			return "", h, false // changed: the watcher will catch up
+		}
+	}
+	majority := func() bool { return m.cluster.HasMajority() && m.live.contact() }
+	switch {
+	case !held:
+		return "create", holder{}, true
+	case h.corrupt:
+		if time.Since(h.seen) <= m.cfg.StealAfter || !majority() {
+			return "", h, false
+		}
+		return "takeover", h, true
+	case h.val.Node == m.cfg.Node:
+		return "reclaim", h, true // our own lease from before a restart
+	case time.Since(h.seen) > m.cfg.StealAfter && m.ticksSilent(room) && majority():
+		return "takeover", h, true
+	}
+	return "", h, false
+}
+
+// ticksSilent reports whether room's ticks have stopped for tickSilence as this node's relay sees them. A room
+// this node does not follow has no tick signal here: its holder's beacons stand for it.
+func (m *Manager) ticksSilent(room string) bool {
+	if d, ok := m.relay.Silence(room); ok {
+		return d > m.cfg.tickSilence()
+	}
+	return false
+}
+
+// leadsPlaced reports whether this node leads the owners or snapshots stream (as last learnt).
+func (m *Manager) leadsPlaced() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leaders[wire.KVStream(wire.OwnersBucket)] == m.cfg.Node || m.leaders[wire.KVStream(wire.SnapshotsBucket)] == m.cfg.Node
+}
+
+// otherCandidate reports whether another node than this one and holder could own a room now: it was heard from
+// within ContactLoss and is routed.
+func (m *Manager) otherCandidate(holder string) bool {
+	for _, n := range m.live.heard(m.cfg.contactLoss()) {
+		if n != holder && n != m.cfg.Node && m.cluster.Routed(n) {
+			return true
+		}
+	}
+	return false
+}
+
 // runTerm owns room while the lease holds, then releases it, and returns why the term ended.
 func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) error {
+	tctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	m.mu.Lock()
 	m.owned[room] = l.Epoch()
+	m.stopTerm[room] = stop
 	m.mu.Unlock()
 	m.relay.Fence().Observe(room, l.Epoch())
 	m.metrics.owned.WithLabelValues(room).Set(1)
@@ -153,6 +202,7 @@ func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) erro
 	defer func() {
 		m.mu.Lock()
 		delete(m.owned, room)
+		delete(m.stopTerm, room)
 		m.mu.Unlock()
 		m.metrics.owned.WithLabelValues(room).Set(0)
 	}()
@@ -166,10 +216,14 @@ func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) erro
 				m.metrics.renewErrors.WithLabelValues(room).Inc()
 				return
 			}
+			m.live.confirmed(time.Now().Add(-took))
 			m.metrics.renewSeconds.WithLabelValues(room).Observe(took.Seconds())
 		},
 	}
-	cause := l.Hold(ctx, hc, func(wctx context.Context) error {
+	cause := l.Hold(tctx, hc, func(wctx context.Context) error {
+		// The streams this node leads go to a peer before the first tick: if this node died while leading the
+		// owners or snapshots stream, nobody could take the room over before a Raft election ends.
+		m.placeBeforeTicking(wctx)
 		for {
 			err := m.newTerm(room, l).run(wctx)
 			if errors.Is(err, errRestoreConflict) && wctx.Err() == nil && l.Valid() {

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -45,13 +46,18 @@ type Manager struct {
 	relay   *Relay
 	metrics *metrics
 	lcfg    lease.Config
+	live    *liveness
+	placed  chan struct{} // wakes the placement loop (a stream leader was elected)
 
 	mu         sync.Mutex
 	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
 	wanted     map[string]int       // guarded by mu: sockets of this node per room (Want)
 	campaigns  map[string]*campaign // guarded by mu: running campaigns by room
 	owned      map[string]uint64    // guarded by mu: rooms owned here now, with their epochs
-	leadsOwner bool                 // guarded by mu: this node leads the owners stream (keepPlacement)
+	stopTerm   map[string]func(error) // guarded by mu: cancels the term of an owned room with a cause
+	leaders    map[string]string    // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
+	replayed   bool                 // guarded by mu: the owners watcher has delivered its first replay
+	settled    bool                 // guarded by mu: placement was seen settled once (startup readiness)
 	faults     map[string]Fault     // guarded by mu: injected faults by room
 	runCtx     context.Context      // guarded by mu: Run's context, in which Want starts campaigns
 
@@ -75,8 +81,10 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		cluster: cluster, metrics: newMetrics(),
 		lcfg:    lease.Config{TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval},
 		holders: map[string]holder{}, wanted: map[string]int{}, campaigns: map[string]*campaign{}, owned: map[string]uint64{},
-		faults: map[string]Fault{},
+		stopTerm: map[string]func(error){}, leaders: map[string]string{}, faults: map[string]Fault{},
+		placed: make(chan struct{}, 1),
 	}
+	m.live = newLiveness(cfg.Node, cfg.contactLoss(), cluster.ClusterSize, nil)
 	m.relay = NewRelay(nc, fence.New(), func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() })
 	return m, nil
 }
@@ -93,34 +101,34 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.runCtx = ctx
 	m.mu.Unlock()
-	m.wg.Add(1)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		m.watch(ctx)
 	}()
+	go func() {
+		defer m.wg.Done()
+		m.beacons(ctx)
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.placement(ctx)
+	}()
 	m.Want(Lobby)
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			m.mu.Lock()
-			cs := make([]*campaign, 0, len(m.campaigns))
-			for _, c := range m.campaigns {
-				c.cancel()
-				cs = append(cs, c)
-			}
-			m.mu.Unlock()
-			for _, c := range cs {
-				<-c.done
-			}
-			m.wg.Wait()
-			m.relay.Close()
-			return nil
-		case <-t.C:
-			m.keepPlacement(ctx)
-		}
+	<-ctx.Done()
+	m.mu.Lock()
+	cs := make([]*campaign, 0, len(m.campaigns))
+	for _, c := range m.campaigns {
+		c.cancel()
+		cs = append(cs, c)
 	}
+	m.mu.Unlock()
+	for _, c := range cs {
+		<-c.done
+	}
+	m.wg.Wait()
+	m.relay.Close()
+	return nil
 }
 
 // Want records that this node serves room (it has sockets there) and campaigns for it. The returned function
@@ -236,10 +244,16 @@ func ownersStall(renew time.Duration) time.Duration {
 // sign of life as it was.
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 	if e == nil {
+		m.mu.Lock()
+		m.replayed = true
+		m.mu.Unlock()
 		return
 	}
 	room := e.Key()
+	var stop func(error)
+	var cause error
 	m.mu.Lock()
+	ours, owned := m.owned[room]
 	if e.Operation() == jetstream.KeyValuePut {
 		v, err := lease.Parse(e.Value())
 		if h, ok := m.holders[room]; !ok || h.rev != e.Revision() {
@@ -253,6 +267,11 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 		if err == nil && m.relay.Fence().Observe(room, v.Epoch) {
 			m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
 		}
+		if owned && err == nil && (v.Epoch > ours || v.Epoch == ours && v.Node != m.cfg.Node) {
+			// Somebody holds the room with a newer epoch: this term is over, whatever its own renewals (a
+			// partial partition may still let them through for a while) or its deadline say.
+			stop, cause = m.stopTerm[room], fmt.Errorf("%w: the owners bucket shows %s at epoch %d", lease.ErrLost, v.Node, v.Epoch)
+		}
 	} else {
 		delete(m.holders, room)
 		if m.campaigns[room] == nil {
@@ -260,9 +279,15 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 			m.metrics.forget(room)
 			m.relay.Fence().Forget(room)
 		}
+		if owned {
+			stop, cause = m.stopTerm[room], fmt.Errorf("%w: the room's lease was deleted", lease.ErrLost)
+		}
 	}
 	c := m.campaigns[room]
 	m.mu.Unlock()
+	if stop != nil {
+		stop(cause)
+	}
 	if c != nil {
 		select {
 		case c.wake <- struct{}{}:
@@ -286,3 +311,7 @@ func (m *Manager) Full(room, player string) bool {
 	_, in := tk.Player(player)
 	return !in
 }
+
+// Contact reports whether this node is in contact with a majority of the cluster (beacons heard or a lease
+// write committed within ContactLoss).
+func (m *Manager) Contact() bool { return m.live.contact() }

@@ -18,6 +18,7 @@ type metrics struct {
 	snapshotErrors   *prometheus.CounterVec
 	publishErrors    *prometheus.CounterVec
 	pauses           *prometheus.CounterVec
+	withheld         *prometheus.CounterVec
 	restoredFromTick *prometheus.CounterVec
 	fenced           *prometheus.CounterVec
 	acquired         *prometheus.CounterVec
@@ -40,7 +41,8 @@ func newMetrics() *metrics {
 		snapshotAge:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "snapshot_age_seconds", Help: "Age of the owner's last successful snapshot."}, []string{"room"}),
 		snapshotErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "snapshot_errors_total", Help: "Snapshot writes that failed with an unknown outcome."}, []string{"room"}),
 		publishErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "publish_errors_total", Help: "Tick publishes that failed."}, []string{"room"}),
-		pauses:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "pauses_total", Help: "Times the owner loop found itself paused and re-confirmed its lease."}, []string{"room"}),
+		pauses:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "pauses_total", Help: "Times the owner loop confirmed its lease before a tick (after a pause, or without contact)."}, []string{"room"}),
+		withheld:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_withheld_total", Help: "Ticks not published because this node was out of contact with a majority of the cluster."}, []string{"room"}),
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
 		fenced:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_fenced_total", Help: "Ticks dropped by this node's relay fence (stale epoch or seq)."}, []string{"room"}),
 		acquired:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acquired_total", Help: "Leases acquired, by how."}, []string{"room", "how"}),
@@ -50,7 +52,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
-		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses,
+		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld,
 		m.restoredFromTick, m.fenced, m.acquired, m.purges}
 }
 

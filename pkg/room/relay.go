@@ -2,6 +2,7 @@ package room
 
 import (
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -64,6 +65,7 @@ type relayRoom struct {
 	refs      int // guarded by Relay.mu
 	sub       *nats.Subscription
 	last      *Tick            // guarded by Relay.mu
+	lastAt    time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
 	listeners map[int]TickFunc // guarded by Relay.mu
 }
 
@@ -112,7 +114,7 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	if !wire.ValidRoom(room) {
 		return nil, wire.ErrBadRoom
 	}
-	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
+	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}, lastAt: time.Now()}
 	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
 	if err != nil {
 		return nil, err
@@ -144,6 +146,7 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
 	rr.last = t
+	rr.lastAt = time.Now()
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
@@ -163,6 +166,18 @@ func (r *Relay) Last(room string) *Tick {
 		return nil
 	}
 	return rr.last
+}
+
+// Silence is how long room has had no accepted tick here (counted from when the relay began following it, if
+// none came since); ok is false when the relay does not follow room.
+func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rr, ok := r.rooms[room]
+	if !ok {
+		return 0, false
+	}
+	return time.Since(rr.lastAt), true
 }
 
 // Close unsubscribes from every room.

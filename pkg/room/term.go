@@ -48,6 +48,7 @@ type term struct {
 	snaps  jetstream.KeyValue
 	relay  *Relay
 	met    *metrics
+	nodes  *liveness // this node's contact with the cluster
 	fault  func() Fault // the fault injected on this room, if any
 
 	// Owned by run.
@@ -57,6 +58,7 @@ type term struct {
 	stream   chan inbound   // events from the stream follower
 	helpers  sync.WaitGroup // the stream follower and the snapshot writer
 	stop     func()         // cancels the helpers and waits for them; safe to call more than once
+	withheld bool           // a tick was withheld for lack of contact: confirm the lease before the next one
 
 	wmu        sync.Mutex // guards the snapshot writer's view below, shared by run and the writer
 	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
@@ -74,7 +76,7 @@ type inbound struct {
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
-		snaps: m.snaps, relay: m.relay, met: m.metrics, fault: func() Fault { return m.fault(room) },
+		snaps: m.snaps, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -213,9 +215,11 @@ func (t *term) loop(ctx, hctx context.Context) error {
 	}
 }
 
-// confirm checks, before a tick, that the lease still holds: its local deadline, and after a pause of the loop
-// (a freeze, a stall) a synchronous renewal, since somebody may have taken over meanwhile. An unknown outcome
-// of that renewal is errTickSkipped.
+// confirm checks, before a tick, that the lease still holds: its local deadline, and a synchronous renewal after
+// a pause of the loop (a freeze, a stall) or while this node is out of contact with a majority (liveness), since
+// somebody may have taken over meanwhile. Without contact no tick goes out until such a renewal succeeds: a node
+// cut off from the majority stops within ContactLoss, before the majority may take over, and when the partition
+// heals its renewal fails if somebody did. An unknown outcome of that renewal is errTickSkipped.
 func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	if t.fault().IgnoreDeadline {
 		return nil
@@ -223,11 +227,19 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	if !t.lease.Valid() {
 		return lease.ErrExpired
 	}
-	if sinceLastTick <= t.cfg.PauseThreshold {
+	if !t.nodes.contact() {
+		if !t.withheld {
+			t.log.Warn("no contact with a majority of the cluster: ticks withheld until the lease is confirmed")
+		}
+		t.withheld = true
+		t.met.withheld.WithLabelValues(t.room).Inc()
+	}
+	if sinceLastTick <= t.cfg.PauseThreshold && !t.withheld {
 		return nil
 	}
 	t.met.pauses.WithLabelValues(t.room).Inc()
 	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	sent := time.Now()
 	err := t.lease.Renew(rctx)
 	cancel()
 	switch {
@@ -236,6 +248,8 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	case err != nil:
 		return errTickSkipped
 	}
+	t.nodes.confirmed(sent)
+	t.withheld = false
 	return nil
 }
 
@@ -246,6 +260,7 @@ func (t *term) step(now time.Time) {
 	if err := t.publish(now); err != nil {
 		t.met.publishErrors.WithLabelValues(t.room).Inc()
 	}
+	t.nodes.ticks.Add(1)
 	t.met.ticks.WithLabelValues(t.room).Inc()
 	t.met.tickSeconds.WithLabelValues(t.room).Observe(time.Since(start).Seconds())
 }

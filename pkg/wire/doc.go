@@ -8,6 +8,7 @@
 //	game.<room>.tick   every tick of the room, published by its owner on core NATS; headers Tm-Epoch, Tm-Seq
 //	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id)
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)
+//	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
 //
 // Streams and buckets: INPUTS (the event log a new owner replays), owners (room leases, KV), snapshots (room
 // state, KV) and nodes (membership heartbeats, KV).
