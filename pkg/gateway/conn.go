@@ -230,7 +230,7 @@ func (c *conn) housekeep(now time.Time) {
 }
 
 // cutOff closes the socket with CloseNoOwner when its room has had no tick for CutNoTick, as of now; the caller
-// knows this node is out of contact with a majority of the cluster.
+// knows this node looks cut off from the majority of the cluster.
 func (c *conn) cutOff(now time.Time) {
 	c.mu.Lock()
 	if c.closing || c.dead || !c.welcome || now.Sub(c.lastTick) < c.g.cfg.CutNoTick {

@@ -42,8 +42,8 @@ type Config struct {
 	WriteTimeout   time.Duration // one frame write
 	SlowAfter      time.Duration // a tick unsent this long closes the socket as too slow
 	NoTickAfter    time.Duration // no tick for the room this long closes with CloseNoOwner
-	CutNoTick      time.Duration // while this node is out of contact with a majority, no tick this long closes with CloseNoOwner
-	CutCheck       time.Duration // how often the node's contact is checked for CutNoTick
+	CutNoTick      time.Duration // while this node looks cut off from the majority (Rooms.CutOff), no tick this long closes with CloseNoOwner
+	CutCheck       time.Duration // how often Rooms.CutOff is asked
 	ErrorBudget    int           // errors per ErrorWindow before CloseTooManyErrors
 	ErrorWindow    time.Duration //
 	DrainTimeout   time.Duration // how long Drain waits for sockets to close
@@ -91,9 +91,9 @@ type Rooms interface {
 	Want(room string) (release func())
 	Relay() *room.Relay
 	Full(room, player string) bool
-	// Contact reports whether this node is in contact with a majority of the cluster: a node cut off from it
-	// gets no ticks of rooms owned on the other side, and its players are better served there.
-	Contact() bool
+	// CutOff reports whether this node looks cut off from the majority of a live cluster: it gets no ticks of
+	// rooms owned on the other side, and its players are better served there.
+	CutOff() bool
 }
 
 // Gateway serves /ws.
@@ -159,8 +159,8 @@ func (g *Gateway) Count() int {
 }
 
 // Run runs the durable publisher, keeps sockets' node lists current and, once a second, pings the sockets that
-// are due and closes those whose room has no owner (NoTickAfter), until ctx ends. While this node is out of
-// contact with a majority of the cluster it closes, every CutCheck, the sockets whose room has had no tick for
+// are due and closes those whose room has no owner (NoTickAfter), until ctx ends. While this node looks cut off
+// from the majority of the cluster it closes, every CutCheck, the sockets whose room has had no tick for
 // CutNoTick.
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -189,7 +189,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			// A node on the minority side of a partition: its players' rooms tick on the other side (or will,
 			// once the majority takes them over), so they move there now rather than after the client's
 			// watchdog or NoTickAfter.
-			if !g.rooms.Contact() {
+			if g.rooms.CutOff() {
 				for _, c := range g.sockets(false) {
 					c.cutOff(now)
 				}

@@ -105,6 +105,7 @@ type Cluster interface {
 	HasMajority() bool
 	ClusterSize() int
 	Routed(node string) bool
+	QuietPeers(d time.Duration) map[string]time.Time // routed peers whose routes brought nothing for d → route start
 	StreamLeader(ctx context.Context, stream string) (leader string, current []string, err error)
 	StepDownStreamLeader(ctx context.Context, stream, preferred string) error
 }

@@ -132,6 +132,14 @@ func (l *liveness) silence(node string) (beacon, ticks time.Duration, ok bool) {
 	return now.Sub(p.at), now.Sub(p.movedAt), true
 }
 
+// lastBeacon is when node's last beacon was received (local clock).
+func (l *liveness) lastBeacon(node string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.peers[node]
+	return p.at, ok
+}
+
 // heard lists the peers heard from within d.
 func (l *liveness) heard(d time.Duration) []string {
 	now := l.now()

@@ -312,6 +312,20 @@ func (m *Manager) Full(room, player string) bool {
 	return !in
 }
 
-// Contact reports whether this node is in contact with a majority of the cluster (beacons heard or a lease
-// write committed within ContactLoss).
-func (m *Manager) Contact() bool { return m.live.contact() }
+// CutOff reports whether this node looks cut off from the majority of a live cluster: out of contact with a
+// majority (no beacons heard nor lease write committed within ContactLoss) while it still has a route to a peer
+// that it heard beacons from over that route and that has brought in nothing for ContactLoss. That is a
+// partition (or a frozen peer), not the peers' death or restart: a dead peer's routes close at once, a restarted
+// one's route is newer than its last beacon, and when the others are dead no other node would serve this node's
+// players better.
+func (m *Manager) CutOff() bool {
+	if m.live.contact() {
+		return false
+	}
+	for peer, since := range m.cluster.QuietPeers(m.cfg.contactLoss()) {
+		if at, ok := m.live.lastBeacon(peer); ok && at.After(since) {
+			return true
+		}
+	}
+	return false
+}

@@ -415,3 +415,42 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
 	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
 }
+
+// A hung owner (its loop and renewals stall, as in a long GC pause or a frozen VM, while its node's routes and
+// beacons stay up) is taken over on the signals players feel: its ticks and renewals both stopped. Under the
+// route-based rule this never happened while the routes stayed up.
+func TestHungOwnerIsTakenOverWhileItsRoutesStayUp(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	var recs []*recorder
+	for _, m := range c.Members() {
+		recs = append(recs, record(t, c, m.Name))
+	}
+	hung := c.Member(name).Node.Rooms()
+	const freeze = 8 * time.Second
+	until := time.Now().Add(freeze)
+	hung.InjectFault(room.Lobby, room.Fault{Until: until})
+	newName, newEpoch := owner(t, c, epoch)
+	if newName == name {
+		t.Fatalf("the hung node %s took its own room back", name)
+	}
+	if time.Now().After(until) {
+		t.Fatalf("taken over only after the hang ended (%v): the hung owner was not replaced while hung", freeze)
+	}
+	if !c.Member(newName).Node.Mesh().Routed(name) {
+		t.Fatalf("%s lost its route to %s: this test needs the routes up", newName, name)
+	}
+	// When the hang ends, the old owner finds its lease gone and steps down; nothing of it gets past a relay.
+	nodetest.WaitFor(t, 20*time.Second, "hung owner stepped down", func() bool {
+		_, still := hung.Owned()[room.Lobby]
+		return !still && time.Now().After(until)
+	})
+	hung.InjectFault(room.Lobby, room.Fault{})
+	time.Sleep(500 * time.Millisecond)
+	for _, r := range recs {
+		r.checkMonotonic(t)
+		if tk := r.lastTick(); tk.Epoch != newEpoch {
+			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
+		}
+	}
+}

@@ -102,6 +102,9 @@ func (c *Cluster) baseConfig(name string) config.Config {
 	cfg.DataDir = filepath.Join(c.dir, name)
 	cfg.PublicURL = ""
 	cfg.LogLevel = "warn"
+	if l := os.Getenv("TICKMESH_TEST_LOGLEVEL"); l != "" {
+		cfg.LogLevel = l
+	}
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -305,7 +308,8 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1.
+// testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1 (the nodes log
+// at warn, or at TICKMESH_TEST_LOGLEVEL).
 type testWriter struct {
 	t    testing.TB
 	name string
