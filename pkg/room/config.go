@@ -40,7 +40,7 @@ func DefaultConfig(node string) Config {
 		Node: node, TickRate: 20, LeaseTTL: 10 * time.Second, RenewInterval: 250 * time.Millisecond,
 		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 250 * time.Millisecond,
 		LeaderDefer: 250 * time.Millisecond,
-		ReplayWait: 2 * time.Second, TakeoverWait: 3 * time.Second, RetryBackoff: time.Second, EmptyAfter: 10 * time.Second,
+		ReplayWait:  2 * time.Second, TakeoverWait: 3 * time.Second, RetryBackoff: time.Second, EmptyAfter: 10 * time.Second,
 		Game: game.DefaultConfig(),
 	}
 }

@@ -49,17 +49,17 @@ type Manager struct {
 	live    *liveness
 	placed  chan struct{} // wakes the placement loop (a stream leader was elected)
 
-	mu         sync.Mutex
-	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
-	wanted     map[string]int       // guarded by mu: sockets of this node per room (Want)
-	campaigns  map[string]*campaign // guarded by mu: running campaigns by room
-	owned      map[string]uint64    // guarded by mu: rooms owned here now, with their epochs
-	stopTerm   map[string]func(error) // guarded by mu: cancels the term of an owned room with a cause
-	leaders    map[string]string    // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
-	replayed   bool                 // guarded by mu: the owners watcher has delivered its first replay
-	settled    bool                 // guarded by mu: placement was seen settled once (startup readiness)
-	faults     map[string]Fault     // guarded by mu: injected faults by room
-	runCtx     context.Context      // guarded by mu: Run's context, in which Want starts campaigns
+	mu        sync.Mutex
+	holders   map[string]holder      // guarded by mu: leases as the owners watcher last showed them
+	wanted    map[string]int         // guarded by mu: sockets of this node per room (Want)
+	campaigns map[string]*campaign   // guarded by mu: running campaigns by room
+	owned     map[string]uint64      // guarded by mu: rooms owned here now, with their epochs
+	stopTerm  map[string]func(error) // guarded by mu: cancels the term of an owned room with a cause
+	leaders   map[string]string      // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
+	replayed  bool                   // guarded by mu: the owners watcher has delivered its first replay
+	settled   bool                   // guarded by mu: placement was seen settled once (startup readiness)
+	faults    map[string]Fault       // guarded by mu: injected faults by room
+	runCtx    context.Context        // guarded by mu: Run's context, in which Want starts campaigns
 
 	wg sync.WaitGroup // the owners watcher, waited for by Run
 }

@@ -48,7 +48,7 @@ type term struct {
 	snaps  jetstream.KeyValue
 	relay  *Relay
 	met    *metrics
-	nodes  *liveness // this node's contact with the cluster
+	nodes  *liveness    // this node's contact with the cluster
 	fault  func() Fault // the fault injected on this room, if any
 
 	// Owned by run.
