@@ -110,6 +110,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// readTimeout bounds the read with which a renewal whose CAS failed looks for its own late write.
+const readTimeout = time.Second
+
 // Lease is a held lease.
 type Lease struct {
 	kv  KV
@@ -227,7 +230,12 @@ func (l *Lease) Renew(ctx context.Context) error {
 	newRev, err := l.kv.Update(ctx, l.key, b, rev)
 	if err != nil {
 		if IsTaken(err) {
-			if cur, gerr := l.kv.Get(ctx, l.key); gerr == nil {
+			// The renewal's context may be spent by now (a slow Update): the read gets its own.
+			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+			cur, gerr := l.kv.Get(gctx, l.key)
+			cancel()
+			switch {
+			case gerr == nil:
 				if v, perr := Parse(cur.Value()); perr == nil && v.Node == l.val.Node && v.Epoch == l.val.Epoch {
 					l.mu.Lock()
 					if cur.Revision() > l.rev {
@@ -236,6 +244,9 @@ func (l *Lease) Renew(ctx context.Context) error {
 					l.mu.Unlock()
 					return fmt.Errorf("renew lease %s: an earlier renewal was written after all; retrying at revision %d", l.key, cur.Revision())
 				}
+			case !errors.Is(gerr, jetstream.ErrKeyNotFound) && !errors.Is(gerr, jetstream.ErrKeyDeleted):
+				// Unknown: the key may well hold our own late write. The deadline bounds how long we retry.
+				return fmt.Errorf("renew lease %s: revision moved and the key could not be read: %w", l.key, gerr)
 			}
 			return fmt.Errorf("renew lease %s: %w (%v)", l.key, ErrLost, err)
 		}

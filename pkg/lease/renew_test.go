@@ -18,6 +18,7 @@ type stubKV struct {
 	update    func(ctx context.Context, rev uint64) (uint64, error)
 	getValue  []byte
 	getRev    uint64
+	getErr    error
 	getCalled int
 }
 
@@ -25,6 +26,9 @@ func (s *stubKV) Get(context.Context, string) (jetstream.KeyValueEntry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.getCalled++
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
 	return entry{value: s.getValue, rev: s.getRev}, nil
 }
 func (s *stubKV) Create(context.Context, string, []byte, ...jetstream.KVCreateOpt) (uint64, error) {
@@ -102,6 +106,27 @@ func TestRenewAfterOwnLostReplyAdoptsTheRevisionInsteadOfStepDown(t *testing.T) 
 	}
 	if err := l.Renew(context.Background()); !errors.Is(err, ErrLost) {
 		t.Fatalf("renew against another holder = %v, want ErrLost", err)
+	}
+}
+
+// A renewal whose CAS fails and whose look at the key fails too (a saturated node, a stream without a leader)
+// does not know that it lost: the key may hold its own late write. It retries until the deadline. Only a key
+// that is gone, or held by somebody else, is a loss.
+func TestRenewWhoseCASFailsAndWhoseReadFailsIsNotALoss(t *testing.T) {
+	kv := &stubKV{getErr: context.DeadlineExceeded}
+	kv.update = func(context.Context, uint64) (uint64, error) {
+		return 0, &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Code: 400}
+	}
+	l, err := Acquire(context.Background(), kv, "lobby", Value{Node: "n1", Epoch: 7}, Config{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(context.Background()); err == nil || errors.Is(err, ErrLost) {
+		t.Fatalf("renew with an unreadable key = %v, want an unknown outcome", err)
+	}
+	kv.getErr = jetstream.ErrKeyNotFound
+	if err := l.Renew(context.Background()); !errors.Is(err, ErrLost) {
+		t.Fatalf("renew of a deleted key = %v, want ErrLost", err)
 	}
 }
 

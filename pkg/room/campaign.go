@@ -123,10 +123,10 @@ func (m *Manager) tryOwn(ctx context.Context, room string) error {
 // "takeover" or "reclaim") and the holder it replaces, or ok false.
 //
 // The rule (docs/FAILOVER.md): create when the key is absent; take over when the holder has been silent for the
-// players and for the owners bucket alike (no renewal seen for StealAfter and no tick for tickSilence) while this
-// node is in contact with a majority of the cluster. A stream-leader election stops renewals but not ticks; a
-// crash, a freeze or a partition stops both. The CAS on the holder's revision then fails if it renewed after
-// all.
+// players and for the owners bucket alike (no renewal seen for StealAfter, no tick for tickSilence: StealAfter
+// once its routes are gone, HangAfter while they are up) while this node is in contact with a majority of the
+// cluster. A stream-leader election stops renewals but not ticks; a crash, a freeze or a partition stops both.
+// The CAS on the holder's revision then fails if it renewed after all.
 func (m *Manager) shouldAcquire(ctx context.Context, room string) (how string, h holder, ok bool) {
 	m.mu.Lock()
 	h, held := m.holders[room]
@@ -155,19 +155,21 @@ func (m *Manager) shouldAcquire(ctx context.Context, room string) (how string, h
 		return "takeover", h, true
 	case h.val.Node == m.cfg.Node:
 		return "reclaim", h, true // our own lease from before a restart
-	case time.Since(h.seen) > m.cfg.StealAfter && m.ticksSilent(room) && majority():
+	case m.holderSilent(room, h) && majority():
 		return "takeover", h, true
 	}
 	return "", h, false
 }
 
-// ticksSilent reports whether room's ticks have stopped for tickSilence as this node's relay sees them. A room
-// this node does not follow has no tick signal here: its holder's beacons stand for it.
-func (m *Manager) ticksSilent(room string) bool {
-	if d, ok := m.relay.Silence(room); ok {
-		return d > m.cfg.tickSilence()
-	}
-	return false
+// holderSilent reports whether room's holder has been silent long enough for a takeover: no renewal of its
+// lease seen, and no tick of the room relayed here, for StealAfter once the holder's node is no longer routed (a
+// crash closes its routes at once), for HangAfter while it still is (a stall of a live process, a long GC pause or
+// a saturated host, must not cost it its rooms; a freeze or a fresh partition waits that little longer). A room
+// this node does not follow has no tick signal here and is not taken over on silence.
+func (m *Manager) holderSilent(room string, h holder) bool {
+	routed := m.cluster.Routed(h.val.Node)
+	ticks, ok := m.relay.Silence(room)
+	return ok && ticks > m.cfg.tickSilence(routed) && time.Since(h.seen) > m.cfg.renewSilence(routed)
 }
 
 // leadsPlaced reports whether this node leads the owners or snapshots stream (as last learnt).

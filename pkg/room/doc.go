@@ -4,10 +4,16 @@
 //
 // Ownership (see docs/FAILOVER.md for the argument):
 //   - Acquire by CAS (Create when the key is absent), or take over by CAS (Update at the holder's revision) when
-//     the holder's node has been unreachable for StealAfter while this node sees a majority and the holder has
-//     not renewed meanwhile. A lease lives TTL (default 10 s) and is renewed every RenewInterval (250 ms), so a
-//     healthy owner rides through the 4-9 s Raft election of a lost stream leader, while an owner that stops
-//     seeing a majority stops at once and one that stalls stops at its local deadline.
+//     the holder's renewals and its ticks have both been silent for StealAfter (HangAfter while its node is still
+//     routed) and this node is in contact with a majority. A lease lives TTL (default 10 s) and is renewed every
+//     RenewInterval (250 ms), so a healthy owner rides through the 4-9 s Raft election of a lost stream leader
+//     (renewals stop, ticks do not), while an owner that hears from no majority for ContactLoss withholds its
+//     ticks until a renewal succeeds, and one that stalls stops at its local deadline.
+//   - Liveness: every node publishes a beacon on core NATS each tick period; beacons say who is alive and in
+//     contact, and whether this node looks cut off (CutOff, which the gateway uses to move its players).
+//   - Placement: the leaders of the ownership streams are kept off the nodes that own rooms (on every leader
+//     election, before a new owner's first tick, and every 2 s), and a node leading one lets other candidates take
+//     rooms first.
 //   - Epochs: a new owner's epoch is above the epoch of the lease it replaces, of the latest snapshot and of any
 //     tick this node has seen; the owner's first act is a takeover snapshot by CAS on the revision it restored
 //     from, so two owners can never both write a snapshot from the same history.
@@ -20,7 +26,8 @@
 //     (a freeze, a GC stall) it confirms the lease with a synchronous renewal before ticking again. Relays and
 //     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.
 //
-// Goroutines: Manager.Run owns the owners-bucket watcher, one campaign goroutine per served room and, inside a
-// campaign that holds the lease, the owner loop with its stream follower and snapshot writer. Relay owns no
+// Goroutines: Manager.Run owns the owners-bucket watcher, the beacon publisher, the placement loop, one campaign
+// goroutine per served room and, inside a campaign that holds the lease, the owner loop with its stream follower
+// and snapshot writer. Relay owns no
 // goroutines: its NATS subscriptions deliver on the client's goroutines and are unsubscribed by Close.
 package room

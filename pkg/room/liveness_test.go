@@ -99,14 +99,17 @@ func TestBeaconsOfForgedNodeNamesAreBounded(t *testing.T) {
 	}
 }
 
-func TestTickSilenceCoversContactLossAndTwoTickPeriods(t *testing.T) {
+func TestTickSilenceLeavesAStalledButRoutedOwnerMoreTimeAndCoversContactLoss(t *testing.T) {
 	c := DefaultConfig("n1")
-	if got := c.tickSilence(); got != c.StealAfter {
-		t.Fatalf("default tick silence %v, want steal-after %v", got, c.StealAfter)
+	if got := c.tickSilence(false); got != c.StealAfter {
+		t.Fatalf("tick silence of an unrouted holder %v, want steal-after %v", got, c.StealAfter)
+	}
+	if got, want := c.tickSilence(true), 700*time.Millisecond; got != want {
+		t.Fatalf("tick silence of a routed holder %v, want %v", got, want)
 	}
 	c.TickRate = 2 // a tick every 500 ms: a takeover must not happen between two ticks
 	c.PauseThreshold = 1500 * time.Millisecond
-	if got, want := c.tickSilence(), c.contactLoss()+time.Second; got != want {
+	if got, want := c.tickSilence(false), c.PauseThreshold+500*time.Millisecond; got != want {
 		t.Fatalf("tick silence at 2 Hz %v, want %v", got, want)
 	}
 	if err := c.Validate(); err != nil {
@@ -116,5 +119,10 @@ func TestTickSilenceCoversContactLossAndTwoTickPeriods(t *testing.T) {
 	c.ContactLoss = c.StealAfter
 	if err := c.Validate(); err == nil {
 		t.Fatal("contact loss equal to steal-after accepted: the owner would stop after the takeover")
+	}
+	c = DefaultConfig("n1")
+	c.HangAfter = c.StealAfter - time.Millisecond
+	if err := c.Validate(); err == nil {
+		t.Fatal("hang-after below steal-after accepted")
 	}
 }
