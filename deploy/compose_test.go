@@ -3,6 +3,8 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"go/ast"
@@ -10,6 +12,7 @@ import (
 	"go/token"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
 )
 
 // The compose file is checked offline: there is no Docker engine in CI and `docker compose config` needs the
@@ -34,7 +39,10 @@ const root = ".."
 var nodeServices = []string{"node1", "node2", "node3"}
 
 // secretEnv are the settings that must come from .env, never from the file.
-var secretEnv = []string{"CLUSTER_USER", "CLUSTER_PASSWORD", "CLUSTER_TOKEN", "CLIENT_USER", "CLIENT_PASSWORD", "SESSION_SECRET", "SYS_PASSWORD"}
+var secretEnv = []string{"CLUSTER_USER", "CLUSTER_PASSWORD", "CLUSTER_TOKEN", "SESSION_SECRET", "ADMIN_PASSWORD", "VIEWER_PASSWORD", "SYS_PASSWORD"}
+
+// requiredSecrets are the secrets every node service must have.
+var requiredSecrets = []string{"CLUSTER_USER", "CLUSTER_PASSWORD", "SESSION_SECRET", "ADMIN_PASSWORD", "VIEWER_PASSWORD", "SYS_PASSWORD"}
 
 // requiredVar is compose's "${NAME:?message}": the value of NAME, and compose stops when it is unset or empty.
 var requiredVar = regexp.MustCompile(`^\$\{([A-Z_][A-Z0-9_]*):\?[^}]+\}$`)
@@ -52,8 +60,8 @@ func readCompose(t *testing.T) *yNode {
 	return doc
 }
 
-// knownEnv lists the environment variables the node reads, from pkg/config/config.go: the env argument of
-// strFlag/intFlag/durFlag and the argument of getenv.
+// knownEnv lists the environment variables the node reads, from pkg/config/config.go: the env argument of the
+// loader's flag methods (l.strFlag, l.intFlag, ...) and the argument of getenv.
 func knownEnv(t *testing.T) map[string]bool {
 	t.Helper()
 	file := filepath.Join(root, "pkg", "config", "config.go")
@@ -67,13 +75,18 @@ func knownEnv(t *testing.T) map[string]bool {
 		if !ok {
 			return true
 		}
-		fn, ok := call.Fun.(*ast.Ident)
-		if !ok {
+		var name string
+		switch fn := call.Fun.(type) {
+		case *ast.Ident:
+			name = fn.Name
+		case *ast.SelectorExpr:
+			name = fn.Sel.Name
+		default:
 			return true
 		}
 		arg := -1
-		switch fn.Name {
-		case "strFlag", "intFlag", "durFlag":
+		switch name {
+		case "strFlag", "intFlag", "int64Flag", "floatFlag", "boolFlag", "durFlag":
 			arg = 2
 		case "getenv":
 			arg = 0
@@ -88,7 +101,8 @@ func knownEnv(t *testing.T) map[string]bool {
 		}
 		return true
 	})
-	for _, must := range []string{"NODE_NAME", "HTTP_ADDR", "CLUSTER_ROUTES", "DATA_DIR", "SESSION_SECRET", "SYS_PASSWORD", "CLUSTER_USER"} {
+	for _, must := range []string{"NODE_NAME", "HTTP_ADDR", "ADMIN_HTTP_ADDR", "CLUSTER_ROUTES", "DATA_DIR", "TRUSTED_PROXIES", "DEV_INSECURE",
+		"SESSION_SECRET", "SYS_PASSWORD", "VIEWER_PASSWORD", "ADMIN_PASSWORD", "CLUSTER_USER"} {
 		if !known[must] {
 			t.Fatalf("found no %s in %s: has the way settings are read changed? update knownEnv (found %v)", must, file, known)
 		}
@@ -137,14 +151,13 @@ func TestComposeFile(t *testing.T) {
 	if services == nil || services.kind != yMap {
 		t.Fatal("no services")
 	}
-	if want := append(slices.Clone(nodeServices), "nginx"); !slices.Equal(services.keys, want) {
-		t.Fatalf("services %v, want %v", services.keys, want)
+	if want := append(slices.Clone(nodeServices), "nginx"); !slices.Equal(defaultServices(services), want) {
+		t.Fatalf("services without a profile %v, want %v", defaultServices(services), want)
 	}
 	dotenv := readDotEnv(t, filepath.Join(root, ".env.example"))
 
 	routePort := map[string]string{} // service → container route port
 	httpPort := map[string]string{}  // service → container HTTP port
-	hostPorts := map[string]string{}
 	for _, svc := range nodeServices {
 		env := services.get(svc, "environment")
 		if env == nil || env.kind != yMap {
@@ -186,10 +199,21 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s: %s needs %s, which .env.example does not define", svc, k, m[1])
 			}
 		}
-		for _, k := range []string{"SESSION_SECRET", "SYS_PASSWORD", "CLUSTER_USER", "CLUSTER_PASSWORD"} {
+		for _, k := range requiredSecrets {
 			if env.get(k) == nil {
 				t.Errorf("%s: %s not set", svc, k)
 			}
+		}
+		if env.get("DEV_INSECURE") != nil {
+			t.Errorf("%s: sets the development switch", svc)
+		}
+		if got := env.str("TRUSTED_PROXIES"); got != ComposeNginxIP {
+			t.Errorf("%s: TRUSTED_PROXIES %q, want nginx's address %s and nothing else", svc, got, ComposeNginxIP)
+		}
+		if adm := port(t, svc+" ADMIN_HTTP_ADDR", env.str("ADMIN_HTTP_ADDR")); adm == httpPort[svc] {
+			t.Errorf("%s: the admin listener shares the HTTP port", svc)
+		} else if want := "http://" + svc + ":" + adm; env.str("ADMIN_PUBLIC_URL") != want {
+			t.Errorf("%s: ADMIN_PUBLIC_URL %q, want %q (the cluster view moves between nodes inside the network)", svc, env.str("ADMIN_PUBLIC_URL"), want)
 		}
 
 		if got := env.str("NODE_NAME"); got != svc {
@@ -213,32 +237,17 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("%s: routes to %v, want %v", svc, routes, others)
 		}
 
-		// Ports: the HTTP port for direct access; node1 also publishes its NATS client port on loopback.
+		// Ports: nothing but node1's NATS client port, on loopback; browsers come through nginx.
 		natsPort := port(t, svc+" NATS_ADDR", env.str("NATS_ADDR"))
-		var sawHTTP, sawNATS bool
-		for _, p := range s.strs("ports") {
-			parts := strings.Split(p, ":")
-			switch {
-			case len(parts) == 2 && parts[1] == httpPort[svc]:
-				sawHTTP = true
-				if other, dup := hostPorts[parts[0]]; dup {
-					t.Errorf("%s and %s both publish host port %s", svc, other, parts[0])
-				}
-				hostPorts[parts[0]] = svc
-				if want := "http://localhost:" + parts[0]; env.str("PUBLIC_URL") != want {
-					t.Errorf("%s: PUBLIC_URL %q, want %q (the published port)", svc, env.str("PUBLIC_URL"), want)
-				}
-			case len(parts) == 3 && parts[0] == "127.0.0.1" && parts[2] == natsPort && svc == "node1":
-				sawNATS = true
-			default:
-				t.Errorf("%s: port mapping %q: only HTTP (and node1's NATS client port on 127.0.0.1) are published", svc, p)
-			}
+		wantPorts := []string(nil)
+		if svc == "node1" {
+			wantPorts = []string{"127.0.0.1:4222:" + natsPort}
 		}
-		if !sawHTTP {
-			t.Errorf("%s: HTTP port %s not published", svc, httpPort[svc])
+		if got := s.strs("ports"); !slices.Equal(got, wantPorts) {
+			t.Errorf("%s: ports %q, want %q (only nginx is published, and node1's NATS client port on 127.0.0.1)", svc, got, wantPorts)
 		}
-		if svc == "node1" && !sawNATS {
-			t.Errorf("node1: NATS client port not published as 127.0.0.1:4222:%s", natsPort)
+		if want := "http://localhost:" + nginxHostPort(t, services); env.str("PUBLIC_URL") != want {
+			t.Errorf("%s: PUBLIC_URL %q, want nginx's %q (the only published HTTP port)", svc, env.str("PUBLIC_URL"), want)
 		}
 
 		// Data directory on the service's named volume.
@@ -266,6 +275,15 @@ func TestComposeFile(t *testing.T) {
 	if ports := lb.strs("ports"); !slices.Equal(ports, []string{"8080:" + conf.Listen}) {
 		t.Errorf("nginx ports %v, want [8080:%s]", ports, conf.Listen)
 	}
+	if ip := lb.str("networks", "default", "ipv4_address"); ip != ComposeNginxIP {
+		t.Errorf("nginx address %q, want %s (the nodes' TRUSTED_PROXIES)", ip, ComposeNginxIP)
+	}
+	subnets := doc.get("networks", "default", "ipam", "config")
+	if subnets == nil || subnets.kind != ySeq || len(subnets.items) != 1 || subnets.items[0].str("subnet") != ComposeSubnet {
+		t.Errorf("networks.default.ipam.config: want one subnet %s", ComposeSubnet)
+	} else if p := netip.MustParsePrefix(ComposeSubnet); !p.Contains(netip.MustParseAddr(ComposeNginxIP)) {
+		t.Errorf("nginx's address %s is outside the subnet %s", ComposeNginxIP, ComposeSubnet)
+	}
 	if vols := lb.strs("volumes"); !slices.Equal(vols, []string{"./deploy/nginx/compose.conf:/etc/nginx/nginx.conf:ro"}) {
 		t.Errorf("nginx volumes %v", vols)
 	}
@@ -281,15 +299,22 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
+// nginxHostPort is the host port nginx publishes.
+func nginxHostPort(t *testing.T, services *yNode) string {
+	t.Helper()
+	ports := services.strs("nginx", "ports")
+	if len(ports) != 1 {
+		t.Fatalf("nginx ports %q: want one", ports)
+	}
+	return strings.Split(ports[0], ":")[0]
+}
+
 func TestEnvExample(t *testing.T) {
 	env := readDotEnv(t, filepath.Join(root, ".env.example"))
-	for _, k := range []string{"CLUSTER_USER", "CLUSTER_PASSWORD", "SESSION_SECRET", "SYS_PASSWORD"} {
+	for _, k := range requiredSecrets {
 		if env[k] == "" {
 			t.Errorf(".env.example: %s missing", k)
 		}
-	}
-	if len(env["SESSION_SECRET"]) < 16 {
-		t.Error(".env.example: SESSION_SECRET shorter than the 16 bytes the node requires")
 	}
 	for _, f := range []struct{ file, line string }{{".gitignore", "/.env"}, {".dockerignore", ".env"}, {".dockerignore", "**/node_modules"}} {
 		b, err := os.ReadFile(filepath.Join(root, f.file))
@@ -343,6 +368,65 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// drawnDotEnv is a .env with random secrets, as an operator's should be.
+func drawnDotEnv(t *testing.T) map[string]string {
+	t.Helper()
+	s, err := config.NewSecrets(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
+// TestEnvExampleValuesAreRefused runs the node's configuration on node1's environment with each secret of
+// .env.example in turn (the others random): a node must not start with a value copied from the template.
+func TestEnvExampleValuesAreRefused(t *testing.T) {
+	services := readCompose(t).get("services")
+	example := readDotEnv(t, filepath.Join(root, ".env.example"))
+	ports := map[string][4]int{}
+	for _, svc := range nodeServices {
+		ports[svc] = [4]int{1, 2, 3, 4}
+	}
+	base := composeEnv(t, services, "node1", drawnDotEnv(t), ports, t.TempDir())
+	lookup := func(env []string) func(string) string {
+		m := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return func(k string) string { return m[k] }
+	}
+	if _, err := config.Load(nil, lookup(base)); err != nil {
+		t.Fatalf("node1's environment with random secrets: %v", err)
+	}
+	// The variables the node services read; others in .env.example belong to other services (Grafana's).
+	nodeVars := map[string]bool{}
+	for _, svc := range nodeServices {
+		env := services.get(svc, "environment")
+		for _, k := range env.keys {
+			if m := requiredVar.FindStringSubmatch(env.m[k].scalar); m != nil {
+				nodeVars[m[1]] = true
+			}
+		}
+	}
+	for k, v := range example {
+		if k == "CLUSTER_USER" || !nodeVars[k] {
+			continue // a user name, not a secret; or not a node's
+		}
+		env := append(slices.Clone(base), k+"="+v)
+		_, err := config.Load(nil, lookup(env))
+		var ce *config.Error
+		if !errors.As(err, &ce) || ce.Setting != k {
+			t.Errorf(".env.example's %s accepted by a node (err %v)", k, err)
+		}
+	}
+}
+
 func TestYAMLSubsetReader(t *testing.T) {
 	doc, err := parseYAMLSubset(`# comment
 a: 1
@@ -355,6 +439,10 @@ b:
   f: ["CMD", "/x", 'y']
   g:
 h: ${X:?set X}
+i:
+  - k: v
+    l: w
+  - m: "n"
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -368,21 +456,25 @@ h: ${X:?set X}
 	if g := doc.get("b", "g"); g == nil || g.kind != yNull {
 		t.Errorf("null: %+v", g)
 	}
+	if i := doc.get("i"); i == nil || i.kind != ySeq || len(i.items) != 2 || i.items[0].str("k") != "v" || i.items[0].str("l") != "w" || i.items[1].str("m") != "n" {
+		t.Errorf("sequence of mappings: %+v", i)
+	}
 	for name, bad := range map[string]string{
-		"anchor":          "a: &x 1\n",
-		"alias":           "a: *x\n",
-		"merge":           "a:\n  <<: x\n",
-		"tab":             "a:\n\tb: 1\n",
-		"block scalar":    "a: |\n  text\n",
-		"flow map":        "a: {b: 1}\n",
-		"seq of maps":     "a:\n  - b: 1\n",
-		"duplicate":       "a: 1\na: 2\n",
-		"bad indent":      "a:\n    b: 1\n  c: 2\n",
-		"document":        "---\na: 1\n",
-		"unterminated":    "a: \"x\n",
-		"escape":          "a: \"x\\n\"\n",
-		"tag":             "a: !!str 1\n",
-		"plain with ': '": "a: b: c\n",
+		"anchor":                  "a: &x 1\n",
+		"alias":                   "a: *x\n",
+		"merge":                   "a:\n  <<: x\n",
+		"tab":                     "a:\n\tb: 1\n",
+		"block scalar":            "a: |\n  text\n",
+		"flow map":                "a: {b: 1}\n",
+		"seq of maps, misaligned": "a:\n  - b: 1\n     c: 2\n",
+		"seq of maps, nested seq": "a:\n  - b: 1\n    - c\n",
+		"duplicate":               "a: 1\na: 2\n",
+		"bad indent":              "a:\n    b: 1\n  c: 2\n",
+		"document":                "---\na: 1\n",
+		"unterminated":            "a: \"x\n",
+		"escape":                  "a: \"x\\n\"\n",
+		"tag":                     "a: !!str 1\n",
+		"plain with ': '":         "a: b: c\n",
 	} {
 		if _, err := parseYAMLSubset(bad); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -390,10 +482,10 @@ h: ${X:?set X}
 	}
 }
 
-// composeEnv is a node service's environment made runnable on this machine: secrets from .env.example, and
-// only what exists solely inside the containers rewritten (service names → 127.0.0.1 with free ports, /data →
-// a temporary directory).
-func composeEnv(t *testing.T, services *yNode, svc string, dotenv map[string]string, ports map[string][3]int, dataDir string) []string {
+// composeEnv is a node service's environment made runnable on this machine: secrets from dotenv, and only what
+// exists solely inside the containers rewritten (service names → 127.0.0.1 with free ports, /data → a temporary
+// directory).
+func composeEnv(t *testing.T, services *yNode, svc string, dotenv map[string]string, ports map[string][4]int, dataDir string) []string {
 	t.Helper()
 	env := services.get(svc, "environment")
 	var out []string
@@ -425,6 +517,10 @@ func composeEnv(t *testing.T, services *yNode, svc string, dotenv map[string]str
 			v = dataDir
 		case "PUBLIC_URL":
 			v = fmt.Sprintf("http://127.0.0.1:%d", p[0])
+		case "ADMIN_HTTP_ADDR":
+			v = fmt.Sprintf("127.0.0.1:%d", p[3])
+		case "ADMIN_PUBLIC_URL":
+			v = fmt.Sprintf("http://127.0.0.1:%d", p[3])
 		}
 		out = append(out, k+"="+v)
 	}
@@ -484,13 +580,13 @@ func TestComposeNodesStart(t *testing.T) {
 		t.Skip("-short: skipping the three-process run of the compose environment")
 	}
 	services := readCompose(t).get("services")
-	dotenv := readDotEnv(t, filepath.Join(root, ".env.example"))
+	dotenv := drawnDotEnv(t) // .env.example's values are placeholders, which the nodes refuse
 	tmp := t.TempDir()
 	bin := nodeBinary(t)
 
-	ports := map[string][3]int{}
+	ports := map[string][4]int{}
 	for _, svc := range nodeServices {
-		ports[svc] = [3]int{freePort(t), freePort(t), freePort(t)}
+		ports[svc] = [4]int{freePort(t), freePort(t), freePort(t), freePort(t)}
 	}
 	type proc struct {
 		cmd  *exec.Cmd

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/mesh"
 )
 
 // TestServerConfExample checks that nats/server.conf.example is a valid nats-server configuration that only
@@ -48,6 +48,7 @@ func TestServerConfExampleRuns(t *testing.T) {
 	cmd := exec.Command(bin)
 	cmd.Env = []string{
 		"NODE_NAME=conf", fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", httpPort), fmt.Sprintf("NATS_ADDR=127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("ADMIN_HTTP_ADDR=127.0.0.1:%d", freePort(t)), "SESSION_SECRET=" + drawnDotEnv(t)["SESSION_SECRET"],
 		"DATA_DIR=" + filepath.Join(dir, "data"), "NATS_CONFIG=" + filepath.Join(root, "nats", "server.conf.example"),
 	}
 	log := filepath.Join(dir, "node.log")
@@ -100,6 +101,7 @@ type natsContext struct {
 	URL         string `json:"url"`
 	User        string `json:"user"`
 	Password    string `json:"password"`
+	InboxPrefix string `json:"inbox_prefix"`
 }
 
 // contextKeys are the keys natscontext reads (jsm.go v0.5.0, the library of natscli v0.5.0).
@@ -107,18 +109,22 @@ var contextKeys = []string{"name", "description", "url", "socks_proxy", "token",
 	"cert", "key", "ca", "nsc", "jetstream_domain", "jetstream_api_prefix", "jetstream_event_prefix", "inbox_prefix",
 	"user_jwt", "user_seed", "color_scheme", "tls_first", "windows_cert_store", "windows_cert_match_by", "windows_cert_match", "windows_ca_certs_match"}
 
+// TestNATSContexts checks the committed templates of docker compose's contexts: one per user of the client
+// port, each password read from the environment (the .env variable), the viewer with its own inbox prefix. The
+// local cluster's contexts are written by cmd/localcluster with the drawn passwords (.tickmesh/nats/).
 func TestNATSContexts(t *testing.T) {
 	dir := filepath.Join(root, "nats", "contexts")
+	d := mesh.DefaultConfig()
 	want := map[string]natsContext{
-		"tickmesh-local.json":       {URL: "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"},
-		"tickmesh-local-sys.json":   {URL: "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224", User: "sys", Password: config.DevSysPassword},
-		"tickmesh-compose.json":     {URL: "nats://127.0.0.1:4222"},
-		"tickmesh-compose-sys.json": {URL: "nats://127.0.0.1:4222", User: "sys", Password: "env://SYS_PASSWORD"},
+		"tickmesh-compose-viewer.json": {URL: "nats://127.0.0.1:4222", User: d.Viewer.Name, Password: "env://VIEWER_PASSWORD", InboxPrefix: mesh.ViewerInboxPrefix},
+		"tickmesh-compose-admin.json":  {URL: "nats://127.0.0.1:4222", User: d.Admin.Name, Password: "env://ADMIN_PASSWORD"},
+		"tickmesh-compose-sys.json":    {URL: "nats://127.0.0.1:4222", User: d.Sys.Name, Password: "env://SYS_PASSWORD"},
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	if len(files) != len(want) {
 		t.Errorf("context files %v, want %d", files, len(want))
 	}
+	example := readDotEnv(t, filepath.Join(root, ".env.example"))
 	for name, w := range want {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -137,14 +143,14 @@ func TestNATSContexts(t *testing.T) {
 		}
 		var c natsContext
 		_ = json.Unmarshal(b, &c)
-		if c.URL != w.URL || c.User != w.User || c.Password != w.Password {
-			t.Errorf("%s: url %q user %q password %q; want %q %q %q", name, c.URL, c.User, c.Password, w.URL, w.User, w.Password)
+		if c != (natsContext{Description: c.Description, URL: w.URL, User: w.User, Password: w.Password, InboxPrefix: w.InboxPrefix}) {
+			t.Errorf("%s: %+v; want %+v", name, c, w)
 		}
 		if c.Description == "" {
 			t.Errorf("%s: no description", name)
 		}
-		if strings.Contains(name, "compose") && c.Password != "" && !strings.HasPrefix(c.Password, "env://") {
-			t.Errorf("%s: a compose password must come from the environment (env://), not the file", name)
+		if v, ok := strings.CutPrefix(c.Password, "env://"); !ok || example[v] == "" {
+			t.Errorf("%s: the password must come from a variable of .env (env://NAME), got %q", name, c.Password)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package deploy holds Tickmesh's deployment files and the Go that goes with them: the nginx configuration
-// template of the WebSocket load balancer (nginx/nginx.conf.tmpl), rendered here for the local cluster launcher
-// (cmd/localcluster) and, once and committed, for docker-compose (nginx/compose.conf). The package's tests
-// check those files, the top-level docker-compose.yml and Dockerfile, and the nats/ examples offline.
+// template of the WebSocket load balancer (nginx/nginx.conf.tmpl) and the Prometheus scrape configuration
+// template (prometheus/prometheus.yml.tmpl), each rendered here for the local cluster launcher (cmd/localcluster)
+// and, once and committed, for docker-compose (nginx/compose.conf, prometheus/compose.yml). The package's tests
+// check those files, the top-level docker-compose.yml and Dockerfile, the nats/ examples, the Grafana dashboard
+// and the Kubernetes manifests (k8s/) offline.
 package deploy
 
 import (
@@ -16,6 +18,13 @@ import (
 
 //go:embed nginx/nginx.conf.tmpl
 var nginxTemplate string
+
+// ComposeNginxIP is nginx's address on docker-compose.yml's network (subnet ComposeSubnet): the one proxy the
+// nodes believe X-Real-IP from.
+const ComposeNginxIP = "172.28.0.10"
+
+// ComposeSubnet is the subnet of docker-compose.yml's network.
+const ComposeSubnet = "172.28.0.0/24"
 
 // Nginx is what the nginx configuration template needs.
 type Nginx struct {
@@ -32,7 +41,8 @@ type Nginx struct {
 }
 
 // ComposeNginx is the configuration of the nginx service of docker-compose.yml (deploy/nginx/compose.conf):
-// the three node services on their container port, paths of the nginx:1.27-alpine image.
+// the three node services on their container port, paths of the nginx:1.27-alpine image. In compose, nginx has
+// the fixed address ComposeNginxIP, which the nodes' TRUSTED_PROXIES names.
 func ComposeNginx() Nginx {
 	return Nginx{
 		Generated:         "Generated from deploy/nginx/nginx.conf.tmpl (deploy.ComposeNginx); regenerate with: go test ./deploy -run TestComposeNginxConf -update",

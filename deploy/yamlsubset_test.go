@@ -7,10 +7,11 @@ import (
 )
 
 // A reader for the plain subset of YAML that docker-compose.yml keeps to, so that the tests can check it
-// without a YAML library: block mappings with plain keys, block sequences of scalars, flow sequences of
-// scalars ([a, "b"]), plain, single- and double-quoted scalars, comments. Anything else (anchors, aliases, merge
-// keys, tags, block scalars, flow mappings, sequences of mappings, tabs, documents) is an error, so the file
-// cannot drift into YAML this reader would misread.
+// without a YAML library: block mappings with plain keys, block sequences of scalars or of block mappings
+// ("- key: value" with the mapping's further keys aligned under the first), flow sequences of scalars
+// ([a, "b"]), plain, single- and double-quoted scalars, comments. Anything else (anchors, aliases, merge keys,
+// tags, block scalars, flow mappings, tabs, documents) is an error, so the file cannot drift into YAML this
+// reader would misread.
 
 type yKind int
 
@@ -134,7 +135,19 @@ func parseYBlock(lines []yLine, i, indent int) (*yNode, int, error) {
 				return nil, i, fmt.Errorf("line %d: mixed sequence and mapping", l.num)
 			}
 			if _, _, isMap := splitYKey(item); isMap {
-				return nil, i, fmt.Errorf("line %d: sequences of mappings are not supported", l.num)
+				// "- key: value": a mapping whose keys are aligned two columns right of the dash.
+				sub := append([]yLine(nil), lines...)
+				sub[i] = yLine{num: l.num, indent: indent + 2, text: item}
+				v, next, err := parseYBlock(sub, i, indent+2)
+				if err != nil {
+					return nil, next, err
+				}
+				seq.items = append(seq.items, v)
+				i = next
+				if i < len(lines) && lines[i].indent > indent {
+					return nil, i, fmt.Errorf("line %d: unexpected indentation", lines[i].num)
+				}
+				continue
 			}
 			v, err := parseYValue(item, l.num)
 			if err != nil {

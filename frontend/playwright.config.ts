@@ -43,5 +43,8 @@ export default defineConfig({
     { name: 'cluster-setup', testMatch: /cluster\.setup\.ts$/, teardown: 'cluster-teardown' },
     { name: 'cluster-teardown', testMatch: /cluster\.teardown\.ts$/ },
     { name: 'cluster', testMatch: /game\.spec\.ts$/, dependencies: ['cluster-setup'] },
+    // Prediction, interpolation and the net graph (netcode.spec.ts), and the
+    // keydown -> movement benchmark (latency.spec.ts), on the same cluster.
+    { name: 'netcode', testMatch: /(netcode|latency)\.spec\.ts$/, dependencies: ['cluster-setup'] },
   ],
 });

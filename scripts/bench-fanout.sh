@@ -8,7 +8,9 @@
 #
 # Usage: scripts/bench-fanout.sh <node binary> <loadgen binary> [loadgen flags...]
 # Defaults: 1000 clients in 20 rooms, idle, 30 s. Example: scripts/bench-fanout.sh bin/tickmesh-node bin/loadgen -n 5000 -rooms 100
-# BENCH_NODE_FLAGS adds node flags (e.g. -pprof). BENCH_SINGLE=1 runs one node that is owner and relay at once (the setup of the first runs in BENCHMARKS.md).
+# BENCH_NODE_FLAGS adds node flags (e.g. -pprof: profiles on the admin ports, relay 127.0.0.1:29080, owner :29081).
+# BENCH_SINGLE=1 runs one node that is owner and relay at once (the setup of the first runs in BENCHMARKS.md).
+# The nodes start with credentials drawn for the run (never with -dev-insecure), as in production.
 set -eu
 node=$1; loadgen=$2; shift 2
 dir=$(mktemp -d)
@@ -31,6 +33,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Credentials of this run: the same for both nodes, exported to them only.
+secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+export CLUSTER_USER=bench CLUSTER_PASSWORD="$(secret)" SESSION_SECRET="$(secret)"
+
 ready() { # <http port> <log>
   i=0
   until curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1; do
@@ -41,14 +47,14 @@ ready() { # <http port> <log>
 
 common="-max-conns-per-ip 100000 -max-conns 100000 -log-level warn ${BENCH_NODE_FLAGS:-}"
 if [ "${BENCH_SINGLE:-}" = 1 ]; then
-  $pin0 "$node" -name relay -http 127.0.0.1:28080 -nats 127.0.0.1:24222 -data "$dir/relay" $common 2>"$dir/relay.log" &
+  $pin0 "$node" -name relay -http 127.0.0.1:28080 -admin-http 127.0.0.1:29080 -nats 127.0.0.1:24222 -data "$dir/relay" $common 2>"$dir/relay.log" &
   relay=$!; pids="$relay"
   ready 28080 "$dir/relay.log"
 else
-  $pin1 "$node" -name owner -http 127.0.0.1:28081 -nats 127.0.0.1:24223 -cluster 127.0.0.1:26223 \
+  $pin1 "$node" -name owner -http 127.0.0.1:28081 -admin-http 127.0.0.1:29081 -nats 127.0.0.1:24223 -cluster 127.0.0.1:26223 \
     -routes 127.0.0.1:26222 -data "$dir/owner" $common 2>"$dir/owner.log" &
   pids="$!"
-  $pin0 "$node" -name relay -http 127.0.0.1:28080 -nats 127.0.0.1:24222 -cluster 127.0.0.1:26222 \
+  $pin0 "$node" -name relay -http 127.0.0.1:28080 -admin-http 127.0.0.1:29080 -nats 127.0.0.1:24222 -cluster 127.0.0.1:26222 \
     -routes 127.0.0.1:26223 -data "$dir/relay" $common 2>"$dir/relay.log" &
   relay=$!; pids="$pids $relay"
   ready 28081 "$dir/owner.log"
@@ -59,6 +65,6 @@ else
     >"$dir/seed.out" 2>&1 &
   pids="$pids $!"
   sleep 4
-  curl -fs http://127.0.0.1:28080/api/cluster >"$dir/cluster.json" || true
+  curl -fs http://127.0.0.1:29080/api/cluster >"$dir/cluster.json" || true
 fi
 $pin1 "$loadgen" -url ws://127.0.0.1:28080/ws -pid "$relay" "$@"

@@ -32,12 +32,12 @@ type observer struct {
 	wg    sync.WaitGroup
 }
 
-// observe connects to node's client port at url and starts recording. The connection reconnects forever, so
-// the observer resumes when a killed node is restarted.
-func observe(ctx context.Context, node, url string, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
+// observe connects to node's client port at url as the admin user (it publishes the bot's events) and starts
+// recording. The connection reconnects forever, so the observer resumes when a killed node is restarted.
+func observe(ctx context.Context, node, url, user, password string, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
 	// The servers advertise each other's client URLs: without IgnoreDiscoveredServers a reconnect (after the
 	// node was killed) may land on another node, and the observer would silently watch the wrong one.
-	nc, err := nats.Connect(url, nats.Name("failbench-"+node), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(url, nats.Name("failbench-"+node), nats.UserInfo(user, password), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.ReconnectJitter(0, 0), nats.Timeout(2*time.Second),
 		nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {

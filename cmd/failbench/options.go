@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // usageError is a problem with the command line.
@@ -25,6 +25,7 @@ type options struct {
 	reps            map[string]int // fault → repetitions, in faultOrder
 	faults          []string
 	httpPort        int
+	adminPort       int
 	natsPort        int
 	routePort       int
 	leaseTTL        time.Duration // 0 = the node's default
@@ -42,7 +43,7 @@ func (o options) effectiveLeaseTTL() time.Duration {
 	if o.leaseTTL > 0 {
 		return o.leaseTTL
 	}
-	return config.Default().LeaseTTL
+	return room.DefaultConfig("").LeaseTTL
 }
 
 // effectiveTickRate is the tick rate the nodes run with.
@@ -50,7 +51,7 @@ func (o options) effectiveTickRate() int {
 	if o.tickRate > 0 {
 		return o.tickRate
 	}
-	return config.Default().TickRate
+	return room.DefaultConfig("").TickRate
 }
 
 // tickPeriod is the time between two ticks.
@@ -67,6 +68,7 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	repsFlag := fs.String("reps", "", "per-fault repetitions overriding -n, like stop-owner=5,kill-inputs-leader=8")
 	faultsFlag := fs.String("faults", strings.Join(faultOrder, ","), "comma-separated faults to run")
 	fs.IntVar(&o.httpPort, "http-port", 18181, "HTTP port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&o.adminPort, "admin-port", 18281, "admin HTTP port of n1 (metrics, /api/cluster; n2, n3 use the next ones)")
 	fs.IntVar(&o.natsPort, "nats-port", 14322, "NATS client port of n1 (n2, n3 use the next ones)")
 	fs.IntVar(&o.routePort, "route-port", 16322, "NATS route port of n1 (n2, n3 use the next ones)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 0, "passed to the nodes as -lease-ttl (0 = the node default)")
@@ -94,7 +96,7 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	if *n < 1 {
 		return o, &usageError{"-n must be at least 1"}
 	}
-	for _, p := range []int{o.httpPort, o.natsPort, o.routePort} {
+	for _, p := range []int{o.httpPort, o.adminPort, o.natsPort, o.routePort} {
 		if p < 1 || p > 65533 {
 			return o, &usageError{fmt.Sprintf("port %d out of range", p)}
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -16,15 +17,18 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
 )
 
 // proc is one node process: how to start it and, while it runs, its process.
 type proc struct {
-	name     string
-	httpAddr string
-	natsURL  string
-	args     []string
-	logPath  string
+	name      string
+	httpAddr  string
+	adminAddr string // metrics and /api/cluster
+	natsURL   string
+	args      []string
+	logPath   string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -35,19 +39,25 @@ type proc struct {
 
 // cluster is the three node processes.
 type cluster struct {
-	bin   string
-	dir   string
-	procs []*proc
-	http  *http.Client
-	logf  func(format string, args ...any)
+	bin     string
+	dir     string
+	procs   []*proc
+	http    *http.Client
+	logf    func(format string, args ...any)
+	secrets config.Secrets // drawn for the run: the nodes start with credentials, as in production
 }
 
-func newCluster(o options, dir string, logf func(string, ...any)) *cluster {
-	c := &cluster{bin: o.bin, dir: dir, http: &http.Client{Timeout: time.Second}, logf: logf}
+func newCluster(o options, dir string, logf func(string, ...any)) (*cluster, error) {
+	secrets, err := config.NewSecrets(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{bin: o.bin, dir: dir, http: &http.Client{Timeout: time.Second}, logf: logf, secrets: secrets}
 	const n = 3
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		httpAddr := fmt.Sprintf("127.0.0.1:%d", o.httpPort+i)
+		adminAddr := fmt.Sprintf("127.0.0.1:%d", o.adminPort+i)
 		var routes []string
 		for j := range n {
 			if j != i {
@@ -58,6 +68,7 @@ func newCluster(o options, dir string, logf func(string, ...any)) *cluster {
 			"-name", name,
 			"-http", httpAddr,
 			"-public-url", "http://" + httpAddr,
+			"-admin-http", adminAddr,
 			"-nats", fmt.Sprintf("127.0.0.1:%d", o.natsPort+i),
 			"-cluster", fmt.Sprintf("127.0.0.1:%d", o.routePort+i),
 			"-routes", strings.Join(routes, ","),
@@ -72,20 +83,20 @@ func newCluster(o options, dir string, logf func(string, ...any)) *cluster {
 			args = append(args, "-tick-rate", strconv.Itoa(o.tickRate))
 		}
 		c.procs = append(c.procs, &proc{
-			name: name, httpAddr: httpAddr, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", o.natsPort+i),
+			name: name, httpAddr: httpAddr, adminAddr: adminAddr, natsURL: fmt.Sprintf("nats://127.0.0.1:%d", o.natsPort+i),
 			args: args, logPath: filepath.Join(dir, name+".log"),
 		})
 	}
-	return c
+	return c, nil
 }
 
 // checkPorts fails when one of the cluster's ports is taken.
 func checkPorts(o options) error {
 	for i := range 3 {
-		for _, p := range []int{o.httpPort + i, o.natsPort + i, o.routePort + i} {
+		for _, p := range []int{o.httpPort + i, o.adminPort + i, o.natsPort + i, o.routePort + i} {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
-				return fmt.Errorf("port %d is not free (choose others with -http-port, -nats-port, -route-port): %w", p, err)
+				return fmt.Errorf("port %d is not free (choose others with -http-port, -admin-port, -nats-port, -route-port): %w", p, err)
 			}
 			l.Close()
 		}
@@ -125,16 +136,16 @@ func (c *cluster) others(except ...string) []string {
 	return out
 }
 
-// childEnv is the environment of a node: only what a process needs, so that settings in failbench's own
-// environment (NODE_NAME, CLIENT_USER, …) cannot change the nodes.
-func childEnv() []string {
+// childEnv is the environment of a node: only what a process needs and the run's credentials, so that
+// settings in failbench's own environment (NODE_NAME, DEV_INSECURE, …) cannot change the nodes.
+func (c *cluster) childEnv() []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	return env
+	return append(env, c.secrets.Env()...)
 }
 
 // start starts p's process (again), appending to its log file.
@@ -155,7 +166,7 @@ func (c *cluster) start(p *proc) error {
 	fmt.Fprintf(logf, "=== failbench: starting %s at %s: %s %s\n", p.name, time.Now().Format(time.RFC3339Nano), c.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(c.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = childEnv()
+	cmd.Env = c.childEnv()
 	// Own process group: a Ctrl-C in the terminal reaches failbench only, which then stops the nodes. The
 	// parent-death signal kills them should failbench itself be killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -360,7 +371,7 @@ type clusterView struct {
 
 // lobbyOwner asks p who owns the lobby.
 func (c *cluster) lobbyOwner(ctx context.Context, p *proc) (owner string, epoch uint64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr+"/api/cluster", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.adminAddr+"/api/cluster", nil)
 	if err != nil {
 		return "", 0, err
 	}
@@ -396,7 +407,7 @@ const (
 
 // lobbyMetrics reads p's lobby metrics by name (absent metrics are missing from the map).
 func (c *cluster) lobbyMetrics(ctx context.Context, p *proc) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.adminAddr+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}

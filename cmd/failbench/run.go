@@ -55,7 +55,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.bin, err = copyBinary(o.bin, filepath.Join(dir, "tickmesh-node")); err != nil {
 		return err
 	}
-	c := newCluster(o, dir, logf)
+	c, err := newCluster(o, dir, logf)
+	if err != nil {
+		return err
+	}
 	defer c.stopAll()
 	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
 	for _, p := range c.procs {
@@ -96,7 +99,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}()
 	for _, p := range c.procs {
-		ob, err := observe(octx, p.name, p.natsURL, rec, &b.track, logf)
+		ob, err := observe(octx, p.name, p.natsURL, c.secrets.AdminUser, c.secrets.AdminPassword, rec, &b.track, logf)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ const nginxName = "nginx"
 type nodeSpec struct {
 	Name    string
 	HTTP    string   // HTTP listen address, host:port
+	Admin   string   // admin listen address (metrics, cluster view)
 	NATS    string   // NATS client listen address
 	Route   string   // route listen address
 	Link    string   // the route link in front of Route (empty: none); peers dial and know the node by it
@@ -32,14 +33,20 @@ type nodeSpec struct {
 // URL is the node's HTTP base URL.
 func (n nodeSpec) URL() string { return "http://" + n.HTTP }
 
+// AdminURL is the base URL of the node's admin listener.
+func (n nodeSpec) AdminURL() string { return "http://" + n.Admin }
+
 // NATSURL is the node's NATS client URL.
 func (n nodeSpec) NATSURL() string { return "nats://" + n.NATS }
 
-// Args are the node's command-line flags (settings that are not secrets; see pkg/config).
+// Args are the node's command-line flags (settings that are not secrets, which come from secrets.env through
+// the environment; see pkg/config). nginx runs on loopback: its X-Real-IP is believed from there.
 func (n nodeSpec) Args() []string {
 	args := []string{
 		"-name", n.Name,
 		"-http", n.HTTP,
+		"-admin-http", n.Admin,
+		"-trusted-proxies", "127.0.0.1/32",
 		"-nats", n.NATS,
 		"-cluster", n.Route,
 		"-routes", strings.Join(n.Routes, ","),
@@ -65,6 +72,7 @@ type cluster struct {
 type settings struct {
 	Bin       string `json:"bin"`
 	BaseHTTP  int    `json:"base_http"`
+	BaseAdmin int    `json:"base_admin"`
 	BaseNATS  int    `json:"base_nats"`
 	BaseRoute int    `json:"base_route"`
 	BaseLink  int    `json:"base_link"`
@@ -72,7 +80,7 @@ type settings struct {
 }
 
 func settingsOf(o options) settings {
-	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, BaseLink: o.baseLink, NginxPort: o.nginxPort}
+	return settings{Bin: o.bin, BaseHTTP: o.baseHTTP, BaseAdmin: o.baseAdmin, BaseNATS: o.baseNATS, BaseRoute: o.baseRoute, BaseLink: o.baseLink, NginxPort: o.nginxPort}
 }
 
 // withRecorded replaces the settings that were not given as flags by those `up` recorded.
@@ -86,6 +94,7 @@ func withRecorded(s, rec settings, set map[string]bool) settings {
 	out := settings{
 		Bin:       s.Bin,
 		BaseHTTP:  pick("base-http", s.BaseHTTP, rec.BaseHTTP),
+		BaseAdmin: pick("base-admin", s.BaseAdmin, rec.BaseAdmin),
 		BaseNATS:  pick("base-nats", s.BaseNATS, rec.BaseNATS),
 		BaseRoute: pick("base-route", s.BaseRoute, rec.BaseRoute),
 		BaseLink:  pick("base-link", s.BaseLink, rec.BaseLink),
@@ -120,6 +129,7 @@ func newCluster(dir string, s settings) (*cluster, error) {
 		n := nodeSpec{
 			Name:    fmt.Sprintf("n%d", i+1),
 			HTTP:    addr(s.BaseHTTP, i),
+			Admin:   addr(s.BaseAdmin, i),
 			NATS:    addr(s.BaseNATS, i),
 			Route:   addr(s.BaseRoute, i),
 			Link:    linkAddr(i),

@@ -90,7 +90,11 @@ func startNode(c *cluster, name string, out io.Writer) error {
 	if err := checkPorts(n.ports()); err != nil {
 		return err
 	}
-	env, _ := nodeEnv(os.Environ())
+	secrets, _, err := c.ensureSecrets()
+	if err != nil {
+		return err
+	}
+	env := nodeEnv(os.Environ(), secrets)
 	cmd, err := launch(c, name, c.Bin, n.Args(), env, false)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
@@ -172,7 +176,7 @@ type clusterView struct {
 func owner(c *cluster, out io.Writer) error {
 	var errs []error
 	for _, n := range c.Nodes {
-		v, err := fetchClusterView(n.URL() + "/api/cluster")
+		v, err := fetchClusterView(n.AdminURL() + "/api/cluster")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 			continue

@@ -35,10 +35,11 @@ func TestUpKillInterrupt(t *testing.T) {
 		}
 	}
 
-	base := proctest.FreePortBlock(t, 13)
+	base := proctest.FreePortBlock(t, 16)
 	state := filepath.Join(tmp, "state")
 	flags := []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
-		"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}
+		"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10),
+		"-base-admin", strconv.Itoa(base + 13)}
 	lc := func(args ...string) (string, error) {
 		out, err := exec.Command(lcBin, append(args, flags...)...).CombinedOutput()
 		return string(out), err
@@ -94,6 +95,7 @@ func TestUpKillInterrupt(t *testing.T) {
 		pids[name] = pid
 	}
 	nodeURL := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+i-1) }
+	adminURL := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+13+i-1) }
 	for i := 1; i <= 3; i++ {
 		if code := proctest.HTTPStatus(nodeURL(i) + "/readyz"); code != http.StatusOK {
 			t.Fatalf("n%d /readyz: %d", i, code)
@@ -108,13 +110,19 @@ func TestUpKillInterrupt(t *testing.T) {
 		if code := proctest.HTTPStatus(lb + "/readyz"); code != http.StatusOK {
 			t.Fatalf("nginx /readyz: %d", code)
 		}
+		// Operations are not public: nginx passes the public listeners only, which do not serve them.
+		for _, path := range []string{"/api/cluster", "/metrics", "/cluster.html"} {
+			if code := proctest.HTTPStatus(lb + path); code != http.StatusNotFound {
+				t.Errorf("nginx %s: %d, want 404", path, code)
+			}
+		}
 		var view clusterView
 		if !proctest.Eventually(20*time.Second, func() bool {
-			v, err := fetchClusterView(lb + "/api/cluster")
+			v, err := fetchClusterView(adminURL(1) + "/api/cluster")
 			view = v
 			return err == nil && len(v.Nodes) == 3
 		}) {
-			t.Fatalf("nginx /api/cluster does not list 3 nodes: %+v", view)
+			t.Fatalf("n1's admin /api/cluster does not list 3 nodes: %+v", view)
 		}
 	})
 
@@ -134,7 +142,7 @@ func TestUpKillInterrupt(t *testing.T) {
 	}
 	var owner0 string
 	var epoch0 uint64
-	if !proctest.Eventually(20*time.Second, func() bool { owner0, epoch0 = lobby(nodeURL(1)); return owner0 != "" }) {
+	if !proctest.Eventually(20*time.Second, func() bool { owner0, epoch0 = lobby(adminURL(1)); return owner0 != "" }) {
 		t.Fatal("no owner of the lobby")
 	}
 	cutIdx := int(owner0[1] - '0')
@@ -149,13 +157,13 @@ func TestUpKillInterrupt(t *testing.T) {
 	}
 	if !proctest.Eventually(30*time.Second, func() bool {
 		for _, i := range others {
-			if o, e := lobby(nodeURL(i)); o == "" || o == owner0 || e <= epoch0 {
+			if o, e := lobby(adminURL(i)); o == "" || o == owner0 || e <= epoch0 {
 				return false
 			}
 		}
 		return proctest.HTTPStatus(nodeURL(cutIdx)+"/readyz") == http.StatusServiceUnavailable
 	}) {
-		o1, e1 := lobby(nodeURL(others[0]))
+		o1, e1 := lobby(adminURL(others[0]))
 		t.Fatalf("after cutting %s off (epoch %d): n%d sees owner %q epoch %d; %s /readyz %d", owner0, epoch0,
 			others[0], o1, e1, owner0, proctest.HTTPStatus(nodeURL(cutIdx)+"/readyz"))
 	}
@@ -163,12 +171,12 @@ func TestUpKillInterrupt(t *testing.T) {
 		t.Fatalf("heal: %v\n%s", err, o)
 	}
 	if !proctest.Eventually(60*time.Second, func() bool {
-		o1, e1 := lobby(nodeURL(1))
+		o1, e1 := lobby(adminURL(1))
 		for i := 1; i <= 3; i++ {
 			if proctest.HTTPStatus(nodeURL(i)+"/readyz") != http.StatusOK {
 				return false
 			}
-			if o, e := lobby(nodeURL(i)); o != o1 || e != e1 || o == owner0 && e == epoch0 {
+			if o, e := lobby(adminURL(i)); o != o1 || e != e1 || o == owner0 && e == epoch0 {
 				return false
 			}
 		}
@@ -247,7 +255,7 @@ func TestUpKillInterrupt(t *testing.T) {
 
 // TestUpFailsFastOnBusyPort checks that up names a port in use and starts nothing.
 func TestUpFailsFastOnBusyPort(t *testing.T) {
-	base := proctest.FreePortBlock(t, 13)
+	base := proctest.FreePortBlock(t, 16)
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+4)) // n2's NATS port
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +268,8 @@ func TestUpFailsFastOnBusyPort(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err = run(t.Context(), []string{"up", "-dir", dir, "-bin", bin, "-nginx", "off", "-base-http", strconv.Itoa(base),
-		"-base-nats", strconv.Itoa(base + 3), "-base-route", strconv.Itoa(base + 6), "-base-link", strconv.Itoa(base + 10)}, &out)
+		"-base-nats", strconv.Itoa(base + 3), "-base-route", strconv.Itoa(base + 6), "-base-link", strconv.Itoa(base + 10),
+		"-base-admin", strconv.Itoa(base + 13)}, &out)
 	want := fmt.Sprintf("port 127.0.0.1:%d (n2 NATS client) is in use", base+4)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q", err, want)

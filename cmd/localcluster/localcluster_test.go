@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/internal/proctest"
+	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/mesh"
+	"github.com/tickmesh/tickmesh/pkg/node"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -83,7 +87,7 @@ func TestParseArgsErrors(t *testing.T) {
 }
 
 func TestNewClusterLayout(t *testing.T) {
-	c, err := newCluster("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseNATS: 9101, BaseRoute: 9201, NginxPort: 9000})
+	c, err := newCluster("/s", settings{Bin: "/b/node", BaseHTTP: 9001, BaseAdmin: 9301, BaseNATS: 9101, BaseRoute: 9201, NginxPort: 9000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +96,13 @@ func TestNewClusterLayout(t *testing.T) {
 	}
 	n2 := c.Nodes[1]
 	want := nodeSpec{
-		Name: "n2", HTTP: "127.0.0.1:9002", NATS: "127.0.0.1:9102", Route: "127.0.0.1:9202",
+		Name: "n2", HTTP: "127.0.0.1:9002", Admin: "127.0.0.1:9302", NATS: "127.0.0.1:9102", Route: "127.0.0.1:9202",
 		Routes: []string{"127.0.0.1:9201", "127.0.0.1:9203"}, DataDir: "/s/data/n2",
 	}
 	if !reflect.DeepEqual(n2, want) {
 		t.Errorf("n2 = %+v, want %+v", n2, want)
 	}
-	wantArgs := []string{"-name", "n2", "-http", "127.0.0.1:9002", "-nats", "127.0.0.1:9102", "-cluster", "127.0.0.1:9202",
+	wantArgs := []string{"-name", "n2", "-http", "127.0.0.1:9002", "-admin-http", "127.0.0.1:9302", "-trusted-proxies", "127.0.0.1/32", "-nats", "127.0.0.1:9102", "-cluster", "127.0.0.1:9202",
 		"-routes", "127.0.0.1:9201,127.0.0.1:9203", "-data", "/s/data/n2", "-public-url", "http://127.0.0.1:9002"}
 	if got := n2.Args(); !slices.Equal(got, wantArgs) {
 		t.Errorf("args = %q, want %q", got, wantArgs)
@@ -120,7 +124,7 @@ func TestNewClusterLayout(t *testing.T) {
 		t.Error("node n4 exists")
 	}
 	ports := c.ports(true)
-	if len(ports) != 10 || ports[9].addr != "127.0.0.1:9000" {
+	if len(ports) != 13 || ports[12].addr != "127.0.0.1:9000" {
 		t.Errorf("ports: %v", ports)
 	}
 }
@@ -210,15 +214,53 @@ func TestNginxConfigOfCluster(t *testing.T) {
 	}
 }
 
-func TestNodeEnv(t *testing.T) {
-	env, dev := nodeEnv([]string{"PATH=/bin", "SESSION_SECRET="})
-	if !dev || !slices.Contains(env, "PATH=/bin") || !strings.HasPrefix(env[len(env)-1], "SESSION_SECRET=tickmesh-") {
-		t.Errorf("empty secret: %v %v", env, dev)
+func TestNodeEnvGivesEveryNodeTheClustersCredentialsAndNothingThatOpensIt(t *testing.T) {
+	s := config.Secrets{ClusterUser: "route", ClusterPassword: "p1", SessionSecret: "s1", SysUser: "sys", SysPassword: "p2"}
+	env := nodeEnv([]string{"PATH=/bin", "SESSION_SECRET=from-the-shell", "DEV_INSECURE=true", "CLIENT_USER=x", "HOME=/h"}, s)
+	want := append([]string{"PATH=/bin", "HOME=/h"}, s.Env()...)
+	if !slices.Equal(env, want) {
+		t.Errorf("env %q, want %q", env, want)
 	}
-	in := []string{"SESSION_SECRET=0123456789abcdef0123"}
-	env, dev = nodeEnv(in)
-	if dev || !slices.Equal(env, in) {
-		t.Errorf("set secret: %v %v", env, dev)
+}
+
+func TestSecretsAreDrawnOnceAndContextsWritten(t *testing.T) {
+	c, err := newCluster(t.TempDir(), settings{Bin: "/b", BaseHTTP: 8081, BaseAdmin: 9091, BaseNATS: 4222, BaseRoute: 6222, NginxPort: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, created, err := c.ensureSecrets()
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	again, created, err := c.ensureSecrets()
+	if err != nil || created || again != s {
+		t.Fatalf("second: %v %v, same %v", created, err, again == s)
+	}
+	if st, err := os.Stat(c.secretsFile()); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets.env: %v %v", st, err)
+	}
+	var n node.Config
+	s.Apply(&n)
+	if n.SessionSecret == "" || n.Mesh.RoutePassword == "" || n.Mesh.Viewer.Password == "" || n.Mesh.Sys.Password == "" {
+		t.Fatalf("drawn secrets incomplete: %+v", s)
+	}
+	if err := c.writeContexts(s); err != nil {
+		t.Fatal(err)
+	}
+	var viewer natsContext
+	b, err := os.ReadFile(c.contextFile("viewer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &viewer); err != nil {
+		t.Fatal(err)
+	}
+	if viewer.User != s.ViewerUser || viewer.Password != s.ViewerPassword || viewer.InboxPrefix != mesh.ViewerInboxPrefix ||
+		viewer.URL != "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224" {
+		t.Fatalf("viewer context %+v", viewer)
+	}
+	if st, _ := os.Stat(c.contextFile("sys")); st == nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("sys context mode: %v", st)
 	}
 }
 

@@ -8,11 +8,16 @@
 //	localcluster status                                            each process: alive? /readyz?
 //	localcluster owner                                             rooms, owners and epochs (GET /api/cluster)
 //
-// Every command takes -dir (state directory, default .tickmesh) and the port flags -base-http, -base-nats,
-// -base-route, -base-link and -nginx-port; node i (1-based) listens on base+i-1. `up` holds a route link (a
+// Every command takes -dir (state directory, default .tickmesh) and the port flags -base-http, -base-admin,
+// -base-nats, -base-route, -base-link and -nginx-port; node i (1-based) listens on base+i-1. `up` holds a route link (a
 // TCP relay, links.go) in front of each node's route port on -base-link; the nodes dial and advertise the
 // links, so that `cut` can partition a node although all share loopback. `up` records the settings it used in
 // <dir>/cluster.json, which the other commands read, so they need no flags but -dir.
+//
+// The nodes start with credentials, never with the development switch: `up` draws them once per state
+// directory into <dir>/secrets.env (mode 0600; route user and password, SESSION_SECRET, the admin, viewer and
+// sys users of the NATS client port) and writes nats CLI contexts for them to <dir>/nats/{viewer,admin,sys}.json.
+// Every start reads the same file, so a restarted node rejoins and its players' resume tokens stay valid.
 //
 // Layout under <dir>: data/<node> (JetStream), logs/<node>.log and logs/nginx.log, run/<name>.pid (one per
 // running process, nginx included), nginx/ (nginx's prefix: generated nginx.conf, its pid file, error and access
@@ -62,6 +67,7 @@ commands:
 flags (every command):
   -dir .tickmesh       state directory (data, logs, pid files, nginx prefix)
   -base-http 8081      node i listens for HTTP on 127.0.0.1:base+i-1
+  -base-admin 9091     admin listeners (/metrics, /api/cluster, /cluster.html)
   -base-nats 4222      NATS client ports
   -base-route 6222     NATS route ports
   -base-link 6232      route links held by up, which the nodes dial (0: none, and no cut)
@@ -70,6 +76,7 @@ flags (up, start):
   -bin bin/tickmesh-node   node binary
 flags (up):
   -nginx auto          auto: use nginx when installed; on: require it; off: no load balancer
+  -prometheus auto     auto: run Prometheus on 127.0.0.1:9099 when installed; off; or host:port (requires it)
   -ready-timeout 90s   how long to wait for every node's /readyz
 `
 

@@ -11,7 +11,9 @@ type options struct {
 	dir          string
 	bin          string
 	nginx        string // auto, on or off
+	prometheus   string // auto, off or host:port
 	baseHTTP     int
+	baseAdmin    int
 	baseNATS     int
 	baseRoute    int
 	baseLink     int // 0: no route links (nodes dial each other directly; no cut)
@@ -24,7 +26,9 @@ func defaultOptions() options {
 		dir:          ".tickmesh",
 		bin:          "bin/tickmesh-node",
 		nginx:        "auto",
+		prometheus:   "auto",
 		baseHTTP:     8081,
+		baseAdmin:    9091,
 		baseNATS:     4222,
 		baseRoute:    6222,
 		baseLink:     6232,
@@ -68,6 +72,7 @@ func parseArgs(args []string) (command, error) {
 	o := &cmd.opts
 	fs.StringVar(&o.dir, "dir", o.dir, "state directory")
 	fs.IntVar(&o.baseHTTP, "base-http", o.baseHTTP, "first node HTTP port")
+	fs.IntVar(&o.baseAdmin, "base-admin", o.baseAdmin, "first node admin port")
 	fs.IntVar(&o.baseNATS, "base-nats", o.baseNATS, "first node NATS client port")
 	fs.IntVar(&o.baseRoute, "base-route", o.baseRoute, "first node route port")
 	fs.IntVar(&o.baseLink, "base-link", o.baseLink, "first route link port (0: no links)")
@@ -77,6 +82,7 @@ func parseArgs(args []string) (command, error) {
 	}
 	if cmd.name == "up" {
 		fs.StringVar(&o.nginx, "nginx", o.nginx, "auto, on or off")
+		fs.StringVar(&o.prometheus, "prometheus", o.prometheus, "auto, off or host:port")
 		fs.DurationVar(&o.readyTimeout, "ready-timeout", o.readyTimeout, "readiness timeout")
 	}
 
@@ -124,7 +130,7 @@ func parseArgs(args []string) (command, error) {
 		name string
 		port int
 		n    int // ports used from this base
-	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-base-link", o.baseLink, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
+	}{{"-base-http", o.baseHTTP, nodeCount}, {"-base-admin", o.baseAdmin, nodeCount}, {"-base-nats", o.baseNATS, nodeCount}, {"-base-route", o.baseRoute, nodeCount}, {"-base-link", o.baseLink, nodeCount}, {"-nginx-port", o.nginxPort, 1}} {
 		if p.name == "-base-link" && p.port == 0 {
 			continue
 		}

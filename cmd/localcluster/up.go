@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +42,10 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	prometheus, prometheusAddr, err := findPrometheus(o.prometheus)
+	if err != nil {
+		return err
+	}
 	if err := checkPorts(append(c.ports(nginx != ""), c.linkPorts()...)); err != nil {
 		return err
 	}
@@ -54,12 +57,19 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err := c.writeSettings(); err != nil {
 		return err
 	}
-	env, devSecret := nodeEnv(os.Environ())
-	if devSecret {
-		fmt.Fprintln(out, "SESSION_SECRET is not set: the nodes share the development secret (resume tokens work across them; never use it in production)")
+	secrets, created, err := c.ensureSecrets()
+	if err != nil {
+		return err
 	}
+	if created {
+		fmt.Fprintf(out, "drew the cluster's credentials into %s (kept for this checkout; delete it and the data directory to start over)\n", relativePath(c.secretsFile()))
+	}
+	if err := c.writeContexts(secrets); err != nil {
+		return err
+	}
+	env := nodeEnv(os.Environ(), secrets)
 
-	exits := make(chan exitEvent, 2*nodeCount+2)
+	exits := make(chan exitEvent, 2*nodeCount+3)
 	var lk *links
 	if c.Nodes[0].Link != "" {
 		removeQuietly(c.cutFile()) // a new cluster starts with every node connected
@@ -118,6 +128,7 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 		}
 		return err
 	}
+	startPrometheus(c, prometheus, prometheusAddr, exits, out)
 	printURLs(out, c, nginx != "")
 
 	for {
@@ -191,15 +202,21 @@ func anyRunning(c *cluster) bool {
 	return false
 }
 
-// nodeEnv is the environment of the nodes: the launcher's, with a development SESSION_SECRET when none is set
-// so that every node signs resume tokens with the same key.
-func nodeEnv(environ []string) (env []string, devSecret bool) {
+// nodeEnv is the environment of the nodes: the launcher's, without any setting of its own that secrets.env
+// holds (or that would open the cluster: DEV_INSECURE, or name another cluster's credentials), then secrets.env's.
+func nodeEnv(environ []string, s config.Secrets) []string {
+	drop := map[string]bool{"DEV_INSECURE": true, "CLUSTER_TOKEN": true, "CLIENT_USER": true, "CLIENT_PASSWORD": true}
+	for _, kv := range s.Env() {
+		k, _, _ := strings.Cut(kv, "=")
+		drop[k] = true
+	}
+	var env []string
 	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "SESSION_SECRET="); ok && v != "" {
-			return environ, false
+		if k, _, _ := strings.Cut(kv, "="); !drop[k] {
+			env = append(env, kv)
 		}
 	}
-	return append(slices.Clone(environ), "SESSION_SECRET="+config.DevSessionSecret), true
+	return append(env, s.Env()...)
 }
 
 // portUse is a TCP address the cluster listens on.
@@ -220,7 +237,7 @@ func (c *cluster) ports(withNginx bool) []portUse {
 }
 
 func (n nodeSpec) ports() []portUse {
-	return []portUse{{n.HTTP, n.Name + " HTTP"}, {n.NATS, n.Name + " NATS client"}, {n.Route, n.Name + " NATS routes"}}
+	return []portUse{{n.HTTP, n.Name + " HTTP"}, {n.Admin, n.Name + " admin HTTP"}, {n.NATS, n.Name + " NATS client"}, {n.Route, n.Name + " NATS routes"}}
 }
 
 // linkPorts are the route links' addresses (held by `up`, not by the nodes).
@@ -240,7 +257,7 @@ func checkPorts(ps []portUse) error {
 		ln, err := net.Listen("tcp", p.addr)
 		if err != nil {
 			_, port, _ := net.SplitHostPort(p.addr)
-			return fmt.Errorf("port %s (%s) is in use: %v; see `ss -ltnp 'sport = :%s'`, or choose other ports (-base-http, -base-nats, -base-route, -base-link, -nginx-port)", p.addr, p.what, err, port)
+			return fmt.Errorf("port %s (%s) is in use: %v; see `ss -ltnp 'sport = :%s'`, or choose other ports (-base-http, -base-admin, -base-nats, -base-route, -base-link, -nginx-port)", p.addr, p.what, err, port)
 		}
 		ln.Close()
 	}
@@ -462,37 +479,24 @@ func printURLs(out io.Writer, c *cluster, withNginx bool) {
 	if withNginx {
 		game = c.nginxURL() + "/"
 	}
+
 	fmt.Fprintln(out, "\nTickmesh local cluster is ready.")
 	fmt.Fprintf(out, "  game:         %s\n", game)
-	fmt.Fprintf(out, "  cluster view: %scluster.html\n", game)
+	fmt.Fprintf(out, "  cluster view: %s/cluster.html   (admin listener: also /metrics, /api/cluster)\n", c.Nodes[0].AdminURL())
 	if withNginx {
-		fmt.Fprintf(out, "  (nginx on %s spreads /ws and everything else over the nodes)\n", c.nginxListen())
+		fmt.Fprintf(out, "  (nginx on %s spreads /ws and the game over the nodes)\n", c.nginxListen())
 	} else {
 		fmt.Fprintln(out, "  (no load balancer: any node's URL serves the game)")
 	}
 	fmt.Fprintln(out, "  nodes:")
-	var natsURLs []string
 	for _, n := range c.Nodes {
-		fmt.Fprintf(out, "    %s  %-24s %-24s log %s\n", n.Name, n.URL(), n.NATSURL(), relativePath(c.logFile(n.Name)))
-		natsURLs = append(natsURLs, n.NATSURL())
+		fmt.Fprintf(out, "    %s  %-24s admin %-24s %-24s log %s\n", n.Name, n.URL(), n.AdminURL(), n.NATSURL(), relativePath(c.logFile(n.Name)))
 	}
+	fmt.Fprintf(out, "  credentials:  %s\n", relativePath(c.secretsFile()))
 	fmt.Fprintln(out, "  NATS CLI (install: task tools:nats):")
-	sysAuth := "--user sys --password sys"
-	if os.Getenv("SYS_PASSWORD") != "" {
-		sysAuth = `--user "${SYS_USER:-sys}" --password "$SYS_PASSWORD"`
-	}
-	ctxFile := filepath.Join("nats", "contexts", "tickmesh-local.json")
-	if _, err := os.Stat(ctxFile); err == nil && c.Nodes[0].NATS == "127.0.0.1:4222" {
-		fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (app account; or task watch:ticks)\n", ctxFile)
-		if sysAuth == "--user sys --password sys" {
-			fmt.Fprintf(out, "    nats --context %s server list   (system account)\n", filepath.Join("nats", "contexts", "tickmesh-local-sys.json"))
-		} else {
-			fmt.Fprintf(out, "    nats --server %s %s server list   (system account)\n", strings.Join(natsURLs, ","), sysAuth)
-		}
-	} else {
-		fmt.Fprintf(out, "    nats --server %s sub 'game.>'   (app account)\n", strings.Join(natsURLs, ","))
-		fmt.Fprintf(out, "    nats --server %s %s server list   (system account)\n", strings.Join(natsURLs, ","), sysAuth)
-	}
+	fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (read-only viewer; or task watch:ticks)\n", relativePath(c.contextFile("viewer")))
+	fmt.Fprintf(out, "    nats --context %s kv ls               (admin: every right in the game's account)\n", relativePath(c.contextFile("admin")))
+	fmt.Fprintf(out, "    nats --context %s server list           (system account)\n", relativePath(c.contextFile("sys")))
 	fmt.Fprintln(out, "  chaos: task kill|stop|start|freeze|thaw -- n2;  task cut|heal -- n2;  task status;  task owner")
 	fmt.Fprintln(out, "Press Ctrl-C (or run task down) to stop the cluster.")
 }

@@ -38,16 +38,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	if _, dev := cfg.Secret(); dev {
-		log.Warn("SESSION_SECRET is not set: using the development secret; anyone can forge resume tokens")
-	}
-	if cfg.SysPassword == "" {
-		log.Warn("SYS_PASSWORD is not set: the system-account user has the development password", "user", cfg.SysUser)
-	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := node.New(ctx, cfg, log)
+	n, err := node.New(ctx, cfg.Node, log)
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -67,7 +61,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tickmesh: second signal, exiting now")
 		os.Exit(1)
 	}()
-	log.Info("node ready to serve", "name", cfg.Name, "http", cfg.HTTPAddr, "public_url", n.URL(), "nats", cfg.NATSAddr)
+	log.Info("node ready to serve", "name", cfg.Node.Name, "http", cfg.Node.HTTPAddr, "public_url", n.URL(),
+		"admin", n.AdminURL(), "nats", cfg.Node.Mesh.ClientAddr)
 	if err := n.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "tickmesh: %v\n", err)
 		return 1
@@ -83,5 +78,5 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(h).With("node", cfg.Name)
+	return slog.New(h).With("node", cfg.Node.Name)
 }

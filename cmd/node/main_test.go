@@ -2,16 +2,26 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/proctest"
+	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/gateway"
+	"github.com/tickmesh/tickmesh/pkg/mesh"
+	"github.com/tickmesh/tickmesh/pkg/node"
+	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // buildNode builds the real binary once per test run.
@@ -34,8 +44,25 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// secretEnv is a production environment for a node: drawn credentials.
+func secretEnv(t *testing.T) []string {
+	t.Helper()
+	s, err := config.NewSecrets(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Env()
+}
+
 func TestBinaryRejectsBadSettingsWithExitCode2AndOneLine(t *testing.T) {
 	bin := buildNode(t)
+	certs := t.TempDir()
+	cert, key := filepath.Join(certs, "cert.pem"), filepath.Join(certs, "key.pem")
+	for _, f := range []string{cert, key} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,31 +74,53 @@ func TestBinaryRejectsBadSettingsWithExitCode2AndOneLine(t *testing.T) {
 	}
 	base := func() []string {
 		return []string{"-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-nats", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			"-data", filepath.Join(t.TempDir(), "d")}
+			"-admin-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-data", filepath.Join(t.TempDir(), "d")}
 	}
+	secrets := secretEnv(t)
+	without := func(keys ...string) []string {
+		var out []string
+		for _, kv := range secrets {
+			k, _, _ := strings.Cut(kv, "=")
+			if !slices.Contains(keys, k) {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	with := func(extra ...string) []string { return append(slices.Clone(secrets), extra...) }
 	cases := []struct {
 		name    string
 		args    []string
 		env     []string
 		setting string
+		problem string
 	}{
-		{"unknown flag", []string{"-nope"}, nil, "-nope"},
-		{"unparsable route", append(base(), "-cluster", "127.0.0.1:0", "-routes", "not a route"), nil, "-routes"},
-		{"http port in use", append(base(), "-http", busy.Addr().String()), nil, "-http"},
-		{"nats port in use", append(base(), "-nats", busy.Addr().String()), nil, "-nats"},
-		{"data dir not writable", append(base(), "-data", filepath.Join(readonly, "x")), nil, "-data"},
-		{"tls file missing", append(base(), "-cluster", "127.0.0.1:0"), []string{"CLUSTER_TLS_CERT=/missing/cert.pem", "CLUSTER_TLS_KEY=/missing/key.pem"}, "CLUSTER_TLS_CERT"},
+		{"unknown flag", []string{"-nope"}, secrets, "-nope", "unknown flag"},
+		{"unparsable route", append(base(), "-cluster", "127.0.0.1:0", "-routes", "not a route"), secrets, "-routes", "invalid character"},
+		{"http port in use", append(base(), "-http", busy.Addr().String()), secrets, "-http", "address already in use"},
+		{"admin port in use", append(base(), "-admin-http", busy.Addr().String()), secrets, "-admin-http", "address already in use"},
+		{"nats port in use", append(base(), "-nats", busy.Addr().String()), secrets, "-nats", "address already in use"},
+		{"data dir not writable", append(base(), "-data", filepath.Join(readonly, "x")), secrets, "-data", ""},
+		{"tls file missing", append(base(), "-cluster", "127.0.0.1:0"), with("CLUSTER_TLS_CERT=/missing/cert.pem", "CLUSTER_TLS_KEY=/missing/key.pem", "CLUSTER_TLS_CA=/missing/ca.pem"), "CLUSTER_TLS_CERT", "no such file"},
+		{"route tls without a CA", append(base(), "-cluster", "127.0.0.1:0"), with("CLUSTER_TLS_CERT="+cert, "CLUSTER_TLS_KEY="+key), "CLUSTER_TLS_CA", "verify peers"},
+		{"no session secret", base(), without("SESSION_SECRET"), "SESSION_SECRET", "not set"},
+		{"placeholder session secret", base(), with("SESSION_SECRET=replace-with-at-least-32-random-bytes-of-your-own"), "SESSION_SECRET", "placeholder"},
+		{"short session secret", base(), with("SESSION_SECRET=Zq81-only-twenty-bytes"), "SESSION_SECRET", "at least 32 bytes"},
+		{"routes without credentials", append(base(), "-cluster", "127.0.0.1:0"), without("CLUSTER_USER", "CLUSTER_PASSWORD"), "CLUSTER_PASSWORD", "needs route credentials"},
+		{"seed routes without credentials", append(base(), "-cluster", "127.0.0.1:0", "-routes", "127.0.0.1:1"), without("CLUSTER_USER", "CLUSTER_PASSWORD"), "CLUSTER_PASSWORD", "-dev-insecure"},
+		{"client user is gone", base(), with("CLIENT_USER=operator"), "CLIENT_USER", "ADMIN_USER"},
+		{"placeholder sys password", base(), with("SYS_PASSWORD=replace-with-a-random-sys-password"), "SYS_PASSWORD", "placeholder"},
 	}
 	if os.Geteuid() == 0 {
 		// root writes anywhere: a file where the data directory should be is still not a writable directory.
 		f := filepath.Join(t.TempDir(), "file")
 		os.WriteFile(f, nil, 0o600)
-		cases[4].args = append(base(), "-data", filepath.Join(f, "x"))
+		cases[5].args = append(base(), "-data", filepath.Join(f, "x"))
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tc.args...)
-			cmd.Env = append(os.Environ(), tc.env...)
+			cmd.Env = append(baseEnv(), tc.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -81,8 +130,8 @@ func TestBinaryRejectsBadSettingsWithExitCode2AndOneLine(t *testing.T) {
 			}
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 			last := lines[len(lines)-1]
-			if !strings.HasPrefix(last, "tickmesh: configuration: "+tc.setting+":") {
-				t.Fatalf("last line %q does not name %s", last, tc.setting)
+			if !strings.HasPrefix(last, "tickmesh: configuration: "+tc.setting+":") || !strings.Contains(last, tc.problem) {
+				t.Fatalf("last line %q does not name %s with %q", last, tc.setting, tc.problem)
 			}
 			if strings.Contains(stderr.String(), "goroutine ") || strings.Contains(stderr.String(), "panic") {
 				t.Fatalf("stack trace in output:\n%s", stderr.String())
@@ -96,7 +145,8 @@ func TestBinaryStopsCleanlyOnSIGTERMAndAtOnceOnASecondSignal(t *testing.T) {
 	start := func() (*exec.Cmd, string, *bytes.Buffer) {
 		port := freePort(t)
 		cmd := exec.Command(bin, "-name", "solo", "-http", fmt.Sprintf("127.0.0.1:%d", port),
-			"-nats", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-data", t.TempDir())
+			"-nats", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-admin-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-data", t.TempDir())
+		cmd.Env = append(baseEnv(), secretEnv(t)...)
 		var out bytes.Buffer
 		cmd.Stderr = &out
 		if err := cmd.Start(); err != nil {
@@ -143,5 +193,90 @@ func TestBinaryStopsCleanlyOnSIGTERMAndAtOnceOnASecondSignal(t *testing.T) {
 			return
 		}
 		t.Fatalf("second signal: %v\n%s", err, out.String())
+	}
+}
+
+// baseEnv is this process's environment without any of the node's settings, so that a developer's shell
+// cannot change what a test asserts.
+func baseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "PATH" || k == "HOME" || k == "TMPDIR" || strings.HasPrefix(k, "GO") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func TestTheDevelopmentSwitchStartsWithALoudWarningOfWhatItOpens(t *testing.T) {
+	bin := buildNode(t)
+	cmd := exec.Command(bin, "-name", "dev", "-dev-insecure", "-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-admin-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-nats", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"-cluster", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-data", t.TempDir())
+	cmd.Env = baseEnv() // no credentials at all
+	var out proctest.Output
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	warned := proctest.Eventually(20*time.Second, func() bool {
+		return strings.Count(out.String(), "INSECURE DEVELOPMENT MODE (-dev-insecure)") == 2
+	})
+	if !warned {
+		t.Fatalf("no warning for each of routes and session key:\n%s", out.String())
+	}
+	for _, what := range []string{"accept ANY peer without credentials", "PUBLIC development key"} {
+		if !strings.Contains(out.String(), what) {
+			t.Errorf("the warning does not say %q:\n%s", what, out.String())
+		}
+	}
+	select {
+	case err := <-done:
+		done <- err
+		t.Fatalf("the node exited under the development switch: %v\n%s", err, out.String())
+	default:
+	}
+}
+
+// A node built from an empty command line (settings only in the environment) runs with the packages' defaults:
+// changing gateway.DefaultConfig().MaxConns, for example, changes every node's limit.
+func TestAnEmptyCommandLineStartsANodeWithThePackagesDefaults(t *testing.T) {
+	env := map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "ADMIN_HTTP_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir(),
+	}
+	for _, kv := range secretEnv(t) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(t.Context(), cfg.Node, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	got := n.Config()
+	if g := gateway.DefaultConfig(got.Name); got.Gateway.MaxConns != g.MaxConns || got.Gateway.MaxRoomsPerIP != g.MaxRoomsPerIP || got.Gateway.TokenTTL != g.TokenTTL {
+		t.Errorf("gateway %+v, want the package's %+v", got.Gateway, g)
+	}
+	if r := room.DefaultConfig(got.Name); got.Room.TickRate != r.TickRate || got.Room.LeaseTTL != r.LeaseTTL || got.Room.Game != r.Game {
+		t.Errorf("room %+v, want the package's %+v", got.Room, r)
+	}
+	if m := mesh.DefaultConfig(); got.Mesh.ClusterName != m.ClusterName || got.Mesh.ReadyWait != m.ReadyWait {
+		t.Errorf("mesh %+v, want the package's %+v", got.Mesh, m)
 	}
 }

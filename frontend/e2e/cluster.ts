@@ -1,10 +1,13 @@
 // A real 3-node Tickmesh cluster for the e2e specs.
 //
 // The cluster-setup project (cluster.setup.ts) calls startCluster(); the specs
-// use nodeUrl/killNode/startNode/ownerOf; the cluster-teardown project calls
-// stopCluster(). The processes outlive the Playwright worker that started them
-// (they are detached), so the state (ports, pids, paths) is kept in a JSON file
-// that every worker reads.
+// use nodeUrl/adminUrl/killNode/startNode/ownerOf; the cluster-teardown project
+// calls stopCluster(). The processes outlive the Playwright worker that started
+// them (they are detached), so the state (ports, pids, paths, the cluster's
+// credentials) is kept in a JSON file that every worker reads.
+//
+// The nodes start as in production, with credentials drawn for the run (route
+// user and password, SESSION_SECRET), never with the development switch.
 //
 // The node binary comes from $TICKMESH_BIN, or is built with
 // `go build -o <tmp>/tickmesh-node ./cmd/node` from the repository root. It
@@ -12,6 +15,7 @@
 // built first when dist/app is missing.
 
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +34,8 @@ const TERM_GRACE_MS = 10_000;
 interface NodeState {
   name: NodeName;
   http: number;
+  /** Admin listener: /api/cluster, /metrics, /cluster.html. */
+  admin: number;
   nats: number;
   cluster: number;
   dataDir: string;
@@ -40,12 +46,14 @@ interface NodeState {
 interface ClusterState {
   bin: string;
   root: string;
+  /** Environment variables holding the cluster's credentials. */
+  secrets: Record<string, string>;
   nodes: Record<NodeName, NodeState>;
 }
 
 export interface ClusterInfo {
   node: string;
-  nodes: { name: string; url: string; ready: boolean; sockets: number }[];
+  nodes: { name: string; url: string; admin: string; ready: boolean; sockets: number }[];
   rooms: { room: string; owner: string; epoch: number }[];
 }
 
@@ -128,6 +136,7 @@ function nodeArgs(s: ClusterState, name: NodeName): string[] {
   return [
     '-name', name,
     '-http', `127.0.0.1:${me.http}`,
+    '-admin-http', `127.0.0.1:${me.admin}`,
     '-nats', `127.0.0.1:${me.nats}`,
     '-cluster', `127.0.0.1:${me.cluster}`,
     '-routes', routes.join(','),
@@ -149,7 +158,18 @@ function spawnNode(s: ClusterState, name: NodeName): void {
   mkdirSync(me.dataDir, { recursive: true });
   const fd = openSync(me.log, 'a');
   try {
-    const child = spawn(s.bin, nodeArgs(s, name), { detached: true, stdio: ['ignore', fd, fd], cwd: s.root });
+    // Nothing of this process's environment that would change the node's settings; then the credentials.
+    const env: Record<string, string> = {};
+    for (const k of ['PATH', 'HOME', 'TMPDIR', 'TZ', 'GOMAXPROCS', 'GOGC']) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    const child = spawn(s.bin, nodeArgs(s, name), {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      cwd: s.root,
+      env: { ...env, ...s.secrets },
+    });
     if (child.pid === undefined) throw new Error(`cannot start ${s.bin}`);
     child.unref();
     me.pid = child.pid;
@@ -221,20 +241,23 @@ export async function startCluster(): Promise<void> {
   ensureFrontendBuilt();
   const root = mkdtempSync(join(tmpdir(), 'tickmesh-e2e-'));
   const bin = nodeBinary(root);
-  const ports = await freePorts(NODE_NAMES.length * 3);
+  const ports = await freePorts(NODE_NAMES.length * 4);
   const nodes = {} as Record<NodeName, NodeState>;
   NODE_NAMES.forEach((name, i) => {
     nodes[name] = {
       name,
-      http: ports[i * 3] as number,
-      nats: ports[i * 3 + 1] as number,
-      cluster: ports[i * 3 + 2] as number,
+      http: ports[i * 4] as number,
+      nats: ports[i * 4 + 1] as number,
+      cluster: ports[i * 4 + 2] as number,
+      admin: ports[i * 4 + 3] as number,
       dataDir: join(root, name),
       log: join(root, `${name}.log`),
       pid: null,
     };
   });
-  const s: ClusterState = { bin, root, nodes };
+  const secret = () => randomBytes(32).toString('hex');
+  const secrets = { CLUSTER_USER: 'tickmesh-e2e', CLUSTER_PASSWORD: secret(), SESSION_SECRET: secret() };
+  const s: ClusterState = { bin, root, secrets, nodes };
   for (const n of NODE_NAMES) spawnNode(s, n);
   saveState(s);
   try {
@@ -285,6 +308,11 @@ export function nodeUrl(name: NodeName): string {
   return `http://127.0.0.1:${loadState().nodes[name].http}`;
 }
 
+/** The base URL of the node's admin listener (/api/cluster, /cluster.html). */
+export function adminUrl(name: NodeName): string {
+  return `http://127.0.0.1:${loadState().nodes[name].admin}`;
+}
+
 export function isNodeName(name: string): name is NodeName {
   return (NODE_NAMES as readonly string[]).includes(name);
 }
@@ -329,7 +357,7 @@ export async function clusterInfo(): Promise<ClusterInfo> {
   const errors: string[] = [];
   for (const n of liveNodes()) {
     try {
-      const res = await fetch(`${nodeUrl(n)}/api/cluster`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${adminUrl(n)}/api/cluster`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return (await res.json()) as ClusterInfo;
       errors.push(`${n}: HTTP ${res.status}`);
     } catch (e) {

@@ -6,7 +6,7 @@
 // running, restarting any node it killed.
 
 import { expect, test, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
-import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
+import { adminUrl, ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
 
 interface Snap {
   state: string;
@@ -239,7 +239,9 @@ test('killing the owner of the lobby: the game continues under a higher epoch', 
 });
 
 test('the cluster page lists the nodes and the lobby', async ({ page }, testInfo) => {
-  await page.goto(`${nodeUrl('n1')}/cluster.html`);
+  // Operations are on the admin listener only.
+  expect((await fetch(`${nodeUrl('n1')}/api/cluster`)).status).toBe(404);
+  await page.goto(`${adminUrl('n1')}/cluster.html`);
   await expect(page.getByTestId('cluster-status')).toHaveAttribute('data-state', 'ok');
   for (const n of ['n1', 'n2', 'n3']) {
     await expect(page.getByTestId(`node-${n}`).getByTestId('node-ready')).toHaveText('ready');

@@ -6,27 +6,28 @@ describe('cluster view', () => {
   it('decodes /api/cluster', () => {
     const info = decodeCluster({
       node: 'n1',
-      nodes: [{ name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 3 }],
+      nodes: [{ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 }],
       rooms: [{ room: 'lobby', owner: 'n2', epoch: 4 }],
     });
-    expect(info.nodes[0]).toEqual({ name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 3 });
+    expect(info.nodes[0]).toEqual({ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 });
     expect(info.rooms[0]).toEqual({ room: 'lobby', owner: 'n2', epoch: 4 });
     expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [] });
     expect(() => decodeCluster({ nodes: 5 })).toThrow();
   });
 
-  it('falls back from the origin to the other known nodes', () => {
+  it("falls back from the origin to the other known nodes' admin listeners", () => {
     const s = new ClusterSources('');
     expect(clusterUrl(s.current())).toBe('/api/cluster');
     s.learn([
-      { name: 'n1', url: 'http://127.0.0.1:8081', ready: true, sockets: 0 },
-      { name: 'n2', url: 'http://127.0.0.1:8082/', ready: true, sockets: 0 },
-      { name: 'n2', url: 'http://127.0.0.1:8082', ready: true, sockets: 0 },
-      { name: 'x', url: 'ws://nope', ready: true, sockets: 0 },
+      { name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 0 },
+      { name: 'n2', url: 'http://127.0.0.1:8082', admin: 'http://127.0.0.1:9092/', ready: true, sockets: 0 },
+      { name: 'n2', url: 'http://127.0.0.1:8082', admin: 'http://127.0.0.1:9092', ready: true, sockets: 0 },
+      { name: 'x', url: 'http://127.0.0.1:8084', admin: 'ws://nope', ready: true, sockets: 0 },
+      { name: 'old', url: 'http://127.0.0.1:8085', admin: '', ready: true, sockets: 0 },
     ]);
-    expect(s.all()).toEqual(['', 'http://127.0.0.1:8081', 'http://127.0.0.1:8082']);
-    expect(clusterUrl(s.advance())).toBe('http://127.0.0.1:8081/api/cluster');
-    expect(s.advance()).toBe('http://127.0.0.1:8082');
+    expect(s.all()).toEqual(['', 'http://127.0.0.1:9091', 'http://127.0.0.1:9092']);
+    expect(clusterUrl(s.advance())).toBe('http://127.0.0.1:9091/api/cluster');
+    expect(s.advance()).toBe('http://127.0.0.1:9092');
     expect(s.advance()).toBe('');
   });
 });

@@ -1,13 +1,17 @@
 // The cluster view (cluster.html): polls /api/cluster every second and shows
-// the nodes (readiness, sockets) and rooms (owner, epoch). When the page's own
-// origin stops answering, it polls the other nodes it has learned about.
+// the nodes (readiness, sockets) and rooms (owner, epoch). It is served by a
+// node's admin listener (-admin-http), as /api/cluster is; when the page's own
+// origin stops answering, it polls the admin listeners of the other nodes it
+// has learned about.
 
 import './style.css';
 
 export interface ClusterNode {
   name: string;
-  /** The node's HTTP base URL, e.g. http://127.0.0.1:8081 */
+  /** The node's public HTTP base URL (where browsers play), e.g. http://127.0.0.1:8081 */
   url: string;
+  /** The base URL of the node's admin listener (its /api/cluster), e.g. http://127.0.0.1:9091 */
+  admin: string;
   ready: boolean;
   sockets: number;
 }
@@ -44,6 +48,7 @@ export function decodeCluster(v: unknown): ClusterInfo {
       return {
         name: n['name'],
         url: typeof n['url'] === 'string' ? n['url'] : '',
+        admin: typeof n['admin'] === 'string' ? n['admin'] : '',
         ready: n['ready'] === true,
         sockets: typeof n['sockets'] === 'number' ? n['sockets'] : 0,
       };
@@ -62,7 +67,8 @@ export function decodeCluster(v: unknown): ClusterInfo {
 
 /**
  * The /api/cluster URLs to poll: the page's own origin first ('' = same
- * origin, a relative URL), then every known node's base URL, deduplicated.
+ * origin, a relative URL), then every known node's admin base URL,
+ * deduplicated.
  * Keeps a cursor that moves to the next source on failure.
  */
 export class ClusterSources {
@@ -79,7 +85,7 @@ export class ClusterSources {
     for (const n of nodes) {
       let base: string;
       try {
-        const u = new URL(n.url);
+        const u = new URL(n.admin);
         if (u.protocol !== 'http:' && u.protocol !== 'https:') continue;
         base = u.origin;
       } catch {

@@ -45,7 +45,16 @@ describe('shared fixtures', () => {
         // Every field present in the fixture that the client models decodes to
         // the same value (defaults fill only absent fields).
         for (const [k, v] of Object.entries(msg)) {
-          if (k in raw && k !== 'players') expect(v, k).toEqual(raw[k]);
+          if (k in raw && k !== 'players' && k !== 'params') expect(v, k).toEqual(raw[k]);
+        }
+        if (raw['params'] !== undefined) {
+          // Decoded with camel-case names; each member present on the wire comes through.
+          const wire = raw['params'] as Record<string, unknown>;
+          const params = msg['params'] as Record<string, unknown>;
+          for (const [k, v] of Object.entries(wire)) {
+            const name = k === 'tick_rate' ? 'tickRate' : k;
+            if (name in params) expect(params[name], `params.${k}`).toEqual(v);
+          }
         }
         if (raw['type'] === 'tick') {
           const rawPlayers = raw['players'] as Record<string, unknown>[];
@@ -156,6 +165,27 @@ describe('decodeServerMessage', () => {
       width: 10,
       height: 10,
       players: [{ id: 'p1', name: '', x: 1, y: 2, vx: 0, vy: 0, keys: 0, ack: 0, conn: 0, online: true }],
+    });
+  });
+});
+
+describe('welcome.params', () => {
+  const welcome = (extra: string) => decodeServerMessage(`{"type":"welcome","protocol":1,"player":"p1","resume":"t"${extra}}`);
+
+  it('is null when absent or not an object, and game is empty', () => {
+    expect(welcome('')).toMatchObject({ params: null, game: '' });
+    expect(welcome(',"params":[1]')).toMatchObject({ params: null });
+    expect(welcome(',"params":"fast"')).toMatchObject({ params: null });
+  });
+
+  it('decodes the announced members and tolerates anything else', () => {
+    expect(welcome(',"game":"arena","params":{"width":1000,"height":800,"speed":10,"tick_rate":30,"gravity":2}')).toMatchObject({
+      game: 'arena',
+      params: { width: 1000, height: 800, speed: 10, tickRate: 30 },
+    });
+    // A bad member is dropped (the client uses its default), never a reason to refuse the welcome.
+    expect(welcome(',"params":{"speed":"10","tick_rate":-5,"width":0}')).toMatchObject({
+      params: { width: null, height: null, speed: null, tickRate: null },
     });
   });
 });

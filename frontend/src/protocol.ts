@@ -63,6 +63,24 @@ export interface NodeInfo {
   url: string;
 }
 
+/**
+ * The game's parameters from welcome.params (announced for #16; absent from
+ * today's servers). Decoded leniently: a member that is missing or not a
+ * positive finite number is null, and the client uses its default.
+ */
+export interface GameParams {
+  width: number | null;
+  height: number | null;
+  /** Units per tick on each axis while a key is held. */
+  speed: number | null;
+  /** Ticks per second. */
+  tickRate: number | null;
+}
+
+/** Used when welcome carries no params: pkg/game.DefaultConfig's speed and the default room tick rate. */
+export const DEFAULT_SPEED = 10;
+export const DEFAULT_TICK_RATE = 20;
+
 export interface WelcomeMessage {
   type: 'welcome';
   protocol: number;
@@ -73,6 +91,10 @@ export interface WelcomeMessage {
   nodes: NodeInfo[];
   /** The highest client seq the server has applied for this player. */
   ack: number;
+  /** The game's name (welcome.game), '' when absent. */
+  game: string;
+  /** welcome.params, null when absent or not an object. */
+  params: GameParams | null;
 }
 
 export interface NodesMessage {
@@ -187,6 +209,22 @@ function arr(o: Obj, key: string, path: string, optional = false): unknown[] {
   return v;
 }
 
+/** A positive finite number, else null (lenient: informational members never fail a frame). */
+function optPositive(o: Obj, key: string): number | null {
+  const v = o[key];
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : null;
+}
+
+function decodeParams(v: unknown): GameParams | null {
+  if (!isObj(v)) return null;
+  return {
+    width: optPositive(v, 'width'),
+    height: optPositive(v, 'height'),
+    speed: optPositive(v, 'speed'),
+    tickRate: optPositive(v, 'tick_rate'),
+  };
+}
+
 function decodeNodes(list: unknown[], path: string): NodeInfo[] {
   const out: NodeInfo[] = [];
   list.forEach((n, i) => {
@@ -218,7 +256,7 @@ function decodePlayer(v: unknown, path: string): TickPlayer {
 /**
  * Decodes and validates one server frame. Required fields must be present with
  * the right type; fields documented as informational (player vx/vy/keys/ack/
- * conn/online, welcome nodes/ack, tick owner/time) get defaults when absent so
+ * conn/online, welcome nodes/ack/game/params, tick owner/time) get defaults when absent so
  * that a server adding or dropping them does not break old clients. Unknown
  * fields are ignored.
  *
@@ -253,6 +291,8 @@ export function decodeServerValue(raw: unknown): ServerMessage {
         node: str(raw, 'node', p, ''),
         nodes: decodeNodes(arr(raw, 'nodes', p, true), `${p}.nodes`),
         ack: uint(raw, 'ack', p, 0),
+        game: typeof raw['game'] === 'string' ? raw['game'] : '',
+        params: decodeParams(raw['params']),
       };
     }
     case 'nodes':
@@ -461,6 +501,8 @@ const CLOSE_REASONS: Record<number, string> = {
   4502: 'too many errors from this client',
   4503: 'this session was taken over by a newer connection (another tab?)',
   4504: 'this page\'s origin is not allowed by the server',
+  4505: 'the room is full',
+  4506: 'this address is in too many rooms',
 };
 
 /**

@@ -81,6 +81,16 @@ export class Renderer {
     this.view.dpr = dpr;
   }
 
+  /** The canvas context, for overlays drawn after draw() (the net graph). */
+  get context(): CanvasRenderingContext2D {
+    return this.ctx;
+  }
+
+  /** The canvas's CSS height at the last draw. */
+  get cssHeight(): number {
+    return this.cssH;
+  }
+
   /** Arena coordinates -> canvas backing-store pixels (for tests and tools). */
   toCanvas(x: number, y: number): { x: number; y: number } {
     const v = this.view;

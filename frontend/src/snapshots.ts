@@ -6,11 +6,14 @@
 // epoch resets the buffer, since the new owner's tick numbers need not continue
 // the old owner's.
 //
-// Interpolation: the render clock counts ticks. It advances at the tick rate
-// estimated from arrivals (default 20 Hz) and trails the newest tick by about
-// two ticks; players are drawn between the two buffered ticks around it.
+// Interpolation: the render clock follows the tick clock (tickclock.ts) minus
+// its adaptive render delay, which follows the measured arrival jitter, at a
+// bounded pace (see advance); players are drawn between the two buffered ticks
+// around it. When the next tick is late, players are extrapolated by their
+// velocity for at most one tick.
 
 import type { TickMessage, TickPlayer } from './protocol';
+import { TickClock } from './tickclock';
 
 export interface Snapshot {
   readonly epoch: number;
@@ -31,15 +34,25 @@ export interface RenderPlayer {
   online: boolean;
 }
 
+/** Limits on how far a drawn player moves in one frame (see SnapshotBuffer.sample). */
+export interface MoveLimit {
+  /** Largest move per axis in this frame, world units. */
+  step: number;
+  /** A target further than this (per axis) is jumped to at once: a teleport, a failover. */
+  snap: number;
+}
+
 export type PushResult = 'accepted' | 'stale-epoch' | 'stale-seq';
 
 export interface SnapshotOptions {
   /** Ticks kept (default 32). */
   capacity?: number;
-  /** Render delay in ticks (default 2). */
-  delayTicks?: number;
-  /** Tick rate assumed until estimated (default 20). */
-  defaultRate?: number;
+  /** The tick clock fed by push (default: a new TickClock with its defaults). */
+  clock?: TickClock;
+  /** Ticks players may be extrapolated past the newest tick (default 1). */
+  maxExtrapolation?: number;
+  /** The render tick jumps to the clock's when further than this (default 20 ticks: a second at 20 Hz). */
+  snapTicks?: number;
 }
 
 export function lerp(a: number, b: number, t: number): number {
@@ -58,21 +71,28 @@ export function interpolationFactor(aSeq: number, bSeq: number, rt: number): num
 
 export class SnapshotBuffer {
   readonly capacity: number;
-  readonly delayTicks: number;
-  readonly defaultRate: number;
+  readonly clock: TickClock;
+  readonly maxExtrapolation: number;
 
   private buf: Snapshot[] = [];
   private _epoch = -1;
   private _lastSeq = -1;
   private _renderTick = Number.NaN;
   private lastAdvance = Number.NaN;
+  /** A render tick further than this from the clock's jumps to it (ticks). */
+  readonly snapTicks: number;
   /** Accepted ticks over all time (for ticks/s). */
   accepted = 0;
+  /** Frames sampled past the newest tick (extrapolated), over all time. */
+  extrapolated = 0;
+  /** Players written by the last sample (the entries of out that belong to the last frame). */
+  private sampled = 0;
 
   constructor(opts: SnapshotOptions = {}) {
     this.capacity = Math.max(2, opts.capacity ?? 32);
-    this.delayTicks = opts.delayTicks ?? 2;
-    this.defaultRate = opts.defaultRate ?? 20;
+    this.clock = opts.clock ?? new TickClock();
+    this.maxExtrapolation = opts.maxExtrapolation ?? 1;
+    this.snapTicks = opts.snapTicks ?? 20;
   }
 
   /** The epoch of the accepted ticks, -1 before the first. */
@@ -117,6 +137,7 @@ export class SnapshotBuffer {
     if (this.buf.length > this.capacity) this.buf.shift();
     this._lastSeq = tick.seq;
     this.accepted++;
+    this.clock.observe(tick.epoch, tick.seq, now);
     return 'accepted';
   }
 
@@ -126,61 +147,60 @@ export class SnapshotBuffer {
     this._epoch = -1;
     this._lastSeq = -1;
     this._renderTick = Number.NaN;
+    this.clock.reset();
   }
 
-  /**
-   * Estimated ticks per second from the arrivals in the buffer (seq span over
-   * arrival-time span, once the span is at least 500 ms), else the default.
-   */
+  /** The tick rate in use (ticks per second). */
   rate(): number {
-    const a = this.buf[0];
-    const b = this.buf[this.buf.length - 1];
-    if (a === undefined || b === undefined || b === a) return this.defaultRate;
-    const dt = b.arrival - a.arrival;
-    if (dt < 500) return this.defaultRate;
-    const r = ((b.seq - a.seq) * 1000) / dt;
-    return r < 1 ? 1 : r > 240 ? 240 : r;
+    return this.clock.tickRate;
   }
 
   /**
    * Advances the render clock to local time now (ms) and returns the render
-   * tick. The clock runs at rate() and is steered towards
-   * newest seq - delayTicks (+ the time since the newest arrival); it never
-   * goes past the newest tick or before the oldest.
+   * tick, NaN before the first tick. It follows the tick clock's render tick
+   * without jumps: it never goes back (it waits), runs at most 10 % faster
+   * than real time (twice as fast while more than two ticks behind), and never
+   * more than one tick per frame, so that nobody drawn moves more in a frame
+   * than their speed allows; only a gap of more than snapTicks (a stall, a
+   * suspended tab) is jumped. It stays within [oldest, newest +
+   * maxExtrapolation].
    */
   advance(now: number): number {
     const newest = this.latest;
     const oldest = this.oldest;
-    if (newest === null || oldest === null) {
-      this.lastAdvance = now;
+    const target = this.clock.renderTick(now);
+    const prev = this._renderTick;
+    const last = this.lastAdvance;
+    this.lastAdvance = now;
+    if (newest === null || oldest === null || Number.isNaN(target)) {
+      this._renderTick = newest === null ? Number.NaN : newest.seq;
       return this._renderTick;
     }
-    const rate = this.rate();
-    const since = Math.min(Math.max(0, now - newest.arrival), (this.delayTicks * 1000) / rate);
-    const target = newest.seq - this.delayTicks + (since * rate) / 1000;
-    let rt = this._renderTick;
-    if (Number.isNaN(rt) || Number.isNaN(this.lastAdvance)) {
-      rt = target;
-    } else {
-      const dt = Math.max(0, now - this.lastAdvance);
-      rt += (dt * rate) / 1000;
-      const err = target - rt;
-      if (Math.abs(err) > 4 * this.delayTicks + 2) rt = target; // far off (gap, stall): snap
-      else rt += err * Math.min(1, dt / 250); // else converge over ~250 ms
+    let rt = target;
+    if (!Number.isNaN(prev) && !Number.isNaN(last) && Math.abs(target - prev) <= this.snapTicks) {
+      const f = Math.max(0, now - last) / this.clock.tickMs;
+      const step = Math.min((target - prev > 2 ? 2 : 1.1) * f, Math.max(1, f));
+      rt = target > prev + step ? prev + step : target < prev ? prev : target;
     }
-    if (rt > newest.seq) rt = newest.seq;
+    if (rt > newest.seq + this.maxExtrapolation) rt = newest.seq + this.maxExtrapolation;
     if (rt < oldest.seq) rt = oldest.seq;
     this._renderTick = rt;
-    this.lastAdvance = now;
     return rt;
   }
 
   /**
    * Interpolates the players at render tick rt into out (objects reused) and
    * returns how many were written. Players of the newer tick are drawn; one
-   * that is missing from the older tick appears at its newer position.
+   * that is missing from the older tick appears at its newer position. Past
+   * the newest tick, players move on by their velocity (vx, vy per tick) for
+   * at most maxExtrapolation ticks, within the arena.
+   *
+   * With a limit, a player drawn at the same index in the last call (same id)
+   * moves at most limit.step per axis towards its interpolated position, unless
+   * that is more than limit.snap away: a late tick that shows a player turned
+   * while it was extrapolated is caught up over a few frames, not in one jump.
    */
-  sample(rt: number, out: RenderPlayer[]): number {
+  sample(rt: number, out: RenderPlayer[], limit?: MoveLimit): number {
     const n = this.buf.length;
     if (n === 0) return 0;
     // Find the last snapshot with seq <= rt (the buffer is short: linear scan
@@ -192,26 +212,49 @@ export class SnapshotBuffer {
     const t = interpolationFactor(a.seq, b.seq, rt);
     const pb = b.tick.players;
     const pa = a.tick.players;
+    // Extrapolation: the render tick is past the newest tick (it is late).
+    let ex = b === a && ai === n - 1 ? rt - a.seq : 0;
+    if (!(ex > 0)) ex = 0;
+    else {
+      if (ex > this.maxExtrapolation) ex = this.maxExtrapolation;
+      this.extrapolated++;
+    }
+    const w = b.tick.width;
+    const h = b.tick.height;
     for (let i = 0; i < pb.length; i++) {
       const p = pb[i] as TickPlayer;
       let r = out[i];
       if (r === undefined) {
-        r = { id: '', name: '', x: 0, y: 0, online: true };
+        r = { id: '', name: '', x: Number.NaN, y: Number.NaN, online: true };
         out[i] = r;
       }
+      const same = r.id === p.id && i < this.sampled;
       r.id = p.id;
       r.name = p.name;
       r.online = p.online;
+      let x: number;
+      let y: number;
       const j = b === a ? undefined : a.index.get(p.id);
       if (j === undefined) {
-        r.x = p.x;
-        r.y = p.y;
+        x = ex === 0 ? p.x : clamp(p.x + p.vx * ex, 0, w);
+        y = ex === 0 ? p.y : clamp(p.y + p.vy * ex, 0, h);
       } else {
         const q = pa[j] as TickPlayer;
-        r.x = lerp(q.x, p.x, t);
-        r.y = lerp(q.y, p.y, t);
+        x = lerp(q.x, p.x, t);
+        y = lerp(q.y, p.y, t);
       }
+      if (limit !== undefined && same && Math.abs(x - r.x) <= limit.snap && Math.abs(y - r.y) <= limit.snap) {
+        x = clamp(x, r.x - limit.step, r.x + limit.step);
+        y = clamp(y, r.y - limit.step, r.y + limit.step);
+      }
+      r.x = x;
+      r.y = y;
     }
+    this.sampled = pb.length;
     return pb.length;
   }
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
 }

@@ -198,6 +198,8 @@ export interface TransportHooks {
   onResetIdentity?(): void;
   /** A frame failed to decode (ignored otherwise). */
   onDecodeError?(err: DecodeError, text: string): void;
+  /** Every text frame of the current connection, before decoding (for byte counts). */
+  onText?(text: string): void;
 }
 
 export interface TransportOptions {
@@ -350,6 +352,7 @@ export class Transport {
 
   private onFrame(data: unknown): void {
     if (typeof data !== 'string') return;
+    this.hooks.onText?.(data);
     let msg: ServerMessage;
     try {
       msg = decodeServerMessage(data);

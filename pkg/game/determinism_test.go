@@ -13,7 +13,7 @@ import (
 
 // scriptConfig is a small, crowded room, so that short scripts reach walls,
 // the player limit, grace removal and tombstone expiry.
-var scriptConfig = game.Config{Width: 60, Height: 40, Speed: 7, GraceTicks: 6, TombstoneTicks: 25, MaxPlayers: 3}
+var scriptConfig = game.Config{Width: 60, Height: 40, Speed: 7, GraceTicks: 6, TombstoneTicks: 25, TombstoneCap: 1000, MaxPlayers: 3}
 
 var scriptPlayers = []string{"p0", "p1", "p2", "p3", "p4"}
 

@@ -15,7 +15,7 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := game.Config{Width: 1000, Height: 1000, Speed: 10, GraceTicks: 300, TombstoneTicks: 12000, MaxPlayers: 1000}
+	want := game.Config{Width: 1000, Height: 1000, Speed: 10, GraceTicks: 300, TombstoneTicks: 12000, TombstoneCap: 1000, MaxPlayers: 1000}
 	if cfg != want {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", cfg, want)
 	}
@@ -39,6 +39,7 @@ func TestConfigValidateRejectsUnusableRules(t *testing.T) {
 		{"speed equal to min side", func(c *game.Config) { c.Width, c.Height, c.Speed = 50, 20, 20 }, false},
 		{"negative grace", func(c *game.Config) { c.GraceTicks = -1 }, false},
 		{"zero tombstone ticks", func(c *game.Config) { c.TombstoneTicks = 0 }, false},
+		{"zero tombstone cap", func(c *game.Config) { c.TombstoneCap = 0 }, false},
 		{"zero max players", func(c *game.Config) { c.MaxPlayers = 0 }, false},
 	}
 	for _, tt := range tests {

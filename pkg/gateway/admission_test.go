@@ -2,11 +2,12 @@ package gateway_test
 
 import (
 	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
@@ -56,8 +57,8 @@ func TestPagesFromOtherHostsAreClosedWith4504WhileTheNodeServesTheRest(t *testin
 }
 
 func TestAnAllowListReplacesTheSameHostRule(t *testing.T) {
-	c := nodetest.StartCluster(t, 1, func(cfg *config.Config) {
-		cfg.AllowedOrigins = []string{"https://game.example"}
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) {
+		cfg.Gateway.AllowedOrigins = []string{"https://game.example"}
 	})
 	joinWith(t, c, "n1", "listed", withOrigin("https://game.example"))
 	joinWith(t, c, "n1", "listed-in-capitals", withOrigin("https://GAME.example"))
@@ -65,16 +66,17 @@ func TestAnAllowListReplacesTheSameHostRule(t *testing.T) {
 	refused(t, c, "n1", "same-host", withOrigin("http://127.0.0.1:5173"), protocol.CloseOriginNotAllowed, "origin")
 	refused(t, c, "n1", "other-port", withOrigin("https://game.example:8443"), protocol.CloseOriginNotAllowed, "origin")
 
-	star := nodetest.StartCluster(t, 1, func(cfg *config.Config) {
-		cfg.AllowedOrigins = []string{"*"}
+	star := nodetest.StartCluster(t, 1, func(cfg *node.Config) {
+		cfg.Gateway.AllowedOrigins = []string{"*"}
 	})
 	joinWith(t, star, "n1", "anywhere", withOrigin("https://anywhere.example"))
 }
 
 func TestConnectionLimitsPerIPAndPerNodeCloseWith4004AndFreeUpWhenASocketLeaves(t *testing.T) {
-	c := nodetest.StartCluster(t, 1, func(cfg *config.Config) {
-		cfg.MaxConnsPerIP = 2
-		cfg.MaxConns = 3
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) {
+		cfg.Gateway.MaxConnsPerIP = 2
+		cfg.Gateway.MaxConns = 3
+		cfg.Gateway.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} // the test stands for nginx
 	})
 	behindProxy := func(ip string) dialOpts { return dialOpts{header: http.Header{"X-Real-Ip": {ip}}} }
 

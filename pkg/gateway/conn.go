@@ -13,6 +13,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/session"
 )
 
 // tickFrame is one tick, framed once for every socket of the room.
@@ -552,8 +553,10 @@ func (c *conn) start(h *protocol.Hello) bool {
 	roomName := h.RoomName()
 	player := ""
 	if h.Resume != "" {
-		claims, err := g.signer.Verify(h.Resume)
-		if err != nil {
+		// An expired token, or one naming a player id this cluster never issues (signed with a leaked or
+		// development key), is refused like a forged one.
+		claims, err := g.signer.VerifyAt(h.Resume, time.Now(), g.cfg.TokenTTL)
+		if err != nil || !session.ValidPlayerID(claims.Player) {
 			c.sendError(protocol.CodeBadField, "resume token not valid here")
 			c.closeWith(protocol.CloseBadResume, "bad resume token")
 			return false

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -28,33 +29,35 @@ import (
 // Config of the gateway.
 type Config struct {
 	Node           string
-	ReadLimit      int64         // bytes per client frame
-	InputRate      float64       // client messages per second after hello
-	InputBurst     int           //
-	MaxConns       int           // sockets on this node
-	MaxConnsPerIP  int           //
-	MaxRooms       int           // rooms with sockets on this node
-	MaxRoomsPerIP  int           // distinct rooms one client address has sockets in
-	AllowedOrigins []string      // empty: same host as the request; "*": any
-	HelloTimeout   time.Duration // hello must arrive within this
-	PingPeriod     time.Duration // WebSocket ping period
-	PongWait       time.Duration // nothing received for this long closes the socket
-	WriteTimeout   time.Duration // one frame write
-	SlowAfter      time.Duration // a tick unsent this long closes the socket as too slow
-	NoTickAfter    time.Duration // no tick for the room this long closes with CloseNoOwner
-	CutNoTick      time.Duration // while this node looks cut off from the majority (Rooms.CutOff), no tick this long closes with CloseNoOwner
-	CutCheck       time.Duration // how often Rooms.CutOff is asked
-	ErrorBudget    int           // errors per ErrorWindow before CloseTooManyErrors
-	ErrorWindow    time.Duration //
-	DrainTimeout   time.Duration // how long Drain waits for sockets to close
-	Workers        int           // durable publisher workers
+	ReadLimit      int64          // bytes per client frame
+	InputRate      float64        // client messages per second after hello
+	InputBurst     int            //
+	MaxConns       int            // sockets on this node
+	MaxConnsPerIP  int            //
+	MaxRooms       int            // rooms with sockets on this node
+	MaxRoomsPerIP  int            // distinct rooms one client address has sockets in
+	AllowedOrigins []string       // empty: same host as the request; "*": any
+	TokenTTL       time.Duration  // a resume token older than this is refused with CloseBadResume
+	TrustedProxies []netip.Prefix // peers whose X-Real-IP / X-Forwarded-For name the client; empty: none
+	HelloTimeout   time.Duration  // hello must arrive within this
+	PingPeriod     time.Duration  // WebSocket ping period
+	PongWait       time.Duration  // nothing received for this long closes the socket
+	WriteTimeout   time.Duration  // one frame write
+	SlowAfter      time.Duration  // a tick unsent this long closes the socket as too slow
+	NoTickAfter    time.Duration  // no tick for the room this long closes with CloseNoOwner
+	CutNoTick      time.Duration  // while this node looks cut off from the majority (Rooms.CutOff), no tick this long closes with CloseNoOwner
+	CutCheck       time.Duration  // how often Rooms.CutOff is asked
+	ErrorBudget    int            // errors per ErrorWindow before CloseTooManyErrors
+	ErrorWindow    time.Duration  //
+	DrainTimeout   time.Duration  // how long Drain waits for sockets to close
+	Workers        int            // durable publisher workers
 }
 
 // DefaultConfig returns the gateway defaults (docs/PROTOCOL.md, Limits).
 func DefaultConfig(node string) Config {
 	return Config{
 		Node: node, ReadLimit: protocol.DefaultReadLimit, InputRate: protocol.DefaultRate, InputBurst: protocol.DefaultBurst,
-		MaxConns: 20000, MaxConnsPerIP: 200, MaxRooms: 1000, MaxRoomsPerIP: 8, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
+		MaxConns: 20000, MaxConnsPerIP: 200, MaxRooms: 1000, MaxRoomsPerIP: 8, TokenTTL: 24 * time.Hour, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
 		PongWait: 45 * time.Second, WriteTimeout: 5 * time.Second, SlowAfter: 2 * time.Second,
 		NoTickAfter: 15 * time.Second, CutNoTick: 500 * time.Millisecond, CutCheck: 100 * time.Millisecond, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		Workers: 4,
@@ -74,6 +77,8 @@ func (c Config) Validate() error {
 		return errors.New("gateway: connection limits must be positive, per IP at most the total")
 	case c.MaxRooms < 1 || c.MaxRoomsPerIP < 1 || c.MaxRoomsPerIP > c.MaxRooms:
 		return errors.New("gateway: room limits must be positive, per IP at most the total")
+	case c.TokenTTL <= 0:
+		return errors.New("gateway: token TTL must be positive")
 	case c.PingPeriod <= 0 || c.PongWait <= c.PingPeriod:
 		return fmt.Errorf("gateway: pong wait %v must exceed the ping period %v", c.PongWait, c.PingPeriod)
 	case c.WriteTimeout <= 0 || c.SlowAfter <= 0 || c.HelloTimeout <= 0 || c.NoTickAfter <= 0 || c.CutNoTick <= 0 || c.CutCheck <= 0:
@@ -306,23 +311,48 @@ func hostOnly(hostport string) string {
 	return hostport
 }
 
-// clientIP is the peer address, or X-Real-IP when the peer is a local proxy (nginx in front of the node).
-func clientIP(r *http.Request) string {
+// clientIP is the client's address: the peer's, unless the peer is a trusted proxy (Config.TrustedProxies).
+// Behind trusted proxies it is X-Real-IP, or else the rightmost address of X-Forwarded-For that is not itself a
+// trusted proxy (each proxy appends the address it received the request from, so only the entries added by
+// trusted proxies are believed).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsPrivate()) {
-		if real := strings.TrimSpace(r.Header.Get("X-Real-IP")); real != "" && net.ParseIP(real) != nil {
-			return real
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !isTrusted(peer, trusted) {
+		return host
+	}
+	if real, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-IP"))); err == nil {
+		return real.Unmap().String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed entry: nothing left of it is believable
+		}
+		if !isTrusted(a, trusted) {
+			return a.Unmap().String()
 		}
 	}
 	return host
 }
 
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServeHTTP upgrades to a WebSocket and serves the socket until it closes.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ip := clientIP(r)
+	ip := clientIP(r, g.cfg.TrustedProxies)
 	allowed := g.checkOrigin(r)
 	g.mu.Lock()
 	reason := ""

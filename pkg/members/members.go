@@ -30,6 +30,7 @@ import (
 type Info struct {
 	Name    string `json:"name"`
 	URL     string `json:"url"`     // http(s) base URL where browsers reach the node
+	Admin   string `json:"admin"`   // http(s) base URL of the node's admin listener (metrics, cluster view)
 	Ready   bool   `json:"ready"`   // the node's /readyz verdict when it wrote this
 	Sockets int    `json:"sockets"` // WebSocket connections on the node
 	Updated int64  `json:"updated"` // writer's Unix time in ms
@@ -42,13 +43,19 @@ type KV interface {
 	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
 
-// Config of a registry.
+// Config of a registry. Zero durations and a nil clock are replaced by DefaultConfig's.
 type Config struct {
-	Interval time.Duration    // heartbeat period; default 1 s
-	Stale    time.Duration    // an entry not refreshed for this long before the last echo is ignored; default 5 s
-	Stall    time.Duration    // a watcher that delivers nothing for this long is restarted; default 3 s
+	Interval time.Duration    // heartbeat period
+	Stale    time.Duration    // an entry not refreshed for this long before the last echo is ignored
+	Stall    time.Duration    // a watcher that delivers nothing for this long is restarted
 	Self     func() Info      // this node's current info; Updated is filled in
-	Now      func() time.Time // clock; default time.Now
+	Now      func() time.Time // clock
+}
+
+// DefaultConfig is a heartbeat a second, entries stale after five missed heartbeats, watchers restarted after
+// three silent seconds, and the wall clock. Self is the caller's.
+func DefaultConfig() Config {
+	return Config{Interval: time.Second, Stale: 5 * time.Second, Stall: 3 * time.Second, Now: time.Now}
 }
 
 // Registry is the membership view of one node.
@@ -71,17 +78,18 @@ type entry struct {
 
 // New makes a registry; call Run to start it.
 func New(kv KV, cfg Config, log *slog.Logger) *Registry {
+	def := DefaultConfig()
 	if cfg.Interval <= 0 {
-		cfg.Interval = time.Second
+		cfg.Interval = def.Interval
 	}
 	if cfg.Stale <= 0 {
-		cfg.Stale = 5 * cfg.Interval
+		cfg.Stale = def.Stale
 	}
 	if cfg.Stall <= 0 {
-		cfg.Stall = 3 * cfg.Interval
+		cfg.Stall = def.Stall
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = def.Now
 	}
 	return &Registry{kv: kv, cfg: cfg, log: log, nodes: map[string]entry{}}
 }

@@ -7,6 +7,10 @@
 //   - Start returns only when the server accepts connections (or fails with a clear error); the server installs
 //     no signal handlers and logs through the given slog.Logger.
 //   - JetStream syncs every write to disk before acknowledging it (sync_interval: always) for every stream.
+//   - The client port always requires credentials: the node's own in-process user (a password drawn at every
+//     start), and the admin, viewer and sys users whose passwords are set (accounts.go says what each may do).
+//   - A clustered server authenticates its routes (CLUSTER_USER/CLUSTER_PASSWORD or CLUSTER_TOKEN) unless
+//     Config.InsecureRoutes is set; with route TLS, peers are verified against CLUSTER_TLS_CA both ways.
 //   - Shutdown puts the server in lame-duck mode, which hands Raft leadership to peers before exiting, and waits
 //     for it to finish or for its context to end.
 //   - The package owns no goroutines of its own beyond those of the NATS server and client it starts; cached
@@ -21,8 +25,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -30,21 +32,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/setting"
 )
-
-// AppAccount is the NATS account that holds the game's subjects, streams and buckets.
-const AppAccount = "TICKMESH"
-
-// SysAccount is the NATS system account; operators log in to it with SYS_USER/SYS_PASSWORD.
-const SysAccount = "SYS"
 
 // ErrNotReady is returned when the embedded server does not accept connections in time.
 var ErrNotReady = errors.New("embedded NATS server not ready")
 
 // Mesh is a running embedded NATS server and its in-process client.
 type Mesh struct {
-	cfg config.Config
+	cfg Config
 	log *slog.Logger
 	srv *server.Server
 	nc  *nats.Conn
@@ -58,9 +54,17 @@ type Mesh struct {
 	inbound   map[string]routeIn // cluster.go: inbound messages per routed peer, and when that count last moved
 }
 
-// Start starts the embedded server for cfg and connects to it in-process.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Mesh, error) {
-	opts, err := serverOptions(cfg)
+// Start starts the embedded server for cfg and connects to it in-process with the node's own user. Errors that
+// come from settings (a port in use, a data directory that is not writable) are *setting.Error.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Mesh, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	nodePassword, err := randomPassword()
+	if err != nil {
+		return nil, err
+	}
+	opts, err := serverOptions(cfg, nodePassword)
 	if err != nil {
 		return nil, err
 	}
@@ -74,23 +78,20 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Mesh, err
 	if err != nil {
 		return nil, fmt.Errorf("create NATS server: %w", err)
 	}
-	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats")}, cfg.LogLevel == "debug", false, false)
+	srv.SetLoggerV2(&natsLogger{log: log.With("component", "nats")}, log.Enabled(ctx, slog.LevelDebug), false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(cfg.ReadyWait) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("%w after %v (see the log for the server's reason)", ErrNotReady, cfg.ReadyWait)
 	}
-	copts := []nats.Option{
+	nc, err := nats.Connect("",
 		nats.InProcessServer(srv),
-		nats.Name(cfg.Name + "-app"),
+		nats.UserInfo(nodeUser, nodePassword),
+		nats.Name(cfg.Name+"-app"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100 * time.Millisecond),
-	}
-	if cfg.ClientUser != "" {
-		copts = append(copts, nats.UserInfo(cfg.ClientUser, cfg.ClientPassword))
-	}
-	nc, err := nats.Connect("", copts...)
+		nats.ReconnectWait(100*time.Millisecond),
+	)
 	if err != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -106,18 +107,35 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Mesh, err
 		return nil, fmt.Errorf("open JetStream: %w", err)
 	}
 	m := &Mesh{cfg: cfg, log: log, srv: srv, nc: nc, js: js}
-	log.Info("nats server started", "name", cfg.Name, "client", clientAddr(srv, cfg), "cluster", cfg.ClusterAddr, "routes", len(cfg.Routes), "data", cfg.DataDir)
+	log.Info("nats server started", "name", cfg.Name, "client", clientAddr(srv, cfg), "cluster", cfg.ClusterAddr,
+		"routes", len(cfg.Routes), "route_auth", cfg.RouteAuth(), "route_tls", cfg.RouteTLSCert != "", "data", cfg.DataDir,
+		"users", m.Users())
 	return m, nil
 }
 
-func clientAddr(srv *server.Server, cfg config.Config) string {
-	if cfg.NATSAddr == "off" {
+// Users lists the client port's users other than the node's own, as "name (account, rights)".
+func (m *Mesh) Users() []string {
+	var out []string
+	if m.cfg.Admin.Password != "" {
+		out = append(out, m.cfg.Admin.Name+" ("+AppAccount+", all)")
+	}
+	if m.cfg.Viewer.Password != "" {
+		out = append(out, m.cfg.Viewer.Name+" ("+AppAccount+", read-only)")
+	}
+	if m.cfg.Sys.Password != "" {
+		out = append(out, m.cfg.Sys.Name+" ("+SysAccount+")")
+	}
+	return out
+}
+
+func clientAddr(srv *server.Server, cfg Config) string {
+	if cfg.ClientAddr == "off" {
 		return "off"
 	}
 	if a := srv.Addr(); a != nil {
 		return a.String()
 	}
-	return cfg.NATSAddr
+	return cfg.ClientAddr
 }
 
 // Name is this node's (and NATS server's) name.
@@ -134,7 +152,7 @@ func (m *Mesh) Server() *server.Server { return m.srv }
 
 // ClientURL is a nats:// URL for the client port ("" when -nats off).
 func (m *Mesh) ClientURL() string {
-	if m.cfg.NATSAddr == "off" {
+	if m.cfg.ClientAddr == "off" {
 		return ""
 	}
 	return m.srv.ClientURL()
@@ -177,13 +195,16 @@ func (m *Mesh) Kill() {
 	m.srv.WaitForShutdown()
 }
 
-func serverOptions(cfg config.Config) (*server.Options, error) {
+func serverOptions(cfg Config, nodePassword string) (*server.Options, error) {
 	opts := &server.Options{}
-	if cfg.NATSConfig != "" {
+	if cfg.ServerConfig != "" {
 		var err error
-		opts, err = server.ProcessConfigFile(cfg.NATSConfig)
+		opts, err = server.ProcessConfigFile(cfg.ServerConfig)
 		if err != nil {
-			return nil, &config.Error{Setting: "-nats-config", Problem: err.Error()}
+			return nil, setting.Errorf("-nats-config", "%v", err)
+		}
+		if len(opts.Accounts) > 0 || len(opts.Users) > 0 || len(opts.Nkeys) > 0 || opts.SystemAccount != "" || opts.Authorization != "" || opts.NoAuthUser != "" {
+			return nil, setting.Errorf("-nats-config", "%q defines accounts, users or authorization: the node defines them (ADMIN_*, VIEWER_*, SYS_*)", cfg.ServerConfig)
 		}
 	}
 	opts.ServerName = cfg.Name
@@ -196,15 +217,14 @@ func serverOptions(cfg config.Config) (*server.Options, error) {
 	opts.LameDuckGracePeriod = 100 * time.Millisecond
 	opts.HTTPPort = 0
 
-	if cfg.NATSAddr == "off" {
+	if cfg.ClientAddr == "off" {
 		// No operator port, but lame-duck mode only acts when a client listener exists: listen on an ephemeral
 		// loopback port that nothing advertises.
 		opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
-		opts.NoHeaderSupport = false
 	} else {
-		host, port, err := config.HostPort(cfg.NATSAddr)
+		host, port, err := hostPort(cfg.ClientAddr)
 		if err != nil {
-			return nil, &config.Error{Setting: "-nats", Problem: err.Error()}
+			return nil, setting.Errorf("-nats", "%v", err)
 		}
 		if host == "" {
 			host = "0.0.0.0"
@@ -214,110 +234,85 @@ func serverOptions(cfg config.Config) (*server.Options, error) {
 			opts.Port = server.RANDOM_PORT
 		}
 	}
-
-	if len(opts.Accounts) == 0 {
-		if err := opts.ProcessConfigString(accountsConfig(cfg)); err != nil {
-			return nil, fmt.Errorf("configure accounts: %w", err)
-		}
+	if err := opts.ProcessConfigString(accountsConfig(cfg, nodePassword)); err != nil {
+		return nil, fmt.Errorf("configure accounts: %w", err)
 	}
 
 	if cfg.ClusterAddr != "" {
-		host, port, err := config.HostPort(cfg.ClusterAddr)
-		if err != nil {
-			return nil, &config.Error{Setting: "-cluster", Problem: err.Error()}
-		}
-		if host == "" {
-			host = "0.0.0.0"
-		}
-		opts.Cluster.Name = cfg.ClusterName
-		opts.Cluster.Host = host
-		opts.Cluster.Port = port
-		if port == 0 {
-			opts.Cluster.Port = server.RANDOM_PORT
-		}
-		opts.Cluster.Advertise = cfg.ClusterAdv
-		// Detect a frozen or cut-off peer within a few seconds (a SIGSTOPped peer keeps its TCP routes open).
-		opts.Cluster.PingInterval = time.Second
-		opts.Cluster.MaxPingsOut = 2
-		opts.Cluster.ConnectRetries = 0
-		user, pass := cfg.ClusterUser, cfg.ClusterPassword
-		if cfg.ClusterToken != "" {
-			// A route token is a password with a fixed user name on both sides.
-			user, pass = "route", cfg.ClusterToken
-		}
-		opts.Cluster.Username, opts.Cluster.Password = user, pass
-		if cfg.ClusterTLSCert != "" {
-			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-				CertFile: cfg.ClusterTLSCert, KeyFile: cfg.ClusterTLSKey, CaFile: cfg.ClusterTLSCA,
-				Verify: cfg.ClusterTLSCA != "", Timeout: 2,
-			})
-			if err != nil {
-				return nil, &config.Error{Setting: "CLUSTER_TLS_CERT", Problem: err.Error()}
-			}
-			// Routes dial as well as accept: verify the peers we dial with the same CA (as nats-server's own
-			// config parsing does for cluster TLS).
-			if tc.ClientCAs != nil {
-				tc.RootCAs = tc.ClientCAs
-			}
-			opts.Cluster.TLSConfig = tc
-			opts.Cluster.TLSTimeout = 2
-		}
-		opts.Routes = nil
-		for _, r := range cfg.Routes {
-			u := *r
-			u.Scheme = "nats-route"
-			if user != "" && u.User == nil {
-				u.User = url.UserPassword(user, pass)
-			}
-			opts.Routes = append(opts.Routes, &u)
+		if err := clusterOptions(opts, cfg); err != nil {
+			return nil, err
 		}
 	}
 	return opts, nil
 }
 
-// accountsConfig is the accounts block of the embedded server: the app account (JetStream enabled) whose user
-// clients without credentials become (unless CLIENT_USER is set), and the system account for operators.
-func accountsConfig(cfg config.Config) string {
-	appUser, appPass := "app", randomPassword()
-	if cfg.ClientUser != "" {
-		appUser, appPass = cfg.ClientUser, cfg.ClientPassword
+// clusterOptions sets the route listener, its authentication and TLS, and the seed routes.
+func clusterOptions(opts *server.Options, cfg Config) error {
+	host, port, err := hostPort(cfg.ClusterAddr)
+	if err != nil {
+		return setting.Errorf("-cluster", "%v", err)
 	}
-	sysPass := cfg.SysPassword
-	if sysPass == "" {
-		sysPass = config.DevSysPassword
+	if host == "" {
+		host = "0.0.0.0"
 	}
-	q := strconv.Quote
-	s := fmt.Sprintf(`accounts: {
-  %s: { jetstream: enabled, users: [ {user: %s, password: %s} ] }
-  %s: { users: [ {user: %s, password: %s} ] }
-}
-system_account: %s
-`, AppAccount, q(appUser), q(appPass), SysAccount, q(cfg.SysUser), q(sysPass), SysAccount)
-	if cfg.ClientUser == "" {
-		s += "no_auth_user: " + q(appUser) + "\n"
+	opts.Cluster.Name = cfg.ClusterName
+	opts.Cluster.Host = host
+	opts.Cluster.Port = port
+	if port == 0 {
+		opts.Cluster.Port = server.RANDOM_PORT
 	}
-	return s
-}
-
-func randomPassword() string {
-	// The in-process connection authenticates as NoAuthUser, so this password is never used by anyone; it only
-	// keeps the app user from having a guessable one.
-	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.Itoa(os.Getpid())
+	opts.Cluster.Advertise = cfg.ClusterAdvertise
+	// Detect a frozen or cut-off peer within a few seconds (a SIGSTOPped peer keeps its TCP routes open).
+	opts.Cluster.PingInterval = time.Second
+	opts.Cluster.MaxPingsOut = 2
+	opts.Cluster.ConnectRetries = 0
+	user, pass := cfg.RouteUser, cfg.RoutePassword
+	if cfg.RouteToken != "" {
+		// A route token is a password with a fixed user name on both sides.
+		user, pass = "route", cfg.RouteToken
+	}
+	// With a user set, the route listener refuses peers that do not present these credentials (nats-server
+	// checks them in isRouterAuthorized); without one (-dev-insecure) it accepts any peer.
+	opts.Cluster.Username, opts.Cluster.Password = user, pass
+	if cfg.RouteTLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+			CertFile: cfg.RouteTLSCert, KeyFile: cfg.RouteTLSKey, CaFile: cfg.RouteTLSCA,
+			Verify: true, Timeout: 2,
+		})
+		if err != nil {
+			return setting.Errorf("CLUSTER_TLS_CERT", "%v", err)
+		}
+		// Routes dial as well as accept: the peers this node dials are verified with the same CA as those that
+		// dial it (as nats-server's own config parsing does for cluster TLS).
+		tc.RootCAs = tc.ClientCAs
+		opts.Cluster.TLSConfig = tc
+		opts.Cluster.TLSTimeout = 2
+	}
+	opts.Routes = nil
+	for _, r := range cfg.Routes {
+		u := *r
+		u.Scheme = "nats-route"
+		if user != "" && u.User == nil {
+			u.User = url.UserPassword(user, pass)
+		}
+		opts.Routes = append(opts.Routes, &u)
+	}
+	return nil
 }
 
 // checkPorts fails with a configuration error naming the setting when a listen address is in use.
-func checkPorts(cfg config.Config) error {
-	check := func(setting, addr string) error {
+func checkPorts(cfg Config) error {
+	check := func(name, addr string) error {
 		if addr == "" || addr == "off" {
 			return nil
 		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return &config.Error{Setting: setting, Problem: fmt.Sprintf("%s: %v", addr, unwrapOpError(err))}
+			return setting.Errorf(name, "%s: %v", addr, unwrapOpError(err))
 		}
 		return l.Close()
 	}
-	if err := check("-nats", cfg.NATSAddr); err != nil {
+	if err := check("-nats", cfg.ClientAddr); err != nil {
 		return err
 	}
 	return check("-cluster", cfg.ClusterAddr)
@@ -338,25 +333,14 @@ func unwrapOpError(err error) error {
 // checkDataDir makes sure the data directory exists and is writable.
 func checkDataDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return &config.Error{Setting: "-data", Problem: fmt.Sprintf("%q: %v", dir, unwrapPathErr(err))}
+		return setting.Errorf("-data", "%q: %v", dir, unwrapPathErr(err))
 	}
 	f, err := os.CreateTemp(dir, ".write-check-*")
 	if err != nil {
-		return &config.Error{Setting: "-data", Problem: fmt.Sprintf("%q is not writable: %v", dir, unwrapPathErr(err))}
+		return setting.Errorf("-data", "%q is not writable: %v", dir, unwrapPathErr(err))
 	}
 	name := f.Name()
 	f.Close()
 	os.Remove(name)
-	if abs, err := filepath.Abs(dir); err == nil {
-		_ = abs
-	}
 	return nil
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

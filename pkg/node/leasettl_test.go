@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
+	"github.com/tickmesh/tickmesh/pkg/setting"
 )
 
 // ownersStatus is a bucket status with a TTL; the other methods are not used.
@@ -54,7 +54,7 @@ func TestTheLeaseTTLCheckRetriesAStatusRequestNobodyAnswers(t *testing.T) {
 
 func TestTheLeaseTTLCheckRefusesAnotherTTLThanTheBuckets(t *testing.T) {
 	err := checkLeaseTTL(t.Context(), &statusReader{ttl: 10 * time.Second}, 2*time.Second)
-	var ce *config.Error
+	var ce *setting.Error
 	if !errors.As(err, &ce) || ce.Setting != "-lease-ttl" {
 		t.Fatalf("err = %v, want a -lease-ttl config error", err)
 	}

@@ -28,7 +28,7 @@ func TestMembershipKeepsTheLiveNodesWhenTheNodeServingItsWatcherDies(t *testing.
 		}
 	}
 	t.Logf("%s's membership watcher is served by %s; killing %s, %s stays up", observer, victim, victim, third)
-	url := c.Member(observer).Node.URL() + "/api/cluster"
+	url := c.Member(observer).Node.AdminURL() + "/api/cluster"
 	view := func() map[string]members.Info {
 		var v node.ClusterView
 		getJSON(t, url, &v)

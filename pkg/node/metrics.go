@@ -15,6 +15,7 @@ type natsCollector struct {
 	conns, routes, inMsgs, outMsgs, inBytes, outBytes, slow             *prometheus.Desc
 	reach, size, majority, metaLeader, isMeta, streams, jsMsgs, jsBytes *prometheus.Desc
 	readyD, streamLeader                                                *prometheus.Desc
+	replicaLag, replicaCurrent                                          *prometheus.Desc
 }
 
 func newNATSCollector(m *mesh.Mesh, ready func() Readiness) *natsCollector {
@@ -40,12 +41,17 @@ func newNATSCollector(m *mesh.Mesh, ready func() Readiness) *natsCollector {
 		jsBytes:      d("jetstream_bytes", "Bytes stored by JetStream on this server."),
 		readyD:       d("ready", "1 when /readyz answers 200."),
 		streamLeader: d("stream_leader", "1 for the leader of each stream the node depends on.", "stream", "leader"),
+		// The leader of a stream is the only server that knows how far behind each replica is: these series
+		// come from that node alone, one per stream it leads and replica.
+		replicaLag:     d("jetstream_replica_lag", "Raft entries of a stream this node leads that a replica has not stored yet.", "stream", "replica"),
+		replicaCurrent: d("jetstream_replica_current", "1 when a replica of a stream this node leads is caught up and seen recently.", "stream", "replica"),
 	}
 }
 
 func (c *natsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.conns, c.routes, c.inMsgs, c.outMsgs, c.inBytes, c.outBytes, c.slow,
-		c.reach, c.size, c.majority, c.metaLeader, c.isMeta, c.streams, c.jsMsgs, c.jsBytes, c.readyD, c.streamLeader} {
+		c.reach, c.size, c.majority, c.metaLeader, c.isMeta, c.streams, c.jsMsgs, c.jsBytes, c.readyD, c.streamLeader,
+		c.replicaLag, c.replicaCurrent} {
 		ch <- d
 	}
 }
@@ -74,10 +80,25 @@ func (c *natsCollector) Collect(ch chan<- prometheus.Metric) {
 		cnt(c.outBytes, float64(vz.OutBytes))
 		cnt(c.slow, float64(vz.SlowConsumers))
 	}
-	if jz, err := srv.Jsz(&server.JSzOptions{}); err == nil {
+	if jz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true, StreamLeaderOnly: true}); err == nil {
 		g(c.streams, float64(jz.Streams))
 		g(c.jsMsgs, float64(jz.Messages))
 		g(c.jsBytes, float64(jz.Bytes))
+		// The project's streams live in one account; a same-named stream of another account would make the
+		// scrape fail on duplicate series, so only the first is reported.
+		seen := map[string]bool{}
+		for _, acc := range jz.AccountDetails {
+			for _, st := range acc.Streams {
+				if st.Cluster == nil || seen[st.Name] {
+					continue
+				}
+				seen[st.Name] = true
+				for _, p := range st.Cluster.Replicas {
+					g(c.replicaLag, float64(p.Lag), st.Name, p.Name)
+					g(c.replicaCurrent, b2f(p.Current), st.Name, p.Name)
+				}
+			}
+		}
 	}
 	r := c.ready()
 	g(c.reach, float64(r.Reachable))

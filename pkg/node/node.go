@@ -1,11 +1,14 @@
 // Package node composes one Tickmesh node: the embedded NATS server (pkg/mesh), the membership registry
-// (pkg/members), room ownership (pkg/room), the WebSocket gateway (pkg/gateway) and the HTTP server that serves
-// /healthz, /readyz, /metrics, /api/cluster, /ws and the browser client.
+// (pkg/members), room ownership (pkg/room), the WebSocket gateway (pkg/gateway) and two HTTP servers: the
+// public listener (-http: the browser client, /ws, /healthz, /readyz) and the admin listener (-admin-http:
+// /metrics, /api/cluster, the cluster view, /debug/pprof/ with -pprof, /healthz, /readyz).
 //
-// New binds the HTTP listener and starts the NATS server, so that configuration problems (ports in use, data
-// directory not writable) surface before Run. Run owns every long-running part through an errgroup and, when its
-// context ends, shuts them down in order: stop accepting and drain WebSockets, release room leases, stop the
-// HTTP server, delete the heartbeat, then lame-duck the NATS server.
+// New validates the configuration (a missing or placeholder secret, or routes without credentials outside
+// the development switch, is a *setting.Error), binds both listeners and starts the NATS server, so that
+// configuration problems (ports in use, data directory not writable) surface before Run. Both HTTP servers
+// answer 503 (and /healthz 200) until the node has joined the cluster. Run owns every long-running part through
+// an errgroup and, when its context ends, shuts them down in order: stop accepting and drain WebSockets,
+// release room leases, stop the HTTP servers, delete the heartbeat, then lame-duck the NATS server.
 package node
 
 import (
@@ -18,6 +21,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,33 +32,39 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tickmesh/tickmesh/frontend"
-	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
+	"github.com/tickmesh/tickmesh/pkg/setting"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Node is one running Tickmesh node.
 type Node struct {
-	cfg      config.Config
+	cfg      Config
 	log      *slog.Logger
-	ln       net.Listener
 	mesh     *mesh.Mesh
 	members  *members.Registry
 	prober   *prober
 	rooms    *room.Manager
 	gateway  *gateway.Gateway
 	registry *prometheus.Registry
-	mux      *http.ServeMux
-	httpSrv  *http.Server
-	serving  chan error  // the HTTP server's Serve result, started by New
-	started  atomic.Bool // setup done: the mux serves; before that, 503 (and /healthz 200)
+	public   *httpServer // the game, /ws, /healthz, /readyz
+	admin    *httpServer // metrics, cluster view, profiles, /healthz, /readyz
+	started  atomic.Bool // setup done: the muxes serve; before that, 503 (and /healthz 200)
 	joined   atomic.Bool // readiness saw every routed peer ready in the membership view once (readiness)
 	parts    []part      // long-running parts started by Run, in start order
+}
+
+// httpServer is one listener, its routes and the result of its Serve, started by New.
+type httpServer struct {
+	ln      net.Listener
+	mux     *http.ServeMux
+	srv     *http.Server
+	serving chan error
 }
 
 // part is a long-running component of the node.
@@ -63,37 +73,45 @@ type part struct {
 	run  func(ctx context.Context) error
 }
 
-// New validates cfg, binds the HTTP listener, starts the embedded NATS server and binds the project's streams
-// and buckets. Errors that come from settings are *config.Error.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error) {
+// New validates cfg, binds the HTTP listeners, starts the embedded NATS server and binds the project's streams
+// and buckets. Errors that come from settings are *setting.Error.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
+	cfg = cfg.Resolved()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, &config.Error{Setting: "-http", Problem: fmt.Sprintf("%s: %v", cfg.HTTPAddr, err)}
+	for _, line := range cfg.Insecurities() {
+		log.Warn("INSECURE DEVELOPMENT MODE (-dev-insecure): " + line)
 	}
-	if cfg.PublicURL == "" || portZero(cfg.HTTPAddr) {
-		cfg.PublicURL = publicURLFor(cfg.PublicURL, ln.Addr())
-	}
-	m, err := mesh.Start(ctx, cfg, log)
+	pub, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		ln.Close()
+		return nil, setting.Errorf("-http", "%s: %v", cfg.HTTPAddr, err)
+	}
+	adm, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		pub.Close()
+		return nil, setting.Errorf("-admin-http", "%s: %v", cfg.AdminAddr, err)
+	}
+	if portZero(cfg.HTTPAddr) {
+		cfg.PublicURL = withPort(cfg.PublicURL, pub.Addr())
+	}
+	if portZero(cfg.AdminAddr) {
+		cfg.AdminPublicURL = withPort(cfg.AdminPublicURL, adm.Addr())
+	}
+	m, err := mesh.Start(ctx, cfg.Mesh, log)
+	if err != nil {
+		pub.Close()
+		adm.Close()
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, ln: ln, mesh: m, registry: prometheus.NewRegistry(), mux: http.NewServeMux(),
-		serving: make(chan error, 1)}
-	n.httpSrv = &http.Server{
-		Handler:           http.HandlerFunc(n.serveHTTP),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	// Serve at once, so that a load balancer gets a quick 503 rather than a hanging connection while the node
-	// joins the cluster.
-	go func() { n.serving <- n.httpSrv.Serve(ln) }()
+	n := &Node{cfg: cfg, log: log, mesh: m, registry: prometheus.NewRegistry()}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	n.public = n.serve(pub, &http.Server{ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, WriteTimeout: cfg.HTTP.WriteTimeout,
+		IdleTimeout: cfg.HTTP.IdleTimeout, ErrorLog: errLog})
+	n.admin = n.serve(adm, &http.Server{ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout, WriteTimeout: cfg.HTTP.AdminWriteTimeout,
+		IdleTimeout: cfg.HTTP.IdleTimeout, ErrorLog: errLog})
 	if err := n.setup(ctx); err != nil {
-		n.httpSrv.Close()
-		<-n.serving
+		n.closeHTTP()
 		m.Shutdown(context.Background())
 		return nil, err
 	}
@@ -101,31 +119,43 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Node, error
 	return n, nil
 }
 
-// serveHTTP answers 503 (and /healthz 200) until setup is done, then hands requests to the mux.
-func (n *Node) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if n.started.Load() {
-		n.mux.ServeHTTP(w, r)
-		return
-	}
-	if r.URL.Path == "/healthz" {
-		n.handleHealthz(w, r)
-		return
-	}
-	writeJSON(w, http.StatusServiceUnavailable, Readiness{Node: n.cfg.Name, Missing: []string{"starting: joining the cluster"}})
+// serve starts srv on ln at once, so that a load balancer gets a quick 503 rather than a hanging connection
+// while the node joins the cluster. Upgraded WebSockets are hijacked, so srv's idle and header timeouts stop
+// applying to them, and the gateway sets a write deadline of its own before every write, replacing the one
+// srv's WriteTimeout leaves on the connection.
+func (n *Node) serve(ln net.Listener, srv *http.Server) *httpServer {
+	h := &httpServer{ln: ln, mux: http.NewServeMux(), srv: srv, serving: make(chan error, 1)}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.started.Load() {
+			h.mux.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == "/healthz" {
+			n.handleHealthz(w, r)
+			return
+		}
+		writeJSON(w, http.StatusServiceUnavailable, Readiness{Node: n.cfg.Name, Missing: []string{"starting: joining the cluster"}})
+	})
+	go func() { h.serving <- srv.Serve(ln) }()
+	return h
 }
 
-func portZero(addr string) bool {
-	_, p, err := config.HostPort(addr)
-	return err == nil && p == 0
+// closeHTTP closes both HTTP servers at once and waits for their Serve to return.
+func (n *Node) closeHTTP() {
+	for _, h := range []*httpServer{n.public, n.admin} {
+		h.srv.Close()
+		<-h.serving
+	}
 }
 
-func publicURLFor(configured string, a net.Addr) string {
+// withPort is base with the port of a (a listener bound to port 0), or http://<a> when base is empty.
+func withPort(base string, a net.Addr) string {
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok {
-		return configured
+		return base
 	}
-	if configured != "" {
-		if u, err := url.Parse(configured); err == nil {
+	if base != "" {
+		if u, err := url.Parse(base); err == nil {
 			u.Host = net.JoinHostPort(u.Hostname(), fmt.Sprint(tcp.Port))
 			return u.String()
 		}
@@ -147,13 +177,15 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("set up membership: %w", err)
 	}
-	n.members = members.New(kv, members.Config{Self: n.self}, n.log.With("component", "members"))
+	mcfg := n.cfg.Members
+	mcfg.Self = n.self
+	n.members = members.New(kv, mcfg, n.log.With("component", "members"))
 
-	owners, err := n.mesh.EnsureKV(sctx, wire.OwnersConfig(n.cfg.LeaseTTL))
+	owners, err := n.mesh.EnsureKV(sctx, wire.OwnersConfig(n.cfg.Room.LeaseTTL))
 	if err != nil {
 		return fmt.Errorf("set up ownership: %w", err)
 	}
-	if err := checkLeaseTTL(sctx, owners, n.cfg.LeaseTTL); err != nil {
+	if err := checkLeaseTTL(sctx, owners, n.cfg.Room.LeaseTTL); err != nil {
 		return err
 	}
 	snaps, err := n.mesh.EnsureKV(sctx, wire.SnapshotsConfig())
@@ -164,17 +196,10 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("set up input stream: %w", err)
 	}
-	rcfg := room.DefaultConfig(n.cfg.Name)
-	rcfg.TickRate = n.cfg.TickRate
-	rcfg.LeaseTTL = n.cfg.LeaseTTL
-	rcfg.SnapshotInterval = n.cfg.SnapshotInterval
-	rcfg.StealAfter = n.cfg.StealAfter
-	rcfg.PauseThreshold = max(rcfg.PauseThreshold, 3*time.Second/time.Duration(n.cfg.TickRate))
-	rcfg.Game.GraceTicks = int64(n.cfg.Grace.Seconds() * float64(n.cfg.TickRate))
-	n.rooms, err = room.NewManager(rcfg, n.mesh.Conn(), n.mesh.JetStream(),
+	n.rooms, err = room.NewManager(n.cfg.Room, n.mesh.Conn(), n.mesh.JetStream(),
 		room.Stores{Owners: owners, Snapshots: snaps, Inputs: inputs}, n.mesh, n.log.With("component", "rooms"))
 	if err != nil {
-		return &config.Error{Setting: "rooms", Problem: err.Error()}
+		return setting.Errorf("rooms", "%v", err)
 	}
 	n.prober = newProber(n.mesh, []string{wire.KVStream(wire.NodesBucket), wire.KVStream(wire.OwnersBucket),
 		wire.KVStream(wire.SnapshotsBucket), wire.InputsStream})
@@ -183,37 +208,38 @@ func (n *Node) setup(ctx context.Context) error {
 	n.registry.MustRegister(newNATSCollector(n.mesh, n.prober.readiness))
 	n.registry.MustRegister(n.rooms.Collectors()...)
 
-	secret, _ := n.cfg.Secret()
-	signer, err := session.NewSigner(secret)
+	signer, err := session.NewSigner(n.cfg.Secret())
 	if err != nil {
-		return &config.Error{Setting: "SESSION_SECRET", Problem: err.Error()}
+		return setting.Errorf("SESSION_SECRET", "%v", err)
 	}
-	gcfg := gateway.DefaultConfig(n.cfg.Name)
-	gcfg.ReadLimit = n.cfg.ReadLimit
-	gcfg.InputRate = n.cfg.InputRate
-	gcfg.InputBurst = n.cfg.InputBurst
-	gcfg.MaxConns = n.cfg.MaxConns
-	gcfg.MaxConnsPerIP = n.cfg.MaxConnsPerIP
-	gcfg.AllowedOrigins = n.cfg.AllowedOrigins
-	gcfg.DrainTimeout = n.cfg.DrainTimeout
-	n.gateway, err = gateway.New(gcfg, signer, n.rooms, n.mesh.Conn(), n.mesh.JetStream(), n.wsNodes, n.log.With("component", "gateway"))
+	n.gateway, err = gateway.New(n.cfg.Gateway, signer, n.rooms, n.mesh.Conn(), n.mesh.JetStream(), n.wsNodes, n.log.With("component", "gateway"))
 	if err != nil {
-		return &config.Error{Setting: "gateway", Problem: err.Error()}
+		return setting.Errorf("gateway", "%v", err)
 	}
 	n.registry.MustRegister(n.gateway.Collectors()...)
 
-	n.mux.HandleFunc("GET /healthz", n.handleHealthz)
-	n.mux.HandleFunc("GET /readyz", n.handleReadyz)
-	n.mux.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
-	n.mux.HandleFunc("GET /api/cluster", n.handleCluster)
-	n.mux.Handle("GET /ws", n.gateway)
-	n.mux.Handle("GET /", frontend.Handler())
+	client := frontend.Handler()
+	pub := n.public.mux
+	pub.HandleFunc("GET /healthz", n.handleHealthz)
+	pub.HandleFunc("GET /readyz", n.handleReadyz)
+	pub.Handle("GET /ws", n.gateway)
+	pub.HandleFunc("GET /cluster.html", http.NotFound) // the cluster view is the admin listener's
+	pub.Handle("GET /", client)
+
+	adm := n.admin.mux
+	adm.HandleFunc("GET /healthz", n.handleHealthz)
+	adm.HandleFunc("GET /readyz", n.handleReadyz)
+	adm.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
+	adm.HandleFunc("GET /api/cluster", n.handleCluster)
+	adm.Handle("GET /cluster.html", client)
+	adm.Handle("GET /assets/", client)
+	adm.Handle("GET /{$}", http.RedirectHandler("/cluster.html", http.StatusFound))
 	if n.cfg.Pprof {
-		n.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		n.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		n.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		n.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		n.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		adm.HandleFunc("GET /debug/pprof/", pprof.Index)
+		adm.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		adm.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		adm.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run}, part{"gateway", n.gateway.Run})
 	return nil
@@ -225,7 +251,7 @@ func (n *Node) self() members.Info {
 	if n.gateway != nil {
 		sockets = n.gateway.Count()
 	}
-	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Ready: n.announced().Ready, Sockets: sockets}
+	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Admin: n.cfg.AdminPublicURL, Ready: n.announced().Ready, Sockets: sockets}
 }
 
 // wsNodes lists the WebSocket endpoints of the ready nodes, for welcome and nodes messages.
@@ -265,6 +291,12 @@ func (n *Node) Name() string { return n.cfg.Name }
 // URL is the node's public HTTP base URL.
 func (n *Node) URL() string { return n.cfg.PublicURL }
 
+// AdminURL is the base URL of the node's admin listener.
+func (n *Node) AdminURL() string { return n.cfg.AdminPublicURL }
+
+// Config is the node's resolved configuration.
+func (n *Node) Config() Config { return n.cfg }
+
 // Mesh gives tests and other parts the NATS side of the node.
 func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 
@@ -288,20 +320,24 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error {
-		if err := <-n.serving; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve http: %w", err)
-		}
-		return nil
-	})
+	for _, h := range []*httpServer{n.public, n.admin} {
+		g.Go(func() error {
+			if err := <-h.serving; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve http on %s: %w", h.ln.Addr(), err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		// Clients move before the process exits: http.Server.Shutdown does not close WebSockets.
 		n.gateway.Drain()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if err := n.httpSrv.Shutdown(sctx); err != nil {
-			n.httpSrv.Close()
+		for _, h := range []*httpServer{n.public, n.admin} {
+			if err := h.srv.Shutdown(sctx); err != nil {
+				h.srv.Close()
+			}
 		}
 		return nil
 	})
@@ -315,8 +351,7 @@ func (n *Node) Run(ctx context.Context) error {
 
 // Close releases what New acquired when Run is never called.
 func (n *Node) Close() {
-	n.httpSrv.Close()
-	<-n.serving
+	n.closeHTTP()
 	n.mesh.Shutdown(context.Background())
 }
 
@@ -340,11 +375,29 @@ type ClusterView struct {
 	Rooms []room.Info    `json:"rooms"`
 }
 
-func (n *Node) handleCluster(w http.ResponseWriter, _ *http.Request) {
+func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms()}
-	// The cluster view polls every node from one page: allow cross-origin reads of this public summary.
-	w.Header().Set("Access-Control-Allow-Origin", "*")
+	// The cluster view served by one node's admin listener polls the others' when its own stops answering:
+	// those pages, and only those, may read this summary across origins.
+	if o := r.Header.Get("Origin"); o != "" {
+		for _, m := range v.Nodes {
+			if m.Admin != "" && strings.EqualFold(originOf(m.Admin), o) {
+				w.Header().Set("Access-Control-Allow-Origin", o)
+				w.Header().Set("Vary", "Origin")
+				break
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// originOf is the scheme://host[:port] of a base URL.
+func originOf(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -360,7 +413,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // to stand for SIGKILL. Run then returns once its parts notice.
 func (n *Node) Kill() {
 	n.mesh.Kill()
-	n.httpSrv.Close()
+	n.public.srv.Close()
+	n.admin.srv.Close()
 	n.gateway.Kill()
 }
 
@@ -389,7 +443,7 @@ func checkLeaseTTL(ctx context.Context, kv interface {
 		time.Sleep(250 * time.Millisecond)
 	}
 	if got := st.TTL(); got != want {
-		return &config.Error{Setting: "-lease-ttl", Problem: fmt.Sprintf("%v, but the cluster's owners bucket has TTL %v: every node must use the same lease TTL", want, got)}
+		return setting.Errorf("-lease-ttl", "%v, but the cluster's owners bucket has TTL %v: every node must use the same lease TTL", want, got)
 	}
 	return nil
 }

@@ -27,27 +27,34 @@ func getJSON(t *testing.T, url string, v any) int {
 	return resp.StatusCode
 }
 
-func TestStandaloneNodeServesHealthReadinessMetricsAndCluster(t *testing.T) {
-	c := nodetest.StartCluster(t, 1)
+func TestStandaloneNodeServesTheGameOnItsPublicListenerAndOperationsOnItsAdminListener(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) { cfg.Pprof = true })
 	n := c.Member("n1").Node
-	if code := nodetest.HTTPStatus(n.URL() + "/healthz"); code != 200 {
-		t.Fatalf("/healthz = %d", code)
-	}
-	var r node.Readiness
-	if code := getJSON(t, n.URL()+"/readyz", &r); code != 200 || !r.Ready {
-		t.Fatalf("/readyz = %d %+v", code, r)
+	for _, base := range []string{n.URL(), n.AdminURL()} {
+		if code := nodetest.HTTPStatus(base + "/healthz"); code != 200 {
+			t.Fatalf("%s/healthz = %d", base, code)
+		}
+		var r node.Readiness
+		if code := getJSON(t, base+"/readyz", &r); code != 200 || !r.Ready {
+			t.Fatalf("%s/readyz = %d %+v", base, code, r)
+		}
 	}
 	var v node.ClusterView
-	getJSON(t, n.URL()+"/api/cluster", &v)
-	if v.Node != "n1" || len(v.Nodes) != 1 || v.Nodes[0].Name != "n1" || v.Nodes[0].URL != n.URL() {
+	getJSON(t, n.AdminURL()+"/api/cluster", &v)
+	if v.Node != "n1" || len(v.Nodes) != 1 || v.Nodes[0].Name != "n1" || v.Nodes[0].URL != n.URL() || v.Nodes[0].Admin != n.AdminURL() {
 		t.Fatalf("/api/cluster = %+v", v)
 	}
-	resp, err := http.Get(n.URL() + "/metrics")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %v %v", err, resp)
+	for _, path := range []string{"/metrics", "/api/cluster", "/cluster.html", "/debug/pprof/"} {
+		if code := nodetest.HTTPStatus(n.AdminURL() + path); code != 200 {
+			t.Errorf("admin %s = %d, want 200", path, code)
+		}
+		if code := nodetest.HTTPStatus(n.URL() + path); code != 404 {
+			t.Errorf("public %s = %d, want 404: operations are the admin listener's", path, code)
+		}
 	}
-	resp.Body.Close()
-	// The operator port answers the stock protocol.
+	if code := nodetest.HTTPStatus(n.URL() + "/"); code != 200 {
+		t.Errorf("public / = %d, want the game", code)
+	}
 	if n.Mesh().ClientURL() == "" {
 		t.Fatal("no client URL")
 	}
@@ -84,7 +91,7 @@ func TestThreeNodesShareAReplicatedBucket(t *testing.T) {
 	for _, m := range c.Members() {
 		nodetest.WaitFor(t, 10*time.Second, m.Name+" sees 3 nodes", func() bool {
 			var v node.ClusterView
-			getJSON(t, m.Node.URL()+"/api/cluster", &v)
+			getJSON(t, m.Node.AdminURL()+"/api/cluster", &v)
 			return len(v.Nodes) == 3
 		})
 	}
@@ -130,7 +137,7 @@ func TestFourthNodeJoinsThroughOneRoute(t *testing.T) {
 	})
 	nodetest.WaitFor(t, 10*time.Second, "n1 sees n4", func() bool {
 		var v node.ClusterView
-		getJSON(t, c.Member("n1").Node.URL()+"/api/cluster", &v)
+		getJSON(t, c.Member("n1").Node.AdminURL()+"/api/cluster", &v)
 		return len(v.Nodes) == 4
 	})
 	if !c.Member("n1").Node.Mesh().Routed("n4") {

@@ -28,7 +28,7 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 			return
 		}
 		select {
-		case t.live <- inbound{ev: ev}:
+		case t.live <- inbound{ev: ev, at: time.Now()}:
 		default:
 			t.met.liveDropped.WithLabelValues(t.room).Inc()
 		}
@@ -127,7 +127,7 @@ func (t *term) follow(ctx context.Context, start uint64) {
 			}
 			delivered = md.Sequence.Consumer
 			select {
-			case t.stream <- t.fromStream(msg.Data(), md.Sequence.Stream):
+			case t.stream <- t.arrived(t.fromStream(msg.Data(), md.Sequence.Stream)):
 				start = md.Sequence.Stream + 1
 			case <-ctx.Done():
 				it.Stop()
@@ -145,6 +145,13 @@ func (t *term) fromStream(data []byte, seq uint64) inbound {
 		ev = game.Event{}
 	}
 	return inbound{ev: ev, streamSeq: seq}
+}
+
+// arrived stamps in with its arrival at this node, now: replayed events are not stamped, they arrived before
+// this term.
+func (t *term) arrived(in inbound) inbound {
+	in.at = time.Now()
+	return in
 }
 
 // drain applies every event waiting on either path.
@@ -180,5 +187,8 @@ func (t *term) apply(in inbound) {
 	}
 	if applied {
 		t.met.applied.WithLabelValues(t.room, string(in.ev.Kind)).Inc()
+		if !in.at.IsZero() && len(t.waiting) < maxWaiting {
+			t.waiting = append(t.waiting, in.at)
+		}
 	}
 }

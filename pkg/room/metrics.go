@@ -23,7 +23,17 @@ type metrics struct {
 	fenced           *prometheus.CounterVec
 	acquired         *prometheus.CounterVec
 	purges           *prometheus.CounterVec
+	inputToTick      *prometheus.HistogramVec
+	delivery         *prometheus.HistogramVec
+	tickGap          *prometheus.HistogramVec
 }
+
+// latencyBuckets span 0.5 ms to 4 s: a tick period at 20 Hz is 50 ms, a takeover pause up to a few seconds.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 14)
+
+// gapBuckets span 25 ms to 12.8 s: one tick period at 20 Hz (50 ms) falls in the second and third, a crash
+// takeover (0.3-0.6 s), a frozen owner's (2-3 s) and a Raft election (4-9 s) each in their own.
+var gapBuckets = prometheus.ExponentialBuckets(0.025, 2, 10)
 
 func newMetrics() *metrics {
 	ns := "tickmesh_room_"
@@ -47,13 +57,16 @@ func newMetrics() *metrics {
 		fenced:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_fenced_total", Help: "Ticks dropped by this node's relay fence (stale epoch or seq)."}, []string{"room"}),
 		acquired:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acquired_total", Help: "Leases acquired, by how."}, []string{"room", "how"}),
 		purges:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "input_purges_total", Help: "Purges of a room's stored events that two snapshots cover."}, []string{"room"}),
+		inputToTick:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "input_to_tick_seconds", Help: "Owner only: from a player event's arrival at this node to the publish of the first tick that carries it.", Buckets: latencyBuckets}, []string{"room"}),
+		tickGap:          prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "tick_gap_seconds", Help: "Time between consecutive ticks of a room accepted by this node's relay: one tick period normally, the pause players saw at a failover.", Buckets: gapBuckets}, []string{"room"}),
+		delivery:         prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "tick_delivery_seconds", Help: "Age of a tick, from its owner's publish (the owner's clock) to the end of this node's fan-out to its sockets.", Buckets: latencyBuckets}, []string{"room"}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld,
-		m.restoredFromTick, m.fenced, m.acquired, m.purges}
+		m.restoredFromTick, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 
 // forget deletes every series of room: a node that no longer serves a room keeps no metrics of it, so the number

@@ -52,9 +52,9 @@ type TickFunc func(room string, t *Tick)
 // number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
 // accepted tick of each room for new sockets and for an owner restoring after a takeover.
 type Relay struct {
-	nc      *nats.Conn
-	fence   *fence.Fence
-	dropped func(room string) // counts ticks refused by the fence, for metrics
+	nc    *nats.Conn
+	fence *fence.Fence
+	hooks RelayHooks
 
 	mu    sync.Mutex
 	rooms map[string]*relayRoom // guarded by mu
@@ -65,16 +65,38 @@ type relayRoom struct {
 	refs      int // guarded by Relay.mu
 	sub       *nats.Subscription
 	last      *Tick            // guarded by Relay.mu
-	lastAt    time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
+	heardAt   time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
 	listeners map[int]TickFunc // guarded by Relay.mu
+	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
 }
 
-// NewRelay makes a relay over nc. onDrop, when set, is called for every tick the fence refuses.
-func NewRelay(nc *nats.Conn, f *fence.Fence, onDrop func(room string)) *Relay {
-	if onDrop == nil {
-		onDrop = func(string) {}
+// RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
+// not block; a nil hook is skipped.
+type RelayHooks struct {
+	// Fenced is called for every tick the fence refuses (or whose headers do not parse).
+	Fenced func(room string)
+	// Gap is the time since the room's previous accepted tick on this node (by this node's clock): one tick
+	// period normally, the pause players saw at a failover. Not called for a room's first tick after the relay
+	// subscribed to it.
+	Gap func(room string, gap time.Duration)
+	// Fanout is the age of an accepted tick that carries wire.HeaderTime once its listeners returned: the
+	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
+	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
+	Fanout func(room string, age time.Duration)
+}
+
+// NewRelay makes a relay over nc that reports to hooks.
+func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
+	if hooks.Fenced == nil {
+		hooks.Fenced = func(string) {}
 	}
-	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, dropped: onDrop}
+	if hooks.Gap == nil {
+		hooks.Gap = func(string, time.Duration) {}
+	}
+	if hooks.Fanout == nil {
+		hooks.Fanout = func(string, time.Duration) {}
+	}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
 
 // Fence is the relay's fence.
@@ -114,7 +136,7 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	if !wire.ValidRoom(room) {
 		return nil, wire.ErrBadRoom
 	}
-	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}, lastAt: time.Now()}
+	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}, heardAt: time.Now()}
 	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
 	if err != nil {
 		return nil, err
@@ -138,15 +160,20 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	epoch, seq, err := wire.ParseTickHeader(m.Header)
 	if err != nil || !r.fence.Accept(room, epoch, seq) {
-		r.dropped(room)
+		r.hooks.Fenced(room)
 		return
 	}
 	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
+	now := time.Now()
+	if !rr.lastAt.IsZero() {
+		r.hooks.Gap(room, now.Sub(rr.lastAt))
+	}
+	rr.lastAt = now
 	r.mu.Lock()
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
 	rr.last = t
-	rr.lastAt = time.Now()
+	rr.heardAt = now
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
@@ -154,6 +181,9 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	r.mu.Unlock()
 	for _, fn := range ls {
 		fn(room, t)
+	}
+	if sent, ok := wire.TickTime(m.Header); ok {
+		r.hooks.Fanout(room, max(0, time.Since(sent)))
 	}
 }
 
@@ -177,7 +207,7 @@ func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	return time.Since(rr.lastAt), true
+	return time.Since(rr.heardAt), true
 }
 
 // Close unsubscribes from every room.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
@@ -220,7 +219,7 @@ func TestGracefulStopHandsTheRoomOverWithoutLosingATick(t *testing.T) {
 }
 
 func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
-	c := nodetest.StartCluster(t, 3, func(cfg *config.Config) { cfg.LeaseTTL = 2 * time.Second })
+	c := nodetest.StartCluster(t, 3, func(cfg *node.Config) { cfg.Room.LeaseTTL = 2 * time.Second })
 	name, epoch := owner(t, c, 0)
 	var recs []*recorder
 	for _, m := range c.Members() {
@@ -382,7 +381,7 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 }
 
 func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurgesNoMore(t *testing.T) {
-	c := nodetest.StartCluster(t, 1, func(cfg *config.Config) { cfg.SnapshotInterval = 100 * time.Millisecond })
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) { cfg.Room.SnapshotInterval = 100 * time.Millisecond })
 	owner(t, c, 0)
 	publish(t, c, "n1", game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})

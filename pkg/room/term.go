@@ -54,6 +54,7 @@ type term struct {
 	// Owned by run.
 	state    *game.State
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
+	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
 	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
 	stream   chan inbound   // events from the stream follower
 	helpers  sync.WaitGroup // the stream follower and the snapshot writer
@@ -71,7 +72,12 @@ type term struct {
 type inbound struct {
 	ev        game.Event
 	streamSeq uint64
+	at        time.Time // arrival at this node; zero for events replayed at the start of a term
 }
+
+// maxWaiting bounds the arrival times kept between two ticks for the input → tick histogram: events applied
+// beyond it in one tick period are applied all the same, only not sampled.
+const maxWaiting = 4096
 
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{

@@ -15,7 +15,18 @@ func (t *term) publish(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return t.nc.PublishMsg(wire.TickMsg(t.room, tk.Epoch, tk.Seq, data))
+	m := wire.TickMsg(t.room, tk.Epoch, tk.Seq, data)
+	sent := time.Now()
+	wire.StampTickTime(m, sent)
+	if err := t.nc.PublishMsg(m); err != nil {
+		return err // the events stay waiting for the next tick, which carries them too
+	}
+	h := t.met.inputToTick.WithLabelValues(t.room)
+	for _, at := range t.waiting {
+		h.Observe(sent.Sub(at).Seconds())
+	}
+	t.waiting = t.waiting[:0]
+	return nil
 }
 
 // tickOf encodes state as the tick message of an owner.

@@ -3,15 +3,19 @@ package wire
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
 // Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so that relays fence a tick
-// without decoding its body, which they forward to sockets as it is.
+// without decoding its body, which they forward to sockets as it is. HeaderTime is the owner's publish instant
+// (Unix microseconds), from which relays measure a tick's delivery latency; a tick without it is relayed all
+// the same.
 const (
 	HeaderEpoch = "Tm-Epoch"
 	HeaderSeq   = "Tm-Seq"
+	HeaderTime  = "Tm-Time"
 )
 
 // MaxCounter is the largest epoch, seq or ack the cluster accepts: 2^53-1, the largest integer a JavaScript
@@ -24,6 +28,20 @@ func TickMsg(room string, epoch, seq uint64, data []byte) *nats.Msg {
 	m.Header[HeaderEpoch] = []string{strconv.FormatUint(epoch, 10)}
 	m.Header[HeaderSeq] = []string{strconv.FormatUint(seq, 10)}
 	return m
+}
+
+// StampTickTime sets m's HeaderTime to t, the instant of its publish.
+func StampTickTime(m *nats.Msg, t time.Time) {
+	m.Header[HeaderTime] = []string{strconv.FormatInt(t.UnixMicro(), 10)}
+}
+
+// TickTime reads a tick's HeaderTime; ok is false when it has none or it does not parse.
+func TickTime(h nats.Header) (t time.Time, ok bool) {
+	us, err := strconv.ParseInt(h.Get(HeaderTime), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
 }
 
 // ParseTickHeader reads a tick's epoch and seq from its headers. An epoch of 0 or any value above MaxCounter is

@@ -54,6 +54,7 @@ const (
 
 // linClients runs the CAS clients.
 type linClients struct {
+	auth nats.Option // the admin user: the clients create their stream
 	mu   sync.Mutex
 	ops  []linOp
 	ncs  []*nats.Conn
@@ -62,13 +63,13 @@ type linClients struct {
 	err  error // setting up
 }
 
-// startLinClients creates the stream (R3) through urls[0] and starts one client per url.
-func startLinClients(ctx context.Context, s *Store, urls []string, seed uint64) *linClients {
-	lc := &linClients{}
+// startLinClients creates the stream (R3) through urls[0] and starts one client per url, logged in with auth.
+func startLinClients(ctx context.Context, s *Store, urls []string, seed uint64, auth nats.Option) *linClients {
+	lc := &linClients{auth: auth}
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	lc.stop = stop
 	for i, url := range urls {
-		nc, err := nats.Connect(url, nats.Name("tickmesh-chaos-lin"), nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
+		nc, err := nats.Connect(url, auth, nats.Name("tickmesh-chaos-lin"), nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
 			nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true), nats.Timeout(time.Second))
 		if err != nil {
 			lc.err = err
@@ -192,7 +193,7 @@ func (lc *linClients) check(ctx context.Context, s *Store, urls []string) LinRep
 		rep.Result = "not run: " + lc.err.Error()
 		return rep
 	}
-	landed, err := readLanded(ctx, urls)
+	landed, err := readLanded(ctx, urls, lc.auth)
 	if err != nil {
 		rep.Result = "not run: read " + linStream + ": " + err.Error()
 		return rep
@@ -272,10 +273,10 @@ var linModel = porcupine.Model{
 }
 
 // readLanded maps every payload in the stream to its sequence.
-func readLanded(ctx context.Context, urls []string) (map[string]uint64, error) {
+func readLanded(ctx context.Context, urls []string, auth nats.Option) (map[string]uint64, error) {
 	var lastErr error
 	for _, url := range urls {
-		nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
+		nc, err := nats.Connect(url, auth, nats.Timeout(2*time.Second))
 		if err != nil {
 			lastErr = err
 			continue

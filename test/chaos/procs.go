@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,11 +17,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/config"
 )
 
 // Ports every node listens on, at its own address.
 const (
 	HTTPPort  = 8080
+	AdminPort = 9090
 	NATSPort  = 4222
 	RoutePort = 6222
 )
@@ -80,10 +84,11 @@ type Node struct {
 
 // Cluster runs the node processes of a run.
 type Cluster struct {
-	Bin   string
-	Net   *Net
-	Dir   string
-	Nodes []*Node
+	Bin     string
+	Net     *Net
+	Dir     string
+	Nodes   []*Node
+	Secrets config.Secrets // drawn for the run: the nodes start with credentials, as in production
 
 	logf func(string, ...any)
 	http *http.Client
@@ -92,7 +97,11 @@ type Cluster struct {
 
 // NewCluster prepares one node per host of nt (nothing is started). extra flags are appended to every node's.
 func NewCluster(bin string, nt *Net, dir string, leaseTTL time.Duration, extra []string, logf func(string, ...any)) (*Cluster, error) {
-	c := &Cluster{Bin: bin, Net: nt, Dir: dir, logf: logf, http: &http.Client{
+	secrets, err := config.NewSecrets(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Bin: bin, Net: nt, Dir: dir, Secrets: secrets, logf: logf, http: &http.Client{
 		Timeout: 1500 * time.Millisecond,
 		Transport: &http.Transport{
 			DialContext:       (&net.Dialer{Timeout: time.Second}).DialContext,
@@ -113,6 +122,7 @@ func NewCluster(bin string, nt *Net, dir string, leaseTTL time.Duration, extra [
 		nd.Args = append([]string{
 			"-name", h.Name,
 			"-http", fmt.Sprintf("%s:%d", h.Addr, HTTPPort),
+			"-admin-http", fmt.Sprintf("%s:%d", h.Addr, AdminPort),
 			"-nats", fmt.Sprintf("%s:%d", h.Addr, NATSPort),
 			"-cluster", fmt.Sprintf("%s:%d", h.Addr, RoutePort),
 			"-routes", strings.Join(routes, ","),
@@ -146,7 +156,7 @@ func (c *Cluster) Start(i int) error {
 	fmt.Fprintf(f, "=== chaos: start #%d at %s: ip netns exec %s %s %s\n", nd.starts, time.Now().Format(time.RFC3339Nano), nd.Host.NS, c.Bin, strings.Join(nd.Args, " "))
 	cmd := exec.Command("ip", append([]string{"netns", "exec", nd.Host.NS, c.Bin}, nd.Args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "SESSION_SECRET=tickmesh-chaos-session-secret", "SYS_PASSWORD=chaos-sys")
+	cmd.Env = append(os.Environ(), c.Secrets.Env()...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -257,6 +267,11 @@ func (c *Cluster) URL(i int) string {
 	return fmt.Sprintf("http://%s:%d", c.Nodes[i].Host.Addr, HTTPPort)
 }
 
+// AdminURL of node i's admin listener (metrics, /api/cluster).
+func (c *Cluster) AdminURL(i int) string {
+	return fmt.Sprintf("http://%s:%d", c.Nodes[i].Host.Addr, AdminPort)
+}
+
 // WSURL of node i.
 func (c *Cluster) WSURL(i int) string {
 	return fmt.Sprintf("ws://%s:%d/ws", c.Nodes[i].Host.Addr, HTTPPort)
@@ -304,8 +319,8 @@ func (v ClusterView) Lobby() (string, uint64) {
 	return "", 0
 }
 
-func (c *Cluster) getJSON(ctx context.Context, i int, path string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(i)+path, nil)
+func (c *Cluster) getJSON(ctx context.Context, url string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -322,14 +337,14 @@ func (c *Cluster) getJSON(ctx context.Context, i int, path string, v any) (int, 
 
 // Readyz fetches node i's /readyz; ok is a 200.
 func (c *Cluster) Readyz(ctx context.Context, i int) (r Readiness, ok bool, err error) {
-	code, err := c.getJSON(ctx, i, "/readyz", &r)
+	code, err := c.getJSON(ctx, c.URL(i)+"/readyz", &r)
 	return r, err == nil && code == http.StatusOK, err
 }
 
 // View fetches node i's /api/cluster.
 func (c *Cluster) View(ctx context.Context, i int) (ClusterView, error) {
 	var v ClusterView
-	code, err := c.getJSON(ctx, i, "/api/cluster", &v)
+	code, err := c.getJSON(ctx, c.AdminURL(i)+"/api/cluster", &v)
 	if err == nil && code != http.StatusOK {
 		err = fmt.Errorf("/api/cluster: HTTP %d", code)
 	}
@@ -338,7 +353,7 @@ func (c *Cluster) View(ctx context.Context, i int) (ClusterView, error) {
 
 // FencedTotal scrapes node i's /metrics for tickmesh_room_ticks_fenced_total of the lobby (0 when absent).
 func (c *Cluster) FencedTotal(ctx context.Context, i int) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL(i)+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.AdminURL(i)+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}

@@ -455,10 +455,11 @@ type Recorder struct {
 	closed chan struct{}
 }
 
-// StartRecorder connects to url (node index node) and records into s.
-func StartRecorder(s *Store, node int, url string) (*Recorder, error) {
+// StartRecorder connects to url (node index node), logged in with auth (the read-only viewer suffices), and
+// records into s.
+func StartRecorder(s *Store, node int, url string, auth nats.Option) (*Recorder, error) {
 	closed := make(chan struct{})
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, auth,
 		nats.Name("tickmesh-chaos-recorder"),
 		nats.IgnoreDiscoveredServers(),
 		nats.DontRandomize(),

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -177,7 +179,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	}
 	h.logf("started %d nodes (%s), lease TTL %s; waiting for the cluster", len(c.Nodes), c.Bin, h.cfg.LeaseTTL)
 	for i := range c.Nodes {
-		r, err := StartRecorder(h.Store, i, c.NATSURL(i))
+		r, err := StartRecorder(h.Store, i, c.NATSURL(i), nats.UserInfo(c.Secrets.ViewerUser, c.Secrets.ViewerPassword))
 		if err != nil {
 			return res, fmt.Errorf("recorder for %s: %w", c.Nodes[i].Host.Name, err)
 		}
@@ -186,7 +188,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	if _, err := h.waitCluster(ctx, 3*time.Minute); err != nil {
 		return h.finish(res, fmt.Errorf("cluster did not form: %w", err))
 	}
-	h.lin = startLinClients(ctx, h.Store, h.natsURLs(), h.cfg.Seed)
+	h.lin = startLinClients(ctx, h.Store, h.natsURLs(), h.cfg.Seed, nats.UserInfo(c.Secrets.AdminUser, c.Secrets.AdminPassword))
 	if h.lin.err != nil {
 		h.logf("lease check not running: %v", h.lin.err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tickmesh/tickmesh/internal/proctest"
+	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -28,11 +29,32 @@ type cluster struct {
 	t       *testing.T
 	lc      string
 	flags   []string
+	state   string // the launcher's -dir: secrets.env, nats/<user>.json, logs/
 	base    int
 	nginx   int
 	natsURL string
 	out     *proctest.Output
 }
+
+// adminPort is node i's (1-based) admin listener: /metrics, /api/cluster.
+func (c *cluster) adminPort(i int) int { return c.base + 13 + i - 1 }
+
+// secrets are the credentials the launcher drew for the cluster.
+func (c *cluster) secrets() config.Secrets {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.state, "secrets.env"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	s, err := config.ParseSecrets(string(b))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+// context is the nats CLI context the launcher wrote for user (viewer, admin, sys).
+func (c *cluster) context(user string) string { return filepath.Join(c.state, "nats", user+".json") }
 
 func nginxPath() string {
 	if p, err := exec.LookPath("nginx"); err == nil {
@@ -54,12 +76,13 @@ func startCluster(t *testing.T) *cluster {
 	node, lc := filepath.Join(tmp, "tickmesh-node"), filepath.Join(tmp, "localcluster")
 	proctest.GoBuild(t, node, "./cmd/node")
 	proctest.GoBuild(t, lc, "./cmd/localcluster")
-	base := proctest.FreePortBlock(t, 13)
+	base := proctest.FreePortBlock(t, 16)
 	state := filepath.Join(tmp, "state")
-	c := &cluster{t: t, lc: lc, base: base, nginx: base + 9, out: &proctest.Output{},
+	c := &cluster{t: t, lc: lc, state: state, base: base, nginx: base + 9, out: &proctest.Output{},
 		natsURL: fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", base+3, base+4, base+5),
 		flags: []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
-			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10)}}
+			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10),
+			"-base-admin", strconv.Itoa(base + 13)}}
 	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on"}, c.flags...)...)
 	up.Stdout, up.Stderr = c.out, c.out
 	if err := up.Start(); err != nil {
@@ -110,7 +133,7 @@ func (c *cluster) run(args ...string) string {
 // owner asks a live node who owns the lobby.
 func (c *cluster) owner() (string, uint64) {
 	for i := range 3 {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/cluster", c.base+i))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/cluster", c.adminPort(i+1)))
 		if err != nil {
 			continue
 		}
@@ -324,36 +347,41 @@ func TestClientsThroughNginxSurviveOwnerThenNonOwnerKill(t *testing.T) {
 	}
 }
 
-// TestREADMENATSRecipesWork runs the README's and nats/README.md's `nats` CLI commands against the cluster.
+// TestREADMENATSRecipesWork runs the README's and nats/README.md's `nats` CLI commands against the cluster, with
+// the contexts `task up` writes: the viewer watches and reads, and is refused a write; sys lists the servers.
 func TestREADMENATSRecipesWork(t *testing.T) {
 	natsBin, err := exec.LookPath("nats")
 	if err != nil {
 		t.Skip("the nats CLI is not installed (task tools:nats; .ci/run installs it): cannot check the recipes")
 	}
 	c := startCluster(t)
-	srv := fmt.Sprintf("nats://127.0.0.1:%d", c.base+3)
-	run := func(args ...string) string {
-		t.Helper()
+	viewer, sys := c.context("viewer"), c.context("sys")
+	nats := func(args ...string) (string, error) {
 		cmd := exec.Command(natsBin, args...)
 		cmd.Env = append(os.Environ(), "NATS_CONTEXT=")
 		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := nats(args...)
 		if err != nil {
 			t.Fatalf("nats %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		return string(out)
+		return out
 	}
 	waitFor(t, 30*time.Second, "a lobby owner", func() bool { o, _ := c.owner(); return o != "" })
 	owner, epoch := c.owner()
 
-	if out := run("--server", srv, "sub", "game.>", "--count", "3"); !strings.Contains(out, `"type":"tick"`) {
+	if out := run("--context", viewer, "sub", "game.>", "--count", "3"); !strings.Contains(out, `"type":"tick"`) {
 		t.Fatalf("nats sub game.> shows no tick:\n%s", out)
 	}
-	out := run("--server", srv, "kv", "get", "owners", "lobby", "--raw")
+	out := run("--context", viewer, "kv", "get", "owners", "lobby", "--raw")
 	if !strings.Contains(out, `"node":"`+owner+`"`) || !strings.Contains(out, fmt.Sprintf(`"epoch":%d`, epoch)) {
 		t.Fatalf("nats kv get owners lobby = %s, want node %s epoch %d", out, owner, epoch)
 	}
 	// kv watch prints the current value first; stop it after a moment.
-	watch := exec.Command(natsBin, "--server", srv, "kv", "watch", "owners")
+	watch := exec.Command(natsBin, "--context", viewer, "kv", "watch", "owners")
 	var wout proctest.Output
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
@@ -363,15 +391,14 @@ func TestREADMENATSRecipesWork(t *testing.T) {
 	watch.Process.Kill()
 	watch.Wait()
 	for _, args := range [][]string{{"kv", "ls"}, {"kv", "info", "owners"}, {"stream", "info", "INPUTS"}} {
-		run(append([]string{"--server", srv}, args...)...)
+		run(append([]string{"--context", viewer}, args...)...)
 	}
-	if out := run("--server", srv, "--user", "sys", "--password", "sys", "server", "list", "3"); !strings.Contains(out, "n1") || !strings.Contains(out, "n3") {
+	if out, err := nats("--context", viewer, "kv", "put", "owners", "lobby", "forged"); err == nil {
+		t.Fatalf("the viewer wrote the lobby's lease:\n%s", out)
+	}
+	if out := run("--context", sys, "server", "list", "3"); !strings.Contains(out, "n1") || !strings.Contains(out, "n3") {
 		t.Fatalf("nats server list:\n%s", out)
 	}
-	run("--server", srv, "--user", "sys", "--password", "sys", "server", "report", "jetstream")
-	// The context files in nats/ work too.
-	ctx := filepath.Join("..", "..", "nats", "contexts", "tickmesh-local.json")
-	if _, err := os.Stat(ctx); err == nil && c.base+3 == 4222 {
-		run("--context", ctx, "kv", "ls")
-	}
+	run("--context", sys, "server", "report", "jetstream")
+	run("--context", c.context("admin"), "kv", "ls")
 }

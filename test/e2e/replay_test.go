@@ -32,7 +32,8 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 		t.Fatalf("owner %q: %v", owner, err)
 	}
 
-	nc, err := nats.Connect(c.natsURL)
+	secrets := c.secrets()
+	nc, err := nats.Connect(c.natsURL, nats.UserInfo(secrets.AdminUser, secrets.AdminPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 			return info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != owner
 		})
 	}
-	sys, err := nats.Connect(c.natsURL, nats.UserInfo("sys", "sys"))
+	sys, err := nats.Connect(c.natsURL, nats.UserInfo(secrets.SysUser, secrets.SysPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 // isMetaLeader reads node i's tickmesh_jetstream_meta_leader gauge (false when the node does not answer).
 func (c *cluster) isMetaLeader(i int) bool {
 	client := http.Client{Timeout: 500 * time.Millisecond}
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.base+i-1))
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.adminPort(i)))
 	if err != nil {
 		return false
 	}

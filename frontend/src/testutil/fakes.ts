@@ -133,7 +133,7 @@ export function welcome(over: Record<string, unknown> = {}): Record<string, unkn
   };
 }
 
-export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; online?: boolean }[] = []): {
+export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; vx?: number; vy?: number; online?: boolean }[] = []): {
   type: 'tick';
   room: string;
   epoch: number;
@@ -153,6 +153,6 @@ export function tick(epoch: number, seq: number, players: { id: string; x: numbe
     time: 0,
     width: 1000,
     height: 1000,
-    players: players.map((p) => ({ id: p.id, name: p.id, x: p.x, y: p.y, vx: 0, vy: 0, keys: 0, ack: 0, conn: 1, online: p.online ?? true })),
+    players: players.map((p) => ({ id: p.id, name: p.id, x: p.x, y: p.y, vx: p.vx ?? 0, vy: p.vy ?? 0, keys: 0, ack: 0, conn: 1, online: p.online ?? true })),
   };
 }

@@ -1,10 +1,15 @@
 // Package nodetest starts real Tickmesh nodes in-process for tests: embedded NATS servers on random loopback
 // ports with routes between them, in the spirit of hashicorp/raft's MakeCluster. Every node runs its Run loop in
 // a goroutine the Cluster owns; t.Cleanup stops them all and waits.
+//
+// Nodes start as in production, without the development switch: a Cluster draws its own credentials
+// (Cluster.Secrets: route user and password, session secret, admin, viewer and sys passwords) and gives them
+// to every node it starts.
 package nodetest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,21 +30,27 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
+// LogLevel is the level of the nodes' logs in the test output.
+var LogLevel = slog.LevelWarn
+
 // Cluster is a set of in-process nodes.
 type Cluster struct {
+	// Secrets are the credentials of every node of the cluster.
+	Secrets config.Secrets
+
 	t     testing.TB
 	dir   string
 	mu    sync.Mutex
 	nodes map[string]*Member
 	order []string
-	tune  func(*config.Config)
+	tune  func(*node.Config)
 }
 
 // Member is one node of a Cluster and the goroutine that runs it.
 type Member struct {
 	Name    string
 	Node    *node.Node
-	Config  config.Config
+	Config  node.Config // as given to node.New
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error
@@ -47,13 +58,17 @@ type Member struct {
 }
 
 // Option adjusts every node's configuration before it starts.
-type Option func(*config.Config)
+type Option func(*node.Config)
 
 // StartCluster starts n clustered nodes (standalone when n == 1) and waits until every one is ready.
 func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, dir: t.TempDir(), nodes: map[string]*Member{}}
-	c.tune = func(cfg *config.Config) {
+	secrets, err := config.NewSecrets(crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Secrets: secrets, t: t, dir: t.TempDir(), nodes: map[string]*Member{}}
+	c.tune = func(cfg *node.Config) {
 		for _, o := range opts {
 			o(cfg)
 		}
@@ -69,11 +84,11 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		name := fmt.Sprintf("n%d", i+1)
 		cfg := c.baseConfig(name)
 		if n > 1 {
-			cfg.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", ports[i])
+			cfg.Mesh.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", ports[i])
 			for j, p := range ports {
 				if j != i {
 					u, _ := config.ParseRoutes(fmt.Sprintf("127.0.0.1:%d", p))
-					cfg.Routes = append(cfg.Routes, u...)
+					cfg.Mesh.Routes = append(cfg.Mesh.Routes, u...)
 				}
 			}
 		}
@@ -93,18 +108,16 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	return c
 }
 
-// baseConfig is a node configuration on random loopback ports under the cluster's temp dir.
-func (c *Cluster) baseConfig(name string) config.Config {
-	cfg := config.Default()
+// baseConfig is a node configuration on random loopback ports under the cluster's temp dir, with the
+// cluster's credentials.
+func (c *Cluster) baseConfig(name string) node.Config {
+	cfg := node.DefaultConfig()
 	cfg.Name = name
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.NATSAddr = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(c.dir, name)
-	cfg.PublicURL = ""
-	cfg.LogLevel = "warn"
-	if l := os.Getenv("TICKMESH_TEST_LOGLEVEL"); l != "" {
-		cfg.LogLevel = l
-	}
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.Mesh.ClientAddr = "127.0.0.1:0"
+	cfg.Mesh.DataDir = filepath.Join(c.dir, name)
+	c.Secrets.Apply(&cfg)
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
@@ -112,18 +125,18 @@ func (c *Cluster) baseConfig(name string) config.Config {
 }
 
 // JoinConfig is the configuration of a new node that routes to the given existing member only.
-func (c *Cluster) JoinConfig(name string, via string) config.Config {
+func (c *Cluster) JoinConfig(name string, via string) node.Config {
 	cfg := c.baseConfig(name)
-	cfg.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
+	cfg.Mesh.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
 	m := c.Member(via)
-	u, _ := config.ParseRoutes(m.Config.ClusterAddr)
-	cfg.Routes = u
+	u, _ := config.ParseRoutes(m.Config.Mesh.ClusterAddr)
+	cfg.Mesh.Routes = u
 	return cfg
 }
 
 // Start starts one node with cfg and runs it until the cluster stops it.
-func (c *Cluster) Start(cfg config.Config) (*Member, error) {
-	log := slog.New(slog.NewTextHandler(testWriter{c.t, cfg.Name}, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+func (c *Cluster) Start(cfg node.Config) (*Member, error) {
+	log := slog.New(slog.NewTextHandler(testWriter{c.t, cfg.Name}, &slog.HandlerOptions{Level: LogLevel}))
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := node.New(ctx, cfg, log.With("node", cfg.Name))
 	if err != nil {
@@ -152,18 +165,12 @@ func (c *Cluster) Restart(name string) *Member {
 		c.t.Fatalf("restart %s: still running", name)
 	}
 	cfg := old.Config
-	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	m, err := c.Start(cfg)
 	if err != nil {
 		c.t.Fatalf("restart: %v", err)
 	}
 	return m
-}
-
-func parseLevel(s string) slog.Level {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(s))
-	return l
 }
 
 // Member returns the named member.
@@ -257,7 +264,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // `tickmesh_room_ticks_total{room="lobby"}`) on the /metrics page of member name: 0 when the series is absent.
 func (c *Cluster) Metric(name, series string) int {
 	c.t.Helper()
-	resp, err := http.Get(c.Member(name).Node.URL() + "/metrics")
+	resp, err := http.Get(c.Member(name).Node.AdminURL() + "/metrics")
 	if err != nil {
 		c.t.Fatalf("metrics of %s: %v", name, err)
 	}
