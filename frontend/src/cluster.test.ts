@@ -8,11 +8,14 @@ describe('cluster view', () => {
       node: 'n1',
       nodes: [{ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 }],
       rooms: [{ room: 'lobby', owner: 'n2', epoch: 4 }],
+      owners: { n1: 0, n2: 1, bad: 'x' },
     });
+    expect(info.owners).toEqual({ n1: 0, n2: 1 });
     expect(info.nodes[0]).toEqual({ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 });
     expect(info.rooms[0]).toEqual({ room: 'lobby', owner: 'n2', epoch: 4 });
-    expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [] });
+    expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [], owners: {} });
     expect(() => decodeCluster({ nodes: 5 })).toThrow();
+    expect(() => decodeCluster({ owners: [1] })).toThrow();
   });
 
   it("falls back from the origin to the other known nodes' admin listeners", () => {

@@ -1,5 +1,5 @@
 // The cluster view (cluster.html): polls /api/cluster every second and shows
-// the nodes (readiness, sockets) and rooms (owner, epoch). It is served by a
+// the nodes (readiness, sockets, rooms owned) and rooms (owner, epoch). It is served by a
 // node's admin listener (-admin-http), as /api/cluster is; when the page's own
 // origin stops answering, it polls the admin listeners of the other nodes it
 // has learned about.
@@ -26,6 +26,8 @@ export interface ClusterInfo {
   node: string;
   nodes: ClusterNode[];
   rooms: ClusterRoom[];
+  /** Rooms held per node (every node with a session, 0 included). */
+  owners: Record<string, number>;
 }
 
 /** Validates an /api/cluster response; throws on a malformed one. */
@@ -40,7 +42,15 @@ export function decodeCluster(v: unknown): ClusterInfo {
     if (!Array.isArray(a)) throw new Error(`cluster.${k}: expected an array`);
     return a as unknown[];
   };
+  const owners: Record<string, number> = {};
+  const ow = o['owners'];
+  if (ow !== undefined && ow !== null) {
+    for (const [k, n] of Object.entries(obj(ow, 'owners'))) {
+      if (typeof n === 'number') owners[k] = n;
+    }
+  }
   return {
+    owners,
     node: typeof o['node'] === 'string' ? o['node'] : '',
     nodes: list('nodes').map((x, i) => {
       const n = obj(x, `nodes[${i}]`);
@@ -134,6 +144,7 @@ function render(info: ClusterInfo, nodesBody: HTMLTableSectionElement, roomsBody
     cell(row, n.name + (n.name === info.node ? ' (answering)' : ''), 'node-name');
     cell(row, n.ready ? 'ready' : 'not ready', 'node-ready');
     cell(row, String(n.sockets), 'node-sockets');
+    cell(row, String(info.owners[n.name] ?? info.rooms.filter((r) => r.owner === n.name).length), 'node-rooms');
     cell(row, n.url, 'node-url');
   }
   roomsBody.replaceChildren();

@@ -46,6 +46,7 @@ type term struct {
 	js     jetstream.JetStream
 	inputs jetstream.Stream
 	snaps  jetstream.KeyValue
+	writer *snapshotWriter // the node's: writes the periodic snapshots in batches
 	relay  *Relay
 	met    *metrics
 	nodes  *liveness    // this node's contact with the cluster
@@ -61,11 +62,13 @@ type term struct {
 	stop     func()         // cancels the helpers and waits for them; safe to call more than once
 	withheld bool           // a tick was withheld for lack of contact: confirm the lease before the next one
 
-	wmu        sync.Mutex // guards the snapshot writer's view below, shared by run and the writer
+	wmu        sync.Mutex // guards the snapshot view below, shared by run and the node's snapshot writer
 	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
-	prevSnapIn uint64     // InputSeq of the snapshot before the last one: events up to it may be purged
+	writtenKey uint64     // changeKey of the last snapshot this term wrote
+	prevSnapIn uint64     // InputSeq of the last snapshot written
+	purgeTo    uint64     // InputSeq of the snapshot before it: events up to it may be purged
 	purgedTo   uint64     // the room's events are purged up to here (by this term)
-	lastSnapAt time.Time  // when the last snapshot write succeeded
+	lastSnapAt time.Time  // when the stored snapshot was last known current (written, or nothing changed since)
 }
 
 // inbound is an event for the owner loop: from core NATS (streamSeq 0) or from the INPUTS stream.
@@ -82,7 +85,7 @@ const maxWaiting = 4096
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
-		snaps: m.snaps, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
+		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -163,13 +166,7 @@ func (t *term) start(ctx, hctx context.Context) error {
 // loop ticks the room at the fixed rate until ctx ends (then it writes a final snapshot) or the term fails.
 // Between ticks it applies events as they come.
 func (t *term) loop(ctx, hctx context.Context) error {
-	snaps := make(chan *Snapshot, 1)
-	writerErr := make(chan error, 1)
-	t.helpers.Add(1)
-	go func() {
-		defer t.helpers.Done()
-		writerErr <- t.snapshotWriter(hctx, snaps)
-	}()
+	defer t.writer.withdraw(t)
 
 	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see. The
 	// ones after it fall on the room's phase of the period (tickPhase), the same on every owner.
@@ -186,10 +183,9 @@ func (t *term) loop(ctx, hctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.stop()
+			t.writer.withdraw(t)
 			t.finalSnapshot(ctx)
 			return context.Cause(ctx)
-		case err := <-writerErr:
-			return err
 		case in := <-t.live:
 			t.apply(in)
 		case in := <-t.stream:
@@ -209,12 +205,13 @@ func (t *term) loop(ctx, hctx context.Context) error {
 			lastTick = now
 			if now.Sub(lastOffer) >= t.cfg.SnapshotInterval {
 				lastOffer = now
-				t.offer(snaps)
+				t.offerSnapshot(now)
 			}
 			t.met.snapshotAge.WithLabelValues(t.room).Set(t.snapshotAge(now).Seconds())
 			if t.emptyFor(now, &emptySince) >= t.cfg.EmptyAfter {
 				t.stop()
-				t.deleteSnapshot(ctx)
+				t.writer.withdraw(t)
+				t.close(ctx)
 				return errRoomEmpty
 			}
 		}
