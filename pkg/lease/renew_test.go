@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -141,5 +142,77 @@ func TestParseRefusesValuesNoNodeWrites(t *testing.T) {
 	}
 	if v, err := Parse([]byte(`{"node":"n1","epoch":9007199254740991,"since":1}`)); err != nil || v.Epoch != MaxEpoch {
 		t.Fatalf("the largest epoch: %+v, %v", v, err)
+	}
+}
+
+// stubPub is a publisher whose writes succeed at increasing sequences, counted.
+type stubPub struct {
+	mu     sync.Mutex
+	seq    uint64
+	writes int
+	gate   chan struct{} // when set, every write waits for it
+}
+
+func (p *stubPub) PublishMsg(ctx context.Context, _ *nats.Msg, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if p.gate != nil {
+		select {
+		case <-p.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seq++
+	p.writes++
+	return &jetstream.PubAck{Sequence: p.seq}, nil
+}
+
+// After a pause every room of a node confirms its lease before ticking again: they share the session's
+// renewals, so a thousand rooms cost one write, not a thousand.
+func TestConcurrentConfirmsOfASessionShareOneRenewal(t *testing.T) {
+	kv := &stubKV{getErr: jetstream.ErrKeyNotFound}
+	pub := &stubPub{}
+	s, err := OpenSession(context.Background(), kv, pub, "owners", "n1", Config{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rooms []*Lease
+	for i := range 100 {
+		l, err := AcquireIn(context.Background(), kv, "r"+string(rune('a'+i%26))+string(rune('a'+i/26)), Value{Epoch: 1}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, l)
+	}
+	pub.gate = make(chan struct{})
+	before := pub.writes
+	var wg sync.WaitGroup
+	errs := make(chan error, len(rooms))
+	for _, l := range rooms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- l.Confirm(context.Background())
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // all of them waiting on the one renewal in flight
+	close(pub.gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("confirm: %v", err)
+		}
+	}
+	// One write, and one more for the confirmations asked after it was sent (they need a write sent after they
+	// began), and so on: a handful, not one per room.
+	got := pub.writes - before
+	if got < 1 || got > 3 {
+		t.Fatalf("%d session writes for %d confirmations, want 1 to 3", got, len(rooms))
+	}
+	// A confirmation asked after the last write needs one more.
+	if err := rooms[0].Confirm(context.Background()); err != nil || pub.writes-before != got+1 {
+		t.Fatalf("a later confirmation: %v, writes %d after %d", err, pub.writes-before, got)
 	}
 }

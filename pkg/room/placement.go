@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,7 +112,8 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 	}
 	rooms := m.roomCountsLocked()
 	m.mu.Unlock()
-	for _, stream := range wire.PlacedStreams {
+	ownersLeader := ""
+	for _, stream := range wire.PlacedStreams { // KV_owners first
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		leader, current, err := m.cluster.StreamLeader(sctx, stream)
 		cancel()
@@ -121,10 +123,22 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 		m.mu.Lock()
 		m.leaders[stream] = leader
 		m.mu.Unlock()
-		if leader != m.cfg.Node || !owns {
-			continue
+		if stream == wire.KVStream(wire.OwnersBucket) {
+			ownersLeader = leader
 		}
-		m.stepDown(ctx, stream, current, rooms)
+		switch {
+		case leader != m.cfg.Node:
+		case owns:
+			m.stepDown(ctx, stream, current, rooms)
+		case ownersLeader != "" && ownersLeader != m.cfg.Node && rooms[ownersLeader] <= rooms[m.cfg.Node] &&
+			slices.Contains(current, ownersLeader) && m.cluster.Routed(ownersLeader):
+			// The other ownership streams join the owners stream's leader: one node leads them all and owns no
+			// room, and every other node may own rooms (a node leading one of them owns none while others can).
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := m.cluster.StepDownStreamLeader(sctx, stream, ownersLeader)
+			cancel()
+			m.log.Info("moved stream leader to the owners stream's leader", "stream", stream, "to", ownersLeader, "err", err)
+		}
 	}
 	m.noteSettled()
 }

@@ -79,12 +79,21 @@ func (t *term) offerSnapshot(now time.Time) {
 	key := changeKey(s)
 	t.wmu.Lock()
 	unchanged := key == t.writtenKey
+	purge := false
 	if unchanged {
 		t.lastSnapAt = now // the snapshot lacks nothing but the tick number
+		// The stored snapshot has covered the room's events for a whole interval: an idle room writes no second
+		// snapshot to cover them twice, so they go now.
+		if t.prevSnapIn > t.purgeTo {
+			t.purgeTo, purge = t.prevSnapIn, t.prevSnapIn > t.purgedTo
+		}
 	}
 	rev := t.snapRev
 	t.wmu.Unlock()
 	if unchanged {
+		if purge {
+			t.writer.purgeLater(t)
+		}
 		return
 	}
 	data, err := t.encode(s)

@@ -28,6 +28,7 @@ type snapshotWriter struct {
 
 	mu     sync.Mutex
 	offers map[string]snapOffer // guarded by mu: the newest offer of each room not yet written
+	purges map[string]*term     // guarded by mu: terms with events to purge and no snapshot to write
 }
 
 // snapOffer is a snapshot offered by a term.
@@ -46,7 +47,7 @@ const snapshotRounds = 4
 const maxBatchBytes = 4 << 20
 
 func newSnapshotWriter(m *Manager) *snapshotWriter {
-	return &snapshotWriter{m: m, offers: map[string]snapOffer{}}
+	return &snapshotWriter{m: m, offers: map[string]snapOffer{}, purges: map[string]*term{}}
 }
 
 // offer queues o, replacing an older offer of the same room.
@@ -56,11 +57,21 @@ func (w *snapshotWriter) offer(o snapOffer) {
 	w.mu.Unlock()
 }
 
-// withdraw drops t's offer, if one is waiting: t is about to write its room's snapshot itself, or has ended.
+// purgeLater queues a purge of t's room's covered events for the next round (t.purge, off the owner loop).
+func (w *snapshotWriter) purgeLater(t *term) {
+	w.mu.Lock()
+	w.purges[t.room] = t
+	w.mu.Unlock()
+}
+
+// withdraw drops t's offer and purge, if waiting: t is about to write its room's snapshot itself, or has ended.
 func (w *snapshotWriter) withdraw(t *term) {
 	w.mu.Lock()
 	if o, ok := w.offers[t.room]; ok && o.t == t {
 		delete(w.offers, t.room)
+	}
+	if w.purges[t.room] == t {
+		delete(w.purges, t.room)
 	}
 	w.mu.Unlock()
 }
@@ -80,7 +91,15 @@ func (w *snapshotWriter) run(ctx context.Context) {
 			round = append(round, o)
 		}
 		clear(w.offers)
+		purges := make([]*term, 0, len(w.purges))
+		for _, t := range w.purges {
+			purges = append(purges, t)
+		}
+		clear(w.purges)
 		w.mu.Unlock()
+		for _, pt := range purges {
+			pt.purge(ctx)
+		}
 		for len(round) > 0 {
 			n, size := 0, 0
 			for n < len(round) && n < kvbatch.MaxBatch && (n == 0 || size+len(round[n].data) <= maxBatchBytes) {
