@@ -144,6 +144,7 @@ func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) erro
 	defer stop(nil)
 	m.mu.Lock()
 	m.owned[room] = l.Epoch()
+	m.ran[room] = max(m.ran[room], l.Epoch())
 	m.stopTerm[room] = stop
 	m.mu.Unlock()
 	m.relay.Fence().Observe(room, l.Epoch())

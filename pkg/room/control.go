@@ -90,7 +90,13 @@ func (m *Manager) decideLocked(room string, now time.Time, sess *lease.Session, 
 			m.startLocked(room, howTakeover, h)
 		}
 	case h.val.Node == m.cfg.Node && h.val.Session == sess.ID():
-		m.startLocked(room, howAdopt, h)
+		if h.val.Epoch > m.ran[room] {
+			m.startLocked(room, howAdopt, h)
+		} else {
+			// A term of this very lease ended here and could not release it: never run an epoch twice (its tick
+			// numbers would start over), take it again at the next one.
+			m.startLocked(room, howReclaim, h)
+		}
 	case m.sessionLiveLocked(h.val.Node, h.val.Session):
 		if !h.orphanAt.IsZero() {
 			h.orphanAt = time.Time{}

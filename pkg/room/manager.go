@@ -66,6 +66,7 @@ type Manager struct {
 	wanted   map[string]*want         // guarded by mu: rooms this node's sockets are in (Want), and the lobby
 	active   map[string]*attempt      // guarded by mu: rooms with an acquisition or a term running here
 	owned    map[string]uint64        // guarded by mu: rooms owned here now, with their epochs
+	ran      map[string]uint64        // guarded by mu: the last epoch of each room a term ran here
 	stopTerm map[string]func(error)   // guarded by mu: cancels the term of an owned room with a cause
 	fencing  map[string]time.Time     // guarded by mu: nodes whose session this node is fencing, or failed to until then
 	retryAt  map[string]time.Time     // guarded by mu: no new attempt on a room before this (after a failed start)
@@ -104,7 +105,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		cluster: cluster, metrics: newMetrics(),
 		lcfg:     lease.Config{TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval},
 		sessions: map[string]peerSession{}, holders: map[string]holder{}, wanted: map[string]*want{},
-		active: map[string]*attempt{}, owned: map[string]uint64{}, stopTerm: map[string]func(error){},
+		active: map[string]*attempt{}, owned: map[string]uint64{}, ran: map[string]uint64{}, stopTerm: map[string]func(error){},
 		fencing: map[string]time.Time{}, retryAt: map[string]time.Time{}, backoff: map[string]time.Duration{},
 		leaders: map[string]string{}, faults: map[string]Fault{},
 		placed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
@@ -218,6 +219,7 @@ func (m *Manager) forgetIfUnusedLocked(room string) {
 	}
 	m.metrics.forget(room)
 	m.relay.Fence().Forget(room)
+	delete(m.ran, room)
 }
 
 // Rooms lists the rooms with a lease, sorted by name.
