@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -191,7 +191,7 @@ func startBot(ctx context.Context, js jetstream.JetStream, player string, period
 	b := &bot{player: player, js: js, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
-		b.send(ctx, game.Event{Kind: game.KindJoin, Player: player, Name: "failbench", Seq: 1}, false)
+		b.send(ctx, sim.Event{Kind: sim.KindJoin, Player: player, Name: "failbench", Seq: 1}, false)
 		// Intervals are uniform in [period/2, 3·period/2): the mean rate is one input per period, and the
 		// publishes sample every phase of the owner's tick instead of locking onto one.
 		next := func() time.Duration { return period/2 + rand.N(period) }
@@ -202,20 +202,20 @@ func startBot(ctx context.Context, js jetstream.JetStream, player string, period
 			select {
 			case <-bctx.Done():
 				b.wg.Wait()
-				b.send(ctx, game.Event{Kind: game.KindLeave, Player: player, Conn: 1}, false)
+				b.send(ctx, sim.Event{Kind: sim.KindLeave, Player: player, Conn: 1}, false)
 				b.wg.Wait()
 				return
 			case <-t.C:
 				t.Reset(next())
 				seq++
-				b.send(ctx, game.Event{Kind: game.KindInput, Player: player, Seq: seq, Keys: game.Keys(seq % 16)}, true)
+				b.send(ctx, sim.Event{Kind: sim.KindInput, Player: player, Seq: seq, Keys: uint8(seq % 16)}, true)
 			}
 		}
 	}()
 	return b
 }
 
-func (b *bot) send(ctx context.Context, ev game.Event, record bool) {
+func (b *bot) send(ctx context.Context, ev sim.Event, record bool) {
 	at := time.Now()
 	if record {
 		b.mu.Lock()
@@ -260,7 +260,7 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 }
 
 // publishEvent sends ev the way a gateway does: the live copy, then the durable publish until its PubAck.
-func publishEvent(ctx context.Context, js jetstream.JetStream, roomName string, ev game.Event) error {
+func publishEvent(ctx context.Context, js jetstream.JetStream, roomName string, ev sim.Event) error {
 	m, err := wire.EventMsg(roomName, ev)
 	if err != nil {
 		return err

@@ -43,7 +43,7 @@ func TestPercentilesUseTheNearestRank(t *testing.T) {
 }
 
 func TestTickHeaderAndAckAreReadWithoutDecodingPlayers(t *testing.T) {
-	tk := &protocol.Tick{Room: "lobby", Epoch: 3, Seq: 1234, Owner: "n2", Time: 1732800000123, Width: 1000, Height: 1000,
+	tk := &protocol.Tick{Room: "lobby", Epoch: 3, Seq: 1234, Owner: "n2", Time: 1732800000123,
 		Players: []protocol.TickPlayer{
 			{ID: "p0000000000000001", Name: `"ack":1 }`, Ack: 42, Conn: 41, Online: true},
 			{ID: "p0000000000000002", Name: "bob", Ack: 7, Conn: 1},

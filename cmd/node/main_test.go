@@ -110,6 +110,7 @@ func TestBinaryRejectsBadSettingsWithExitCode2AndOneLine(t *testing.T) {
 		{"seed routes without credentials", append(base(), "-cluster", "127.0.0.1:0", "-routes", "127.0.0.1:1"), without("CLUSTER_USER", "CLUSTER_PASSWORD"), "CLUSTER_PASSWORD", "-dev-insecure"},
 		{"client user is gone", base(), with("CLIENT_USER=operator"), "CLIENT_USER", "ADMIN_USER"},
 		{"placeholder sys password", base(), with("SYS_PASSWORD=replace-with-a-random-sys-password"), "SYS_PASSWORD", "placeholder"},
+		{"unknown game", append(base(), "-games", "*=chess"), secrets, "-games", "no such game"},
 	}
 	if os.Geteuid() == 0 {
 		// root writes anywhere: a file where the data directory should be is still not a writable directory.
@@ -273,7 +274,7 @@ func TestAnEmptyCommandLineStartsANodeWithThePackagesDefaults(t *testing.T) {
 	if g := gateway.DefaultConfig(got.Name); got.Gateway.MaxConns != g.MaxConns || got.Gateway.MaxRoomsPerIP != g.MaxRoomsPerIP || got.Gateway.TokenTTL != g.TokenTTL {
 		t.Errorf("gateway %+v, want the package's %+v", got.Gateway, g)
 	}
-	if r := room.DefaultConfig(got.Name); got.Room.TickRate != r.TickRate || got.Room.LeaseTTL != r.LeaseTTL || got.Room.Game != r.Game {
+	if r := room.DefaultConfig(got.Name); got.Room.TickRate != r.TickRate || got.Room.LeaseTTL != r.LeaseTTL || got.Room.Sim != r.Sim {
 		t.Errorf("room %+v, want the package's %+v", got.Room, r)
 	}
 	if m := mesh.DefaultConfig(); got.Mesh.ClusterName != m.ClusterName || got.Mesh.ReadyWait != m.ReadyWait {

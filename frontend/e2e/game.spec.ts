@@ -18,6 +18,7 @@ interface Snap {
   players: number;
   owner: string;
   arena: { width: number; height: number } | null;
+  game: string;
 }
 
 async function snap(page: Page): Promise<Snap> {
@@ -33,8 +34,21 @@ async function snap(page: Page): Promise<Snap> {
       players: t.players,
       owner: t.owner,
       arena: t.arena,
+      game: t.game,
     };
   });
+}
+
+/** What collect's module reports (window.__tickmesh.gameState()). */
+interface CollectState {
+  round: number;
+  pickups: { id: number; x: number; y: number; value: number }[];
+  score: number;
+  scores: { id: string; name: string; score: number }[];
+}
+
+async function collectState(page: Page): Promise<CollectState> {
+  return page.evaluate(() => window.__tickmesh.gameState() as unknown as CollectState);
 }
 
 interface Game {
@@ -42,11 +56,11 @@ interface Game {
   page: Page;
 }
 
-async function openGame(browser: Browser, node: NodeName, name: string): Promise<Game> {
+async function openGame(browser: Browser, node: NodeName, name: string, room = 'lobby'): Promise<Game> {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error: ${e.message}`));
-  await page.goto(`${nodeUrl(node)}/?name=${encodeURIComponent(name)}`);
+  await page.goto(`${nodeUrl(node)}/?name=${encodeURIComponent(name)}&room=${room}`);
   await expect
     .poll(async () => {
       const s = await snap(page);
@@ -56,7 +70,7 @@ async function openGame(browser: Browser, node: NodeName, name: string): Promise
   return { context, page };
 }
 
-type Color = 'red' | 'blue';
+type Color = 'red' | 'blue' | 'gold';
 
 /** Counts pixels of a colour in a square of radius r (canvas pixels) around arena point (x, y), or the whole canvas. */
 async function countColor(page: Page, color: Color, at?: { x: number; y: number }, r = 0): Promise<number> {
@@ -81,7 +95,13 @@ async function countColor(page: Page, color: Color, at?: { x: number; y: number 
         const R = d[i]!;
         const G = d[i + 1]!;
         const B = d[i + 2]!;
-        if (color === 'red' ? R > 180 && G < 110 && B < 110 : B > 180 && R < 90 && G > 90 && G < 180) n++;
+        const hit =
+          color === 'red'
+            ? R > 180 && G < 110 && B < 110
+            : color === 'blue'
+              ? B > 180 && R < 90 && G > 90 && G < 180
+              : R > 230 && G > 100 && B < 110; // collect's pickups: #ffd54f, #ffb300, #ff6f00
+        if (hit) n++;
       }
       return n;
     },
@@ -95,31 +115,48 @@ async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void>
   await testInfo.attach(name, { path, contentType: 'image/png' });
 }
 
-/** Waits until /api/cluster names an owner of the lobby. */
-async function lobbyOwner(): Promise<{ owner: string; epoch: number }> {
+/** Waits until /api/cluster names an owner of the room. */
+async function roomOwner(room = 'lobby'): Promise<{ owner: string; epoch: number }> {
   const box: { v: { owner: string; epoch: number } | null } = { v: null };
   await expect
     .poll(async () => {
-      box.v = await ownerOf('lobby');
+      box.v = await ownerOf(room);
       return box.v !== null;
-    }, { timeout: 20_000, message: 'lobby has an owner' })
+    }, { timeout: 20_000, message: `${room} has an owner` })
     .toBe(true);
   return box.v as unknown as { owner: string; epoch: number };
 }
 
-/** Opens a game page on a node that does not own the lobby. */
-async function openOnNonOwner(browser: Browser, name: string): Promise<Game & { owner: string; node: NodeName }> {
-  let game = await openGame(browser, liveNodes()[0] as NodeName, name);
-  const { owner } = await lobbyOwner();
+/**
+ * Opens a game page on a node that does not own the room. A room other than the lobby is owned by a node with
+ * sockets in it: the first page (kept open until the second one is in) makes its node the owner.
+ */
+async function openOnNonOwner(browser: Browser, name: string, room = 'lobby'): Promise<Game & { owner: string; node: NodeName }> {
+  let game = await openGame(browser, liveNodes()[0] as NodeName, name, room);
+  const { owner } = await roomOwner(room);
   let node = (await snap(game.page)).node;
   if (node === owner || !isNodeName(node)) {
-    await game.context.close();
     const other = liveNodes().find((n) => n !== owner) as NodeName;
-    game = await openGame(browser, other, name);
+    const second = await openGame(browser, other, name, room);
+    await game.context.close();
+    game = second;
     node = (await snap(game.page)).node;
   }
   if (!isNodeName(node)) throw new Error(`unexpected node name ${node}`);
   return { ...game, owner, node };
+}
+
+/** Clicks the canvas at world point (x, y). */
+async function clickWorld(page: Page, x: number, y: number): Promise<void> {
+  const p = await page.evaluate(
+    ({ x, y }) => {
+      const c = window.__tickmesh.toCanvas(x, y);
+      const r = (document.getElementById('game') as HTMLCanvasElement).getBoundingClientRect();
+      return { x: r.left + c.x / devicePixelRatio, y: r.top + c.y / devicePixelRatio };
+    },
+    { x, y },
+  );
+  await page.mouse.click(p.x, p.y);
 }
 
 test.beforeEach(async () => {
@@ -134,6 +171,8 @@ test('the game page draws your player in red', async ({ browser }, testInfo) => 
   await expect(page.getByTestId('status-state')).toHaveText('connected');
   await expect(page.getByTestId('status-node')).toHaveText(s.node);
   await expect(page.getByTestId('status-banner')).toBeHidden();
+  await expect(page.getByTestId('status-game')).toHaveText('Arena');
+  expect(s.game).toBe('arena');
   // Red pixels where the player is.
   await expect.poll(async () => countColor(page, 'red', (await snap(page)).me!, 12)).toBeGreaterThan(10);
   await expect(page.getByTestId('status-rtt')).toHaveText(/\d+ ms/, { timeout: 10_000 });
@@ -214,29 +253,88 @@ test('killing the connected node: reconnects elsewhere within 5 s as the same pl
   await startNode(node);
 });
 
-test('killing the owner of the lobby: the game continues under a higher epoch', async ({ browser }, testInfo) => {
-  test.setTimeout(120_000);
-  const { context, page, owner } = await openOnNonOwner(browser, 'witness');
-  if (!isNodeName(owner)) throw new Error(`unexpected owner ${owner}`);
-  await expect.poll(async () => (await snap(page)).lastSeq).toBeGreaterThan(0);
-  const before = await snap(page);
-  await shot(page, testInfo, 'before-owner-kill');
+test('a collect room shows its pickups and scores, and taking a pickup scores it', async ({ browser }, testInfo) => {
+  const room = 'collect-e2e';
+  const { context, page } = await openGame(browser, 'n2', 'collector', room);
+  await expect(page.getByTestId('status-game')).toHaveText('Collect');
+  expect((await snap(page)).game).toBe('collect');
+  await expect(page.getByTestId('game-help')).toContainText('pickups');
+  let st = await collectState(page);
+  expect(st.pickups).toHaveLength(12);
+  // The pickups are drawn (gold), the player is red, and the score board lists the player.
+  const first = st.pickups[0]!;
+  await expect.poll(async () => countColor(page, 'gold', { x: first.x, y: first.y }, 6)).toBeGreaterThan(5);
+  await expect.poll(async () => countColor(page, 'red', (await snap(page)).me!, 12)).toBeGreaterThan(10);
+  await expect(page.getByTestId('collect-scores')).toContainText('collector: 0');
+  await expect(page.getByTestId('collect-round')).toHaveText(/Round \d+ — \d+ s left/);
+  await shot(page, testInfo, 'collect-before');
 
-  await killNode(owner);
+  // Walk onto the nearest pickup (clicks aim again while it is out of reach: another player may take it).
+  const me0 = (await snap(page)).me!;
+  const before = st.score;
   await expect
-    .poll(async () => (await snap(page)).epoch, { timeout: 60_000, message: 'a new owner takes over with a higher epoch' })
-    .toBeGreaterThan(before.epoch);
-  const during = await snap(page);
-  await expect.poll(async () => (await snap(page)).lastSeq, { timeout: 10_000 }).toBeGreaterThan(during.lastSeq + 10);
-  const after = await snap(page);
-  expect(after.epoch).toBeGreaterThan(before.epoch);
-  expect(after.player).toBe(before.player);
-  expect(after.owner).not.toBe(owner);
-  await expect.poll(async () => (await ownerOf('lobby'))?.owner, { timeout: 30_000 }).not.toBe(owner);
-  await shot(page, testInfo, 'after-owner-kill');
+    .poll(
+      async () => {
+        st = await collectState(page);
+        if (st.score > before) return st.score;
+        const me = (await snap(page)).me ?? me0;
+        const near = [...st.pickups].sort((a, b) => Math.hypot(a.x - me.x, a.y - me.y) - Math.hypot(b.x - me.x, b.y - me.y))[0]!;
+        await clickWorld(page, near.x, near.y);
+        return st.score;
+      },
+      { timeout: 30_000, intervals: [1000], message: 'the score goes up after walking onto a pickup' },
+    )
+    .toBeGreaterThan(before);
+  const taken = st.score;
+  await expect(page.getByTestId('collect-scores')).toContainText(`collector: ${taken}`);
+  // The pickup taken was replaced: still 12, at least one of them new.
+  st = await collectState(page);
+  expect(st.pickups).toHaveLength(12);
+  expect(st.pickups.some((p) => p.id >= 12)).toBe(true);
+  await shot(page, testInfo, 'collect-after');
   await context.close();
-  await startNode(owner);
 });
+
+// Failover is the framework's, whatever the game: the same test with a room of each game.
+for (const room of ['lobby', 'collect-failover']) {
+  test(`killing the owner of ${room}: the game continues under a higher epoch`, async ({ browser }, testInfo) => {
+    test.setTimeout(120_000);
+    const { context, page, owner } = await openOnNonOwner(browser, 'witness', room);
+    if (!isNodeName(owner)) throw new Error(`unexpected owner ${owner}`);
+    await expect.poll(async () => (await snap(page)).lastSeq).toBeGreaterThan(0);
+    const before = await snap(page);
+    const game = before.game;
+    const stateBefore = game === 'collect' ? await collectState(page) : null;
+    await shot(page, testInfo, 'before-owner-kill');
+
+    await killNode(owner);
+    await expect
+      .poll(async () => (await snap(page)).epoch, { timeout: 60_000, message: 'a new owner takes over with a higher epoch' })
+      .toBeGreaterThan(before.epoch);
+    const during = await snap(page);
+    await expect.poll(async () => (await snap(page)).lastSeq, { timeout: 10_000 }).toBeGreaterThan(during.lastSeq + 10);
+    const after = await snap(page);
+    expect(after.epoch).toBeGreaterThan(before.epoch);
+    expect(after.player).toBe(before.player);
+    expect(after.owner).not.toBe(owner);
+    expect(after.game).toBe(game);
+    // The player is where it was (it held no keys and had no target).
+    expect(Math.abs(after.me!.x - before.me!.x)).toBeLessThanOrEqual(10);
+    expect(Math.abs(after.me!.y - before.me!.y)).toBeLessThanOrEqual(10);
+    if (stateBefore !== null) {
+      // The room's objects and scores came through: no pickup is gone unless taken, the round goes on.
+      const stateAfter = await collectState(page);
+      expect(stateAfter.pickups).toHaveLength(12);
+      expect(stateAfter.round).toBeGreaterThanOrEqual(stateBefore.round);
+      expect(stateAfter.score).toBe(stateBefore.score);
+      await expect(page.getByTestId('collect-scores')).toContainText('witness');
+    }
+    await expect.poll(async () => (await ownerOf(room))?.owner, { timeout: 30_000 }).not.toBe(owner);
+    await shot(page, testInfo, 'after-owner-kill');
+    await context.close();
+    await startNode(owner);
+  });
+}
 
 test('the cluster page lists the nodes and the lobby', async ({ page }, testInfo) => {
   // Operations are on the admin listener only.

@@ -12,7 +12,7 @@ import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, star
 import { startDelayProxy, type DelayProxy } from './delayproxy';
 import { analyzePress, installProbe, readProbe, resetProbe, type ProbeData, type ProbeFrame } from './probe';
 
-const SPEED = 10; // units per tick (pkg/game default)
+const SPEED = 10; // units per tick (the arena's default, games/arena)
 
 /** Records a measurement as an annotation of the test and prints it. */
 function note(testInfo: TestInfo, type: string, description: string): void {

@@ -1,25 +1,28 @@
-// The game page: wires transport, session, snapshots, prediction, input,
-// renderer, net graph and status panel together, and exposes read-only state
-// on window.__tickmesh for tests.
+// The game page: wires transport, session, snapshots, the room's game module
+// (drawing, controls, prediction), renderer, net graph and status panel
+// together, and exposes read-only state on window.__tickmesh for tests.
 //
-// Query parameters: ?room= (default lobby), ?name= (default player-xxxx),
-// ?predict=0 (no client-side prediction: the own player is drawn from the
-// interpolated ticks like everyone else; for debugging and the benchmark),
-// ?netgraph=1 (show the net graph from the start; the N key toggles it).
+// Query parameters: ?room= (default lobby; the room's game comes from the
+// server in welcome.game, and the page finds its module in the registry,
+// games/registry.ts), ?name= (default player-xxxx), ?predict=0 (no client-side
+// prediction: the own player is drawn from the interpolated ticks like
+// everyone else; for debugging and the benchmark), ?netgraph=1 (show the net
+// graph from the start; the N key toggles it).
 
 import './style.css';
-import { attachKeyboard, KeyState } from './input';
+import { arenaModule } from './games/arena';
+import { collectModule } from './games/collect';
+import { Registry, watchOnly, worldOf, type GameInstance, type GameModule, type Stage } from './games/registry';
 import { startLoop } from './loop';
 import { NetGraph, NetStats, utf8Length } from './netgraph';
-import { createArenaPredictor, fromTickPlayer, newArenaPlayer, speedFromTick, type ArenaParams } from './predict/arena';
+import { createArenaPredictor } from './predict/arena';
 import {
   DEFAULT_ROOM,
-  DEFAULT_SPEED,
   helloMessage,
-  keysToMask,
+  inputMessage,
   sanitizeName,
   validRoom,
-  type Keys,
+  type InputPayload,
   type ServerMessage,
   type TickMessage,
   type WelcomeMessage,
@@ -57,27 +60,68 @@ const snapshots = new SnapshotBuffer({ clock });
 const tickMeter = new RateMeter();
 const net = new NetStats();
 const netgraph = new NetGraph(params.get('netgraph') === '1');
-const renderer = new Renderer(el<HTMLCanvasElement>('game'));
+const canvas = el<HTMLCanvasElement>('game');
+const renderer = new Renderer(canvas);
+const stage: Stage = { renderer, hud: el('hud') };
 const panel = new StatusPanel(el('status'), el('banner'));
+const helpLine = el('help');
 
 let node = '';
 let owner = '';
 let rttMs: number | null = null;
 let lastError = '';
 let me: { x: number; y: number } | null = null;
+/** The own player in the newest tick: the roster's members and the game's fields (the arena's x, y, vx, vy, keys). */
+interface MeState {
+  x: number;
+  y: number;
+  ack: number;
+  conn: number;
+  online: boolean;
+  [field: string]: number | boolean;
+}
+let meState: MeState | null = null;
 let onlineCount = 0;
 let playerCount = 0;
 let welcomes = 0;
 
-// The arena's predictor hook (see predict/arena.ts). Arena size from the ticks; speed from welcome.params, else
-// from what ticks show (a player holding a key moves at the speed), else pkg/game's default 10.
-const arena: ArenaParams = { width: 1000, height: 1000, speed: DEFAULT_SPEED };
-let speedAnnounced = false;
-const predictor = createArenaPredictor(arena, clock, {
-  // Before the first acknowledged input: the measured round trip, in ticks.
-  initialLead: () => (rttMs === null ? 1 : rttMs / clock.tickMs + 0.25),
-});
-const serverMe = newArenaPlayer();
+// The games this page plays. The arena's predictor (predict/arena.ts) starts, before the first acknowledged
+// input, from the measured round trip in ticks.
+const registry = new Registry([
+  arenaModule({
+    predictor: predicting
+      ? (p, clk) => createArenaPredictor(p, clk, { initialLead: () => (rttMs === null ? 1 : rttMs / clock.tickMs + 0.25) })
+      : undefined,
+  }),
+  collectModule,
+]);
+
+// A welcome without a game comes from a node that ran only the arena (before games had a name on the wire).
+const LEGACY_GAME = 'arena';
+
+// The room's game: its module (from welcome.game) and the instance playing it.
+let module: GameModule | null = null;
+let gameName = '';
+let game: GameInstance | null = null;
+let detachInput: () => void = () => {};
+
+function useGame(msg: WelcomeMessage): void {
+  const tickRate = msg.params['tick_rate'];
+  if (tickRate !== undefined && tickRate > 0) clock.setTickRate(tickRate, true);
+  const gname = msg.game || LEGACY_GAME;
+  const m = registry.get(gname);
+  if (game !== null && m === module && gname === gameName) return; // a reconnect: same game
+  detachInput();
+  stage.hud.replaceChildren();
+  module = m;
+  gameName = gname;
+  game = m.create(msg.params, clock);
+  detachInput = game.attach({ window, canvas }, stage, (p) => sendInput(p));
+  const title = m === watchOnly ? `${gname} (watching only)` : m.title;
+  document.title = `Tickmesh — ${title}`;
+  document.body.dataset['game'] = gname;
+  helpLine.textContent = m.help;
+}
 
 const transport = new Transport({
   endpoints: new EndpointList(originWsUrl(location)),
@@ -88,7 +132,7 @@ const transport = new Transport({
     onOpen: () => {
       const seq = session.nextSeq();
       transport.send(helloMessage({ name, room, seq, resume: session.resume }));
-      if (predicting) predictor.join(seq, performance.now());
+      game?.prediction?.hook.join(seq, performance.now());
     },
     onText: (text) => net.addBytes(utf8Length(text), performance.now()),
     onMessage: (msg) => handle(msg),
@@ -98,7 +142,7 @@ const transport = new Transport({
       // 4501 in a row is terminal, see Transport).
       session.clear();
       me = null;
-      predictor.clear();
+      game?.prediction?.hook.clear();
     },
     onDecodeError: (err) => {
       lastError = `bad frame: ${err.message}`;
@@ -106,23 +150,22 @@ const transport = new Transport({
   },
 });
 
-const keys = new KeyState((k) => sendKeys(k));
-
 // The latest input sent on this connection. docs/PROTOCOL.md: an input still unacknowledged after a second (e.g.
 // dropped as rate_limited) is resent unchanged, and so is one whose ack went down (a new owner restored a state from
 // before it).
-let latest: { seq: number; keys: Keys; sentAt: number; acked: boolean } | null = null;
+let latest: { seq: number; payload: InputPayload; sentAt: number; acked: boolean } | null = null;
 let inputsSent = 0;
 const RESEND_AFTER_MS = 1000;
 
-function sendKeys(k: Keys): void {
-  if (transport.state !== 'connected') return; // sent after the next welcome
+function sendInput(p: InputPayload): void {
+  if (transport.state !== 'connected') return; // the module's current() goes out after the next welcome
   const seq = session.nextSeq();
   const now = performance.now();
-  transport.send({ type: 'input', seq, keys: k });
+  transport.send(inputMessage(seq, p));
   inputsSent++;
-  latest = { seq, keys: k, sentAt: now, acked: false };
-  if (predicting) predictor.input(seq, keysToMask(k), now);
+  latest = { seq, payload: p, sentAt: now, acked: false };
+  const pr = game?.prediction;
+  pr?.hook.input(seq, pr.input(p), now);
 }
 
 function resendIfUnacknowledged(ack: number, now: number): void {
@@ -132,10 +175,11 @@ function resendIfUnacknowledged(ack: number, now: number): void {
     return;
   }
   if ((latest.acked || now - latest.sentAt >= RESEND_AFTER_MS) && transport.state === 'connected') {
-    transport.send({ type: 'input', seq: latest.seq, keys: latest.keys });
+    transport.send(inputMessage(latest.seq, latest.payload));
     latest.sentAt = now;
     latest.acked = false;
-    if (predicting) predictor.input(latest.seq, keysToMask(latest.keys), now);
+    const pr = game?.prediction;
+    pr?.hook.input(latest.seq, pr.input(latest.payload), now);
   }
 }
 
@@ -143,28 +187,22 @@ function onWelcome(msg: WelcomeMessage): void {
   welcomes++;
   net.reconnects = welcomes - 1;
   net.protocol = msg.protocol;
-  const p = msg.params;
-  if (p !== null) {
-    if (p.speed !== null) {
-      arena.speed = p.speed;
-      speedAnnounced = true;
-    }
-    if (p.tickRate !== null) clock.setTickRate(p.tickRate, true);
-  }
+  if (session.player !== '' && msg.player !== session.player) game?.prediction?.hook.clear();
+  session.welcome(msg.player, msg.resume, msg.ack);
+  node = msg.node;
+  useGame(msg);
+  latest = null; // a new connection: its own input below replaces anything unacknowledged
+  // Measure the round trip at once: until an input is acknowledged, it is a predictor's estimate of the lead.
+  transport.send({ type: 'ping', t: performance.now() });
+  // Once after every (re)connect: the server learns the controls held now.
+  const p = game?.current() ?? null;
+  if (p !== null) sendInput(p);
 }
 
 function handle(msg: ServerMessage): void {
   switch (msg.type) {
     case 'welcome':
-      if (session.player !== '' && msg.player !== session.player) predictor.clear();
-      session.welcome(msg.player, msg.resume, msg.ack);
-      node = msg.node;
       onWelcome(msg);
-      latest = null; // a new connection: its own input below replaces anything unacknowledged
-      // Measure the round trip at once: until an input is acknowledged, it is the predictor's estimate of the lead.
-      transport.send({ type: 'ping', t: performance.now() });
-      // Once after every (re)connect: the server learns the keys held now.
-      sendKeys(keys.keys);
       break;
     case 'tick':
       onTick(msg);
@@ -190,24 +228,20 @@ function onTick(t: TickMessage): void {
   tickMeter.add(now);
   owner = t.owner;
   playerCount = t.players.length;
-  arena.width = t.width;
-  arena.height = t.height;
-  if (!speedAnnounced) {
-    const sp = speedFromTick(t.players);
-    if (sp > 0) arena.speed = sp;
-  }
+  game?.onTick(t, session.player);
   let online = 0;
   let mine: { x: number; y: number } | null = null;
   let error = 0;
   for (const p of t.players) {
     if (p.online) online++;
     if (p.id === session.player) {
-      mine = { x: p.x, y: p.y };
-      fromTickPlayer(serverMe, p);
+      mine = { x: p.f['x'] ?? 0, y: p.f['y'] ?? 0 };
+      meState = { ...p.f, x: p.f['x'] ?? 0, y: p.f['y'] ?? 0, ack: p.ack, conn: p.conn, online: p.online };
       session.observeAck(p.ack);
-      if (predicting) {
-        predictor.reconcile(serverMe, t.seq, now);
-        error = predictor.stats.lastError;
+      const pr = game?.prediction;
+      if (pr !== undefined) {
+        pr.hook.reconcile(pr.serverState(t, p), t.seq, now);
+        error = pr.hook.stats.lastError;
       }
       resendIfUnacknowledged(p.ack, now);
     }
@@ -217,9 +251,8 @@ function onTick(t: TickMessage): void {
   net.pushTick(clock.lastGapMs, error);
 }
 
-// Input, ping, frame loop -----------------------------------------------------
+// Net graph, ping, frame loop ---------------------------------------------------
 
-attachKeyboard(window, keys);
 window.addEventListener('keydown', (ev) => {
   if (ev.code !== 'KeyN' || ev.repeat || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const t = ev.target as HTMLElement | null;
@@ -235,6 +268,7 @@ const pool: RenderPlayer[] = [];
 const model: StatusModel = {
   state: 'connecting',
   room,
+  game: '',
   player: '',
   node: '',
   endpoint: '',
@@ -257,6 +291,7 @@ let lastStatus = -Infinity;
 function refreshStatus(now: number): void {
   const connected = transport.state === 'connected';
   model.state = transport.state;
+  model.game = module === null ? '' : module === watchOnly ? `${gameName} (watching)` : module.title;
   model.player = session.player;
   model.node = connected ? node : '';
   model.endpoint = transport.url;
@@ -279,38 +314,44 @@ function refreshStatus(now: number): void {
 let frameMs = 0;
 let frames = 0;
 let drawnCount = 0;
-// Others move at most their speed per axis in a frame (a tick's worth, or more in a longer frame), so that a late
-// tick is caught up over a few frames; four ticks' worth or more is a teleport and is drawn at once.
+// Others move at most their game's speed per axis in a frame (a tick's worth, or more in a longer frame), so that
+// a late tick is caught up over a few frames; four ticks' worth or more is a teleport and is drawn at once.
 const moveLimit: MoveLimit = { step: Infinity, snap: Infinity };
 startLoop((now, dt) => {
   const t0 = performance.now();
   frames++;
   const rt = snapshots.advance(now);
-  moveLimit.step = arena.speed * Math.max(1, dt / clock.tickMs);
-  moveLimit.snap = 4 * arena.speed;
+  const speed = game?.moveSpeed() ?? Infinity;
+  moveLimit.step = speed * Math.max(1, dt / clock.tickMs);
+  moveLimit.snap = 4 * speed;
   const count = Number.isNaN(rt) ? 0 : snapshots.sample(rt, pool, dt > 0 ? moveLimit : undefined);
   drawnCount = count;
-  if (predicting && predictor.ready) {
-    predictor.link(transport.state === 'connected', now);
-    predictor.frame(now);
+  const pr = game?.prediction;
+  if (pr !== undefined && pr.hook.ready) {
+    pr.hook.link(transport.state === 'connected', now);
+    pr.hook.frame(now);
     for (let i = 0; i < count; i++) {
       const p = pool[i] as RenderPlayer;
       if (p.id === session.player) {
-        p.x = predictor.x;
-        p.y = predictor.y;
+        p.x = pr.hook.x;
+        p.y = pr.hook.y;
         break;
       }
     }
   }
-  const newest = snapshots.latest;
-  renderer.draw(pool, count, session.player, newest?.tick.width ?? 0, newest?.tick.height ?? 0);
+  const latestTick = snapshots.latest?.tick ?? null;
+  if (game !== null) {
+    game.draw(stage, { players: pool, count, me: session.player, latest: latestTick, renderTick: rt });
+  } else {
+    renderer.draw(pool, 0, '', 0, 0);
+  }
   if (netgraph.visible) {
     net.rttMs = transport.state === 'connected' ? rttMs : null;
     net.jitterMs = clock.jitterMs;
     net.delayTicks = clock.delayTicks;
     net.tickMs = clock.tickMs;
-    net.leadTicks = predictor.stats.leadTicks;
-    net.predicting = predicting;
+    net.leadTicks = pr?.hook.stats.leadTicks ?? 0;
+    net.predicting = pr !== undefined;
     netgraph.draw(renderer.context, renderer.cssHeight, renderer.view.dpr, net, now);
   }
   frameMs += (performance.now() - t0 - frameMs) * 0.05;
@@ -330,33 +371,53 @@ setInterval(() => {
 
 // Test hook -------------------------------------------------------------------
 
+const noPrediction = {
+  leadTicks: 0,
+  leadSamples: 0,
+  pending: 0,
+  overflow: 0,
+  lastError: 0,
+  maxError: 0,
+  corrections: 0,
+  snaps: 0,
+  stalledFrames: 0,
+  displayError: 0,
+};
+
 export interface TickmeshDebug {
   readonly player: string;
   readonly node: string;
   readonly epoch: number;
   readonly lastSeq: number;
+  /** The own player's x and y fields in the newest tick (both games have them), null before it appears. */
   readonly me: { x: number; y: number } | null;
   readonly players: number;
   readonly playersTotal: number;
   readonly state: TransportState;
   readonly room: string;
+  /** The room's game (welcome.game), '' before the welcome. */
+  readonly game: string;
+  /** The games this page has modules for. */
+  readonly games: string[];
+  /** What the game module reports (scores, pickups, ...). */
+  gameState(): Record<string, unknown>;
   readonly owner: string;
   readonly endpoint: string;
   readonly rttMs: number | null;
   /** Average JS time of a frame (interpolate + draw), ms. */
   readonly frameMs: number;
-  /** Arena size from the latest tick, null before the first. */
+  /** World size from the latest tick's width and height, null before the first. */
   readonly arena: { width: number; height: number } | null;
-  /** Arena coordinates -> canvas backing-store pixels. */
+  /** World coordinates -> canvas backing-store pixels. */
   toCanvas(x: number, y: number): { x: number; y: number };
-  /** Client-side prediction is on (not ?predict=0). */
+  /** Client-side prediction is on (not ?predict=0) and the room's game has a predictor. */
   readonly predicting: boolean;
   /** Where the own player was drawn in the last frame when predicted, else null (me is the server's position). */
   readonly predicted: { x: number; y: number } | null;
-  /** The server's state of the own player in the latest tick. */
-  readonly meState: { x: number; y: number; vx: number; vy: number; keys: number; ack: number; conn: number; online: boolean } | null;
+  /** The server's state of the own player in the latest tick: its game fields (the arena's x, y, vx, vy, keys), ack, conn, online. */
+  readonly meState: MeState | null;
   /** The predictor's numbers (lead in ticks, pending inputs, errors, corrections, snaps, ...). */
-  readonly prediction: { leadTicks: number; leadSamples: number; pending: number; overflow: number; lastError: number; maxError: number; corrections: number; snaps: number; stalledFrames: number; displayError: number };
+  readonly prediction: typeof noPrediction;
   /** Render delay for others (ticks), the tick drawn in the last frame, tick arrival jitter (ms), tick rate in use. */
   readonly renderDelay: number;
   readonly renderTick: number;
@@ -364,7 +425,7 @@ export interface TickmeshDebug {
   readonly clock: { targetDelay: number; lateP95Ms: number; lastLateMs: number; anchors: number; tickAtNow: number };
   readonly jitterMs: number;
   readonly tickRate: number;
-  /** Frames drawn so far, and the players drawn in the last one (arena units). */
+  /** Frames drawn so far, and the players drawn in the last one (world units). */
   readonly frames: number;
   drawn(): { id: string; x: number; y: number }[];
   /** Inputs sent (not counting resends) and the latest input's seq. */
@@ -402,6 +463,15 @@ const debug: TickmeshDebug = Object.freeze({
   get room() {
     return room;
   },
+  get game() {
+    return gameName;
+  },
+  get games() {
+    return registry.names;
+  },
+  gameState() {
+    return game?.debug() ?? {};
+  },
   get owner() {
     return owner;
   },
@@ -415,23 +485,24 @@ const debug: TickmeshDebug = Object.freeze({
     return frameMs;
   },
   get arena() {
-    const t = snapshots.latest?.tick;
-    return t === undefined ? null : { width: t.width, height: t.height };
+    return worldOf(snapshots.latest?.tick ?? null);
   },
   toCanvas(x: number, y: number) {
     return renderer.toCanvas(x, y);
   },
   get predicting() {
-    return predicting;
+    return game?.prediction !== undefined;
   },
   get predicted() {
-    return predicting && predictor.ready ? { x: predictor.x, y: predictor.y } : null;
+    const pr = game?.prediction;
+    return pr !== undefined && pr.hook.ready ? { x: pr.hook.x, y: pr.hook.y } : null;
   },
   get meState() {
-    return me === null ? null : { ...serverMe };
+    return me === null || meState === null ? null : { ...meState };
   },
   get prediction() {
-    return { ...predictor.stats };
+    const pr = game?.prediction;
+    return pr === undefined ? { ...noPrediction } : { ...pr.hook.stats };
   },
   get renderDelay() {
     return clock.delayTicks;

@@ -14,6 +14,8 @@ export const MAX_RESUME_LEN = 512;
 export const MAX_ROOM_LEN = 32;
 /** Sequence numbers are 1..2^53-1. */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+/** input.data is at most this many bytes of JSON (each game declares its own, smaller bound). */
+export const MAX_DATA_BYTES = 1024;
 
 // ---------------------------------------------------------------------------
 // Client -> server
@@ -40,11 +42,20 @@ export interface HelloMessage {
   seq?: number;
 }
 
+/**
+ * An input: a payload for the room's game, which validates it. Exactly one of
+ * keys (protocol 1's original form, the arena's keys object) and data (any
+ * game's payload, any JSON value but null) is present.
+ */
 export interface InputMessage {
   type: 'input';
   seq: number;
-  keys: Keys;
+  keys?: Keys;
+  data?: unknown;
 }
+
+/** An input's payload: what a game module produces. */
+export type InputPayload = { keys: Keys } | { data: unknown };
 
 export interface PingMessage {
   type: 'ping';
@@ -63,21 +74,7 @@ export interface NodeInfo {
   url: string;
 }
 
-/**
- * The game's parameters from welcome.params (announced for #16; absent from
- * today's servers). Decoded leniently: a member that is missing or not a
- * positive finite number is null, and the client uses its default.
- */
-export interface GameParams {
-  width: number | null;
-  height: number | null;
-  /** Units per tick on each axis while a key is held. */
-  speed: number | null;
-  /** Ticks per second. */
-  tickRate: number | null;
-}
-
-/** Used when welcome carries no params: pkg/game.DefaultConfig's speed and the default room tick rate. */
+/** Used when welcome carries no params (a node from before games): the arena's default speed and the default tick rate. */
 export const DEFAULT_SPEED = 10;
 export const DEFAULT_TICK_RATE = 20;
 
@@ -91,31 +88,47 @@ export interface WelcomeMessage {
   nodes: NodeInfo[];
   /** The highest client seq the server has applied for this player. */
   ack: number;
-  /** The game's name (welcome.game), '' when absent. */
+  /** The game the room plays (welcome.game), '' when absent. */
   game: string;
-  /** welcome.params, null when absent or not an object. */
-  params: GameParams | null;
+  /** The game's parameters (welcome.params: sizes, speeds, tick_rate), by name; {} when absent. */
+  params: Params;
 }
+
+/** Named numbers, such as welcome.params. */
+export type Params = Record<string, number>;
 
 export interface NodesMessage {
   type: 'nodes';
   nodes: NodeInfo[];
 }
 
+/** One player in a tick: the framework's members, and the game's fields in f. */
 export interface TickPlayer {
   id: string;
   name: string;
-  x: number;
-  y: number;
-  vx: number;
-  vy: number;
-  /** Bitmask: up 1, down 2, left 4, right 8. */
-  keys: number;
+  /** Highest seq of this player applied. */
   ack: number;
+  /** Seq of the join of its current connection. */
   conn: number;
   online: boolean;
+  /** Tick at which it left; 0 while online. */
+  away: number;
+  /** The game's fields of the player, by name (the arena's x, y, vx, vy, keys). */
+  f: Params;
 }
 
+/** One of the game's shared objects in a tick. */
+export interface TickObject {
+  id: number;
+  /** The object's fields, by name (a pickup's x, y, value). */
+  f: Params;
+}
+
+/**
+ * One tick of a room. The framework's members are the same for every game;
+ * the game's state is in g (its globals), players[].f and objects (its object
+ * lists, by name): docs/PROTOCOL.md, tick.
+ */
 export interface TickMessage {
   type: 'tick';
   room: string;
@@ -125,9 +138,11 @@ export interface TickMessage {
   owner: string;
   /** Server wall clock, ms since the Unix epoch. */
   time: number;
-  width: number;
-  height: number;
+  /** The game's global fields, by name (the arena's width and height). */
+  g: Params;
   players: TickPlayer[];
+  /** The game's object lists, by name (collect's pickups). */
+  objects: Record<string, TickObject[]>;
 }
 
 export interface ErrorMessage {
@@ -209,22 +224,6 @@ function arr(o: Obj, key: string, path: string, optional = false): unknown[] {
   return v;
 }
 
-/** A positive finite number, else null (lenient: informational members never fail a frame). */
-function optPositive(o: Obj, key: string): number | null {
-  const v = o[key];
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : null;
-}
-
-function decodeParams(v: unknown): GameParams | null {
-  if (!isObj(v)) return null;
-  return {
-    width: optPositive(v, 'width'),
-    height: optPositive(v, 'height'),
-    speed: optPositive(v, 'speed'),
-    tickRate: optPositive(v, 'tick_rate'),
-  };
-}
-
 function decodeNodes(list: unknown[], path: string): NodeInfo[] {
   const out: NodeInfo[] = [];
   list.forEach((n, i) => {
@@ -235,6 +234,22 @@ function decodeNodes(list: unknown[], path: string): NodeInfo[] {
   return out;
 }
 
+/** Members of a tick that are the framework's; every other number member is the game's. */
+const TICK_MEMBERS = new Set(['type', 'room', 'epoch', 'seq', 'owner', 'time', 'players']);
+const PLAYER_MEMBERS = new Set(['id', 'name', 'ack', 'conn', 'online', 'away']);
+
+/** The finite number members of o not in skip, as game fields. */
+function fields(o: Obj, skip: ReadonlySet<string>): Params {
+  const f: Params = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v === 'number' && Number.isFinite(v) && !skip.has(k) && k !== '__proto__') f[k] = v;
+  }
+  return f;
+}
+
+const ID_ONLY = new Set(['id']);
+const ID_NONE = new Set<string>();
+
 function decodePlayer(v: unknown, path: string): TickPlayer {
   if (!isObj(v)) fail(path, 'expected an object');
   const id = str(v, 'id', path);
@@ -242,23 +257,55 @@ function decodePlayer(v: unknown, path: string): TickPlayer {
   return {
     id,
     name: str(v, 'name', path, ''),
-    x: num(v, 'x', path),
-    y: num(v, 'y', path),
-    vx: num(v, 'vx', path, 0),
-    vy: num(v, 'vy', path, 0),
-    keys: uint(v, 'keys', path, 0),
     ack: uint(v, 'ack', path, 0),
     conn: uint(v, 'conn', path, 0),
     online: bool(v, 'online', path, true),
+    away: uint(v, 'away', path, 0),
+    f: fields(v, PLAYER_MEMBERS),
+  };
+}
+
+/** An array of objects with integer ids is an object list; anything else is not the game's (null). */
+function decodeObjects(v: unknown[]): TickObject[] | null {
+  const out: TickObject[] = [];
+  for (const o of v) {
+    if (!isObj(o) || typeof o['id'] !== 'number' || !Number.isSafeInteger(o['id'])) return null;
+    out.push({ id: o['id'], f: fields(o, ID_ONLY) });
+  }
+  return out;
+}
+
+function decodeTick(raw: Obj, p: string): TickMessage {
+  const list = arr(raw, 'players', p);
+  const players: TickPlayer[] = new Array<TickPlayer>(list.length);
+  for (let i = 0; i < list.length; i++) players[i] = decodePlayer(list[i], `${p}.players[${i}]`);
+  const objects: Record<string, TickObject[]> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (TICK_MEMBERS.has(k) || !Array.isArray(v) || k === '__proto__') continue;
+    const objs = decodeObjects(v);
+    if (objs !== null) objects[k] = objs;
+  }
+  return {
+    type: 'tick',
+    room: str(raw, 'room', p),
+    epoch: uint(raw, 'epoch', p),
+    seq: uint(raw, 'seq', p),
+    owner: str(raw, 'owner', p, ''),
+    time: num(raw, 'time', p, 0),
+    g: fields(raw, TICK_MEMBERS),
+    players,
+    objects,
   };
 }
 
 /**
  * Decodes and validates one server frame. Required fields must be present with
- * the right type; fields documented as informational (player vx/vy/keys/ack/
- * conn/online, welcome nodes/ack/game/params, tick owner/time) get defaults when absent so
- * that a server adding or dropping them does not break old clients. Unknown
- * fields are ignored.
+ * the right type; fields documented as informational (player ack/conn/online/
+ * away, welcome nodes/ack/game/params, tick owner/time) get defaults when
+ * absent so that a server adding or dropping them does not break old clients.
+ * A tick's other number members are the game's (g, players[].f), and its other
+ * arrays of objects with ids its object lists; anything else unknown is
+ * ignored. A game module checks the members it needs.
  *
  * @throws DecodeError
  */
@@ -292,30 +339,13 @@ export function decodeServerValue(raw: unknown): ServerMessage {
         nodes: decodeNodes(arr(raw, 'nodes', p, true), `${p}.nodes`),
         ack: uint(raw, 'ack', p, 0),
         game: typeof raw['game'] === 'string' ? raw['game'] : '',
-        params: decodeParams(raw['params']),
+        params: isObj(raw['params']) ? fields(raw['params'], ID_NONE) : {},
       };
     }
     case 'nodes':
       return { type, nodes: decodeNodes(arr(raw, 'nodes', p), `${p}.nodes`) };
-    case 'tick': {
-      const width = num(raw, 'width', p);
-      const height = num(raw, 'height', p);
-      if (width <= 0 || height <= 0) fail(p, 'width and height must be positive');
-      const list = arr(raw, 'players', p);
-      const players: TickPlayer[] = new Array<TickPlayer>(list.length);
-      for (let i = 0; i < list.length; i++) players[i] = decodePlayer(list[i], `${p}.players[${i}]`);
-      return {
-        type,
-        room: str(raw, 'room', p),
-        epoch: uint(raw, 'epoch', p),
-        seq: uint(raw, 'seq', p),
-        owner: str(raw, 'owner', p, ''),
-        time: num(raw, 'time', p, 0),
-        width,
-        height,
-        players,
-      };
-    }
+    case 'tick':
+      return decodeTick(raw, p);
     case 'error':
       return { type, code: str(raw, 'code', p), message: str(raw, 'message', p, '') };
     case 'pong':
@@ -355,10 +385,18 @@ export function checkClientMessage(msg: unknown): string | null {
       return null;
     }
     case 'input': {
-      const extra = only(['type', 'seq', 'keys']);
+      const extra = only(['type', 'seq', 'keys', 'data']);
       if (extra !== null) return extra;
       if (!seqOK(msg['seq'])) return 'seq';
       const k = msg['keys'];
+      const d = msg['data'];
+      if ((k === undefined) === (d === undefined)) return 'data';
+      if (d !== undefined) {
+        if (d === null) return 'data';
+        const text = JSON.stringify(d);
+        if (text === undefined || new TextEncoder().encode(text).length > MAX_DATA_BYTES) return 'data';
+        return null;
+      }
       if (!isObj(k)) return 'keys';
       for (const key of Object.keys(k)) {
         if (key !== 'up' && key !== 'down' && key !== 'left' && key !== 'right') return 'keys';
@@ -391,11 +429,10 @@ export function encodeClientMessage(msg: ClientMessage): string {
       break;
     }
     case 'input':
-      out = {
-        type: 'input',
-        seq: msg.seq,
-        keys: { up: msg.keys.up, down: msg.keys.down, left: msg.keys.left, right: msg.keys.right },
-      };
+      out =
+        msg.keys === undefined
+          ? { type: 'input', seq: msg.seq, data: msg.data }
+          : { type: 'input', seq: msg.seq, keys: { up: msg.keys.up, down: msg.keys.down, left: msg.keys.left, right: msg.keys.right } };
       break;
     case 'ping':
       out = msg.t === undefined ? { type: 'ping' } : { type: 'ping', t: msg.t };
@@ -404,6 +441,11 @@ export function encodeClientMessage(msg: ClientMessage): string {
   const bad = checkClientMessage(out);
   if (bad !== null) throw new Error(`refusing to encode invalid ${msg.type} message (${bad})`);
   return JSON.stringify(out);
+}
+
+/** The input message of a payload. */
+export function inputMessage(seq: number, payload: InputPayload): InputMessage {
+  return 'keys' in payload ? { type: 'input', seq, keys: payload.keys } : { type: 'input', seq, data: payload.data };
 }
 
 export function helloMessage(opts: { name: string; seq?: number; resume?: string | null; room?: string }): HelloMessage {

@@ -1,7 +1,9 @@
-// Canvas renderer: the arena scaled to fit the canvas, your player red, others
-// blue, names above, offline players faded. Draws with fillRect, arc (batched
-// into one path per colour) and names rendered once with fillText into cached
-// bitmaps; allocates nothing per frame beyond what the canvas API does.
+// Canvas renderer shared by the games: a rectangular world scaled to fit the
+// canvas, players as circles (your player red, others blue), names above,
+// offline players faded. A game draws its own things under and over the
+// players (layers). Draws with fillRect, arc (batched into one path per colour)
+// and names rendered once with fillText into cached bitmaps; allocates nothing
+// per frame beyond what the canvas API does.
 
 import type { RenderPlayer } from './snapshots';
 
@@ -41,6 +43,17 @@ export function fitArena(cssW: number, cssH: number, width: number, height: numb
   const ah = Math.max(1, cssH - 2 * margin);
   const scale = Math.max(1e-6, Math.min(aw / width, ah / height));
   return { scale, ox: (cssW - width * scale) / 2, oy: (cssH - height * scale) / 2, dpr: 1 };
+}
+
+/**
+ * A game's drawing around the players: called with the context set to CSS
+ * pixels and the current view (world x -> ox + x * scale).
+ */
+export type Layer = (ctx: CanvasRenderingContext2D, view: Readonly<View>) => void;
+
+export interface Layers {
+  under?: Layer;
+  over?: Layer;
 }
 
 export class Renderer {
@@ -97,12 +110,21 @@ export class Renderer {
     return { x: (v.ox + x * v.scale) * v.dpr, y: (v.oy + y * v.scale) * v.dpr };
   }
 
+  /** A point of the page (a pointer event's clientX/Y) -> world coordinates, clamped to the world. */
+  fromClient(clientX: number, clientY: number): { x: number; y: number } {
+    const r = this.canvas.getBoundingClientRect();
+    const v = this.view;
+    const x = (clientX - r.left - v.ox) / v.scale;
+    const y = (clientY - r.top - v.oy) / v.scale;
+    return { x: Math.min(Math.max(x, 0), this.arenaW), y: Math.min(Math.max(y, 0), this.arenaH) };
+  }
+
   /**
    * Draws one frame. players[0..count) are drawn; the one whose id is me is
    * red and on top. width/height is the arena size (0 before the first tick:
    * only the background is drawn).
    */
-  draw(players: readonly RenderPlayer[], count: number, me: string, width: number, height: number): void {
+  draw(players: readonly RenderPlayer[], count: number, me: string, width: number, height: number, layers: Layers = {}): void {
     const ctx = this.ctx;
     const hasArena = width > 0 && height > 0;
     this.fit(hasArena ? width : 1000, hasArena ? height : 1000);
@@ -124,6 +146,11 @@ export class Renderer {
     ctx.fillStyle = COLORS.grid;
     for (let gx = GRID_UNITS; gx < width; gx += GRID_UNITS) ctx.fillRect(ox + gx * scale, oy, 1, ah);
     for (let gy = GRID_UNITS; gy < height; gy += GRID_UNITS) ctx.fillRect(ox, oy + gy * scale, aw, 1);
+    if (layers.under !== undefined) {
+      layers.under(ctx, this.view);
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.globalAlpha = 1;
+    }
 
     const r = Math.max(MIN_RADIUS_PX, PLAYER_RADIUS * scale);
     let meIndex = -1;
@@ -156,6 +183,11 @@ export class Renderer {
       ctx.drawImage(label.canvas, cx - label.w / 2, cy - r - 3 - label.h, label.w, label.h);
     }
     ctx.globalAlpha = 1;
+    if (layers.over !== undefined) {
+      layers.over(ctx, this.view);
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.globalAlpha = 1;
+    }
   }
 
   private circles(players: readonly RenderPlayer[], count: number, skip: number, online: boolean, r: number, color: string, alpha: number): void {

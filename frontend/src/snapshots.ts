@@ -10,7 +10,9 @@
 // its adaptive render delay, which follows the measured arrival jitter, at a
 // bounded pace (see advance); players are drawn between the two buffered ticks
 // around it. When the next tick is late, players are extrapolated by their
-// velocity for at most one tick.
+// velocity for at most one tick. The fields used are the players' game fields
+// x and y, and vx and vy (per tick) when the game has them, whatever the game:
+// a game whose players have a position names it so (docs/GAMES.md).
 
 import type { TickMessage, TickPlayer } from './protocol';
 import { TickClock } from './tickclock';
@@ -219,8 +221,8 @@ export class SnapshotBuffer {
       if (ex > this.maxExtrapolation) ex = this.maxExtrapolation;
       this.extrapolated++;
     }
-    const w = b.tick.width;
-    const h = b.tick.height;
+    const w = b.tick.g['width'] ?? Infinity;
+    const h = b.tick.g['height'] ?? Infinity;
     for (let i = 0; i < pb.length; i++) {
       const p = pb[i] as TickPlayer;
       let r = out[i];
@@ -232,16 +234,18 @@ export class SnapshotBuffer {
       r.id = p.id;
       r.name = p.name;
       r.online = p.online;
+      const px = p.f['x'] ?? 0;
+      const py = p.f['y'] ?? 0;
       let x: number;
       let y: number;
       const j = b === a ? undefined : a.index.get(p.id);
       if (j === undefined) {
-        x = ex === 0 ? p.x : clamp(p.x + p.vx * ex, 0, w);
-        y = ex === 0 ? p.y : clamp(p.y + p.vy * ex, 0, h);
+        x = ex === 0 ? px : clamp(px + (p.f['vx'] ?? 0) * ex, 0, w);
+        y = ex === 0 ? py : clamp(py + (p.f['vy'] ?? 0) * ex, 0, h);
       } else {
         const q = pa[j] as TickPlayer;
-        x = lerp(q.x, p.x, t);
-        y = lerp(q.y, p.y, t);
+        x = lerp(q.f['x'] ?? px, px, t);
+        y = lerp(q.f['y'] ?? py, py, t);
       }
       if (limit !== undefined && same && Math.abs(x - r.x) <= limit.snap && Math.abs(y - r.y) <= limit.snap) {
         x = clamp(x, r.x - limit.step, r.x + limit.step);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bannerFor, RateMeter, type StatusModel } from './status';
 
 const base: StatusModel = {
-  state: 'connected', room: 'lobby', player: 'p1', node: 'n1', endpoint: 'ws://x/ws', owner: 'n2', epoch: 3, lastSeq: 10,
+  state: 'connected', room: 'lobby', game: 'Arena', player: 'p1', node: 'n1', endpoint: 'ws://x/ws', owner: 'n2', epoch: 3, lastSeq: 10,
   tps: 20, rttMs: 5, attempt: 0, retryInMs: null, players: 1, online: 1, closeReason: '', stopReason: '', stopCode: 0, lastError: '',
 };
 

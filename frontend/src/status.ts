@@ -9,6 +9,8 @@ import type { TransportState } from './transport';
 export interface StatusModel {
   state: TransportState;
   room: string;
+  /** The game the room plays, as the page calls it ('' before the welcome). */
+  game: string;
   player: string;
   node: string;
   endpoint: string;
@@ -87,6 +89,7 @@ interface Field {
 const FIELDS: Field[] = [
   { key: 'state', label: 'state', testid: 'status-state' },
   { key: 'room', label: 'room', testid: 'status-room' },
+  { key: 'game', label: 'game', testid: 'status-game' },
   { key: 'player', label: 'player', testid: 'status-player' },
   { key: 'node', label: 'node', testid: 'status-node' },
   { key: 'owner', label: 'owner', testid: 'status-owner' },

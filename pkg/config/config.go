@@ -79,7 +79,7 @@ func newLoader(getenv func(string) string) *loader {
 	l.fs.SetOutput(io.Discard)
 	n := &c.Node
 	// -grace is a duration; the room counts it in ticks.
-	l.grace = time.Duration(n.Room.Game.GraceTicks) * time.Second / time.Duration(n.Room.TickRate)
+	l.grace = time.Duration(n.Room.Sim.GraceTicks) * time.Second / time.Duration(n.Room.TickRate)
 
 	l.strFlag(&n.Name, "name", "NODE_NAME", "node name, unique in the cluster")
 	l.strFlag(&n.HTTPAddr, "http", "HTTP_ADDR", "public listen address: the game, /ws, /healthz, /readyz")
@@ -105,7 +105,8 @@ func newLoader(getenv func(string) string) *loader {
 	l.durFlag(&n.Room.SnapshotInterval, "snapshot-interval", "SNAPSHOT_INTERVAL", "time between room snapshots")
 	l.durFlag(&n.Room.StealAfter, "steal-after", "STEAL_AFTER", "how long an owner's node must be unreachable before its lease is taken over")
 	l.durFlag(&l.grace, "grace", "GRACE", "a disconnected player leaves its room after this")
-	l.intFlag(&n.Room.Game.TombstoneCap, "max-tombstones", "MAX_TOMBSTONES", "players who left that a room remembers (to ignore their replayed events), oldest dropped first")
+	l.intFlag(&n.Room.Sim.TombstoneCap, "max-tombstones", "MAX_TOMBSTONES", "players who left that a room remembers (to ignore their replayed events), oldest dropped first")
+	l.strFlag(&n.Games, "games", "GAMES", "which game each room plays: pattern=game,... where a pattern is a room name, a prefix followed by *, or *")
 	l.strFlag(&l.origins, "allowed-origins", "ALLOWED_ORIGINS", "comma-separated allowed WebSocket origins; empty = same host")
 	l.strFlag(&l.proxies, "trusted-proxies", "TRUSTED_PROXIES", "comma-separated IPs or CIDRs of proxies whose X-Real-IP / X-Forwarded-For name the client; empty = none")
 	l.intFlag(&n.Gateway.MaxConns, "max-conns", "MAX_CONNS", "maximum WebSocket connections on this node")
@@ -215,7 +216,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if !gcSet && getenv("GOGC") != "" {
 		c.GCPercent = 0 // GOGC, the Go runtime's own setting, wins over our default
 	}
-	n.Room.Game.GraceTicks = int64(l.grace * time.Duration(n.Room.TickRate) / time.Second)
+	n.Room.Sim.GraceTicks = int64(l.grace * time.Duration(n.Room.TickRate) / time.Second)
 
 	n.Mesh.RouteUser = getenv("CLUSTER_USER")
 	n.Mesh.RoutePassword = getenv("CLUSTER_PASSWORD")

@@ -96,8 +96,9 @@ func TestEveryFlagDefaultIsThePackageDefault(t *testing.T) {
 		"lease-ttl":         d.Room.LeaseTTL.String(),
 		"snapshot-interval": d.Room.SnapshotInterval.String(),
 		"steal-after":       d.Room.StealAfter.String(),
-		"max-tombstones":    fmt.Sprint(d.Room.Game.TombstoneCap),
-		"grace":             (time.Duration(d.Room.Game.GraceTicks) * time.Second / time.Duration(d.Room.TickRate)).String(),
+		"max-tombstones":    fmt.Sprint(d.Room.Sim.TombstoneCap),
+		"games":             d.Games,
+		"grace":             (time.Duration(d.Room.Sim.GraceTicks) * time.Second / time.Duration(d.Room.TickRate)).String(),
 		"nats":              mesh.DefaultConfig().ClientAddr,
 		"cluster-name":      d.Mesh.ClusterName,
 		"ready-timeout":     d.Mesh.ReadyWait.String(),
@@ -133,7 +134,7 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 		t.Fatalf("got %+v", c.Node)
 	}
 	// -grace is counted in ticks of the final tick rate.
-	if got := c.Node.Room.Game.GraceTicks; got != 15*30 {
+	if got := c.Node.Room.Sim.GraceTicks; got != 15*30 {
 		t.Fatalf("grace ticks %d at 30 Hz, want %d", got, 15*30)
 	}
 }
@@ -146,7 +147,7 @@ func TestSettingsReachTheirPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := c.Node
-	if n.Gateway.MaxRooms != 50 || n.Gateway.MaxRoomsPerIP != 3 || n.Room.Game.TombstoneCap != 77 || n.Gateway.TokenTTL != 2*time.Hour || n.Gateway.InputRate != 12.5 {
+	if n.Gateway.MaxRooms != 50 || n.Gateway.MaxRoomsPerIP != 3 || n.Room.Sim.TombstoneCap != 77 || n.Gateway.TokenTTL != 2*time.Hour || n.Gateway.InputRate != 12.5 {
 		t.Fatalf("got %+v", n)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -282,6 +283,8 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"-max-rooms", "0"}, sec(nil), "-max-rooms", "at least 1"},
 		{[]string{"-max-rooms-per-ip", "20", "-max-rooms", "10"}, sec(nil), "-max-rooms-per-ip", "want 1 to -max-rooms"},
 		{[]string{"-max-tombstones", "0"}, sec(nil), "-max-tombstones", "at least 1"},
+		{[]string{"-games", "collect-*=collect"}, sec(nil), "-games", "'*'"},
+		{nil, sec(map[string]string{"GAMES": "*=chess"}), "-games", "no such game"},
 		{[]string{"-token-ttl", "10s"}, sec(nil), "-token-ttl", "at least 1m"},
 		{[]string{"-trusted-proxies", "nginx"}, sec(nil), "-trusted-proxies", "want an IP address"},
 		{[]string{"-trusted-proxies", "10.0.0.1/8"}, sec(nil), "-trusted-proxies", "host bits"},

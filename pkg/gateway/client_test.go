@@ -253,10 +253,27 @@ func (cl *client) send(msg any) {
 // hello sends a hello with the optional resume token and join seq (0: absent, a new player's 1).
 func (cl *client) hello(token string, seq uint64) {
 	cl.t.Helper()
+	cl.helloIn("", token, seq)
+}
+
+// helloIn is hello to room r ("" for the default).
+func (cl *client) helloIn(r, token string, seq uint64) {
+	cl.t.Helper()
 	cl.mu.Lock()
 	cl.seq = max(seq, 1)
 	cl.mu.Unlock()
-	cl.send(&protocol.Hello{Protocol: protocol.Version, Name: cl.name, Resume: token, Seq: seq})
+	cl.send(&protocol.Hello{Protocol: protocol.Version, Name: cl.name, Resume: token, Room: r, Seq: seq})
+}
+
+// data sends an input with a game payload and the next seq, and returns that seq.
+func (cl *client) data(payload string) uint64 {
+	cl.t.Helper()
+	cl.mu.Lock()
+	cl.seq++
+	seq := cl.seq
+	cl.mu.Unlock()
+	cl.send(&protocol.Input{Seq: seq, Data: json.RawMessage(payload)})
+	return seq
 }
 
 // input sends the key state (a mask of protocol.Key*) with the next seq, and returns that seq.
@@ -495,17 +512,28 @@ func (cl *client) fenceViolations() []string {
 	return append([]string(nil), cl.fenceErrs...)
 }
 
+// tickPlayer is a player of a tick with the fields of the game the tests' rooms play (the arena, in the lobby).
+type tickPlayer struct {
+	protocol.TickPlayer
+	X, Y, VX, VY float64
+}
+
 // find returns the player id's entry in tk.
-func find(tk *protocol.Tick, id string) (protocol.TickPlayer, bool) {
+func find(tk *protocol.Tick, id string) (tickPlayer, bool) {
 	if tk == nil {
-		return protocol.TickPlayer{}, false
+		return tickPlayer{}, false
 	}
-	for _, p := range tk.Players {
-		if p.ID == id {
-			return p, true
+	for i := range tk.Players {
+		if p := &tk.Players[i]; p.ID == id {
+			tp := tickPlayer{TickPlayer: *p}
+			tp.X, _ = tk.Field(p, "x")
+			tp.Y, _ = tk.Field(p, "y")
+			tp.VX, _ = tk.Field(p, "vx")
+			tp.VY, _ = tk.Field(p, "vy")
+			return tp, true
 		}
 	}
-	return protocol.TickPlayer{}, false
+	return tickPlayer{}, false
 }
 
 // steady checks that cl received the room's ticks in [from, to] without being held up: in one epoch, at least

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/session"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // tickFrame is one tick, framed once for every socket of the room.
@@ -46,6 +50,8 @@ type conn struct {
 	name    string
 	room    string
 	joinSeq uint64
+	game    game.Game       // the room's game: it validates input payloads
+	lkeys   game.LegacyKeys // the game's, when its inputs travel as key bitmasks (the arena)
 
 	// Owned by the reader: greet, then watch and the readBurst goroutine it hands the socket to, one at a time.
 	errs        *budget   // error budget
@@ -537,7 +543,10 @@ func (c *conn) readOne() bool {
 		if m.Seq <= c.forwarded {
 			return true // already forwarded (a resend)
 		}
-		ev := game.Event{Kind: game.KindInput, Player: c.player, Seq: m.Seq, Keys: game.Keys(m.Keys.Mask())}
+		ev, err := c.inputEvent(m)
+		if err != nil {
+			return c.fail(protocol.CodeBadField, err.Error())
+		}
 		if !c.g.pub.send(event{room: c.room, ev: ev}) {
 			c.sendError(protocol.CodeNotReady, "server busy; resend your latest input")
 			return true
@@ -545,6 +554,37 @@ func (c *conn) readOne() bool {
 		c.forwarded = m.Seq
 	}
 	return true
+}
+
+// inputEvent validates an input's payload with the room's game and makes the event the owner applies: the
+// payload as the event's data, or, for a game whose inputs travel as key bitmasks, the bitmask.
+func (c *conn) inputEvent(m *protocol.Input) (sim.Event, error) {
+	ev := sim.Event{Kind: sim.KindInput, Player: c.player, Seq: m.Seq}
+	var in game.Payload
+	var err error
+	if m.Data == nil && c.lkeys != nil {
+		in, err = c.lkeys.KeysInput(m.Keys.Mask())
+	} else {
+		in, err = c.game.DecodeInput(m.Payload())
+	}
+	if err != nil {
+		what := "data"
+		if m.Data == nil {
+			what = "keys"
+		}
+		return ev, fmt.Errorf("%s: %v (this room plays %s)", what, err, c.game.Info().Name)
+	}
+	if c.lkeys != nil {
+		ev.Keys = c.lkeys.InputKeys(in)
+	} else {
+		var buf bytes.Buffer
+		if json.Compact(&buf, m.Data) == nil {
+			ev.Data = buf.Bytes()
+		} else {
+			ev.Data = m.Data
+		}
+	}
+	return ev, nil
 }
 
 // start handles a hello: session, room, welcome, join. It reports whether the socket goes on.
@@ -573,6 +613,9 @@ func (c *conn) start(h *protocol.Hello) bool {
 	// Every welcome carries a fresh token, so that an active player's token does not expire.
 	token := g.signer.Issue(player, time.Now())
 	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
+	gm, params := g.rooms.Game(roomName)
+	c.game = gm
+	c.lkeys, _ = gm.(game.LegacyKeys)
 
 	if g.rooms.Full(roomName, player) {
 		c.refuse(protocol.CodeRoomFull, "the room is full", protocol.CloseRoomFull)
@@ -595,7 +638,7 @@ func (c *conn) start(h *protocol.Hello) bool {
 	}
 	ack := lastAck(g, roomName, player)
 	w := &protocol.Welcome{Protocol: protocol.Version, Player: player, Resume: token, Room: roomName, Node: g.cfg.Node,
-		Nodes: g.nodes(), Ack: ack}
+		Nodes: g.nodes(), Ack: ack, Game: gm.Info().Name, Params: params}
 	frame, err := protocol.Encode(w)
 	if err != nil {
 		return false
@@ -609,7 +652,7 @@ func (c *conn) start(h *protocol.Hello) bool {
 	if last := g.rooms.Relay().Last(roomName); last != nil {
 		c.offerTick(&tickFrame{pos: last.Pos, frame: textFrame(last.Data), at: time.Now()})
 	}
-	g.pub.send(event{room: roomName, ev: game.Event{Kind: game.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
+	g.pub.send(event{room: roomName, ev: sim.Event{Kind: sim.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
 	return true
 }
 
@@ -623,7 +666,7 @@ func (c *conn) finish() {
 	g.unclaim(c.player, c)
 	g.leave(c, c.room)
 	if !takenOver {
-		g.pub.send(event{room: c.room, ev: game.Event{Kind: game.KindLeave, Player: c.player, Conn: c.joinSeq}})
+		g.pub.send(event{room: c.room, ev: sim.Event{Kind: sim.KindLeave, Player: c.player, Conn: c.joinSeq}})
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
@@ -99,6 +100,8 @@ type Rooms interface {
 	// CutOff reports whether this node looks cut off from the majority of a live cluster: it gets no ticks of
 	// rooms owned on the other side, and its players are better served there.
 	CutOff() bool
+	// Game returns the game room plays and the parameters its clients get in welcome.
+	Game(room string) (game.Game, []game.Param)
 }
 
 // Gateway serves /ws.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -83,7 +83,7 @@ func fill(t *testing.T, c *nodetest.Cluster, via string, n int, cl *client) {
 	deadline := time.Now().Add(waitLong)
 	for {
 		for i := range n {
-			ev := game.Event{Kind: game.KindJoin, Player: fmt.Sprintf("filler%03d", i), Name: fmt.Sprintf("filler player with a long na%04d", i), Seq: 1}
+			ev := sim.Event{Kind: sim.KindJoin, Player: fmt.Sprintf("filler%03d", i), Name: fmt.Sprintf("filler player with a long na%04d", i), Seq: 1}
 			data, err := json.Marshal(ev)
 			if err != nil {
 				t.Fatal(err)

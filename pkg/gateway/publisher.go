@@ -11,14 +11,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // event is a player event bound for a room's owner.
 type event struct {
 	room string
-	ev   game.Event
+	ev   sim.Event
 	m    *nats.Msg // the durable publish, built once by send
 }
 

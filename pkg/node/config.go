@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickmesh/tickmesh/games/arena"
+	"github.com/tickmesh/tickmesh/games/collect"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/setting"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // Config of a node: its own settings and those of the packages it composes. Each package's DefaultConfig is
@@ -34,7 +37,10 @@ type Config struct {
 	// accepted and, without SESSION_SECRET, resume tokens are signed with the public DevSessionSecret.
 	DevInsecure   bool
 	SessionSecret string // SESSION_SECRET: HMAC key of resume tokens, the same on every node
-	HTTP          HTTPConfig
+	// Games is which game each room plays (-games GAMES): "pattern=game,...", sim.ParseGameRules. The node
+	// runs the games of newGames (the arena and collect); Room.Games is built from this by New.
+	Games string
+	HTTP  HTTPConfig
 
 	Mesh    mesh.Config
 	Room    room.Config
@@ -70,6 +76,7 @@ func DefaultConfig() Config {
 		Name:      SanitizeName(host),
 		HTTPAddr:  ":8080",
 		AdminAddr: "127.0.0.1:9090",
+		Games:     sim.DefaultGameRules,
 		HTTP: HTTPConfig{
 			ReadHeaderTimeout: 5 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -206,6 +213,9 @@ func (c Config) Validate() error {
 	if err := validateRoom(c.Room); err != nil {
 		return err
 	}
+	if _, err := newGames(c); err != nil {
+		return err
+	}
 	if err := validateGateway(c.Gateway); err != nil {
 		return err
 	}
@@ -228,11 +238,11 @@ func validateRoom(r room.Config) error {
 	if r.StealAfter < 0 || r.StealAfter >= r.LeaseTTL {
 		return setting.Errorf("-steal-after", "%v: want 0 or more and below -lease-ttl %v", r.StealAfter, r.LeaseTTL)
 	}
-	if r.Game.GraceTicks < int64(r.TickRate) {
-		return setting.Errorf("-grace", "%v: want at least 1s", time.Duration(r.Game.GraceTicks)*time.Second/time.Duration(r.TickRate))
+	if r.Sim.GraceTicks < int64(r.TickRate) {
+		return setting.Errorf("-grace", "%v: want at least 1s", time.Duration(r.Sim.GraceTicks)*time.Second/time.Duration(r.TickRate))
 	}
-	if r.Game.TombstoneCap < 1 {
-		return setting.Errorf("-max-tombstones", "%d: want at least 1", r.Game.TombstoneCap)
+	if r.Sim.TombstoneCap < 1 {
+		return setting.Errorf("-max-tombstones", "%d: want at least 1", r.Sim.TombstoneCap)
 	}
 	if err := r.Validate(); err != nil {
 		return setting.Errorf("rooms", "%v", err)
@@ -272,6 +282,30 @@ func validateGateway(g gateway.Config) error {
 		return setting.Errorf("gateway", "%v", err)
 	}
 	return nil
+}
+
+// newGames is the games this node runs, with the rule that says which room plays which (-games): the arena,
+// and collect with rounds of a minute at the room's tick rate.
+func newGames(c Config) (*sim.Games, error) {
+	a, err := arena.New(arena.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	cc := collect.DefaultConfig()
+	cc.RoundTicks = 60 * int64(max(c.Room.TickRate, 1))
+	col, err := collect.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := sim.ParseGameRules(c.Games)
+	if err != nil {
+		return nil, setting.Errorf("-games", "%q: %v", c.Games, err)
+	}
+	gs, err := sim.NewGames(rules, a, col)
+	if err != nil {
+		return nil, setting.Errorf("-games", "%q: %v", c.Games, err)
+	}
+	return gs, nil
 }
 
 func checkAddr(name, addr string) error {

@@ -79,6 +79,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	games, err := newGames(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Room.Games = games
 	for _, line := range cfg.Insecurities() {
 		log.Warn("INSECURE DEVELOPMENT MODE (-dev-insecure): " + line)
 	}

@@ -70,7 +70,11 @@ func DecodeServer(data []byte) (any, error) {
 	case TypeNodes:
 		v = new(Nodes)
 	case TypeTick:
-		v = new(Tick)
+		t, derr := decodeTick(data)
+		if derr != nil {
+			return nil, derr
+		}
+		return t, nil
 	case TypeError:
 		v = new(Error)
 	case TypePong:
@@ -316,6 +320,7 @@ const (
 	fSeq
 	fKeys
 	fT
+	fData
 )
 
 func decodeHello(ms []member, h *Hello) *DecodeError {
@@ -438,6 +443,18 @@ func decodeInput(ms []member, in *Input) *DecodeError {
 				return duplicateField("keys")
 			}
 			derr = parseKeys(m.val, &in.Keys)
+		case "data":
+			if seen.see(fData) {
+				return duplicateField("data")
+			}
+			switch {
+			case isNull(m.val):
+				derr = badField("data", "must not be null")
+			case len(m.val) > MaxDataBytes:
+				derr = badField("data", "must be at most "+strconv.Itoa(MaxDataBytes)+" bytes")
+			default:
+				in.Data = append([]byte(nil), m.val...)
+			}
 		default:
 			return unknownField(m.name)
 		}
@@ -448,8 +465,11 @@ func decodeInput(ms []member, in *Input) *DecodeError {
 	if !seen.has(fSeq) {
 		return missingField("seq")
 	}
-	if !seen.has(fKeys) {
-		return missingField("keys")
+	if seen.has(fKeys) && seen.has(fData) {
+		return badField("data", "an input has keys or data, not both")
+	}
+	if !seen.has(fKeys) && !seen.has(fData) {
+		return badField("data", "missing required field (or keys)")
 	}
 	return nil
 }

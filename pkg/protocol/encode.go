@@ -22,10 +22,19 @@ func Encode(msg any) ([]byte, error) {
 			*Hello
 		}{TypeHello, m}
 	case *Input:
-		v = struct {
-			Type string `json:"type"`
-			*Input
-		}{TypeInput, m}
+		if m.Data != nil {
+			v = struct {
+				Type string          `json:"type"`
+				Seq  uint64          `json:"seq"`
+				Data json.RawMessage `json:"data"`
+			}{TypeInput, m.Seq, m.Data}
+		} else {
+			v = struct {
+				Type string `json:"type"`
+				Seq  uint64 `json:"seq"`
+				Keys Keys   `json:"keys"`
+			}{TypeInput, m.Seq, m.Keys}
+		}
 	case *Ping:
 		v = struct {
 			Type string `json:"type"`

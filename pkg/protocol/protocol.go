@@ -10,8 +10,13 @@
 package protocol
 
 import (
+	"encoding/json"
+	"errors"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/tickmesh/tickmesh/pkg/game"
 )
 
 // Version is the protocol version implemented by this package, sent in hello and welcome.
@@ -50,7 +55,7 @@ const (
 	DefaultBurst = 60
 )
 
-// Key bits of Keys.Mask, identical to pkg/game's bitmask.
+// Key bits of Keys.Mask: the arena's bitmask (games/arena).
 const (
 	KeyUp    uint8 = 1
 	KeyDown  uint8 = 2
@@ -120,11 +125,26 @@ func KeysFromMask(m uint8) Keys {
 	return Keys{Up: m&KeyUp != 0, Down: m&KeyDown != 0, Left: m&KeyLeft != 0, Right: m&KeyRight != 0}
 }
 
-// Input is the client's key state (client → server).
+// Input is a player's input (client → server): a payload for the room's game, which validates it. The payload
+// is Data, or, when Data is nil, Keys: the form protocol 1 had before games had payloads, the arena's keys
+// object.
 type Input struct {
 	// Seq is the player's next sequence number, 1..MaxSeq.
-	Seq  uint64 `json:"seq"`
-	Keys Keys   `json:"keys"`
+	Seq  uint64          `json:"seq"`
+	Keys Keys            `json:"keys"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// MaxDataBytes bounds Input.Data as sent; each game declares its own, smaller bound.
+const MaxDataBytes = 1024
+
+// Payload is the input's payload for the room's game: Data, or the keys object.
+func (in *Input) Payload() []byte {
+	if in.Data != nil {
+		return in.Data
+	}
+	b, _ := json.Marshal(in.Keys) // four booleans always encode
+	return b
 }
 
 // Ping asks for a pong (client → server).
@@ -152,6 +172,53 @@ type Welcome struct {
 	Nodes []NodeInfo `json:"nodes"`
 	// Ack is the highest seq of this player known to be applied, 0 if unknown.
 	Ack uint64 `json:"ack"`
+	// Game is the name of the game the room plays (omitted when unknown).
+	Game string `json:"game,omitempty"`
+	// Params are the game's parameters for the client (sizes, speeds, the tick rate), in the game's order.
+	Params Params `json:"params,omitempty"`
+}
+
+// Params are named integer parameters, encoded as one JSON object with members in their order.
+type Params []game.Param
+
+// MarshalJSON writes the parameters as an object, in order.
+func (ps Params) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, p.Name)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, p.Value, 10)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads an object of integers, keeping their order; members that are not integers are skipped
+// (a client ignores what it does not know).
+func (ps *Params) UnmarshalJSON(data []byte) error {
+	data = trimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return errors.New("params: want an object")
+	}
+	*ps = (*ps)[:0]
+	for _, m := range objectMembers(data, nil) {
+		if n, err := strconv.ParseInt(string(m.val), 10, 64); err == nil {
+			*ps = append(*ps, game.Param{Name: string(m.name), Value: n})
+		}
+	}
+	return nil
+}
+
+// Param returns the value of the named parameter.
+func (ps Params) Param(name string) (int64, bool) {
+	for _, p := range ps {
+		if p.Name == name {
+			return p.Value, true
+		}
+	}
+	return 0, false
 }
 
 // Nodes is the current list of ready nodes (server → client).
@@ -159,40 +226,51 @@ type Nodes struct {
 	Nodes []NodeInfo `json:"nodes"`
 }
 
-// TickPlayer is one player's state in a tick.
-type TickPlayer struct {
-	ID   string  `json:"id"`
-	Name string  `json:"name"`
-	X    float64 `json:"x"`
-	Y    float64 `json:"y"`
-	VX   float64 `json:"vx"`
-	VY   float64 `json:"vy"`
-	// Keys is the bitmask of pressed keys (see Keys.Mask).
-	Keys uint8 `json:"keys"`
-	// Ack is the highest seq of this player applied by the simulation.
-	Ack uint64 `json:"ack"`
-	// Conn is the seq of the join of the player's current connection.
-	Conn   uint64 `json:"conn"`
-	Online bool   `json:"online"`
-	// Away is the tick seq at which the player left; present (non-zero) only when Online is false.
-	Away uint64 `json:"away,omitempty"`
+// Tick is one simulation step of a room, published by its owner and forwarded verbatim (server → client). Its
+// members are the framework's (room, epoch, seq, owner, time, and per player id, name, ack, conn, online,
+// away) and the game's View (package game): the game's globals after time, its player fields after a
+// player's name, and one array member per object kind after players. Schema names the game's members;
+// values are JSON numbers (the game writes integers).
+type Tick struct {
+	Room string
+	// Epoch is the owner's lease epoch; ticks are ordered by (Epoch, Seq).
+	Epoch uint64
+	// Seq is the tick number: strictly increasing within an epoch, continued across epochs.
+	Seq uint64
+	// Owner is the name of the publishing node.
+	Owner string
+	// Time is the owner's publish time in Unix milliseconds (informational).
+	Time int64
+	// Schema names the game's members: Globals, Players[].Fields and Objects follow it. A tick decoded by
+	// DecodeServer has a schema of names only (its ranges are the widest). Nil: the tick has no game members.
+	Schema *game.Schema
+	// Globals are the game's global fields, one per Schema.Globals.
+	Globals []float64
+	// Players is sorted by ID.
+	Players []TickPlayer
+	// Objects are the game's object lists, one per Schema.Objects.
+	Objects [][]TickObject
 }
 
-// Tick is one simulation step of a room, published by its owner and forwarded verbatim (server → client).
-type Tick struct {
-	Room string `json:"room"`
-	// Epoch is the owner's lease epoch; ticks are ordered by (Epoch, Seq).
-	Epoch uint64 `json:"epoch"`
-	// Seq is the tick number: strictly increasing within an epoch, continued across epochs.
-	Seq uint64 `json:"seq"`
-	// Owner is the name of the publishing node.
-	Owner string `json:"owner"`
-	// Time is the owner's publish time in Unix milliseconds (informational).
-	Time   int64   `json:"time"`
-	Width  float64 `json:"width"`
-	Height float64 `json:"height"`
-	// Players is sorted by ID.
-	Players []TickPlayer `json:"players"`
+// TickPlayer is one player in a tick: the framework's roster members and the game's fields.
+type TickPlayer struct {
+	ID   string
+	Name string
+	// Fields are the game's fields of the player, one per Schema.Player.
+	Fields []float64
+	// Ack is the highest seq of this player applied.
+	Ack uint64
+	// Conn is the seq of the join of the player's current connection.
+	Conn   uint64
+	Online bool
+	// Away is the tick seq at which the player left; present (non-zero) only when Online is false.
+	Away uint64
+}
+
+// TickObject is one of the game's shared objects.
+type TickObject struct {
+	ID     int64
+	Fields []float64
 }
 
 // Error reports a problem with a client message (server → client); the connection stays open.
@@ -228,4 +306,40 @@ func (t *Tick) Player(id string) (TickPlayer, bool) {
 		return TickPlayer{}, false
 	}
 	return t.Players[i], true
+}
+
+// Field returns the game's field name of player p (a member of t.Players).
+func (t *Tick) Field(p *TickPlayer, name string) (float64, bool) {
+	if t.Schema == nil {
+		return 0, false
+	}
+	i := slices.IndexFunc(t.Schema.Player, func(f game.Field) bool { return f.Name == name })
+	if i < 0 || i >= len(p.Fields) {
+		return 0, false
+	}
+	return p.Fields[i], true
+}
+
+// Global returns the game's global field name.
+func (t *Tick) Global(name string) (float64, bool) {
+	if t.Schema == nil {
+		return 0, false
+	}
+	i := slices.IndexFunc(t.Schema.Globals, func(f game.Field) bool { return f.Name == name })
+	if i < 0 || i >= len(t.Globals) {
+		return 0, false
+	}
+	return t.Globals[i], true
+}
+
+// ObjectsOf returns the game's object list name.
+func (t *Tick) ObjectsOf(name string) ([]TickObject, bool) {
+	if t.Schema == nil {
+		return nil, false
+	}
+	i := slices.IndexFunc(t.Schema.Objects, func(k game.ObjectKind) bool { return k.Name == name })
+	if i < 0 || i >= len(t.Objects) {
+		return nil, false
+	}
+	return t.Objects[i], true
 }

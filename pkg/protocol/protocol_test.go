@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -216,7 +217,11 @@ func TestEncode(t *testing.T) {
 		{Pong{T: ptr(1e21)}, `{"type":"pong","t":1e+21}`},
 		{&Welcome{Protocol: 1}, `{"type":"welcome","protocol":1,"player":"","resume":"","room":"","node":"","nodes":[],"ack":0}`},
 		{Nodes{}, `{"type":"nodes","nodes":[]}`},
-		{&Tick{Room: "r"}, `{"type":"tick","room":"r","epoch":0,"seq":0,"owner":"","time":0,"width":0,"height":0,"players":[]}`},
+		{&Tick{Room: "r"}, `{"type":"tick","room":"r","epoch":0,"seq":0,"owner":"","time":0,"players":[]}`},
+		{&Tick{Room: "r", Schema: arenaSchema, Globals: []float64{0, 0}}, `{"type":"tick","room":"r","epoch":0,"seq":0,"owner":"","time":0,"width":0,"height":0,"players":[]}`},
+		{&Input{Seq: 4, Data: json.RawMessage(`{"x":1,"y":2}`)}, `{"type":"input","seq":4,"data":{"x":1,"y":2}}`},
+		{&Welcome{Protocol: 1, Game: "arena", Params: Params{{Name: "width", Value: 1000}, {Name: "tick_rate", Value: 20}}},
+			`{"type":"welcome","protocol":1,"player":"","resume":"","room":"","node":"","nodes":[],"ack":0,"game":"arena","params":{"width":1000,"tick_rate":20}}`},
 		{Error{Code: CodeTooLarge, Message: "<&>"}, `{"type":"error","code":"too_large","message":"<&>"}`},
 	}
 	for _, c := range cases {
@@ -262,10 +267,11 @@ func BenchmarkDecodeHello(b *testing.B) {
 }
 
 func BenchmarkEncodeTick(b *testing.B) {
-	tick := &Tick{Room: "lobby", Epoch: 3, Seq: 1234, Owner: "n2", Time: 1732800000123, Width: 1000, Height: 1000}
+	at := &arenaTick{Room: "lobby", Epoch: 3, Seq: 1234, Owner: "n2", Time: 1732800000123, Width: 1000, Height: 1000}
 	for i := range 50 {
-		tick.Players = append(tick.Players, TickPlayer{ID: "p3f9a1c0d2b4e6f81", Name: "alice", X: float64(i), Y: 20.5, Keys: 2, Ack: 42, Conn: 41, Online: true})
+		at.Players = append(at.Players, arenaTickPlayer{ID: "p3f9a1c0d2b4e6f81", Name: "alice", X: float64(i), Y: 20.5, Keys: 2, Ack: 42, Conn: 41, Online: true})
 	}
+	tick := at.generic()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Encode(tick); err != nil {

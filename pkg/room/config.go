@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 // Lobby is the room that always exists and ticks.
@@ -32,17 +32,19 @@ type Config struct {
 	TakeoverWait     time.Duration // longest wait for the takeover snapshot before stepping down (or the lease's deadline, if sooner)
 	RetryBackoff     time.Duration // first wait before campaigning again after a term that could not start; doubles up to 30 s
 	EmptyAfter       time.Duration // a room other than the lobby with no players this long is closed
-	Game             game.Config
+	Sim              sim.Config    // the framework's rules of every room: grace, tombstones, players
+	Games            *sim.Games    // the games this node runs and which room plays which; NewManager requires it
 }
 
-// DefaultConfig returns the defaults for node.
+// DefaultConfig returns the defaults for node. Games is left for the caller: the games a node runs are its
+// composition's (package node).
 func DefaultConfig(node string) Config {
 	return Config{
 		Node: node, TickRate: 20, LeaseTTL: 10 * time.Second, RenewInterval: 250 * time.Millisecond,
 		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 400 * time.Millisecond,
 		LeaderDefer: 250 * time.Millisecond,
 		ReplayWait:  2 * time.Second, TakeoverWait: 3 * time.Second, RetryBackoff: time.Second, EmptyAfter: 10 * time.Second,
-		Game: game.DefaultConfig(),
+		Sim: sim.DefaultConfig(),
 	}
 }
 
@@ -72,7 +74,7 @@ func (c Config) Validate() error {
 	if err := lc.Validate(); err != nil {
 		return fmt.Errorf("room config: %w", err)
 	}
-	return c.Game.Validate()
+	return c.Sim.Validate()
 }
 
 // tickPeriod is the time between two ticks.

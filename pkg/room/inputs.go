@@ -9,14 +9,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // The owner receives every player event twice: at once from the room's live subject (core NATS, also while
 // the INPUTS stream has no leader) and, durably, from the stream (replay at the start of a term, then a
-// follower). The simulation applies each event at most once (by per-player sequence), so the two paths never
-// double-apply.
+// follower). The room (sim.Room) applies each event at most once (by per-player sequence), so the two paths
+// never double-apply.
 
 // subscribeLive feeds t.live from the room's live subject. A live copy that does not fit is dropped: the stream
 // delivers it later.
@@ -142,7 +142,7 @@ func (t *term) follow(ctx context.Context, start uint64) {
 func (t *term) fromStream(data []byte, seq uint64) inbound {
 	ev, err := wire.DecodeEvent(data)
 	if err != nil {
-		ev = game.Event{}
+		ev = sim.Event{}
 	}
 	return inbound{ev: ev, streamSeq: seq}
 }
@@ -173,11 +173,11 @@ func (t *term) apply(in inbound) {
 		t.inputSeq = max(t.inputSeq, in.streamSeq)
 		return
 	}
-	applied, err := t.state.Apply(t.cfg.Game, in.ev)
+	applied, err := t.state.Apply(in.ev)
 	if in.streamSeq > t.inputSeq {
 		t.inputSeq = in.streamSeq
 	}
-	if errors.Is(err, game.ErrRoomFull) {
+	if errors.Is(err, sim.ErrRoomFull) {
 		// The player's socket waits for its join: tell its gateway, which answers the client.
 		_ = t.nc.Publish(wire.NoticeSubject(t.room), wire.EncodeNotice(wire.Notice{Player: in.ev.Player, Conn: in.ev.Seq, Code: wire.NoticeRoomFull}))
 	}

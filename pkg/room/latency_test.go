@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -53,8 +53,8 @@ func TestInputToTickIsObservedOnceForEveryAppliedEvent(t *testing.T) {
 	owner(t, c, 0)
 	// room.Publish sends each event twice (core NATS and the stream): the owner applies it once and observes it
 	// once, from the first copy's arrival to the tick that carries it.
-	publish(t, c, "n1", game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
-	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8})
 	count := func() uint64 {
 		return histCount(roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby))
 	}

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 )
@@ -100,6 +102,9 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Games == nil {
+		return nil, errors.New("room: no games (Config.Games)")
+	}
 	m := &Manager{
 		cfg: cfg, log: log, nc: nc, js: js, owners: st.Owners, snaps: st.Snapshots, inputs: st.Inputs,
 		cluster: cluster, metrics: newMetrics(),
@@ -125,6 +130,14 @@ func (m *Manager) Collectors() []prometheus.Collector { return m.metrics.collect
 
 // Relay is the node's tick relay (fenced).
 func (m *Manager) Relay() *Relay { return m.relay }
+
+// Game returns the game room plays (Config.Games) and the parameters its clients get in welcome: the game's,
+// then tick_rate.
+func (m *Manager) Game(room string) (game.Game, []game.Param) {
+	g := m.cfg.Games.For(room)
+	params := append(slices.Clip(g.Info().Params), game.Param{Name: "tick_rate", Value: int64(m.cfg.TickRate)})
+	return g, params
+}
 
 // Run keeps this node's session, watches the owners bucket and runs the control loop until ctx ends; then it
 // ends every term (owners write a final snapshot and hand their rooms to another node, or release them), closes
@@ -396,7 +409,7 @@ func (m *Manager) Full(room, player string) bool {
 		return false
 	}
 	tk, err := last.Decode()
-	if err != nil || len(tk.Players) < m.cfg.Game.MaxPlayers {
+	if err != nil || len(tk.Players) < m.cfg.Sim.MaxPlayers {
 		return false
 	}
 	_, in := tk.Player(player)

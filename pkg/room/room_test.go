@@ -2,7 +2,9 @@ package room_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -29,23 +32,29 @@ type recorder struct {
 
 func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
 	t.Helper()
-	r := &recorder{node: name}
-	stop, err := c.Member(name).Node.Rooms().Relay().Listen(room.Lobby, func(_ string, tk *room.Tick) {
+	return recordRoom(t, c, name, room.Lobby)
+}
+
+// recordRoom records the ticks of room r that node name's relay accepts.
+func recordRoom(t *testing.T, c *nodetest.Cluster, name, r string) *recorder {
+	t.Helper()
+	rec := &recorder{node: name}
+	stop, err := c.Member(name).Node.Rooms().Relay().Listen(r, func(_ string, tk *room.Tick) {
 		dec, err := tk.Decode()
 		if err != nil {
 			return
 		}
-		r.mu.Lock()
-		r.pos = append(r.pos, tk.Pos)
-		r.times = append(r.times, time.Now())
-		r.last = *dec
-		r.mu.Unlock()
+		rec.mu.Lock()
+		rec.pos = append(rec.pos, tk.Pos)
+		rec.times = append(rec.times, time.Now())
+		rec.last = *dec
+		rec.mu.Unlock()
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	return r
+	return rec
 }
 
 func (r *recorder) lastTick() protocol.Tick {
@@ -89,13 +98,13 @@ func owner(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
 	return c.AgreedOwner(room.Lobby, above, 30*time.Second)
 }
 
-func publish(t *testing.T, c *nodetest.Cluster, via string, ev game.Event) {
+func publish(t *testing.T, c *nodetest.Cluster, via string, ev sim.Event) {
 	t.Helper()
 	publishIn(t, c.Member(via).Node, room.Lobby, ev)
 }
 
 // publishIn publishes ev to room r through node n until the stream acknowledges it.
-func publishIn(t *testing.T, n *node.Node, r string, ev game.Event) {
+func publishIn(t *testing.T, n *node.Node, r string, ev sim.Event) {
 	t.Helper()
 	// A fresh cluster under -race on two cores may still be electing the INPUTS leader, or a new owner may be
 	// moving it off its node: a publish sent while there is none gets no answer, so each attempt has its own
@@ -153,25 +162,145 @@ func TestExactlyOneOwnerTicksTheLobbyOnEveryNode(t *testing.T) {
 	}
 }
 
-func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
-	c := nodetest.StartCluster(t, 3)
-	name, epoch := owner(t, c, 0)
-	watcher := other(c, name)
-	rec := record(t, c, watcher)
-	via := other(c, name, watcher)
+// gameRoom is the parameter of the failover tests: a room of one game, and two inputs of that game for a
+// player (the first sets the player going, the second changes what it does).
+type gameRoom struct {
+	game          string
+	room          string
+	first, second sim.Event // input events of player "pa" with seq 2 and 3, as a gateway publishes them
+}
 
-	publish(t, c, via, game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
-	publish(t, c, via, game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
-	nodetest.WaitFor(t, 10*time.Second, "alice moving", func() bool {
-		p, ok := player(rec.lastTick(), "pa")
-		return ok && p.Ack == 2 && p.VX > 0
+// gameRooms has a room of every game a node runs by default (sim.DefaultGameRules).
+var gameRooms = []gameRoom{
+	{game: "arena", room: room.Lobby,
+		first:  sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8}, // right
+		second: sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3}},         // no keys
+	{game: "collect", room: "collect-failover",
+		first:  sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Data: json.RawMessage(`{"x":1000,"y":500}`)},
+		second: sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3, Data: json.RawMessage(`{"x":0,"y":0}`)}},
+}
+
+// forEachGame runs test once per game, each with a fresh cluster.
+func forEachGame(t *testing.T, test func(t *testing.T, g gameRoom)) {
+	for _, g := range gameRooms {
+		t.Run(g.game, func(t *testing.T) { test(t, g) })
+	}
+}
+
+// open makes every node serve g's room (the lobby always is) and returns its agreed owner.
+func (g gameRoom) open(t *testing.T, c *nodetest.Cluster, above uint64) (string, uint64) {
+	t.Helper()
+	if g.room != room.Lobby {
+		for _, m := range c.Members() {
+			t.Cleanup(m.Node.Rooms().Want(g.room))
+		}
+	}
+	return c.AgreedOwner(g.room, above, 30*time.Second)
+}
+
+// roomOf rebuilds the room a tick of g's room shows, as a new owner restoring from it does.
+func roomOf(t *testing.T, c *nodetest.Cluster, tk protocol.Tick) *sim.Room {
+	t.Helper()
+	gm, _ := c.Member(c.Members()[0].Name).Node.Rooms().Game(tk.Room)
+	info := gm.Info()
+	v, err := tk.View(&info.Schema)
+	if err != nil {
+		t.Fatalf("tick %d of %s: %v", tk.Seq, tk.Room, err)
+	}
+	var players []sim.Player
+	for _, p := range tk.Players {
+		sp := sim.Player{ID: p.ID, Name: p.Name, Ack: p.Ack, Conn: p.Conn, Online: p.Online}
+		if !p.Online {
+			sp.AwaySince = int64(p.Away)
+		}
+		players = append(players, sp)
+	}
+	cfg := sim.DefaultConfig()
+	r, err := sim.Restore(gm, cfg, sim.Seed(tk.Room), int64(tk.Seq), players, nil, v)
+	if err != nil {
+		t.Fatalf("tick %d of %s: %v", tk.Seq, tk.Room, err)
+	}
+	return r
+}
+
+// sameRoom reports whether room r shows what tick tk shows: the roster's members and the game's View.
+func sameRoom(t *testing.T, c *nodetest.Cluster, r *sim.Room, tk protocol.Tick) bool {
+	t.Helper()
+	other := roomOf(t, c, tk)
+	var a, b game.View
+	r.View(&a)
+	other.View(&b)
+	if r.Tick() != other.Tick() || !a.Equal(&b) || len(r.Players()) != len(other.Players()) {
+		return false
+	}
+	for i, p := range r.Players() {
+		if p != other.Players()[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// continues reports whether tick after is where the room of tick before goes, ticking on, with ev applied
+// once at some tick in between (or, if before shows it applied, not again): the new owner carried on from where
+// the old one was, and applied the event exactly once.
+func continues(t *testing.T, c *nodetest.Cluster, before, after protocol.Tick, ev sim.Event) bool {
+	t.Helper()
+	n := int(after.Seq) - int(before.Seq)
+	if n < 0 {
+		return false
+	}
+	for j := 0; j <= n; j++ {
+		r := roomOf(t, c, before)
+		for k := 0; k < n; k++ {
+			if k == j {
+				if _, err := r.Apply(ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.Step()
+		}
+		if j == n {
+			if _, err := r.Apply(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sameRoom(t, c, r, after) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
+	forEachGame(t, testKilledOwner)
+}
+
+func testKilledOwner(t *testing.T, g gameRoom) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := g.open(t, c, 0)
+	watcher := other(c, name)
+	rec := recordRoom(t, c, watcher, g.room)
+	via := other(c, name, watcher)
+	pub := func(ev sim.Event) { publishIn(t, c.Member(via).Node, g.room, ev) }
+
+	pub(sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	pub(g.first)
+	// Wait until her state changes from tick to tick: she is on the move.
+	var prev protocol.Tick
+	nodetest.WaitFor(t, 10*time.Second, "alice on the move", func() bool {
+		tk := rec.lastTick()
+		p, ok := player(tk, "pa")
+		moving := ok && p.Ack == 2 && prev.Seq > 0 && tk.Seq > prev.Seq && !sameRoom(t, c, roomOf(t, c, prev), tk)
+		prev = tk
+		return moving
 	})
 	// An input acknowledged (PubAck) just before the owner dies must be applied exactly once afterwards.
-	publish(t, c, via, game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
+	pub(g.second)
 	before := rec.lastTick()
 	c.Kill(name)
 
-	newName, newEpoch := owner(t, c, epoch)
+	newName, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
 	if newName == name {
 		t.Fatalf("killed node %s still owner", name)
 	}
@@ -181,60 +310,99 @@ func TestKilledOwnerIsReplacedWithHigherEpochAndPlayersInPlace(t *testing.T) {
 	if !ok {
 		t.Fatalf("alice lost in failover: %+v", after)
 	}
-	if p.Ack != 3 || p.Keys != 0 || p.VX != 0 {
-		t.Fatalf("acknowledged input not applied exactly once: %+v", p)
-	}
-	bp, _ := player(before, "pa")
-	// In place: not behind where the last tick before the kill showed her (she was moving right).
-	if p.X < bp.X || p.Y != bp.Y {
-		t.Fatalf("alice moved back: before %+v after %+v", bp, p)
+	if p.Ack != 3 {
+		t.Fatalf("acknowledged input not applied: %+v", p)
 	}
 	if after.Seq <= before.Seq {
 		t.Fatalf("tick number went back: %d then %d", before.Seq, after.Seq)
+	}
+	// In place: the new owner's room is the old owner's, ticked on, with the last input applied once.
+	if !continues(t, c, before, after, g.second) {
+		t.Fatalf("the new owner's room (tick %d) does not continue the old one's (tick %d):\n%+v\n%+v", after.Seq, before.Seq, before, after)
 	}
 	rec.checkMonotonic(t)
 }
 
 func TestGracefulStopHandsTheRoomOverWithoutLosingATick(t *testing.T) {
+	forEachGame(t, testGracefulStop)
+}
+
+func testGracefulStop(t *testing.T, g gameRoom) {
 	c := nodetest.StartCluster(t, 3)
-	name, epoch := owner(t, c, 0)
-	rec := record(t, c, other(c, name))
-	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 3 })
+	name, epoch := g.open(t, c, 0)
+	rec := recordRoom(t, c, other(c, name), g.room)
+	var ticks []protocol.Tick // every tick the recorder's node accepts, decoded
+	stop, err := c.Member(rec.node).Node.Rooms().Relay().Listen(g.room, func(_ string, tk *room.Tick) {
+		if dec, err := tk.Decode(); err == nil {
+			rec.mu.Lock()
+			ticks = append(ticks, *dec)
+			rec.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	via := other(c, name)
+	publishIn(t, c.Member(via).Node, g.room, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publishIn(t, c.Member(via).Node, g.room, g.first)
+	nodetest.WaitFor(t, 10*time.Second, "ticks with alice going", func() bool {
+		p, ok := player(rec.lastTick(), "pa")
+		return ok && p.Ack == 2
+	})
 	c.Stop(name)
-	_, newEpoch := owner(t, c, epoch)
+	_, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
 	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
 	rec.checkMonotonic(t)
-	// The old owner's final snapshot lets the new one continue at the very next tick number.
+	// The old owner's final snapshot lets the new one continue at the very next tick number, from the very state
+	// the last tick showed.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for i := 1; i < len(rec.pos); i++ {
-		if rec.pos[i].Epoch == newEpoch && rec.pos[i-1].Epoch == epoch {
-			if rec.pos[i].Seq != rec.pos[i-1].Seq+1 {
-				t.Fatalf("handoff skipped or repeated ticks: %+v then %+v", rec.pos[i-1], rec.pos[i])
+	for i := 1; i < len(ticks); i++ {
+		a, b := ticks[i-1], ticks[i]
+		if b.Epoch == newEpoch && a.Epoch == epoch {
+			if b.Seq != a.Seq+1 {
+				t.Fatalf("handoff skipped or repeated ticks: %d/%d then %d/%d", a.Epoch, a.Seq, b.Epoch, b.Seq)
+			}
+			r := roomOf(t, c, a)
+			r.Step()
+			if !sameRoom(t, c, r, b) {
+				t.Fatalf("the new owner's first tick is not the old owner's last one ticked once:\n%+v\n%+v", a, b)
 			}
 			return
 		}
 	}
-	t.Fatal("no handoff seen")
+	var seen []string
+	for _, tk := range ticks {
+		seen = append(seen, fmt.Sprintf("%d/%d", tk.Epoch, tk.Seq))
+	}
+	t.Fatalf("no handoff from epoch %d to %d seen in %v", epoch, newEpoch, seen)
 }
 
 func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
+	forEachGame(t, testFrozenOwner)
+}
+
+func testFrozenOwner(t *testing.T, g gameRoom) {
 	c := nodetest.StartCluster(t, 3, func(cfg *node.Config) { cfg.Room.LeaseTTL = 2 * time.Second })
-	name, epoch := owner(t, c, 0)
+	name, epoch := g.open(t, c, 0)
+	if g.room != room.Lobby { // a player keeps the room open
+		publishIn(t, c.Member(other(c, name)).Node, g.room, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	}
 	var recs []*recorder
 	for _, m := range c.Members() {
-		recs = append(recs, record(t, c, m.Name))
+		recs = append(recs, recordRoom(t, c, m.Name, g.room))
 	}
 	// Freeze the owner (loop and renewals) past its lease, with its deadline checks disabled: only fencing
 	// stands between its stale ticks and the players.
 	frozen := c.Member(name).Node.Rooms()
-	frozen.InjectFault(room.Lobby, room.Fault{Until: time.Now().Add(4 * time.Second), IgnoreDeadline: true})
-	_, newEpoch := owner(t, c, epoch)
+	frozen.InjectFault(g.room, room.Fault{Until: time.Now().Add(4 * time.Second), IgnoreDeadline: true})
+	_, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
 	nodetest.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
-		_, still := frozen.Owned()[room.Lobby]
+		_, still := frozen.Owned()[g.room]
 		return !still
 	})
-	frozen.InjectFault(room.Lobby, room.Fault{})
+	frozen.InjectFault(g.room, room.Fault{})
 	time.Sleep(500 * time.Millisecond)
 	for _, r := range recs {
 		r.checkMonotonic(t)
@@ -276,7 +444,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err := nodetest.PublishEvent(ctx, c.Member(via).Node, room.Lobby, game.Event{Kind: game.KindJoin, Player: "pz", Name: "zed", Seq: 1})
+	err := nodetest.PublishEvent(ctx, c.Member(via).Node, room.Lobby, sim.Event{Kind: sim.KindJoin, Player: "pz", Name: "zed", Seq: 1})
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("publish during election: %v", err)
 	}
@@ -290,7 +458,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 // (the room's stream may still be electing a leader), so that the room has a player and stays open.
 func joinRoom(t *testing.T, n *node.Node, r string) {
 	t.Helper()
-	publishIn(t, n, r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
+	publishIn(t, n, r, sim.Event{Kind: sim.KindJoin, Player: "p-" + r, Name: r, Seq: 1})
 }
 
 func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
@@ -381,8 +549,8 @@ func TestStreamLeadersSettleOnANodeWithoutRoomsWhileRoomsSpreadOverTheOthers(t *
 func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurgesNoMore(t *testing.T) {
 	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) { cfg.Room.SnapshotInterval = 100 * time.Millisecond })
 	owner(t, c, 0)
-	publish(t, c, "n1", game.Event{Kind: game.KindJoin, Player: "pa", Name: "alice", Seq: 1})
-	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 2, Keys: game.KeyRight})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8})
 
 	stored := func() uint64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -409,7 +577,7 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 		t.Fatalf("an idle room purged %d more times", got-first)
 	}
 	// A new event is dropped in turn.
-	publish(t, c, "n1", game.Event{Kind: game.KindInput, Player: "pa", Seq: 3, Keys: 0})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3})
 	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
 }
 
@@ -450,4 +618,122 @@ func TestHungOwnerIsTakenOverWhileItsRoutesStayUp(t *testing.T) {
 			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
 		}
 	}
+}
+
+// A rolling upgrade keeps every room: a snapshot written by a node from before games (the arena's state,
+// without a game name) is restored by the new owner, players, acks and tombstones included.
+func TestASnapshotWrittenBeforeGamesIsRestored(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	owner(t, c, 0)
+	const r = "upgraded"
+	legacy := `{"room":"upgraded","epoch":4,"owner":"old","input_seq":0,"time":1,"state":{"seed":` +
+		fmt.Sprint(sim.Seed(r)) + `,"tick":950,"players":[` +
+		`{"id":"pa","name":"alice","x":510,"y":20,"vx":10,"vy":0,"keys":8,"ack":42,"conn":41,"online":true}],` +
+		`"gone":[{"id":"pc","ack":3,"tick":800}]}}`
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := c.Member("n1").Node.Mesh().JetStream().KeyValue(ctx, wire.SnapshotsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(ctx, r, []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	rec := recordRoom(t, c, "n1", r)
+	t.Cleanup(c.Member("n1").Node.Rooms().Want(r))
+	nodetest.WaitFor(t, 20*time.Second, "the upgraded room ticks", func() bool { return rec.lastTick().Seq > 950 })
+	tk := rec.lastTick()
+	if tk.Epoch != 5 {
+		t.Fatalf("epoch %d, want 5 (above the snapshot's)", tk.Epoch)
+	}
+	p, ok := player(tk, "pa")
+	if !ok || p.Ack != 42 || !p.Online {
+		t.Fatalf("alice in the upgraded room: %+v", tk)
+	}
+	// She walks on to the right from x 510, 10 a tick, as the old owner would have moved her.
+	if x, _ := tk.Field(&p, "x"); x != float64(min(510+10*(int(tk.Seq)-950), 1000)) {
+		t.Fatalf("alice at x %v at tick %d", x, tk.Seq)
+	}
+	// The tombstone came through: the removed player's old join is still old. (Alice's input, published after
+	// it, shows when the owner has had both.)
+	publishIn(t, c.Member("n1").Node, r, sim.Event{Kind: sim.KindJoin, Player: "pc", Seq: 3})
+	publishIn(t, c.Member("n1").Node, r, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 43})
+	nodetest.WaitFor(t, 10*time.Second, "alice's input applied", func() bool {
+		p, _ := player(rec.lastTick(), "pa")
+		return p.Ack == 43
+	})
+	if _, ok := player(rec.lastTick(), "pc"); ok {
+		t.Fatal("a replayed join of a removed player brought it back")
+	}
+}
+
+// Issue #14 against a real owner: an event whose seq jumps far above the player's ack (forged, or corrupt) is
+// refused, so the player's own next input still applies; and join/leave churn leaves at most TombstoneCap
+// tombstones in the room's snapshot, which stays small while the room ticks.
+func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testing.T) {
+	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) {
+		cfg.Room.Sim.TombstoneCap = 20
+		cfg.Room.Sim.GraceTicks = int64(cfg.Room.TickRate) // 1 s
+		cfg.Room.SnapshotInterval = 100 * time.Millisecond
+	})
+	owner(t, c, 0)
+	n := c.Member("n1").Node
+	rec := record(t, c, "n1")
+	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 1 << 52, Keys: 8}) // forged
+	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 4})       // hers
+	nodetest.WaitFor(t, 10*time.Second, "alice's own input applied", func() bool {
+		p, ok := player(rec.lastTick(), "pa")
+		return ok && p.Ack == 2
+	})
+	if bad := c.Metric("n1", `tickmesh_room_events_rejected_total{room="lobby"}`); bad < 1 {
+		t.Fatalf("the forged event was not counted as bad: %d", bad)
+	}
+
+	// 100 players join and leave; each is removed a second later and leaves a tombstone.
+	for i := range 100 {
+		id := fmt.Sprintf("churn%03d", i)
+		ev := sim.Event{Kind: sim.KindJoin, Player: id, Name: id, Seq: 1}
+		m, err := wire.EventMsg(room.Lobby, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = n.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), m.Data)
+		m, _ = wire.EventMsg(room.Lobby, sim.Event{Kind: sim.KindLeave, Player: id, Conn: 1})
+		_ = n.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), m.Data)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := n.Mesh().JetStream().KeyValue(ctx, wire.SnapshotsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tombs, size int
+	nodetest.WaitFor(t, 20*time.Second, "the churned players removed, in a snapshot", func() bool {
+		e, err := kv.Get(ctx, room.Lobby)
+		if err != nil {
+			return false
+		}
+		var s struct {
+			State struct {
+				Players []json.RawMessage `json:"players"`
+				Gone    []json.RawMessage `json:"gone"`
+			} `json:"state"`
+		}
+		if json.Unmarshal(e.Value(), &s) != nil {
+			return false
+		}
+		tombs = len(s.State.Gone)
+		if tombs > 20 {
+			t.Fatalf("%d tombstones in the snapshot, cap 20", tombs)
+		}
+		size = len(e.Value())
+		return len(s.State.Players) == 1 && tombs == 20
+	})
+	// Once they are gone, the snapshot is one player and 20 tombstones, whatever the churn was.
+	if size > 2048 {
+		t.Fatalf("the snapshot after the churn takes %d bytes", size)
+	}
+	before := rec.lastTick().Seq
+	nodetest.WaitFor(t, 5*time.Second, "the lobby still ticks", func() bool { return rec.lastTick().Seq > before+5 })
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
@@ -93,7 +93,7 @@ func TestRenewalsDoNotGrowWithRoomsAndAnIdleRoomWritesNothing(t *testing.T) {
 		t.Errorf("%d snapshot writes in %v while every room was idle, want 0", snaps, window)
 	}
 	// A room where something happens writes its snapshot again.
-	publishIn(t, n1, rooms[0], game.Event{Kind: game.KindInput, Player: "p-" + rooms[0], Seq: 2, Keys: game.KeyRight})
+	publishIn(t, n1, rooms[0], sim.Event{Kind: sim.KindInput, Player: "p-" + rooms[0], Seq: 2, Keys: 8})
 	nodetest.WaitFor(t, 10*time.Second, "the changed room's snapshot written", func() bool {
 		return lastSeq(t, n1, wire.KVStream(wire.SnapshotsBucket)) > snapsBefore+snaps
 	})
@@ -188,7 +188,7 @@ func TestAJoiningNodeTakesItsShareByHandoffWithoutLosingATick(t *testing.T) {
 	rooms := openRooms(t, c, n1, "share", 12)
 	recs := map[string]*roomRecorder{}
 	for _, r := range rooms {
-		recs[r] = recordRoom(t, n1, r)
+		recs[r] = recordHandoffs(t, n1, r)
 	}
 	m, err := c.Start(c.JoinConfig("n4", "n1"))
 	if err != nil {
@@ -220,7 +220,7 @@ type roomRecorder struct {
 	owners []string
 }
 
-func recordRoom(t *testing.T, n *node.Node, r string) *roomRecorder {
+func recordHandoffs(t *testing.T, n *node.Node, r string) *roomRecorder {
 	t.Helper()
 	rr := &roomRecorder{rec: &recorder{node: n.Name()}}
 	stop, err := n.Rooms().Relay().Listen(r, func(_ string, tk *room.Tick) {
@@ -269,7 +269,7 @@ func TestAnEmptyRoomClosesAndStartsAgainWhenAPlayerComesBack(t *testing.T) {
 	defer release()
 	joinRoom(t, n1, r)
 	nodetest.WaitFor(t, 30*time.Second, "room held", func() bool { o, _ := n1.Rooms().Owner(r); return o != "" })
-	publishIn(t, n1, r, game.Event{Kind: game.KindLeave, Player: "p-" + r, Conn: 1})
+	publishIn(t, n1, r, sim.Event{Kind: sim.KindLeave, Player: "p-" + r, Conn: 1})
 	nodetest.WaitFor(t, 30*time.Second, "empty room closed", func() bool {
 		o, _ := n1.Rooms().Owner(r)
 		return o == "" && !slices.ContainsFunc(n1.Rooms().Rooms(), func(i room.Info) bool { return i.Room == r })
@@ -285,7 +285,7 @@ func TestAnEmptyRoomClosesAndStartsAgainWhenAPlayerComesBack(t *testing.T) {
 	} else if err != jetstream.ErrKeyNotFound && err != jetstream.ErrKeyDeleted {
 		t.Fatalf("snapshot of the closed room: %v", err)
 	}
-	publishIn(t, n1, r, game.Event{Kind: game.KindJoin, Player: "p-" + r, Name: r, Seq: 3})
+	publishIn(t, n1, r, sim.Event{Kind: sim.KindJoin, Player: "p-" + r, Name: r, Seq: 3})
 	nodetest.WaitFor(t, 30*time.Second, "room open again with its player", func() bool {
 		o, _ := n1.Rooms().Owner(r)
 		last := n1.Rooms().Relay().Last(r)

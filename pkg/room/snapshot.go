@@ -1,6 +1,7 @@
 package room
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,19 +12,20 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Snapshot is the durable state of a room, written by its owner every SnapshotInterval by CAS.
 type Snapshot struct {
-	Room     string      `json:"room"`
-	Epoch    uint64      `json:"epoch"`     // epoch of the owner that wrote it
-	Owner    string      `json:"owner"`     // node that wrote it
-	InputSeq uint64      `json:"input_seq"` // every INPUTS message of the room up to this stream sequence is applied
-	Time     int64       `json:"time"`      // writer's clock, Unix ms, informational
-	State    *game.State `json:"state"`
+	Room     string `json:"room"`
+	Epoch    uint64 `json:"epoch"`     // epoch of the owner that wrote it
+	Owner    string `json:"owner"`     // node that wrote it
+	InputSeq uint64 `json:"input_seq"` // every INPUTS message of the room up to this stream sequence is applied
+	Time     int64  `json:"time"`      // writer's clock, Unix ms, informational
+	// State is the room's encoding (sim.Room.AppendJSON: the roster and the game's View), or, in snapshots
+	// written before games, the arena's state, which sim.Decode also reads.
+	State json.RawMessage `json:"state"`
 }
 
 // snapshotOverhead is room left in a NATS message for a KV put's subject and headers.
@@ -38,7 +40,7 @@ func decodeSnapshot(b []byte) (*Snapshot, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w: %v", errCorruptSnapshot, err)
 	}
-	if s.State == nil || s.Epoch == 0 || s.Epoch > lease.MaxEpoch {
+	if len(s.State) == 0 || string(s.State) == "null" || s.Epoch == 0 || s.Epoch > lease.MaxEpoch {
 		return nil, fmt.Errorf("decode snapshot: %w: no state, or epoch %d out of range", errCorruptSnapshot, s.Epoch)
 	}
 	return &s, nil
@@ -66,9 +68,10 @@ func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*
 	return s, e.Revision(), nil
 }
 
+// snapshot is the room now; its state is encoded here, on the owner loop, which owns the room.
 func (t *term) snapshot() *Snapshot {
 	return &Snapshot{Room: t.room, Epoch: t.lease.Epoch(), Owner: t.cfg.Node, InputSeq: t.inputSeq,
-		Time: time.Now().UnixMilli(), State: t.state.Clone()}
+		Time: time.Now().UnixMilli(), State: t.state.AppendJSON(nil)}
 }
 
 // offerSnapshot hands the node's snapshot writer a snapshot of the room if its state changed since its last
@@ -105,14 +108,21 @@ func (t *term) offerSnapshot(now time.Time) {
 	t.writer.offer(snapOffer{t: t, snap: s, data: data, rev: rev, key: key})
 }
 
-// changeKey identifies a snapshot's content but for what changes at every tick (the tick number, the writer's
-// clock): equal keys mean nothing a new owner would restore differs.
+// changeKey identifies a snapshot's content but for what changes at every tick (the room's tick number, the
+// writer's clock): equal keys mean nothing a new owner would restore differs. The tick number is the first "tick"
+// member of the state's encoding (sim.Room.AppendJSON: the framework's members come first).
 func changeKey(s *Snapshot) uint64 {
-	st := s.State.Clone()
-	st.Tick = 0
-	b, _ := json.Marshal(st)
 	h := fnv.New64a()
-	h.Write(b)
+	state := []byte(s.State)
+	if i := bytes.Index(state, []byte(`,"tick":`)); i >= 0 {
+		j := i + len(`,"tick":`)
+		for j < len(state) && (state[j] == '-' || state[j] >= '0' && state[j] <= '9') {
+			j++
+		}
+		h.Write(state[:i])
+		state = state[j:]
+	}
+	h.Write(state)
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], s.InputSeq)
 	h.Write(seq[:])

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
 var (
@@ -51,9 +52,11 @@ type term struct {
 	met    *metrics
 	nodes  *liveness    // this node's contact with the cluster
 	fault  func() Fault // the fault injected on this room, if any
+	game   game.Game    // the room's game (cfg.Games)
 
 	// Owned by run.
-	state    *game.State
+	state    *sim.Room
+	tick     tickBuf        // the tick messages this term publishes
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
 	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
@@ -73,7 +76,7 @@ type term struct {
 
 // inbound is an event for the owner loop: from core NATS (streamSeq 0) or from the INPUTS stream.
 type inbound struct {
-	ev        game.Event
+	ev        sim.Event
 	streamSeq uint64
 	at        time.Time // arrival at this node; zero for events replayed at the start of a term
 }
@@ -86,6 +89,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
+		game: m.cfg.Games.For(room),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -126,9 +130,7 @@ func (t *term) start(ctx, hctx context.Context) error {
 	if snap != nil && snap.Epoch >= t.lease.Epoch() {
 		return fmt.Errorf("%w: snapshot epoch %d >= ours %d", ErrSuperseded, snap.Epoch, t.lease.Epoch())
 	}
-	if err := t.restore(snap, snapRev); err != nil {
-		return err
-	}
+	t.restore(snap, snapRev)
 	if err := t.replay(ctx); err != nil {
 		return err
 	}
@@ -158,8 +160,8 @@ func (t *term) start(ctx, hctx context.Context) error {
 		}
 		t.drain()
 	}
-	t.log.Info("room owner started", "epoch", t.lease.Epoch(), "tick", t.state.Tick,
-		"players", len(t.state.Players), "input_seq", t.inputSeq)
+	t.log.Info("room owner started", "game", t.game.Info().Name, "epoch", t.lease.Epoch(), "tick", t.state.Tick(),
+		"players", len(t.state.Players()), "input_seq", t.inputSeq)
 	return nil
 }
 
@@ -259,7 +261,7 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 // step advances the simulation by one tick and publishes it.
 func (t *term) step(now time.Time) {
 	start := time.Now()
-	t.state.Step(t.cfg.Game)
+	t.state.Step()
 	if err := t.publish(now); err != nil {
 		t.met.publishErrors.WithLabelValues(t.room).Inc()
 	}
@@ -271,7 +273,7 @@ func (t *term) step(now time.Time) {
 // emptyFor is how long a room other than the lobby has had no players, as of now (since tracks it across
 // ticks); the lobby is never empty.
 func (t *term) emptyFor(now time.Time, since *time.Time) time.Duration {
-	if t.room == Lobby || len(t.state.Players) > 0 {
+	if t.room == Lobby || len(t.state.Players()) > 0 {
 		*since = time.Time{}
 		return 0
 	}

@@ -5,17 +5,18 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // publish sends the current state as the tick of this term (its epoch) on the room's tick subject.
 func (t *term) publish(now time.Time) error {
-	tk := tickOf(t.room, t.lease.Epoch(), t.cfg.Node, now, t.cfg.Game, t.state)
-	data, err := protocol.Encode(&tk)
+	t.tick.fill(t.room, t.lease.Epoch(), t.cfg.Node, now, t.state)
+	data, err := protocol.Encode(&t.tick.msg)
 	if err != nil {
 		return err
 	}
-	m := wire.TickMsg(t.room, tk.Epoch, tk.Seq, data)
+	m := wire.TickMsg(t.room, t.tick.msg.Epoch, t.tick.msg.Seq, data)
 	sent := time.Now()
 	wire.StampTickTime(m, sent)
 	if err := t.nc.PublishMsg(m); err != nil {
@@ -29,22 +30,62 @@ func (t *term) publish(now time.Time) error {
 	return nil
 }
 
-// tickOf encodes state as the tick message of an owner.
-func tickOf(room string, epoch uint64, owner string, now time.Time, cfg game.Config, s *game.State) protocol.Tick {
-	t := protocol.Tick{
-		Room: room, Epoch: epoch, Seq: uint64(s.Tick), Owner: owner, Time: now.UnixMilli(),
-		Width: float64(cfg.Width), Height: float64(cfg.Height),
-		Players: make([]protocol.TickPlayer, len(s.Players)),
+// tickBuf builds a room's tick messages, reusing its storage from one tick to the next (the owner loop's only).
+type tickBuf struct {
+	view   game.View
+	schema game.Schema
+	msg    protocol.Tick
+	nums   []float64
+}
+
+// fill makes b.msg the tick of room r: the roster's members and the game's View, with the names of its schema.
+func (b *tickBuf) fill(room string, epoch uint64, owner string, now time.Time, r *sim.Room) {
+	r.View(&b.view)
+	b.schema = r.Game().Info().Schema
+	v := &b.view
+	n := len(v.Globals)
+	for _, p := range v.Players {
+		n += len(p.Fields)
 	}
-	for i, p := range s.Players {
-		tp := protocol.TickPlayer{
-			ID: p.ID, Name: p.Name, X: float64(p.X), Y: float64(p.Y), VX: float64(p.VX), VY: float64(p.VY),
-			Keys: uint8(p.Keys), Ack: p.Ack, Conn: p.Conn, Online: p.Online,
+	for _, l := range v.Objects {
+		for _, o := range l {
+			n += len(o.Fields)
 		}
+	}
+	if cap(b.nums) < n {
+		b.nums = make([]float64, n)
+	}
+	nums := b.nums[:n]
+	take := func(vals []int64) []float64 {
+		out := nums[:len(vals):len(vals)]
+		for i, x := range vals {
+			out[i] = float64(x)
+		}
+		nums = nums[len(vals):]
+		return out
+	}
+	m := &b.msg
+	*m = protocol.Tick{Room: room, Epoch: epoch, Seq: uint64(r.Tick()), Owner: owner, Time: now.UnixMilli(),
+		Schema: &b.schema, Globals: take(v.Globals), Players: m.Players[:0], Objects: m.Objects[:0]}
+	for i, p := range r.Players() {
+		tp := protocol.TickPlayer{ID: p.ID, Name: p.Name, Ack: p.Ack, Conn: p.Conn, Online: p.Online}
 		if !p.Online {
 			tp.Away = uint64(p.AwaySince)
 		}
-		t.Players[i] = tp
+		if i < len(v.Players) {
+			tp.Fields = take(v.Players[i].Fields)
+		}
+		m.Players = append(m.Players, tp)
 	}
-	return t
+	for k, l := range v.Objects {
+		if k < cap(m.Objects) {
+			m.Objects = m.Objects[:k+1]
+			m.Objects[k] = m.Objects[k][:0]
+		} else {
+			m.Objects = append(m.Objects, nil)
+		}
+		for _, o := range l {
+			m.Objects[k] = append(m.Objects[k], protocol.TickObject{ID: o.ID, Fields: take(o.Fields)})
+		}
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -46,7 +46,7 @@ func TestTickHeadersOutOfRangeAreRefused(t *testing.T) {
 }
 
 func TestEventMessagesCarryTheirDedupID(t *testing.T) {
-	ev := game.Event{Kind: game.KindInput, Player: "p1", Seq: 42, Keys: game.KeyUp}
+	ev := sim.Event{Kind: sim.KindInput, Player: "p1", Seq: 42, Keys: 1}
 	m, err := wire.EventMsg("r-1", ev)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestEventMessagesCarryTheirDedupID(t *testing.T) {
 		t.Fatalf("subject %q id %q", m.Subject, m.Header.Get(jetstream.MsgIDHeader))
 	}
 	got, err := wire.DecodeEvent(m.Data)
-	if err != nil || got != ev {
+	if err != nil || !got.Equal(ev) {
 		t.Fatalf("DecodeEvent = %+v, %v; want %+v", got, err, ev)
 	}
 	if _, err := wire.EventMsg("Bad.Room", ev); !errors.Is(err, wire.ErrBadRoom) {
@@ -63,6 +63,30 @@ func TestEventMessagesCarryTheirDedupID(t *testing.T) {
 	}
 	if _, err := wire.DecodeEvent([]byte("{")); !errors.Is(err, wire.ErrBadEvent) {
 		t.Fatalf("a bad event gave %v", err)
+	}
+}
+
+// Nodes of both versions read each other's events during a rolling upgrade: the arena's inputs keep the form
+// they had before games (the bitmask in "keys"), and a payload travels as "data".
+func TestEventsKeepTheirFormAcrossVersions(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		ev   sim.Event
+	}{
+		{`{"kind":"input","player":"p1","seq":18,"keys":5}`, sim.Event{Kind: sim.KindInput, Player: "p1", Seq: 18, Keys: 5}},
+		{`{"kind":"input","player":"p1","seq":19}`, sim.Event{Kind: sim.KindInput, Player: "p1", Seq: 19}},
+		{`{"kind":"join","player":"p1","name":"alice","seq":17}`, sim.Event{Kind: sim.KindJoin, Player: "p1", Name: "alice", Seq: 17}},
+		{`{"kind":"leave","player":"p1","conn":17}`, sim.Event{Kind: sim.KindLeave, Player: "p1", Conn: 17}},
+		{`{"kind":"input","player":"p1","seq":20,"data":{"x":1,"y":2}}`, sim.Event{Kind: sim.KindInput, Player: "p1", Seq: 20, Data: []byte(`{"x":1,"y":2}`)}},
+	} {
+		got, err := wire.DecodeEvent([]byte(c.data))
+		if err != nil || !got.Equal(c.ev) {
+			t.Errorf("DecodeEvent(%s) = %+v, %v; want %+v", c.data, got, err, c.ev)
+		}
+		m, err := wire.EventMsg("lobby", c.ev)
+		if err != nil || string(m.Data) != c.data {
+			t.Errorf("EventMsg(%+v) = %s, %v; want %s", c.ev, m.Data, err, c.data)
+		}
 	}
 }
 

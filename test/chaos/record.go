@@ -288,9 +288,11 @@ func (s *Store) BotTick(bot int, conn int32, node int, data []byte, tk *protocol
 		b.FencedAfterReconnect++
 	}
 	o := TickObs{At: at, Pos: pos, Conn: conn, Node: int8(node), Owner: s.nodeIndex(tk.Owner), Accepted: accepted}
-	for _, p := range tk.Players {
-		if p.ID == b.Player {
-			o.Ack, o.X, o.Y, o.PConn, o.Online = p.Ack, p.X, p.Y, p.Conn, p.Online
+	for i := range tk.Players {
+		if p := &tk.Players[i]; p.ID == b.Player {
+			o.X, _ = tk.Field(p, "x")
+			o.Y, _ = tk.Field(p, "y")
+			o.Ack, o.PConn, o.Online = p.Ack, p.Conn, p.Online
 			break
 		}
 	}

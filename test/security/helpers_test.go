@@ -31,7 +31,7 @@ type player struct {
 	ticks     int
 	last      *protocol.Tick
 	errs      []string // error codes received
-	closeCode int // 0 while open; 1006 for a close without a close frame
+	closeCode int      // 0 while open; 1006 for a close without a close frame
 	closeText string
 }
 

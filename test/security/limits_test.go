@@ -66,7 +66,7 @@ func TestRoomLimitsAnswerWithAnErrorAndACloseCode(t *testing.T) {
 // at the hello when the node's last tick shows the room full, and from the owner's notice when the node had no
 // tick of the room yet (the join is refused by the owner, not dropped in silence).
 func TestAFullRoomAnswersRoomFull(t *testing.T) {
-	c := nodetest.StartCluster(t, 3, func(cfg *node.Config) { cfg.Room.Game.MaxPlayers = 2 })
+	c := nodetest.StartCluster(t, 3, func(cfg *node.Config) { cfg.Room.Sim.MaxPlayers = 2 })
 	n1, n2 := c.Member("n1").Node, c.Member("n2").Node
 	joinRoom(t, n1, "a", "small", "127.0.0.1").waitWelcome()
 	b := joinRoom(t, n1, "b", "small", "127.0.0.1")

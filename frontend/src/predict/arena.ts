@@ -1,14 +1,14 @@
 // The arena's rules for one player, in TypeScript: the same integer arithmetic
-// as pkg/game (Keys.Velocity, State.Apply for join/input/leave, State.Step),
-// restricted to what the client predicts about itself. This is the only copy
-// of the movement rule in the client; arena.test.ts holds it to the fixtures
-// that pkg/game generates from the real simulation
-// (pkg/game/testdata/predict), including clamping at the walls.
+// as games/arena (Keys.Velocity, its Apply of join/input/leave, Step) inside
+// the framework's roster (pkg/sim: ack, conn, online), restricted to what the
+// client predicts about itself. This is the only copy of the movement rule in
+// the client; arena.test.ts holds it to the fixtures that games/arena
+// generates from the real simulation (games/arena/testdata/predict),
+// including clamping at the walls.
 //
-// createArenaPredictor() is the arena's optional predictor hook in the sense
-// of the game registry planned in #16: a game module supplies decoding,
-// rendering, input mapping and, optionally, a Predictor (predictor.ts). The
-// arena's input is the key bitmask of protocol.keysToMask.
+// createArenaPredictor() is the arena's predictor hook (games/registry.ts,
+// PredictorHook): the arena module (games/arena.ts) plugs it in. The arena's
+// input is the key bitmask of protocol.keysToMask.
 
 import { KEY_DOWN, KEY_LEFT, KEY_RIGHT, KEY_UP, type TickPlayer } from '../protocol';
 import { Reconciler, type PredictionRules, type Predictor, type ReconcilerOptions, type TickTimeline } from './predictor';
@@ -120,13 +120,13 @@ export function step(p: ArenaPlayer, params: Readonly<ArenaParams>): void {
   p.y = clamp(p.y + p.vy, 0, params.height);
 }
 
-/** Copies the predicted members of a tick's player. */
+/** Copies the predicted members of a tick's player (the arena's fields, and the roster's ack, conn, online). */
 export function fromTickPlayer(dst: ArenaPlayer, p: Readonly<TickPlayer>): ArenaPlayer {
-  dst.x = p.x;
-  dst.y = p.y;
-  dst.vx = p.vx;
-  dst.vy = p.vy;
-  dst.keys = p.keys;
+  dst.x = p.f['x'] ?? 0;
+  dst.y = p.f['y'] ?? 0;
+  dst.vx = p.f['vx'] ?? 0;
+  dst.vy = p.f['vy'] ?? 0;
+  dst.keys = p.f['keys'] ?? 0;
   dst.ack = p.ack;
   dst.conn = p.conn;
   dst.online = p.online;
@@ -139,8 +139,11 @@ export function fromTickPlayer(dst: ArenaPlayer, p: Readonly<TickPlayer>): Arena
  */
 export function speedFromTick(players: readonly Readonly<TickPlayer>[]): number {
   for (const p of players) {
-    if (velocityX(p.keys, 1) !== 0 && p.vx !== 0) return Math.abs(p.vx);
-    if (velocityY(p.keys, 1) !== 0 && p.vy !== 0) return Math.abs(p.vy);
+    const keys = p.f['keys'] ?? 0;
+    const vx = p.f['vx'] ?? 0;
+    const vy = p.f['vy'] ?? 0;
+    if (velocityX(keys, 1) !== 0 && vx !== 0) return Math.abs(vx);
+    if (velocityY(keys, 1) !== 0 && vy !== 0) return Math.abs(vy);
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 // fake WebSocket whose callbacks can be fired even after the transport has let
 // go of the socket (to check that stale callbacks are ignored).
 
+import type { TickMessage } from '../protocol';
 import type { Clock, TimerHandle, WebSocketLike } from '../transport';
 
 export class FakeClock implements Clock {
@@ -133,17 +134,8 @@ export function welcome(over: Record<string, unknown> = {}): Record<string, unkn
   };
 }
 
-export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; vx?: number; vy?: number; online?: boolean }[] = []): {
-  type: 'tick';
-  room: string;
-  epoch: number;
-  seq: number;
-  owner: string;
-  time: number;
-  width: number;
-  height: number;
-  players: { id: string; name: string; x: number; y: number; vx: number; vy: number; keys: number; ack: number; conn: number; online: boolean }[];
-} {
+/** An arena tick with the given players (position and velocity; the rest defaulted). */
+export function tick(epoch: number, seq: number, players: { id: string; x: number; y: number; vx?: number; vy?: number; online?: boolean }[] = []): TickMessage {
   return {
     type: 'tick',
     room: 'lobby',
@@ -151,8 +143,16 @@ export function tick(epoch: number, seq: number, players: { id: string; x: numbe
     seq,
     owner: 'n1',
     time: 0,
-    width: 1000,
-    height: 1000,
-    players: players.map((p) => ({ id: p.id, name: p.id, x: p.x, y: p.y, vx: p.vx ?? 0, vy: p.vy ?? 0, keys: 0, ack: 0, conn: 1, online: p.online ?? true })),
+    g: { width: 1000, height: 1000 },
+    players: players.map((p) => ({
+      id: p.id,
+      name: p.id,
+      ack: 0,
+      conn: 1,
+      online: p.online ?? true,
+      away: 0,
+      f: { x: p.x, y: p.y, vx: p.vx ?? 0, vy: p.vy ?? 0, keys: 0 },
+    })),
+    objects: {},
   };
 }

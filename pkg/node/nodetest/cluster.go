@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/pkg/config"
-	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -359,7 +359,7 @@ func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) 
 
 // PublishEvent sends a player event to room through node n the way a gateway does (the live copy on core NATS,
 // then the durable publish with the event's message id), and returns once INPUTS has stored it.
-func PublishEvent(ctx context.Context, n *node.Node, room string, ev game.Event) error {
+func PublishEvent(ctx context.Context, n *node.Node, room string, ev sim.Event) error {
 	m, err := wire.EventMsg(room, ev)
 	if err != nil {
 		return err

@@ -1,33 +1,42 @@
-package game_test
+package sim_test
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"testing"
 
-	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/game/gametest"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
-// scriptConfig is a small, crowded room, so that short scripts reach walls,
-// the player limit, grace removal and tombstone expiry.
-var scriptConfig = game.Config{Width: 60, Height: 40, Speed: 7, GraceTicks: 6, TombstoneTicks: 25, TombstoneCap: 1000, MaxPlayers: 3}
+// The conformance kit, run on the probe game, exercises the framework's rules as much as the game's.
+func TestProbeGamePassesTheConformanceKit(t *testing.T) {
+	input := func(r *rand.Rand) []byte { return []byte(strconv.Itoa(r.IntN(1001))) }
+	invalid := [][]byte{[]byte("-1"), []byte("1001"), []byte("1.5"), []byte("123456789")}
+	gametest.Run(t, probeGame(false), gametest.Config{Input: input, Invalid: invalid})
+	gametest.Run(t, probeGame(true), gametest.Config{Input: input, Invalid: invalid})
+}
+
+// scriptConfig is a small, crowded room, so that short scripts reach the player limit, grace removal,
+// tombstone expiry and the tombstone cap.
+var scriptConfig = sim.Config{GraceTicks: 6, TombstoneTicks: 25, TombstoneCap: 2, MaxPlayers: 3}
 
 var scriptPlayers = []string{"p0", "p1", "p2", "p3", "p4"}
-
-var scriptNames = []string{"", "alice", "bob", "Zoë", "日本語", "🚀 rocket"}
 
 // op is one step of a script: either Steps ticks or one event.
 type op struct {
 	steps int
-	ev    game.Event
+	ev    sim.Event
 }
 
-// decodeScript derives a seed and a script from fuzz bytes. Every byte string
-// is a valid script; most events are fresh (seq above the player's highest
-// seq so far), some are stale replays, leaves of old connections, or invalid.
+// decodeScript derives a seed and a script from fuzz bytes. Every byte string is a valid script; most events
+// are fresh (seq above the player's highest seq so far), some are stale replays, leaves of old connections,
+// invalid, or jump too far.
 func decodeScript(data []byte) (seed uint64, ops []op) {
 	var head [8]byte
 	n := copy(head[:], data)
@@ -53,10 +62,14 @@ func decodeScript(data []byte) (seed uint64, ops []op) {
 		case 2: // join of a new connection
 			hi[p] += 1 + uint64(arg%3)
 			conn[p] = hi[p]
-			ops = append(ops, op{ev: joinEv(id, hi[p], scriptNames[int(arg>>4)%len(scriptNames)])})
-		case 3, 4: // input
+			ops = append(ops, op{ev: joinEv(id, hi[p], "")})
+		case 3, 4: // input, as data or as legacy keys
 			hi[p] += 1 + uint64(arg%2)
-			ops = append(ops, op{ev: inputEv(id, hi[p], game.Keys(arg>>4)&game.AllKeys)})
+			if arg&0x80 != 0 {
+				ops = append(ops, op{ev: keysEv(id, hi[p], (arg>>3)&15)})
+			} else {
+				ops = append(ops, op{ev: inputEv(id, hi[p], int(arg))})
+			}
 		case 5: // leave, usually of the last connection
 			c := conn[p]
 			if arg%4 == 0 || c == 0 {
@@ -68,31 +81,29 @@ func decodeScript(data []byte) (seed uint64, ops []op) {
 			if arg&1 == 0 {
 				ops = append(ops, op{ev: joinEv(id, seq, "")})
 			} else {
-				ops = append(ops, op{ev: inputEv(id, seq, game.Keys(arg>>4))})
+				ops = append(ops, op{ev: inputEv(id, seq, int(arg>>4))})
 			}
-		case 7: // rarely: an invalid event, or a big seq jump
+		case 7: // rarely: an invalid event, a seq jump beyond the bound, or a big one within it
 			switch arg % 4 {
 			case 0:
-				ops = append(ops, op{ev: inputEv(id, hi[p]+1, game.Keys(16|arg))})
+				ops = append(ops, op{ev: keysEv(id, hi[p]+1, 16|arg)})
 			case 1:
-				ops = append(ops, op{ev: joinEv("bad:id", 1, "")})
+				ops = append(ops, op{ev: inputEv(id, hi[p]+sim.MaxSeqJump+1, 1)})
 			default:
 				hi[p] += 1000
-				ops = append(ops, op{ev: inputEv(id, hi[p], game.KeyDown)})
+				ops = append(ops, op{ev: inputEv(id, hi[p], 2)})
 			}
 		}
 	}
 	return seed, ops
 }
 
-// result is what one run of a script produced.
 type result struct {
-	final   string   // json.Marshal of the final state
-	trace   [32]byte // hash of json.Marshal after every op
-	applied int      // events that changed the state
+	final   string
+	trace   [32]byte
+	applied int
 }
 
-// mode says how events are delivered during a run.
 type mode int
 
 const (
@@ -101,31 +112,22 @@ const (
 	deliverReplay      // plus earlier applied events redelivered in between
 )
 
-// runScript runs a script on a fresh state and checks, along the way, that
-// the state stays valid and that no redelivery reports being applied.
 func runScript(t testing.TB, seed uint64, ops []op, m mode) result {
 	t.Helper()
-	cfg := scriptConfig
-	s := game.NewState(seed)
+	r := sim.New(probeGame(true), scriptConfig, seed)
 	h := sha256.New()
 	var res result
-	type done struct {
-		ev   game.Event
-		tick int64
-	}
-	var history []done // applied events, for deliverReplay
+	var history []sim.Event
 	rng := seed ^ 0x5eed
-	deliver := func(ev game.Event, wantNoop bool) {
-		ok, err := s.Apply(cfg, ev)
-		if err != nil && !errors.Is(err, game.ErrInvalidEvent) && !errors.Is(err, game.ErrRoomFull) {
+	deliver := func(ev sim.Event, wantNoop bool) {
+		ok, err := r.Apply(ev)
+		if err != nil && !errors.Is(err, sim.ErrInvalidEvent) && !errors.Is(err, sim.ErrRoomFull) {
 			t.Fatalf("Apply(%+v): unexpected error %v", ev, err)
 		}
 		if err != nil && ok {
 			t.Fatalf("Apply(%+v) = true with error %v", ev, err)
 		}
 		if wantNoop {
-			// A redelivery that changed the state without reporting it would
-			// show up in the trace compared by checkScript.
 			if ok {
 				t.Fatalf("redelivered %+v was applied again", ev)
 			}
@@ -133,40 +135,37 @@ func runScript(t testing.TB, seed uint64, ops []op, m mode) result {
 		}
 		if ok {
 			res.applied++
-			history = append(history, done{ev, s.Tick})
+			history = append(history, ev)
 		}
 	}
 	for _, o := range ops {
 		if o.steps > 0 {
-			steps(s, cfg, o.steps)
+			steps(r, o.steps)
 		} else {
 			deliver(o.ev, false)
 			if m >= deliverTwice {
 				deliver(o.ev, true)
 			}
 		}
+		// Exactly-once holds while the room remembers a player without a break (present or in a tombstone).
+		history = slices.DeleteFunc(history, func(ev sim.Event) bool {
+			_, present := r.Player(ev.Player)
+			_, tomb := r.Tombstone(ev.Player)
+			return !present && !tomb
+		})
 		if m == deliverReplay && len(history) > 0 {
 			rng = splitmix(rng)
 			if rng%2 == 0 {
-				// Replay an applied event still covered by tombstones: the
-				// exactly-once guarantee holds for TombstoneTicks.
-				d := history[int((rng>>8)%uint64(len(history)))]
-				if s.Tick-d.tick < cfg.TombstoneTicks {
-					deliver(d.ev, true)
-				}
+				deliver(history[int((rng>>8)%uint64(len(history)))], true)
 			}
 		}
-		if err := s.Validate(cfg); err != nil {
+		if err := r.Validate(); err != nil {
 			t.Fatalf("after %+v: %v", o, err)
 		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Write(b)
+		h.Write(r.AppendJSON(nil))
 		h.Write([]byte{'\n'})
 	}
-	res.final = marshal(t, s)
+	res.final = encode(r)
 	copy(res.trace[:], h.Sum(nil))
 	return res
 }
@@ -200,18 +199,16 @@ func checkScript(t testing.TB, data []byte) {
 func FuzzDeterminism(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("seed0000"))
-	// join p0, input right, steps, leave, steps past grace, stale join.
+	// join p0, input, steps, leave, steps past grace, stale join.
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 2, 0, 3, 0x80, 0, 5, 5, 0, 0, 11, 6, 2})
 	// several players, room full, leaves and rejoins.
 	f.Add([]byte{9, 9, 9, 9, 9, 9, 9, 9,
-		2, 0x10, 10, 0x20, 18, 0x30, 26, 0x40, 34, 0x50, // joins of p0..p4 (p3, p4 rejected)
-		3, 0x50, 11, 0xa0, 19, 0x90, 0, 3, // inputs, steps
-		5, 0, 13, 0, 0, 11, 0, 11, // leaves of p0 and p1, steps past grace
-		26, 0, 34, 0, 2, 0, 0, 11, 0, 11, 0, 11, // joins, tombstone expiry
+		2, 0x10, 10, 0x20, 18, 0x30, 26, 0x40, 34, 0x50,
+		3, 0x50, 11, 0xa0, 19, 0x90, 0, 3,
+		5, 0, 13, 0, 0, 11, 0, 11,
+		26, 0, 34, 0, 2, 0, 0, 11, 0, 11, 0, 11,
 		6, 0x21, 6, 0x02, 15, 0x33, 23, 0x01, 7, 0, 15, 1, 23, 2})
-	// long walk into the walls.
 	f.Add(append([]byte{0xff, 0, 0, 0, 0, 0, 0, 1, 2, 0, 3, 0xa0}, bytes.Repeat([]byte{0, 11}, 20)...))
-	// every op kind for every player.
 	var all []byte
 	for b := range 40 {
 		all = append(all, byte(b), byte(b*37))
@@ -222,11 +219,8 @@ func FuzzDeterminism(f *testing.F) {
 	})
 }
 
-// TestRedeliveredEventsNeverChangeState checks the exactly-once property on
-// many pseudo-random scripts: duplicates and replays of applied events,
-// interleaved anywhere, leave every intermediate and the final state as
-// without them.
-func TestRedeliveredEventsNeverChangeState(t *testing.T) {
+// TestRedeliveredEventsNeverChangeTheRoom checks the exactly-once property on many pseudo-random scripts.
+func TestRedeliveredEventsNeverChangeTheRoom(t *testing.T) {
 	n := 100
 	if testing.Short() {
 		n = 20
@@ -242,10 +236,10 @@ func TestRedeliveredEventsNeverChangeState(t *testing.T) {
 	}
 }
 
-// TestScriptsReachInterestingStates guards the script generator: random
-// scripts must exercise removals, tombstones, a full room and movement.
+// TestScriptsReachInterestingStates guards the script generator: random scripts must exercise removals, a full
+// room, the tombstone cap, tombstone expiry and refused seq jumps.
 func TestScriptsReachInterestingStates(t *testing.T) {
-	var removed, full, moved, tombstonesExpired bool
+	var removed, full, capped, expired, jumped bool
 	for i := range 200 {
 		x := splitmix(uint64(i) + 1)
 		data := make([]byte, 8+400)
@@ -254,35 +248,25 @@ func TestScriptsReachInterestingStates(t *testing.T) {
 			data[j] = byte(x)
 		}
 		seed, ops := decodeScript(data)
-		s := game.NewState(seed)
-		hadGone := false
+		r := sim.New(probeGame(true), scriptConfig, seed)
 		for _, o := range ops {
 			if o.steps > 0 {
-				before := len(s.Players)
-				px := map[string]int{}
-				for _, p := range s.Players {
-					px[p.ID] = p.X*1000 + p.Y
+				before, gone := len(r.Players()), len(r.Gone())
+				for range o.steps {
+					nb := len(r.Players())
+					r.Step()
+					capped = capped || (len(r.Players()) < nb && len(r.Gone()) == scriptConfig.TombstoneCap && gone == scriptConfig.TombstoneCap)
 				}
-				steps(s, scriptConfig, o.steps)
-				removed = removed || len(s.Players) < before
-				for _, p := range s.Players {
-					if v, ok := px[p.ID]; ok && v != p.X*1000+p.Y {
-						moved = true
-					}
-				}
-				if hadGone && len(s.Gone) == 0 {
-					tombstonesExpired = true
-				}
-				hadGone = len(s.Gone) > 0
+				removed = removed || len(r.Players()) < before
+				expired = expired || (gone > 0 && len(r.Gone()) == 0)
 				continue
 			}
-			if _, err := s.Apply(scriptConfig, o.ev); errors.Is(err, game.ErrRoomFull) {
-				full = true
-			}
-			hadGone = len(s.Gone) > 0
+			_, err := r.Apply(o.ev)
+			full = full || errors.Is(err, sim.ErrRoomFull)
+			jumped = jumped || errors.Is(err, sim.ErrSeqJump)
 		}
 	}
-	if !removed || !full || !moved || !tombstonesExpired {
-		t.Fatalf("removed=%v full=%v moved=%v tombstonesExpired=%v", removed, full, moved, tombstonesExpired)
+	if !removed || !full || !capped || !expired || !jumped {
+		t.Fatalf("removed=%v full=%v capped=%v expired=%v jumped=%v", removed, full, capped, expired, jumped)
 	}
 }

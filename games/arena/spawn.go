@@ -1,9 +1,8 @@
-package game
+package arena
 
-// Spawn returns the deterministic spawn point of player id in a room seeded
-// with seed: a point of [0, Width] x [0, Height] derived from FNV-1a of id mixed
-// with the seed by splitmix64. It depends on nothing else, so a player that is
-// removed and joins again spawns at the same place.
+// Spawn returns the deterministic spawn point of player id in a room seeded with seed: a point of [0, Width] x
+// [0, Height] derived from FNV-1a of id mixed with the seed by splitmix64. It depends on nothing else, so a
+// player that is removed and joins again spawns at the same place.
 func Spawn(seed uint64, id string, cfg Config) (x, y int) {
 	a := splitmix64(seed ^ fnv1a64(id))
 	b := splitmix64(a)
