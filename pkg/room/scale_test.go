@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
-	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
+	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
