@@ -320,9 +320,11 @@ func (m *Manager) watch(ctx context.Context) {
 	}, m.applyOwner)
 }
 
-// ownersStall is how long the owners watcher may stay quiet while sessions exist: eight renewals, at least 2 s.
+// ownersStall is how long the owners watcher may stay quiet while sessions exist: four renewals of every
+// session, at least 1 s. A watcher fed by a node that died goes quiet; until it is restarted this node sees no
+// fence and no takeover, so it is restarted well within a takeover's time.
 func ownersStall(renew time.Duration) time.Duration {
-	return max(2*time.Second, 8*renew)
+	return max(time.Second, 4*renew)
 }
 
 // applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last

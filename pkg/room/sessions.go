@@ -157,6 +157,9 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 	m.mu.Lock()
 	if retry.IsZero() {
 		delete(m.fencing, node)
+		if cur, ok := m.sessions[node]; ok && cur.rev == s.rev {
+			delete(m.sessions, node) // gone: its rooms are orphans now, without waiting for the watcher
+		}
 	} else {
 		m.fencing[node] = retry
 	}

@@ -99,13 +99,7 @@ func (t *term) offerSnapshot(now time.Time) {
 		}
 		return
 	}
-	data, err := t.encode(s)
-	if err != nil {
-		t.log.Error("snapshot not written", "err", err)
-		t.met.snapshotErrors.WithLabelValues(t.room).Inc()
-		return
-	}
-	t.writer.offer(snapOffer{t: t, snap: s, data: data, rev: rev, key: key})
+	t.writer.offer(snapOffer{t: t, snap: s, rev: rev, key: key}) // encoded by the writer, off this loop
 }
 
 // changeKey identifies a snapshot's content but for what changes at every tick (the room's tick number, the

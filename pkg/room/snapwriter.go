@@ -35,7 +35,7 @@ type snapshotWriter struct {
 type snapOffer struct {
 	t    *term
 	snap *Snapshot
-	data []byte // the snapshot, encoded
+	data []byte // the snapshot, encoded (by the writer)
 	rev  uint64 // the revision of the room's snapshot when this one was made
 	key  uint64 // changeKey of its state
 }
@@ -100,6 +100,7 @@ func (w *snapshotWriter) run(ctx context.Context) {
 		for _, pt := range purges {
 			pt.purge(ctx)
 		}
+		round = w.encode(round)
 		for len(round) > 0 {
 			n, size := 0, 0
 			for n < len(round) && n < kvbatch.MaxBatch && (n == 0 || size+len(round[n].data) <= maxBatchBytes) {
@@ -110,6 +111,22 @@ func (w *snapshotWriter) run(ctx context.Context) {
 			round = round[n:]
 		}
 	}
+}
+
+// encode encodes the offers' snapshots, dropping (and reporting) those that cannot be written.
+func (w *snapshotWriter) encode(round []snapOffer) []snapOffer {
+	out := round[:0]
+	for _, o := range round {
+		data, err := o.t.encode(o.snap)
+		if err != nil {
+			o.t.log.Error("snapshot not written", "err", err)
+			w.m.metrics.snapshotErrors.WithLabelValues(o.t.room).Inc()
+			continue
+		}
+		o.data = data
+		out = append(out, o)
+	}
+	return out
 }
 
 // writeBatch stores the offers of one batch, and falls back to writing them one by one when a check refuses the
