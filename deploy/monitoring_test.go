@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/wire"
@@ -656,13 +657,13 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 	if err := n1.Node.Mesh().Conn().PublishMsg(stale); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "the stale tick fenced", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "the stale tick fenced", func() bool {
 		return strings.Contains(scrape(t, metricsURL(n1)), `tickmesh_room_ticks_fenced_total{room="dashboard"} 1`)
 	})
 
 	exp := &exposition{labels: map[string]map[string]bool{}, le: map[string]map[string]bool{}}
 	// The stream leaders report their replicas' lag: wait until some node does, then read every node.
-	nodetest.WaitFor(t, 30*time.Second, "replica lag reported", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "replica lag reported", func() bool {
 		for _, m := range c.Members() {
 			if strings.Contains(scrape(t, metricsURL(m)), "tickmesh_jetstream_replica_lag{") {
 				return true
@@ -781,7 +782,7 @@ func promQueries(t *testing.T, c *nodetest.Cluster, queries []dashboardQuery) {
 		return body.Status, body.Error, len(body.Data.Result)
 	}
 	// Two scrapes of every node, so that rate() has points.
-	nodetest.WaitFor(t, 60*time.Second, "two scrapes of every node", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "two scrapes of every node", func() bool {
 		_, _, n := query(`count_over_time(up{job="tickmesh"}[1m]) >= 2`)
 		return n == len(c.Members())
 	})

@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"fmt"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/template"
@@ -38,6 +39,21 @@ type Nginx struct {
 	ErrorLog          string   // error_log target: a path or "stderr"
 	AccessLog         string   // access_log target: a path, "/dev/stdout" or "off"
 	TempDir           string   // parent of the *_temp_path directories; empty = nginx's compiled defaults
+}
+
+// LocalNginx is the configuration of cmd/localcluster's nginx: one worker, every path (pid, logs, temporary
+// files) inside dir, so that it never reads or writes the system's.
+func LocalNginx(dir string, listen string, upstreams ...string) Nginx {
+	return Nginx{
+		Listen:            listen,
+		Upstreams:         upstreams,
+		WorkerProcesses:   "1",
+		WorkerConnections: 1024,
+		Pid:               filepath.Join(dir, "nginx.pid"),
+		ErrorLog:          filepath.Join(dir, "error.log"),
+		AccessLog:         filepath.Join(dir, "access.log"),
+		TempDir:           filepath.Join(dir, "temp"),
+	}
 }
 
 // ComposeNginx is the configuration of the nginx service of docker-compose.yml (deploy/nginx/compose.conf):

@@ -12,22 +12,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite deploy/nginx/compose.conf from the template")
 
-// localNginx is a rendering like the local cluster launcher's, everything inside dir.
-func localNginx(dir string, listen string, upstreams ...string) Nginx {
-	return Nginx{
-		Listen:            listen,
-		Upstreams:         upstreams,
-		WorkerProcesses:   "1",
-		WorkerConnections: 1024,
-		Pid:               filepath.Join(dir, "nginx.pid"),
-		ErrorLog:          filepath.Join(dir, "error.log"),
-		AccessLog:         filepath.Join(dir, "access.log"),
-		TempDir:           filepath.Join(dir, "temp"),
-	}
-}
-
 func TestRenderHasTheLoadBalancerSettings(t *testing.T) {
-	conf, err := localNginx("/x/.tickmesh/nginx", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083").Render()
+	conf, err := LocalNginx("/x/.tickmesh/nginx", "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083").Render()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +73,14 @@ func TestRenderRefusesInjection(t *testing.T) {
 		"zero connections":  func(n *Nginx) { n.WorkerConnections = 0 },
 		"two-line note":     func(n *Nginx) { n.Generated = "a\nb" },
 	} {
-		n := localNginx("/tmp/n", "127.0.0.1:8080", "127.0.0.1:8081")
+		n := LocalNginx("/tmp/n", "127.0.0.1:8080", "127.0.0.1:8081")
 		mutate(&n)
 		if _, err := n.Render(); err == nil {
 			t.Errorf("%s: rendered without error", name)
 		}
 	}
 	// Spaces in paths are fine: they are quoted.
-	n := localNginx("/tmp/with space", "127.0.0.1:8080", "127.0.0.1:8081")
+	n := LocalNginx("/tmp/with space", "127.0.0.1:8080", "127.0.0.1:8081")
 	if _, err := n.Render(); err != nil {
 		t.Errorf("path with a space: %v", err)
 	}
@@ -165,7 +151,7 @@ func nginxTest(t *testing.T, nginx, dir string, conf []byte) {
 func TestNginxAcceptsLocalRendering(t *testing.T) {
 	nginx := nginxBinary(t)
 	dir := t.TempDir()
-	conf, err := localNginx(dir, "127.0.0.1:18080", "127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083").Render()
+	conf, err := LocalNginx(dir, "127.0.0.1:18080", "127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083").Render()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ export default defineConfig({
     // does not need the node binary.
     { name: 'cluster-setup', testMatch: /cluster\.setup\.ts$/, teardown: 'cluster-teardown' },
     { name: 'cluster-teardown', testMatch: /cluster\.teardown\.ts$/ },
-    { name: 'cluster', testMatch: /game\.spec\.ts$/, dependencies: ['cluster-setup'] },
+    { name: 'cluster', testMatch: /(game|clusterview)\.spec\.ts$/, dependencies: ['cluster-setup'] },
     // Prediction, interpolation and the net graph (netcode.spec.ts), and the
     // keydown -> movement benchmark (latency.spec.ts), on the same cluster.
     { name: 'netcode', testMatch: /(netcode|latency)\.spec\.ts$/, dependencies: ['cluster-setup'] },

@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/test/chaos"
 )
 
@@ -104,7 +105,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *bin == "" {
 		*bin = filepath.Join(dir, "tickmesh-node")
 		logf("building %s", *bin)
-		if err := chaos.BuildNode(ctx, *bin, *raceNodes); err != nil {
+		var flags []string
+		if *raceNodes {
+			flags = append(flags, "-race")
+		}
+		if err := cluster.GoBuild(ctx, *bin, "./cmd/node", flags...); err != nil {
 			fmt.Fprintf(stderr, "chaos: %v\n", err)
 			return 1
 		}

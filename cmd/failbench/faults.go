@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	"github.com/tickmesh/tickmesh/internal/stats"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -77,7 +79,7 @@ func goalFor(fault string, tickPeriod time.Duration) goal {
 // bench runs the faults against a cluster.
 type bench struct {
 	o     options
-	c     *cluster
+	c     *cluster.Cluster
 	rec   *recorder
 	obs   map[string]*observer
 	track atomic.Pointer[string]
@@ -109,12 +111,12 @@ func (b *bench) waitStable(ctx context.Context) (stableState, error) {
 		if time.Now().After(deadline) {
 			return st, fmt.Errorf("cluster not stable after %v (owner %q epoch %d)", stableTimeout, cur.owner, cur.epoch)
 		}
-		for _, p := range b.c.procs {
-			if !p.running() {
-				note := fmt.Sprintf("%s exited on its own (%v; last log line: %s); restarted it", p.name, p.exitErr(), lastLine(p.logPath))
+		for i, name := range b.c.Names() {
+			if !b.c.Running(i) {
+				note := fmt.Sprintf("%s exited on its own (%v; last log line: %s); restarted it", name, b.c.ExitErr(i), lastLine(b.c.LogPath(i)))
 				b.logf("UNPLANNED: %s", note)
 				b.notes = append(b.notes, note)
-				if err := b.c.start(p); err != nil {
+				if err := b.c.Start(i); err != nil {
 					return st, err
 				}
 			}
@@ -130,7 +132,7 @@ func (b *bench) waitStable(ctx context.Context) (stableState, error) {
 			st.placed = b.waitPlacement(ctx, owner)
 			return st, nil
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		cluster.Sleep(ctx, 200*time.Millisecond)
 	}
 }
 
@@ -139,18 +141,18 @@ func (b *bench) waitStable(ctx context.Context) (stableState, error) {
 func (b *bench) agreed(ctx context.Context) (bool, string, uint64) {
 	var owner string
 	var epoch uint64
-	for i, p := range b.c.procs {
-		if !b.c.ready(ctx, p) {
+	for i, name := range b.c.Names() {
+		if !b.ready(ctx, name) {
 			return false, "", 0
 		}
-		o, e, err := b.c.lobbyOwner(ctx, p)
+		o, e, err := b.lobbyOwner(ctx, name)
 		if err != nil || o == "" || (i > 0 && (o != owner || e != epoch)) {
 			return false, "", 0
 		}
 		owner, epoch = o, e
 	}
-	for _, n := range b.c.names() {
-		if !b.obs[n].attached() {
+	for _, n := range b.c.Names() {
+		if !b.obs[n].Attached() {
 			return false, "", 0
 		}
 		t, ok := b.rec.last(n)
@@ -176,7 +178,7 @@ func (b *bench) waitPlacement(ctx context.Context, owner string) bool {
 		if clear {
 			return true
 		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, 250*time.Millisecond) {
+		if time.Now().After(deadline) || !cluster.Sleep(ctx, 250*time.Millisecond) {
 			b.logf("owner %s still leads a placed stream after %v", owner, placementWait)
 			return false
 		}
@@ -186,11 +188,11 @@ func (b *bench) waitPlacement(ctx context.Context, owner string) bool {
 // leader asks the nodes (preferring any but avoid) for a stream's leader.
 func (b *bench) leader(ctx context.Context, stream string, avoid ...string) (string, error) {
 	var last error
-	for _, n := range append(b.c.others(avoid...), avoid...) {
-		if !b.c.proc(n).running() {
+	for _, n := range append(b.others(avoid...), avoid...) {
+		if !b.c.Running(b.i(n)) {
 			continue
 		}
-		l, err := b.obs[n].streamLeader(ctx, stream)
+		l, err := cluster.StreamLeader(ctx, b.obs[n].JetStream(), stream)
 		if err == nil {
 			return l, nil
 		}
@@ -206,13 +208,13 @@ func (b *bench) leader(ctx context.Context, stream string, avoid ...string) (str
 func (b *bench) fencedOf(ctx context.Context, nodes []string) map[string]float64 {
 	out := map[string]float64{}
 	for _, n := range nodes {
-		v, err := b.c.fenced(ctx, b.c.proc(n))
+		m, err := b.metrics(ctx, n)
 		if err != nil {
 			b.logf("read metrics of %s: %v", n, err)
 			out[n] = -1
 			continue
 		}
-		out[n] = v
+		out[n] = m[fencedMetric]
 	}
 	return out
 }
@@ -250,7 +252,7 @@ func (b *bench) waitRecovery(ctx context.Context, nodes []string, from time.Time
 		if time.Now().After(until) {
 			return time.Time{}, errNoRecovery
 		}
-		if !sleepCtx(ctx, 10*time.Millisecond) {
+		if !cluster.Sleep(ctx, 10*time.Millisecond) {
 			return time.Time{}, ctx.Err()
 		}
 	}
@@ -261,26 +263,36 @@ func (b *bench) gapOver(nodes []string, from, to time.Time) (time.Duration, stri
 	var gap time.Duration
 	var at string
 	for _, n := range nodes {
-		if g := longestGap(b.rec.tickTimes(n), from, to); g > gap || at == "" {
+		if g := stats.Longest(stats.Offsets(b.rec.tickTimes(n), from), 0, to.Sub(from)).Len(); g > gap || at == "" {
 			gap, at = g, n
 		}
 	}
 	return gap, at
 }
 
+// logStretches logs every observer's tick-free stretches of [from, to] longer than minLen.
+func (b *bench) logStretches(what string, from, to time.Time, minLen time.Duration) {
+	for _, n := range b.c.Names() {
+		for _, g := range stats.Longer(stats.Offsets(b.rec.tickTimes(n), from), 0, to.Sub(from), minLen) {
+			b.logf("  %sno tick at %s observer from %s to %s (%s)", what, n, from.Add(g.From).Format("15:04:05.000"),
+				from.Add(g.To).Format("15:04:05.000"), ms(g.Len()))
+		}
+	}
+}
+
 // restart starts a killed node again (after it exited) and waits until the whole cluster is ready.
 func (b *bench) restart(ctx context.Context, name string) error {
-	p := b.c.proc(name)
-	if !p.waitExit(ctx, 12*time.Second) {
+	i := b.i(name)
+	if !b.c.WaitExit(ctx, i, 12*time.Second) {
 		b.logf("%s did not exit; SIGKILL", name)
-		_ = b.c.signal(p, syscall.SIGKILL)
-		p.waitExit(ctx, 5*time.Second)
+		_ = b.c.Signal(i, syscall.SIGKILL)
+		b.c.WaitExit(ctx, i, 5*time.Second)
 	}
-	b.logf("%s exited: %v", name, p.exitErr())
-	if err := b.c.start(p); err != nil {
+	b.logf("%s exited: %v", name, b.c.ExitErr(i))
+	if err := b.c.Start(i); err != nil {
 		return err
 	}
-	return b.c.waitReady(ctx, restartTimeout, nil)
+	return b.c.WaitReady(ctx, restartTimeout, nil)
 }
 
 // runFault runs one fault reps times.
@@ -299,7 +311,7 @@ func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResul
 		b.rec.trim(time.Now().Add(-time.Minute))
 		b.logf("%s #%d: stable: owner %s epoch %d (placement settled: %v)", fault, i, st.owner, st.epoch, st.placed)
 		var r repResult
-		b.load.add(loadAvg())
+		b.load.add(procfs.LoadAvg())
 		stopSampler := b.sampleOwners(ctx)
 		switch fault {
 		case faultKillOwner:
@@ -355,27 +367,24 @@ func (b *bench) sampleOwners(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for sleepCtx(sctx, 500*time.Millisecond) {
+		for cluster.Sleep(sctx, 500*time.Millisecond) {
 			line := "metrics:"
-			for _, p := range b.c.procs {
-				p.mu.Lock()
-				frozen := p.stopped
-				p.mu.Unlock()
-				if frozen || !p.running() {
-					line += fmt.Sprintf(" %s=down", p.name)
+			for i, name := range b.c.Names() {
+				if b.c.Frozen(i) || !b.c.Running(i) {
+					line += fmt.Sprintf(" %s=down", name)
 					continue
 				}
-				m, err := b.c.lobbyMetrics(sctx, p)
+				m, err := b.metrics(sctx, name)
 				if err != nil {
-					line += fmt.Sprintf(" %s=?", p.name)
+					line += fmt.Sprintf(" %s=?", name)
 					continue
 				}
-				line += fmt.Sprintf(" %s(owned=%g ticks=%g pauses=%g renew_errors=%g)", p.name, m[ownedMetric], m[ticksMetric],
+				line += fmt.Sprintf(" %s(owned=%g ticks=%g pauses=%g renew_errors=%g)", name, m[ownedMetric], m[ticksMetric],
 					m[pausesMetric], m[renewErrorsMetric])
 			}
 			line += " | observers:"
-			for _, n := range b.c.names() {
-				line += fmt.Sprintf(" %s(%s)", n, b.obs[n].stats())
+			for _, n := range b.c.Names() {
+				line += fmt.Sprintf(" %s(%s)", n, b.obs[n].Stats())
 			}
 			b.logf("%s", line)
 		}
@@ -389,10 +398,10 @@ func (b *bench) sampleOwners(ctx context.Context) (stop func()) {
 // ownerFault sends sig to the owner and measures until every other node has a tick of a newer epoch.
 func (b *bench) ownerFault(ctx context.Context, st stableState, sig syscall.Signal) (repResult, error) {
 	var r repResult
-	survivors := b.c.others(st.owner)
+	survivors := b.others(st.owner)
 	before := b.fencedOf(ctx, survivors)
 	t0 := time.Now()
-	if err := b.c.signal(b.c.proc(st.owner), sig); err != nil {
+	if err := b.c.Signal(b.i(st.owner), sig); err != nil {
 		return r, err
 	}
 	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
@@ -415,16 +424,16 @@ func (b *bench) ownerFault(ctx context.Context, st stableState, sig syscall.Sign
 // stopOwner freezes the owner for twice the lease TTL, thaws it and watches for stale ticks.
 func (b *bench) stopOwner(ctx context.Context, st stableState) (repResult, error) {
 	var r repResult
-	survivors := b.c.others(st.owner)
-	all := b.c.names()
+	survivors := b.others(st.owner)
+	all := b.c.Names()
 	before := b.fencedOf(ctx, all)
-	p := b.c.proc(st.owner)
+	p := b.i(st.owner)
 	t0 := time.Now()
-	if err := b.c.signal(p, syscall.SIGSTOP); err != nil {
+	if err := b.c.Freeze(p); err != nil {
 		return r, err
 	}
 	sleepUntil(ctx, t0.Add(2*b.o.effectiveLeaseTTL()))
-	if err := b.c.signal(p, syscall.SIGCONT); err != nil {
+	if err := b.c.Thaw(p); err != nil {
 		return r, err
 	}
 	thawed := time.Now()
@@ -452,7 +461,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 		r.Skipped, r.Note = true, err.Error()
 		return r, nil
 	}
-	third := b.c.others(target, st.owner)[0]
+	third := b.others(target, st.owner)[0]
 	also := b.alsoLed(ctx, target, stream)
 	if len(also) > 0 && b.o.isolate {
 		// The nodes put every leader they move on the same peer; move the others to the third node so that
@@ -460,7 +469,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 		for _, s := range also {
 			b.moveLeader(ctx, s, third)
 		}
-		sleepCtx(ctx, stableFor)
+		cluster.Sleep(ctx, stableFor)
 		if l, err := b.leader(ctx, stream, st.owner); err != nil || l != target {
 			r.Skipped, r.Note = true, fmt.Sprintf("the leader of %s moved while isolating it (now %q)", stream, l)
 			return r, nil
@@ -469,17 +478,17 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 	}
 	r.AlsoLed = strings.Join(also, "+")
 	b.logf("%s leader is %s (also leads: %v); owner %s", stream, target, also, st.owner)
-	survivors := b.c.others(target)
+	survivors := b.others(target)
 	before := b.fencedOf(ctx, survivors)
 	var bt *bot
 	var via string
 	if withBot {
 		via = third
 		bt = b.startBot(ctx, via)
-		sleepCtx(ctx, botLead)
+		cluster.Sleep(ctx, botLead)
 	}
 	t0 := time.Now()
-	if err := b.c.signal(b.c.proc(target), syscall.SIGKILL); err != nil {
+	if err := b.c.Signal(b.i(target), syscall.SIGKILL); err != nil {
 		if bt != nil {
 			bt.stop()
 		}
@@ -493,7 +502,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 			elected, newLeader = time.Now(), l
 			break
 		}
-		sleepCtx(ctx, 50*time.Millisecond)
+		cluster.Sleep(ctx, 50*time.Millisecond)
 	}
 	var rec time.Time
 	if !elected.IsZero() {
@@ -544,15 +553,11 @@ func (b *bench) alsoLed(ctx context.Context, node, stream string) []string {
 
 // moveLeader asks the stream's leader to step down in favour of to, and waits up to 5 s for it.
 func (b *bench) moveLeader(ctx context.Context, stream, to string) {
-	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": to}})
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := b.obs[to].nc.RequestWithContext(rctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
-	cancel()
-	if err != nil {
+	if err := cluster.MoveStreamLeader(ctx, b.obs[to].Conn(), stream, to); err != nil {
 		b.logf("move leader of %s to %s: %v", stream, to, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && sleepCtx(ctx, 100*time.Millisecond) {
+	for time.Now().Before(deadline) && cluster.Sleep(ctx, 100*time.Millisecond) {
 		if l, err := b.leader(ctx, stream); err == nil && l == to {
 			b.logf("moved leader of %s to %s", stream, to)
 			return
@@ -571,7 +576,7 @@ func (b *bench) leaderNot(ctx context.Context, stream, avoid string) (string, er
 			return l, nil
 		}
 		last = l
-		if time.Now().After(deadline) || !sleepCtx(ctx, 250*time.Millisecond) {
+		if time.Now().After(deadline) || !cluster.Sleep(ctx, 250*time.Millisecond) {
 			return "", fmt.Errorf("the leader of %s stayed %q (the owner is %s) for %v", stream, last, avoid, leaderWait)
 		}
 	}
@@ -580,7 +585,7 @@ func (b *bench) leaderNot(ctx context.Context, stream, avoid string) (string, er
 // ownerNow is the lobby's owner and epoch according to the first of nodes that answers.
 func (b *bench) ownerNow(ctx context.Context, nodes []string) (string, uint64) {
 	for _, n := range nodes {
-		if o, e, err := b.c.lobbyOwner(ctx, b.c.proc(n)); err == nil {
+		if o, e, err := b.lobbyOwner(ctx, n); err == nil {
 			return o, e
 		}
 	}
@@ -592,11 +597,7 @@ func (b *bench) ownerNow(ctx context.Context, nodes []string) (string, uint64) {
 func (b *bench) finish(ctx context.Context, r *repResult, gapNodes []string, before map[string]float64, t0, end time.Time) {
 	from := t0.Add(-windowBefore)
 	r.Gap, r.GapNode = b.gapOver(gapNodes, from, end)
-	for _, n := range b.c.names() {
-		for _, s := range stretches(b.rec.tickTimes(n), from, end, 4*b.o.tickPeriod()) {
-			b.logf("  no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
-		}
-	}
+	b.logStretches("", from, end, 4*b.o.tickPeriod())
 	r.StalePublished, r.StaleAccepted = b.rec.staleCounts(from, end)
 	keys := make([]string, 0, len(before))
 	for n := range before {
@@ -613,7 +614,7 @@ func (b *bench) startBot(ctx context.Context, via string) *bot {
 	player := "fb" + hex.EncodeToString(raw[:])
 	b.track.Store(&player)
 	b.logf("bot %s publishes through %s", player, via)
-	return startBot(ctx, b.obs[via].js, player, b.o.tickPeriod())
+	return startBot(ctx, b.obs[via].JetStream(), player, b.o.tickPeriod())
 }
 
 // baseline measures input → applied latency through a non-owner node without a fault.
@@ -623,21 +624,17 @@ func (b *bench) baseline(ctx context.Context) (latencyResult, error) {
 	if err != nil {
 		return res, err
 	}
-	via := b.c.others(st.owner)[0]
+	via := b.others(st.owner)[0]
 	bt := b.startBot(ctx, via)
-	sleepCtx(ctx, time.Second)
+	cluster.Sleep(ctx, time.Second)
 	t0 := time.Now()
-	sleepCtx(ctx, baselineWindow)
+	cluster.Sleep(ctx, baselineWindow)
 	pubs, ackFailed := bt.stop()
-	sleepCtx(ctx, time.Second)
+	cluster.Sleep(ctx, time.Second)
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	for _, n := range b.c.names() {
-		for _, s := range stretches(b.rec.tickTimes(n), t0, t0.Add(baselineWindow), 2*b.o.tickPeriod()) {
-			b.logf("  baseline: no tick at %s observer from %s to %s (%s)", n, s[0].Format("15:04:05.000"), s[1].Format("15:04:05.000"), ms(s[1].Sub(s[0])))
-		}
-	}
+	b.logStretches("baseline: ", t0, t0.Add(baselineWindow), 2*b.o.tickPeriod())
 	res.Latency, res.Unapplied = b.measureInputs(pubsIn(pubs, t0, t0.Add(baselineWindow)), via, t0, res.Goal)
 	b.track.Store(nil)
 	res.AckFailed = ackFailed

@@ -6,10 +6,11 @@
 //	go run ./cmd/failbench -bin bin/tickmesh-node [-n 20] [-faults kill-owner,...] [-out results.md] [-keep]
 //
 // It builds nothing: -bin names the node binary, which is first copied into a temporary directory. Nodes n1..n3
-// listen on 127.0.0.1 at -http-port, -nats-port and -route-port plus 0, 1, 2 (far from the development cluster's
-// 8081/4222/6222), route to each other, keep their data and logs in the temporary directory (kept with -keep)
-// and run in their own process groups; failbench stops every one of them when it ends or is interrupted
-// (SIGTERM, SIGKILL after 10 s), and a parent-death signal kills them should failbench itself be killed.
+// (internal/cluster's processes) listen on 127.0.0.1 at -http-port, -admin-port, -nats-port and -route-port plus
+// 0, 1, 2 (far from the development cluster's), route to each other with credentials drawn for the run, keep
+// their data and logs in the temporary directory (kept with -keep) and run in their own process groups;
+// failbench stops every one of them when it ends or is interrupted (SIGTERM, SIGKILL after 10 s), and a
+// parent-death signal kills them should failbench itself be killed.
 //
 // Faults, each repeated -n times (-reps overrides per fault, -faults selects):
 //
@@ -46,28 +47,12 @@
 // Recovery is the first accepted tick of a new epoch on every surviving node (owner faults), or a new stream
 // leader followed by a tick on every surviving node (leader faults). A repetition that does not recover within
 // -recovery-timeout counts as failed.
+//
+// Goroutines: the nodes' waiters and the observers' lease watchers are internal/cluster's; failbench runs, during
+// a repetition, a sampler of the nodes' metrics and, for the input faults, the bot (one goroutine, and one per
+// publish in flight), and waits for them before the next.
 package main
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/tickmesh/tickmesh/internal/cli"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	var ue *usageError
-	switch {
-	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "failbench: %v (see -h)\n", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "failbench: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("failbench", " (see -h)", run) }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -11,13 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/pkg/room"
 )
-
-// usageError is a problem with the command line.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
 
 // options are failbench's settings.
 type options struct {
@@ -82,33 +77,33 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
 		}
-		return o, &usageError{err.Error()}
+		return o, cli.Usagef("%s", err.Error())
 	}
 	if fs.NArg() > 0 {
-		return o, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return o, cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if o.bin == "" {
-		return o, &usageError{"-bin is required (build the node with: go build -o bin/tickmesh-node ./cmd/node)"}
+		return o, cli.Usagef("-bin is required (build the node with: go build -o bin/tickmesh-node ./cmd/node)")
 	}
 	if st, err := os.Stat(o.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		return o, &usageError{fmt.Sprintf("-bin %q is not an executable file", o.bin)}
+		return o, cli.Usagef("-bin %q is not an executable file", o.bin)
 	}
 	if *n < 1 {
-		return o, &usageError{"-n must be at least 1"}
+		return o, cli.Usagef("-n must be at least 1")
 	}
 	for _, p := range []int{o.httpPort, o.adminPort, o.natsPort, o.routePort} {
 		if p < 1 || p > 65533 {
-			return o, &usageError{fmt.Sprintf("port %d out of range", p)}
+			return o, cli.Usagef("port %d out of range", p)
 		}
 	}
 	if o.leaseTTL < 0 || o.leaseTTL%time.Second != 0 {
-		return o, &usageError{"-lease-ttl must be whole seconds"}
+		return o, cli.Usagef("-lease-ttl must be whole seconds")
 	}
 	if o.tickRate < 0 || o.tickRate > 120 {
-		return o, &usageError{"-tick-rate must be 0 (default) to 120"}
+		return o, cli.Usagef("-tick-rate must be 0 (default) to 120")
 	}
 	if o.recoveryTimeout < time.Second {
-		return o, &usageError{"-recovery-timeout must be at least 1s"}
+		return o, cli.Usagef("-recovery-timeout must be at least 1s")
 	}
 	var err error
 	if o.faults, err = parseFaults(*faultsFlag); err != nil {
@@ -130,12 +125,12 @@ func parseFaults(s string) ([]string, error) {
 			continue
 		}
 		if !slices.Contains(faultOrder, f) {
-			return nil, &usageError{fmt.Sprintf("unknown fault %q (known: %s)", f, strings.Join(faultOrder, ", "))}
+			return nil, cli.Usagef("unknown fault %q (known: %s)", f, strings.Join(faultOrder, ", "))
 		}
 		want[f] = true
 	}
 	if len(want) == 0 {
-		return nil, &usageError{"-faults selects nothing"}
+		return nil, cli.Usagef("-faults selects nothing")
 	}
 	var out []string
 	for _, f := range faultOrder {
@@ -160,10 +155,10 @@ func parseReps(s string, faults []string, n int) (map[string]int, error) {
 		name, count, ok := strings.Cut(kv, "=")
 		c, err := strconv.Atoi(count)
 		if !ok || err != nil || c < 1 {
-			return nil, &usageError{fmt.Sprintf("-reps: %q: want fault=count with count ≥ 1", kv)}
+			return nil, cli.Usagef("-reps: %q: want fault=count with count ≥ 1", kv)
 		}
 		if _, sel := reps[name]; !sel {
-			return nil, &usageError{fmt.Sprintf("-reps: %q is not a selected fault", name)}
+			return nil, cli.Usagef("-reps: %q is not a selected fault", name)
 		}
 		reps[name] = c
 	}

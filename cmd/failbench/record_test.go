@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"strings"
 	"sync"
 	"testing"
@@ -84,36 +83,6 @@ func TestRecorderAcksAndTrim(t *testing.T) {
 	r.trim(t0)
 	if got := r.tickTimes("n1"); len(got) != 1 {
 		t.Errorf("trim before every tick changed them: %v", got)
-	}
-}
-
-func TestParseLabelled(t *testing.T) {
-	text := `# HELP tickmesh_room_ticks_fenced_total Ticks dropped.
-# TYPE tickmesh_room_ticks_fenced_total counter
-tickmesh_room_ticks_fenced_total{room="lobby"} 3
-tickmesh_room_ticks_fenced_total{room="other"} 9
-tickmesh_room_ticks_total{room="lobby"} 1.234e+06
-tickmesh_room_step_downs_total{cause="lost",room="lobby"} 2
-tickmesh_room_owned{room="lobby"} 1 1700000000000
-go_goroutines 42
-`
-	m, err := parseLabelled(bufio.NewScanner(strings.NewReader(text)), `room="lobby"`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]float64{
-		"tickmesh_room_ticks_fenced_total":             3,
-		"tickmesh_room_ticks_total":                    1234000,
-		`tickmesh_room_step_downs_total{cause="lost"}`: 2,
-		"tickmesh_room_owned":                          1,
-	}
-	if len(m) != len(want) {
-		t.Errorf("parsed %v, want %v", m, want)
-	}
-	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("%s = %v, want %v", k, m[k], v)
-		}
 	}
 }
 

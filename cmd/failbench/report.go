@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 // repResult is one repetition of a fault.
@@ -153,19 +155,6 @@ func (l *loadRange) add(v float64) {
 	l.Samples++
 }
 
-// loadAvg reads the 1-minute load average (Linux), or -1.
-func loadAvg() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return -1
-	}
-	var v float64
-	if _, err := fmt.Sscan(string(b), &v); err != nil {
-		return -1
-	}
-	return v
-}
-
 // machine describes where the run happened.
 type machine struct {
 	Uname string
@@ -175,17 +164,9 @@ type machine struct {
 }
 
 func describeMachine() machine {
-	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown"}
+	m := machine{NProc: runtime.NumCPU(), Go: runtime.Version(), CPU: procfs.CPUModel()}
 	if out, err := exec.Command("uname", "-a").Output(); err == nil {
 		m.Uname = strings.TrimSpace(string(out))
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPU = strings.TrimSpace(v)
-				break
-			}
-		}
 	}
 	return m
 }
@@ -231,45 +212,76 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", f)
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "**no**"
+// table is one of the report's tables, rendered for people (writeText) and for docs/BENCHMARKS.md (writeMarkdown).
+type table struct {
+	title  string
+	header []string
+	right  []bool // right-aligned columns (numbers)
+	rows   [][]string
 }
 
-// writeText writes the human table.
+// tables are the results: per fault, and the input latencies when there are some. no marks a goal not met.
+func (r report) tables(no string) []table {
+	met := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return no
+	}
+	faults := table{header: []string{"fault", "n", "skipped", "no recovery", "gap p50", "gap p99", "gap max", "stale published",
+		"fenced by nodes", "stale accepted", "goal", "met?"},
+		right: []bool{false, true, true, true, true, true, true, true, true, true, false, false}}
+	for _, f := range r.Faults {
+		failed, sp, fe, sa, _ := f.sums()
+		s := summarize(f.gaps())
+		faults.rows = append(faults.rows, []string{f.Name, fmt.Sprint(len(f.Reps)), fmt.Sprint(f.Skipped), fmt.Sprint(failed),
+			ms(s.P50), ms(s.P99), ms(s.Max), fmt.Sprint(sp), fmt.Sprint(fe), fmt.Sprint(sa), f.goalText(), met(f.met())})
+	}
+	if len(r.Latencies) == 0 {
+		return []table{faults}
+	}
+	lat := table{title: "Input → applied latency (a bot publishes an input every tick period through a non-owner node; latency to the first tick there whose ack covers it):",
+		header: []string{"window", "inputs", "p50", "p99", "max", "not applied", "PubAcks failed", "goal", "met?"},
+		right:  []bool{false, true, true, true, true, true, true, false, false}}
+	for _, l := range r.Latencies {
+		s := summarize(l.Latency)
+		lat.rows = append(lat.rows, []string{l.Name, fmt.Sprint(s.N), ms(s.P50), ms(s.P99), ms(s.Max), fmt.Sprint(l.Unapplied),
+			fmt.Sprint(l.AckFailed), "p99 ≤ " + ms(l.Goal), met(l.met())})
+	}
+	return []table{faults, lat}
+}
+
+// render writes t aligned with spaces, or as a markdown table.
+func (t table) render(w io.Writer, markdown bool) {
+	if t.title != "" {
+		fmt.Fprintln(w, "\n"+t.title)
+	}
+	if !markdown {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, row := range append([][]string{t.header}, t.rows...) {
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+		return
+	}
+	rule := make([]string, len(t.header))
+	for i, right := range t.right {
+		rule[i] = map[bool]string{false: "---", true: "---:"}[right]
+	}
+	fmt.Fprintln(w)
+	for _, row := range append([][]string{t.header, rule}, t.rows...) {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+}
+
+// writeText writes the human tables.
 func (r report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nFailover benchmark: 3 nodes, lease TTL %v, %d ticks/s, %s\n", r.LeaseTTL, r.TickRate, r.Duration.Round(time.Second))
 	if r.Load.Samples > 0 {
 		fmt.Fprintf(w, "1-minute load average %.2f to %.2f on %d CPUs\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tn\tskipped\tno recovery\tgap p50\tgap p99\tgap max\tstale published\tfenced by nodes\tstale accepted\tgoal\tmet")
-	for _, f := range r.Faults {
-		failed, sp, fe, sa, _ := f.sums()
-		s := summarize(f.gaps())
-		met := "yes"
-		if !f.met() {
-			met = "NO"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", f.Name, len(f.Reps), f.Skipped, failed,
-			ms(s.P50), ms(s.P99), ms(s.Max), sp, fe, sa, f.goalText(), met)
-	}
-	tw.Flush()
-	if len(r.Latencies) > 0 {
-		fmt.Fprintln(w, "\nInput → applied latency (publish through a non-owner node → first tick there with ack ≥ seq):")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "window\tinputs\tp50\tp99\tmax\tnot applied\tpubacks failed\tgoal\tmet")
-		for _, l := range r.Latencies {
-			s := summarize(l.Latency)
-			met := "yes"
-			if !l.met() {
-				met = "NO"
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\tp99 ≤ %s\t%s\n", l.Name, s.N, ms(s.P50), ms(s.P99), ms(s.Max), l.Unapplied, l.AckFailed, ms(l.Goal), met)
-		}
-		tw.Flush()
+	for _, t := range r.tables("NO") {
+		t.render(w, false)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
@@ -286,23 +298,8 @@ func (r report) writeMarkdown(w io.Writer) {
 	if r.Load.Samples > 0 {
 		fmt.Fprintf(w, "- 1-minute load average during the run: %.2f to %.2f (%d CPUs)\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| fault | n | skipped | no recovery | gap p50 | gap p99 | gap max | stale published | fenced by nodes | stale accepted | goal | met? |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-	for _, f := range r.Faults {
-		failed, sp, fe, sa, _ := f.sums()
-		s := summarize(f.gaps())
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %s | %s | %s | %d | %d | %d | %s | %s |\n", f.Name, len(f.Reps), f.Skipped, failed,
-			ms(s.P50), ms(s.P99), ms(s.Max), sp, fe, sa, f.goalText(), yesNo(f.met()))
-	}
-	if len(r.Latencies) > 0 {
-		fmt.Fprintln(w, "\nInput → applied latency (a bot publishes an input every tick period through a non-owner node; latency to the first tick there whose ack covers it):")
-		fmt.Fprintln(w, "\n| window | inputs | p50 | p99 | max | not applied | PubAcks failed | goal | met? |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|---|")
-		for _, l := range r.Latencies {
-			s := summarize(l.Latency)
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %d | %d | p99 ≤ %s | %s |\n", l.Name, s.N, ms(s.P50), ms(s.P99), ms(s.Max), l.Unapplied, l.AckFailed, ms(l.Goal), yesNo(l.met()))
-		}
+	for _, t := range r.tables("**no**") {
+		t.render(w, true)
 	}
 	fmt.Fprintln(w, "\nPer repetition:")
 	fmt.Fprintln(w)

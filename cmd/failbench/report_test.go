@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
 func sampleReport() report {
@@ -161,7 +163,7 @@ func TestParseOptions(t *testing.T) {
 		{"-bin", bin, "extra"},
 	} {
 		_, err := parseOptions(args, io.Discard)
-		var ue *usageError
+		var ue *cli.UsageError
 		if !errors.As(err, &ue) {
 			t.Errorf("parseOptions(%q) = %v, want a usage error", args, err)
 		}

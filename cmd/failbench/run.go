@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 // run is the whole benchmark: parse args, start the cluster, run the faults, report, stop everything.
@@ -59,10 +62,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer c.stopAll()
+	defer func() {
+		c.StopAll()
+		c.Close()
+	}()
 	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
-	for _, p := range c.procs {
-		if err := c.start(p); err != nil {
+	for i := range c.Len() {
+		if err := c.Start(i); err != nil {
 			return err
 		}
 	}
@@ -70,20 +76,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	// bug, but the benchmark can still measure failover.
 	var startupNotes []string
 	restarts := 0
-	if err := c.waitReady(ctx, readyTimeout, func(p *proc) error {
-		note := fmt.Sprintf("%s exited while the fresh cluster formed (%v; last log line: %s); restarted it", p.name, p.exitErr(), lastLine(p.logPath))
+	if err := c.WaitReady(ctx, readyTimeout, func(i int) error {
+		name, log := c.Node(i).Name, c.LogPath(i)
+		note := fmt.Sprintf("%s exited while the fresh cluster formed (%v; last log line: %s); restarted it", name, c.ExitErr(i), lastLine(log))
 		logf("UNPLANNED: %s", note)
 		fmt.Fprintln(stdout, "note:", note)
 		startupNotes = append(startupNotes, note)
 		if restarts++; restarts > 2 {
-			return fmt.Errorf("%s exited during startup: %v (see %s)", p.name, p.exitErr(), p.logPath)
+			return fmt.Errorf("%s exited during startup: %v (see %s)", name, c.ExitErr(i), log)
 		}
-		return c.start(p)
+		return c.Start(i)
 	}); err != nil {
 		return err
 	}
 
-	rec := newRecorder(c.names(), func(node string, s staleRec, accepted bool) {
+	rec := newRecorder(c.Names(), func(node string, s staleRec, accepted bool) {
 		kind := "stale tick refused by the fence"
 		if accepted {
 			kind = "STALE TICK ACCEPTED"
@@ -91,19 +98,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logf("%s at %s observer: epoch %d seq %d, epoch %d already seen", kind, node, s.Epoch, s.Seq, s.Above)
 	})
 	b := &bench{o: o, c: c, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf}
-	octx, cancelObs := context.WithCancel(context.Background())
 	defer func() {
-		cancelObs()
 		for _, ob := range b.obs {
-			ob.close()
+			ob.Close()
 		}
 	}()
-	for _, p := range c.procs {
-		ob, err := observe(octx, p.name, p.natsURL, c.secrets.AdminUser, c.secrets.AdminPassword, rec, &b.track, logf)
+	for i := range c.Len() {
+		ob, err := observe(c.Node(i), c.Secrets(), rec, &b.track, logf)
 		if err != nil {
 			return err
 		}
-		b.obs[p.name] = ob
+		b.obs[c.Node(i).Name] = ob
 	}
 
 	rep := report{Command: o.commandLine, Started: time.Now(), Machine: describeMachine(),
@@ -111,7 +116,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	defer func() {
 		rep.Duration = time.Since(rep.Started)
 		rep.Notes = append(rep.Notes, b.notes...)
-		b.load.add(loadAvg())
+		b.load.add(procfs.LoadAvg())
 		rep.Load = b.load
 		rep.Reordered = rec.reorderedTotal()
 		if rep.Reordered > 0 {
@@ -153,15 +158,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	return nil
 }
 
-// lastLine returns the last non-empty line of a file ("" if none).
-func lastLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}
+// lastLine is the last line of a file ("" if none).
+func lastLine(path string) string { return strings.TrimSpace(cluster.TailFile(path, 1)[0]) }
 
 // copyBinary copies the executable src to dst and returns dst.
 func copyBinary(src, dst string) (string, error) {

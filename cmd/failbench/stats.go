@@ -1,24 +1,11 @@
 package main
 
 import (
-	"math"
-	"slices"
 	"sort"
 	"time"
-)
 
-// percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of xs: the smallest value with at least p %
-// of the samples at or below it. With 20 samples p99 is the largest; with none it is 0.
-func percentile(xs []time.Duration, p float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	rank := int(math.Ceil(p / 100 * float64(len(s))))
-	rank = min(max(rank, 1), len(s))
-	return s[rank-1]
-}
+	"github.com/tickmesh/tickmesh/internal/stats"
+)
 
 // summary is the distribution of a set of durations.
 type summary struct {
@@ -27,40 +14,7 @@ type summary struct {
 }
 
 func summarize(xs []time.Duration) summary {
-	return summary{N: len(xs), P50: percentile(xs, 50), P99: percentile(xs, 99), Max: percentile(xs, 100)}
-}
-
-// longestGap returns the longest stretch of [start, end] that contains no tick. ticks must be sorted; ticks
-// outside the window only bound the stretches at its edges (the window is clipped, never extended).
-func longestGap(ticks []time.Time, start, end time.Time) time.Duration {
-	if !end.After(start) {
-		return 0
-	}
-	i := sort.Search(len(ticks), func(i int) bool { return !ticks[i].Before(start) })
-	prev := start
-	var gap time.Duration
-	for ; i < len(ticks) && !ticks[i].After(end); i++ {
-		gap = max(gap, ticks[i].Sub(prev))
-		prev = ticks[i]
-	}
-	return max(gap, end.Sub(prev))
-}
-
-// stretches returns the tick-free stretches of [start, end] longer than min, as [from, to] pairs.
-func stretches(ticks []time.Time, start, end time.Time, minLen time.Duration) [][2]time.Time {
-	var out [][2]time.Time
-	i := sort.Search(len(ticks), func(i int) bool { return !ticks[i].Before(start) })
-	prev := start
-	for ; i < len(ticks) && !ticks[i].After(end); i++ {
-		if ticks[i].Sub(prev) > minLen {
-			out = append(out, [2]time.Time{prev, ticks[i]})
-		}
-		prev = ticks[i]
-	}
-	if end.Sub(prev) > minLen {
-		out = append(out, [2]time.Time{prev, end})
-	}
-	return out
+	return summary{N: len(xs), P50: stats.Percentile(xs, 50), P99: stats.Percentile(xs, 99), Max: stats.Percentile(xs, 100)}
 }
 
 // publish is one input a bot sent: its seq and when the publish was issued.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/procfs"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
-	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
 func TestPercentilesUseTheNearestRank(t *testing.T) {
@@ -39,116 +39,6 @@ func TestPercentilesUseTheNearestRank(t *testing.T) {
 	}
 	if p := summarize(big); p.P999 != 9990 || p.P99 != 9900 || p.P50 != 5000 {
 		t.Fatalf("1..10000: %+v", p)
-	}
-}
-
-func TestTickHeaderAndAckAreReadWithoutDecodingPlayers(t *testing.T) {
-	tk := &protocol.Tick{Room: "lobby", Epoch: 3, Seq: 1234, Owner: "n2", Time: 1732800000123,
-		Players: []protocol.TickPlayer{
-			{ID: "p0000000000000001", Name: `"ack":1 }`, Ack: 42, Conn: 41, Online: true},
-			{ID: "p0000000000000002", Name: "bob", Ack: 7, Conn: 1},
-		}}
-	data, err := protocol.Encode(tk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, ok := parseTickHeader(data)
-	if !ok || h != (tickHeader{epoch: 3, seq: 1234, time: 1732800000123}) {
-		t.Fatalf("parseTickHeader = %+v, %v", h, ok)
-	}
-	if ack, ok := findAck(data, []byte(`"id":"p0000000000000001"`)); !ok || ack != 42 {
-		t.Fatalf("ack of the first player = %d, %v; want 42", ack, ok)
-	}
-	if ack, ok := findAck(data, []byte(`"id":"p0000000000000002"`)); !ok || ack != 7 {
-		t.Fatalf("ack of the second player = %d, %v; want 7", ack, ok)
-	}
-	if _, ok := findAck(data, []byte(`"id":"p0000000000000003"`)); ok {
-		t.Fatal("found the ack of a player not in the tick")
-	}
-	welcome, _ := protocol.Encode(&protocol.Welcome{Protocol: 1, Player: "p1", Resume: "x", Room: "lobby", Node: "n1"})
-	if _, ok := parseTickHeader(welcome); ok {
-		t.Fatal("a welcome read as a tick")
-	}
-	// Fixtures are canonical: every tick fixture parses.
-	dir := "../../pkg/protocol/testdata/fixtures/server/"
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "tick") {
-			continue
-		}
-		data, err := os.ReadFile(dir + e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := protocol.DecodeServer(data)
-		if err != nil {
-			t.Fatalf("%s: %v", e.Name(), err)
-		}
-		want := msg.(*protocol.Tick)
-		h, ok := parseTickHeader(bytes.TrimSpace(data))
-		if !ok || h.epoch != want.Epoch || h.seq != want.Seq || h.time != want.Time {
-			t.Errorf("%s: header %+v, %v; want %d/%d/%d", e.Name(), h, ok, want.Epoch, want.Seq, want.Time)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Fatal("no tick fixtures")
-	}
-}
-
-func TestProcFilesParse(t *testing.T) {
-	stat := []byte("4242 (tm node (x)) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 12 0 100 2000000 3000 ...\n")
-	if cpu, err := parseStatCPU(stat); err != nil || cpu != 325 {
-		t.Fatalf("parseStatCPU = %d, %v; want 325", cpu, err)
-	}
-	status := []byte("Name:\ttm-node\nVmPeak:\t  900000 kB\nVmRSS:\t   51234 kB\nThreads:\t12\n")
-	if rss, err := parseStatusRSS(status); err != nil || rss != 51234 {
-		t.Fatalf("parseStatusRSS = %d, %v; want 51234", rss, err)
-	}
-	if _, err := parseStatusRSS([]byte("Name:\tx\n")); err == nil {
-		t.Fatal("no VmRSS parsed")
-	}
-	// This process, for real.
-	s, err := sampleProc(os.Getpid())
-	if err != nil {
-		t.Skipf("no /proc: %v", err)
-	}
-	if s.rssKB == 0 {
-		t.Fatalf("own RSS 0: %+v", s)
-	}
-}
-
-func TestCoreBusyComesFromTheCpuLinesOfProcStat(t *testing.T) {
-	// user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user already.
-	start, err := parseProcStat([]byte("cpu  300 0 100 500 100 0 0 0 0 0\ncpu0 100 0 50 300 50 0 0 0 0 0\n" +
-		"cpu1 200 0 50 200 50 0 0 0 999 0\nintr 12345\nctxt 99\n"))
-	if err != nil || len(start) != 2 {
-		t.Fatalf("parseProcStat = %v, %v; want two cores", start, err)
-	}
-	if start[1].total != 500 || start[1].idle != 250 {
-		t.Fatalf("cpu1 = %+v; want total 500 (guest not counted twice), idle 250", start[1])
-	}
-	// cpu0: 100 more ticks, 75 of them idle or iowait; cpu1: 100 more, none idle.
-	end, err := parseProcStat([]byte("cpu0 110 0 65 360 65 0 0 0 0 0\ncpu1 280 0 70 200 50 0 0 0 999 0\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	busy := coreBusy(start, end)
-	if len(busy) != 2 || busy[0] != 0.25 || busy[1] != 1 {
-		t.Fatalf("coreBusy = %v; want [0.25 1]", busy)
-	}
-	if coreBusy(start, end[:1]) != nil {
-		t.Fatal("cores that came and went: want no answer")
-	}
-	if _, err := parseProcStat([]byte("cpu  1 2 3 4 5\nintr 1\n")); err == nil {
-		t.Fatal("no per-core lines: want an error")
-	}
-	if _, err := parseProcStat([]byte("cpu0 1 x 3 4 5 6\n")); err == nil {
-		t.Fatal("a field that is no number: want an error")
 	}
 }
 
@@ -180,7 +70,7 @@ func TestReportComputesRatesAndPrints(t *testing.T) {
 	if r.ErrorFrames["rate_limited"] != 1 || r.BytesPerSecond != 200 {
 		t.Fatalf("errors, bytes: %+v", r)
 	}
-	p := procReport(1, procSample{rssKB: 1000}, procSample{cpuTicks: 100, rssKB: 2000}, procSample{cpuTicks: 450, rssKB: 3000}, 10, 350, 2)
+	p := procReport(1, procfs.Sample{RSSKB: 1000}, procfs.Sample{CPUTicks: 100, RSSKB: 2000}, procfs.Sample{CPUTicks: 450, RSSKB: 3000}, 10, 350, 2)
 	if p.CPUSeconds != 3.5 || p.CPUCores != 0.35 || p.CPUMicrosPerMsg != 10000 || p.RSSPerSocketKB != 1000 {
 		t.Fatalf("proc report: %+v", p)
 	}

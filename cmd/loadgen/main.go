@@ -7,10 +7,11 @@
 //
 // Clients connect evenly over -ramp (round robin over the -url list), say hello as new players in -room (or
 // spread over -rooms rooms named <room>-0, <room>-1, ...), and are measured for -duration once every one is
-// welcomed or has failed. With -input-rate each client sends that many key changes a second. Each client has one
-// goroutine (its reader), which reads only the head of each tick (epoch, seq, time) and, while it waits for an
-// acknowledgement, its own player's ack. Nodes limit sockets per client IP (-max-conns-per-ip, default 200):
-// raise that limit on the node for runs from one machine.
+// welcomed or has failed. With -input-rate each client sends that many key changes a second. Each client is a
+// pkg/client Client that does not reconnect: one goroutine (its Run) reads only the head of each tick (epoch,
+// seq, time) and, while it waits for an acknowledgement, its own player's ack; a few sender goroutines share the
+// inputs. Nodes limit sockets per client IP (-max-conns-per-ip, default 200): raise that limit on the node for
+// runs from one machine.
 package main
 
 import (
@@ -19,12 +20,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	tmclient "github.com/tickmesh/tickmesh/pkg/client"
 )
 
 func main() {
@@ -112,21 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, string, error) {
 
 // wsURL accepts a WebSocket URL or a node's http(s) base URL, and returns the WebSocket endpoint.
 func wsURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("bad -url %q", s)
-	}
-	switch u.Scheme {
-	case "ws", "wss":
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	default:
+	u, ok := tmclient.NormalizeURL(s)
+	if !ok {
 		return "", fmt.Errorf("bad -url %q: want ws://, wss://, http:// or https://", s)
 	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/ws"
-	}
-	return u.String(), nil
+	return u, nil
 }

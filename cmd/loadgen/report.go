@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // Percentiles summarises a sample (milliseconds unless stated).
@@ -20,13 +22,6 @@ type Percentiles struct {
 	Max  float64 `json:"max"`
 }
 
-// percentile is the nearest-rank p-th percentile (0 < p <= 100) of sorted, which must be sorted ascending and
-// not empty.
-func percentile(sorted []float64, p float64) float64 {
-	rank := int(math.Ceil(p*float64(len(sorted))/100 - 1e-9)) // the epsilon absorbs 99.9*n/100 rounding up
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
 // summarize sorts samples in place and returns their percentiles (all zero for no samples).
 func summarize(samples []float64) Percentiles {
 	if len(samples) == 0 {
@@ -35,10 +30,10 @@ func summarize(samples []float64) Percentiles {
 	slices.Sort(samples)
 	return Percentiles{
 		N:    len(samples),
-		P50:  percentile(samples, 50),
-		P90:  percentile(samples, 90),
-		P99:  percentile(samples, 99),
-		P999: percentile(samples, 99.9),
+		P50:  stats.PercentileSorted(samples, 50),
+		P90:  stats.PercentileSorted(samples, 90),
+		P99:  stats.PercentileSorted(samples, 99),
+		P999: stats.PercentileSorted(samples, 99.9),
 		Max:  samples[len(samples)-1],
 	}
 }
@@ -109,10 +104,10 @@ type ProcReport struct {
 }
 
 // procReport turns three samples of a process into its report.
-func procReport(pid int, before, start, end procSample, window float64, delivered uint64, sockets int) *ProcReport {
-	r := &ProcReport{PID: pid, RSSBeforeKB: before.rssKB, RSSStartKB: start.rssKB, RSSEndKB: end.rssKB}
-	if end.cpuTicks >= start.cpuTicks {
-		r.CPUSeconds = float64(end.cpuTicks-start.cpuTicks) / clockTicks
+func procReport(pid int, before, start, end procfs.Sample, window float64, delivered uint64, sockets int) *ProcReport {
+	r := &ProcReport{PID: pid, RSSBeforeKB: before.RSSKB, RSSStartKB: start.RSSKB, RSSEndKB: end.RSSKB}
+	if end.CPUTicks >= start.CPUTicks {
+		r.CPUSeconds = float64(end.CPUTicks-start.CPUTicks) / procfs.ClockTicks
 	}
 	if window > 0 {
 		r.CPUCores = r.CPUSeconds / window
@@ -121,7 +116,7 @@ func procReport(pid int, before, start, end procSample, window float64, delivere
 		r.CPUMicrosPerMsg = r.CPUSeconds * 1e6 / float64(delivered)
 	}
 	if sockets > 0 {
-		r.RSSPerSocketKB = (float64(end.rssKB) - float64(before.rssKB)) / float64(sockets)
+		r.RSSPerSocketKB = (float64(end.RSSKB) - float64(before.RSSKB)) / float64(sockets)
 	}
 	return r
 }

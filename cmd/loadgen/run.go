@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	tmclient "github.com/tickmesh/tickmesh/pkg/client"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -74,9 +74,6 @@ func (w *window) contains(t time.Time) bool {
 	return s != 0 && n >= s && (e == 0 || n < e)
 }
 
-// frameBufs recycles frame buffers across clients: a tick of a big room is 100+ KB.
-var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // pendingInput is an input waiting for its acknowledgement in a tick.
 type pendingInput struct {
 	seq    uint64
@@ -86,39 +83,35 @@ type pendingInput struct {
 // maxPending bounds the inputs a client waits for (a player refused by a full room never gets an ack).
 const maxPending = 64
 
-// client is one socket. Its reader goroutine owns the counters; the input sender goroutines only touch what
-// is under mu.
+// client is one socket (a pkg/client Client that does not reconnect). Its Run goroutine owns the counters; the
+// input sender goroutines only touch what is under mu.
 type client struct {
 	i      int
-	url    string
-	room   string
-	name   string
 	win    *window
 	sample int
-	ws     *websocket.Conn
+	cl     *tmclient.Client
 
 	welcomed atomic.Bool
 	closed   atomic.Bool
-	needle   []byte // `"id":"<player>"`, set before welcomed
 
-	mu      sync.Mutex // the writer side: ws writes, seq, pending
-	seq     uint64
+	mu      sync.Mutex // the input side: pending, sent, inputs
 	pending []pendingInput
 	sent    uint64 // inputs sent within the window
+	inputs  uint64 // inputs sent in all
 
-	// Reader-owned; read by the report after the reader ended.
+	// Owned by Run's goroutine; read by the report after it ended.
+	player    string
 	failure   string
 	closeCode int
 	closedAt  time.Time
 	seen      bool
-	haveLast  bool
-	lastEpoch uint64
-	lastSeq   uint64
 	nTicks    uint64 // all ticks since the welcome
 	ticks     uint64 // within the window
 	bytes     uint64
 	skipped   uint64
 	disorder  uint64
+	lastEpoch uint64
+	lastSeq   uint64
 	lat       []float64
 	inLat     []float64
 	acked     uint64
@@ -137,71 +130,8 @@ func (c *client) publishedSpan() uint64 {
 	return c.span + c.spanLast - c.spanStart + 1
 }
 
-// tickHeader is what loadgen reads of a tick.
-type tickHeader struct {
-	epoch, seq uint64
-	time       int64 // owner's publish time, Unix ms
-}
-
-var tickPrefix = []byte(`{"type":"tick",`)
-
-// parseTickHeader reads epoch, seq and time from a tick frame in canonical form (docs/PROTOCOL.md: "type"
-// first, then the fields in order, players last), without decoding the players. ok is false for any other
-// frame.
-func parseTickHeader(data []byte) (h tickHeader, ok bool) {
-	if !bytes.HasPrefix(data, tickPrefix) {
-		return h, false
-	}
-	head := data[:min(len(data), 512)]
-	if i := bytes.Index(head, []byte(`"players":`)); i >= 0 {
-		head = head[:i]
-	}
-	var e, s, t bool
-	h.epoch, e = uintAfter(head, []byte(`,"epoch":`))
-	h.seq, s = uintAfter(head, []byte(`,"seq":`))
-	tm, t := uintAfter(head, []byte(`,"time":`))
-	h.time = int64(tm)
-	return h, e && s && t
-}
-
-// uintAfter parses the unsigned integer that follows key in data.
-func uintAfter(data, key []byte) (uint64, bool) {
-	i := bytes.Index(data, key)
-	if i < 0 {
-		return 0, false
-	}
-	rest := data[i+len(key):]
-	n := 0
-	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
-		n++
-	}
-	if n == 0 || n > 19 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(rest[:n]), 10, 64)
-	return v, err == nil
-}
-
-// findAck returns the ack of the player whose `"id":"..."` member is needle in a tick frame. A literal `"ack":`
-// cannot occur inside a JSON string (its quotes would be escaped), and a player's members come in a fixed order
-// (id, name, ..., ack), so the first one after the id is the player's.
-func findAck(data, needle []byte) (uint64, bool) {
-	i := bytes.Index(data, needle)
-	if i < 0 {
-		return 0, false
-	}
-	return uintAfter(data[i+len(needle):], []byte(`"ack":`))
-}
-
-// serverFrame is what loadgen reads of a frame other than a tick.
-type serverFrame struct {
-	Type   string `json:"type"`
-	Player string `json:"player"`
-	Code   string `json:"code"`
-}
-
 // run connects, says hello and reads until the socket closes. settle is called once: welcomed or failed.
-func (c *client) run(ctx context.Context, d *websocket.Dialer, settle func()) {
+func (c *client) run(ctx context.Context, settle func()) {
 	settled := false
 	done := func() {
 		if !settled {
@@ -211,104 +141,75 @@ func (c *client) run(ctx context.Context, d *websocket.Dialer, settle func()) {
 	}
 	defer done()
 	defer c.closed.Store(true)
-	ws, resp, err := d.DialContext(ctx, c.url, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		c.failure = reason("dial", err)
-		return
-	}
-	defer ws.Close()
-	hello, _ := protocol.Encode(&protocol.Hello{Protocol: protocol.Version, Name: c.name, Room: c.room})
-	c.mu.Lock()
-	c.ws = ws
-	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	err = ws.WriteMessage(websocket.TextMessage, hello)
-	c.seq = 1
-	c.mu.Unlock()
-	if err != nil {
-		c.failure = reason("hello", err)
-		return
-	}
-	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
-	for {
-		_, r, err := ws.NextReader()
-		if err != nil {
-			c.closeCode = websocket.CloseAbnormalClosure
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				c.closeCode = ce.Code
-			}
-			if !c.welcomed.Load() {
-				if ctx.Err() != nil {
-					c.failure = "cancelled"
-				} else if c.closeCode != websocket.CloseAbnormalClosure {
-					c.failure = "closed " + strconv.Itoa(c.closeCode)
-				} else {
-					c.failure = reason("before welcome", err)
+	_ = c.cl.Run(ctx, tmclient.Handler{
+		Welcome: func(_ tmclient.Conn, w *protocol.Welcome) error {
+			c.player = w.Player
+			c.welcomed.Store(true)
+			done()
+			return nil
+		},
+		Tick: func(t *tmclient.Tick) error {
+			c.tick(t)
+			return nil
+		},
+		Message: func(_ tmclient.Conn, msg any) {
+			if e, ok := msg.(*protocol.Error); ok {
+				if c.errs == nil {
+					c.errs = map[string]int{}
 				}
+				c.errs[e.Code]++
 			}
-			c.closedAt = time.Now()
-			return
-		}
-		buf := frameBufs.Get().(*bytes.Buffer)
-		buf.Reset()
-		_, err = buf.ReadFrom(r)
-		now := time.Now()
-		if err == nil {
-			if c.frame(buf.Bytes(), now) {
-				done()
-				_ = ws.SetReadDeadline(time.Time{})
+		},
+		Closed: func(d tmclient.Disconnect) {
+			c.closeCode, c.closedAt = d.Code, d.At
+			if !c.welcomed.Load() {
+				c.failure = failure(ctx, d)
 			}
-		}
-		frameBufs.Put(buf)
-	}
+		},
+	})
 }
 
-// frame handles one server frame; it reports whether it was the welcome.
-func (c *client) frame(data []byte, now time.Time) bool {
-	h, ok := parseTickHeader(data)
-	if !ok {
-		var f serverFrame
-		if err := json.Unmarshal(data, &f); err != nil {
-			return false
-		}
-		switch f.Type {
-		case protocol.TypeWelcome:
-			c.needle = []byte(`"id":"` + f.Player + `"`)
-			c.welcomed.Store(true)
-			return true
-		case protocol.TypeError:
-			if c.errs == nil {
-				c.errs = map[string]int{}
-			}
-			c.errs[f.Code]++
-		}
-		return false
+// failure names why a client was never welcomed.
+func failure(ctx context.Context, d tmclient.Disconnect) string {
+	switch {
+	case ctx.Err() != nil:
+		return "cancelled"
+	case d.Stage == tmclient.StageDial:
+		return reason("dial", d.Err)
+	case d.Stage == tmclient.StageHello:
+		return reason("hello", d.Err)
+	case d.Abandoned:
+		return "before welcome: timeout"
+	case d.Code != tmclient.CloseAbnormal:
+		return "closed " + strconv.Itoa(d.Code)
 	}
-	in := c.win.contains(now)
-	if c.haveLast && (h.epoch < c.lastEpoch || h.epoch == c.lastEpoch && h.seq <= c.lastSeq) {
+	return reason("before welcome", d.Err)
+}
+
+// tick counts one tick.
+func (c *client) tick(t *tmclient.Tick) {
+	in := c.win.contains(t.At)
+	if !t.Fresh {
 		if in {
 			c.disorder++
 		}
-		return false
+		return
 	}
-	if in && c.haveLast && h.epoch == c.lastEpoch && h.seq > c.lastSeq+1 {
-		c.skipped += h.seq - c.lastSeq - 1
+	if in && c.nTicks > 0 && t.Epoch == c.lastEpoch && t.Seq > c.lastSeq+1 {
+		c.skipped += t.Seq - c.lastSeq - 1
 	}
-	c.haveLast, c.lastEpoch, c.lastSeq = true, h.epoch, h.seq
+	c.lastEpoch, c.lastSeq = t.Epoch, t.Seq
 	c.nTicks++
 	if in {
-		if !c.spanOpen || h.epoch != c.spanEpoch {
+		if !c.spanOpen || t.Epoch != c.spanEpoch {
 			c.span = c.publishedSpan()
-			c.spanOpen, c.spanEpoch, c.spanStart = true, h.epoch, h.seq
+			c.spanOpen, c.spanEpoch, c.spanStart = true, t.Epoch, t.Seq
 		}
-		c.spanLast = h.seq
+		c.spanLast = t.Seq
 		c.ticks++
-		c.bytes += uint64(len(data))
+		c.bytes += uint64(len(t.Data))
 		if c.ticks%uint64(c.sample) == 0 {
-			c.lat = append(c.lat, float64(now.UnixNano())/1e6-float64(h.time))
+			c.lat = append(c.lat, float64(t.At.UnixNano())/1e6-float64(t.Time))
 		}
 	}
 	// The player's own entry: until it shows up once (every 10th tick), and while inputs wait for their ack.
@@ -316,12 +217,11 @@ func (c *client) frame(data []byte, now time.Time) bool {
 	waiting := len(c.pending) > 0
 	c.mu.Unlock()
 	if waiting || (!c.seen && c.nTicks%10 == 1) {
-		if ack, found := findAck(data, c.needle); found {
+		if ack, found := t.Ack(c.player); found {
 			c.seen = true
-			c.resolve(ack, now)
+			c.resolve(ack, t.At)
 		}
 	}
-	return false
 }
 
 // resolve records the latency of every pending input that ack acknowledges.
@@ -351,28 +251,18 @@ func (c *client) input() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.seq++
-	frame, _ := protocol.Encode(&protocol.Input{Seq: c.seq, Keys: keyCycle[c.seq%uint64(len(keyCycle))]})
-	now := time.Now()
-	_ = c.ws.SetWriteDeadline(now.Add(time.Second))
-	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+	c.inputs++
+	s, err := c.cl.Input(keyCycle[c.inputs%uint64(len(keyCycle))])
+	if err != nil {
 		return
 	}
-	if c.win.contains(now) {
+	if c.win.contains(s.At) {
 		c.sent++
 		if len(c.pending) == maxPending {
 			c.pending = c.pending[1:]
 		}
-		c.pending = append(c.pending, pendingInput{seq: c.seq, sentAt: now})
+		c.pending = append(c.pending, pendingInput{seq: s.Seq, sentAt: s.At})
 	}
-}
-
-// close says goodbye (1000).
-func (c *client) close() {
-	if c.ws == nil || c.closed.Load() {
-		return
-	}
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"), time.Now().Add(time.Second))
 }
 
 // addrs matches the addresses in network errors, which would make every failure reason unique.
@@ -381,21 +271,24 @@ var addrs = regexp.MustCompile(`\[?[0-9a-fA-F:.]+\]?:[0-9]+`)
 // reason names a failure for the report: what failed and the kind of error, without addresses.
 func reason(stage string, err error) string {
 	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
+	if err == nil {
+		return stage
+	}
+	if errors.As(err, &ne) && ne.Timeout() {
 		return stage + ": timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return stage + ": EOF"
-	case errors.Is(err, syscall.ECONNRESET):
-		return stage + ": connection reset"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return stage + ": connection refused"
-	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-		return stage + ": too many open files"
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return stage + ": no local port left"
-	case errors.Is(err, websocket.ErrBadHandshake):
-		return stage + ": bad handshake"
+	}
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{io.EOF, "EOF"}, {io.ErrUnexpectedEOF, "EOF"}, {syscall.ECONNRESET, "connection reset"},
+		{syscall.ECONNREFUSED, "connection refused"}, {syscall.EMFILE, "too many open files"},
+		{syscall.ENFILE, "too many open files"}, {syscall.EADDRNOTAVAIL, "no local port left"},
+		{websocket.ErrBadHandshake, "bad handshake"},
+	} {
+		if errors.Is(err, k.err) {
+			return stage + ": " + k.name
+		}
 	}
 	s := addrs.ReplaceAllString(err.Error(), "ADDR")
 	if len(s) > 80 {
@@ -438,25 +331,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			fmt.Fprintf(cfg.Progress, "loadgen: "+format+"\n", a...)
 		}
 	}
-	var serverBefore procSample
+	var serverBefore procfs.Sample
 	var serverErr error
 	if cfg.PID > 0 {
-		serverBefore, serverErr = sampleProc(cfg.PID)
+		serverBefore, serverErr = procfs.Process(cfg.PID)
 	}
 	selfPID := os.Getpid()
-	selfBefore, _ := sampleProc(selfPID)
+	selfBefore, _ := procfs.Process(selfPID)
 
 	win := &window{}
+	// One dialer with one pool of write buffers for every socket: thousands of idle sockets need none.
 	d := &websocket.Dialer{HandshakeTimeout: 15 * time.Second, WriteBufferPool: &sync.Pool{}}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	clients := make([]*client, cfg.Clients)
-	var readers, settled sync.WaitGroup
-	begin := time.Now()
 	for i := range clients {
-		c := &client{i: i, url: cfg.URLs[i%len(cfg.URLs)], room: cfg.roomOf(i), name: fmt.Sprintf("%s%d", cfg.Name, i),
-			win: win, sample: cfg.Sample}
-		clients[i] = c
+		// Once: a client that closes is counted, not reconnected; no watchdog: a slow tick is measured, not
+		// abandoned; no resend: every input is measured once, as it went.
+		cl, err := tmclient.New(tmclient.Config{URLs: []string{cfg.URLs[i%len(cfg.URLs)]}, Name: fmt.Sprintf("%s%d", cfg.Name, i),
+			Room: cfg.roomOf(i), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second, Watchdog: -1,
+			ResendAfter: -1, Dialer: d})
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = &client{i: i, win: win, sample: cfg.Sample, cl: cl}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	var readers, settled, senders sync.WaitGroup
+	defer func() {
+		cancel()
+		senders.Wait()
+		readers.Wait()
+	}()
+	begin := time.Now()
+	for i, c := range clients {
 		at := begin
 		if cfg.Clients > 1 {
 			at = begin.Add(cfg.Ramp * time.Duration(i) / time.Duration(cfg.Clients))
@@ -475,13 +381,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					return
 				}
 			}
-			c.run(cctx, d, settled.Done)
+			c.run(cctx, settled.Done)
 		}()
 	}
 	// Inputs: a few sender goroutines, each for a share of the clients.
 	inCtx, stopInputs := context.WithCancel(cctx)
 	defer stopInputs()
-	var senders sync.WaitGroup
 	if cfg.InputRate > 0 {
 		shards := min(8, len(clients))
 		for s := range shards {
@@ -512,7 +417,7 @@ wait:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-progressTick.C:
-			progress("ramping: %d of %d welcomed after %v", countWelcomed(clients), len(clients), time.Since(begin).Round(time.Second))
+			progress("ramping: %d of %d welcomed after %v", count(clients, welcomed), len(clients), time.Since(begin).Round(time.Second))
 		}
 	}
 	// Let the last joins land before measuring.
@@ -521,15 +426,15 @@ wait:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	connected := countOpen(clients)
+	connected := count(clients, open)
 	progress("%d of %d clients welcomed and open after %v; measuring for %v", connected, len(clients), time.Since(begin).Round(100*time.Millisecond), cfg.Duration)
 
-	var serverStart, serverEnd procSample
+	var serverStart, serverEnd procfs.Sample
 	if cfg.PID > 0 && serverErr == nil {
-		serverStart, serverErr = sampleProc(cfg.PID)
+		serverStart, serverErr = procfs.Process(cfg.PID)
 	}
-	selfStart, _ := sampleProc(selfPID)
-	coresStart, coresErr := sampleCores()
+	selfStart, _ := procfs.Process(selfPID)
+	coresStart, coresErr := procfs.Cores()
 	startAt := time.Now()
 	win.start.Store(startAt.UnixNano())
 	end := time.NewTimer(cfg.Duration)
@@ -542,46 +447,23 @@ measure:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-progressTick.C:
-			progress("%v: %d open", time.Since(startAt).Round(time.Second), len(clients)-countClosed(clients))
+			progress("%v: %d open", time.Since(startAt).Round(time.Second), len(clients)-count(clients, closed))
 		}
 	}
 	endAt := time.Now()
 	win.end.Store(endAt.UnixNano())
 	if cfg.PID > 0 && serverErr == nil {
-		serverEnd, serverErr = sampleProc(cfg.PID)
+		serverEnd, serverErr = procfs.Process(cfg.PID)
 	}
-	selfEnd, _ := sampleProc(selfPID)
-	coresEnd, coresEndErr := sampleCores()
-	openAtEnd := len(clients) - countClosed(clients)
+	selfEnd, _ := procfs.Process(selfPID)
+	coresEnd, coresEndErr := procfs.Cores()
+	openAtEnd := len(clients) - count(clients, closed)
 
 	stopInputs()
 	senders.Wait()
-	for _, c := range clients {
-		if c.welcomed.Load() {
-			c.mu.Lock()
-			c.close()
-			c.mu.Unlock()
-		}
-	}
-	// Give the server a moment to answer the closes, then cut whatever is left.
-	finished := make(chan struct{})
-	go func() {
-		readers.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-	case <-time.After(5 * time.Second):
-		cancel()
-		for _, c := range clients {
-			c.mu.Lock()
-			if c.ws != nil {
-				c.ws.Close()
-			}
-			c.mu.Unlock()
-		}
-		<-finished
-	}
+	// Every client says goodbye (1000) and gives the server a second to answer before it cuts its socket.
+	cancel()
+	readers.Wait()
 
 	windowSec := endAt.Sub(startAt).Seconds()
 	r := build(cfg, clients, connected, openAtEnd, startAt, endAt)
@@ -594,41 +476,25 @@ measure:
 	}
 	r.Loadgen = procReport(selfPID, selfBefore, selfStart, selfEnd, windowSec, r.TicksDelivered, connected)
 	if coresErr == nil && coresEndErr == nil {
-		r.CoreBusy = coreBusy(coresStart, coresEnd)
+		r.CoreBusy = procfs.CoreBusy(coresStart, coresEnd)
 	}
 	return r, nil
 }
 
-func countWelcomed(cs []*client) int {
+// count counts the clients for which f holds.
+func count(cs []*client, f func(c *client) bool) int {
 	n := 0
 	for _, c := range cs {
-		if c.welcomed.Load() {
+		if f(c) {
 			n++
 		}
 	}
 	return n
 }
 
-// countOpen counts the welcomed clients still open.
-func countOpen(cs []*client) int {
-	n := 0
-	for _, c := range cs {
-		if c.welcomed.Load() && !c.closed.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-func countClosed(cs []*client) int {
-	n := 0
-	for _, c := range cs {
-		if c.closed.Load() {
-			n++
-		}
-	}
-	return n
-}
+func welcomed(c *client) bool { return c.welcomed.Load() }
+func closed(c *client) bool   { return c.closed.Load() }
+func open(c *client) bool     { return c.welcomed.Load() && !c.closed.Load() }
 
 // build aggregates the clients' counters (their readers have ended) into a report.
 func build(cfg Config, clients []*client, connected, openAtEnd int, startAt, endAt time.Time) *Report {

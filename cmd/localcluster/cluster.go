@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
 )
 
 // nodeCount is the size of the local cluster.
@@ -18,52 +20,11 @@ const nodeCount = 3
 // nginxName is the name of the load balancer in run/ and logs/.
 const nginxName = "nginx"
 
-// nodeSpec is everything about one node that the launcher decides.
-type nodeSpec struct {
-	Name    string
-	HTTP    string   // HTTP listen address, host:port
-	Admin   string   // admin listen address (metrics, cluster view)
-	NATS    string   // NATS client listen address
-	Route   string   // route listen address
-	Link    string   // the route link in front of Route (empty: none); peers dial and know the node by it
-	Routes  []string // the other nodes' route addresses (their links, when there are links)
-	DataDir string
-}
-
-// URL is the node's HTTP base URL.
-func (n nodeSpec) URL() string { return "http://" + n.HTTP }
-
-// AdminURL is the base URL of the node's admin listener.
-func (n nodeSpec) AdminURL() string { return "http://" + n.Admin }
-
-// NATSURL is the node's NATS client URL.
-func (n nodeSpec) NATSURL() string { return "nats://" + n.NATS }
-
-// Args are the node's command-line flags (settings that are not secrets, which come from secrets.env through
-// the environment; see pkg/config). nginx runs on loopback: its X-Real-IP is believed from there.
-func (n nodeSpec) Args() []string {
-	args := []string{
-		"-name", n.Name,
-		"-http", n.HTTP,
-		"-admin-http", n.Admin,
-		"-trusted-proxies", "127.0.0.1/32",
-		"-nats", n.NATS,
-		"-cluster", n.Route,
-		"-routes", strings.Join(n.Routes, ","),
-		"-data", n.DataDir,
-		"-public-url", n.URL(),
-	}
-	if n.Link != "" {
-		args = append(args, "-cluster-advertise", n.Link)
-	}
-	return args
-}
-
-// cluster is the local cluster of one state directory.
-type cluster struct {
+// local is the local cluster of one state directory.
+type local struct {
 	Dir       string // absolute state directory
 	Bin       string // absolute path of the node binary
-	Nodes     []nodeSpec
+	Nodes     []cluster.Node
 	NginxPort int
 	settings  settings
 }
@@ -106,8 +67,8 @@ func withRecorded(s, rec settings, set map[string]bool) settings {
 	return out
 }
 
-// newCluster lays out the cluster of dir with settings s. It touches nothing.
-func newCluster(dir string, s settings) (*cluster, error) {
+// newLocal lays out the cluster of dir with settings s. It touches nothing.
+func newLocal(dir string, s settings) (*local, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -116,42 +77,20 @@ func newCluster(dir string, s settings) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{Dir: abs, Bin: bin, NginxPort: s.NginxPort, settings: s}
+	c := &local{Dir: abs, Bin: bin, NginxPort: s.NginxPort, settings: s}
 	c.settings.Bin = bin
-	addr := func(base, i int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)) }
-	linkAddr := func(i int) string {
-		if s.BaseLink <= 0 {
-			return ""
-		}
-		return addr(s.BaseLink, i)
-	}
-	for i := range nodeCount {
-		n := nodeSpec{
-			Name:    fmt.Sprintf("n%d", i+1),
-			HTTP:    addr(s.BaseHTTP, i),
-			Admin:   addr(s.BaseAdmin, i),
-			NATS:    addr(s.BaseNATS, i),
-			Route:   addr(s.BaseRoute, i),
-			Link:    linkAddr(i),
-			DataDir: filepath.Join(abs, "data", fmt.Sprintf("n%d", i+1)),
-		}
-		for j := range nodeCount {
-			if j != i {
-				if s.BaseLink > 0 {
-					n.Routes = append(n.Routes, linkAddr(j))
-				} else {
-					n.Routes = append(n.Routes, addr(s.BaseRoute, j))
-				}
-			}
-		}
-		c.Nodes = append(c.Nodes, n)
+	c.Nodes = cluster.Local(nodeCount, cluster.Ports{HTTP: s.BaseHTTP, Admin: s.BaseAdmin, NATS: s.BaseNATS, Route: s.BaseRoute,
+		Link: s.BaseLink}, filepath.Join(abs, "data"))
+	for i := range c.Nodes {
+		// nginx runs on loopback: its X-Real-IP is believed from there.
+		c.Nodes[i].Flags = []string{"-trusted-proxies", "127.0.0.1/32"}
 	}
 	return c, nil
 }
 
-// loadCluster is the cluster a command acts on: `up` uses its flags; the other commands use what `up`
-// recorded, except for settings given as flags.
-func loadCluster(cmd command) (*cluster, error) {
+// loadLocal is the cluster a command acts on: `up` uses its flags; the other commands use what `up` recorded,
+// except for settings given as flags.
+func loadLocal(cmd command) (*local, error) {
 	s := settingsOf(cmd.opts)
 	if cmd.name != "up" {
 		rec, err := readSettings(filepath.Join(cmd.opts.dir, "cluster.json"))
@@ -160,7 +99,7 @@ func loadCluster(cmd command) (*cluster, error) {
 		}
 		s = withRecorded(s, rec, cmd.set)
 	}
-	return newCluster(cmd.opts.dir, s)
+	return newLocal(cmd.opts.dir, s)
 }
 
 func readSettings(path string) (settings, error) {
@@ -178,7 +117,7 @@ func readSettings(path string) (settings, error) {
 	return s, nil
 }
 
-func (c *cluster) writeSettings() error {
+func (c *local) writeSettings() error {
 	b, err := json.MarshalIndent(c.settings, "", "  ")
 	if err != nil {
 		return err
@@ -187,7 +126,7 @@ func (c *cluster) writeSettings() error {
 }
 
 // node returns the node called name.
-func (c *cluster) node(name string) (nodeSpec, error) {
+func (c *local) node(name string) (cluster.Node, error) {
 	var names []string
 	for _, n := range c.Nodes {
 		if n.Name == name {
@@ -195,31 +134,36 @@ func (c *cluster) node(name string) (nodeSpec, error) {
 		}
 		names = append(names, n.Name)
 	}
-	return nodeSpec{}, fmt.Errorf("no node %q (the nodes are %s)", name, strings.Join(names, ", "))
+	return cluster.Node{}, fmt.Errorf("no node %q (the nodes are %s)", name, strings.Join(names, ", "))
 }
 
-func (c *cluster) runDir() string             { return filepath.Join(c.Dir, "run") }
-func (c *cluster) logDir() string             { return filepath.Join(c.Dir, "logs") }
-func (c *cluster) nginxDir() string           { return filepath.Join(c.Dir, "nginx") }
-func (c *cluster) pidFile(name string) string { return filepath.Join(c.runDir(), name+".pid") }
-func (c *cluster) logFile(name string) string { return filepath.Join(c.logDir(), name+".log") }
-func (c *cluster) nginxURL() string           { return fmt.Sprintf("http://127.0.0.1:%d", c.NginxPort) }
-func (c *cluster) nginxListen() string {
+func (c *local) runDir() string             { return filepath.Join(c.Dir, "run") }
+func (c *local) logDir() string             { return filepath.Join(c.Dir, "logs") }
+func (c *local) nginxDir() string           { return filepath.Join(c.Dir, "nginx") }
+func (c *local) pidFile(name string) string { return filepath.Join(c.runDir(), name+".pid") }
+func (c *local) logFile(name string) string { return filepath.Join(c.logDir(), name+".log") }
+func (c *local) nginxURL() string           { return fmt.Sprintf("http://127.0.0.1:%d", c.NginxPort) }
+func (c *local) nginxListen() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.NginxPort))
 }
-func (c *cluster) dataDir(name string) string { return filepath.Join(c.Dir, "data", name) }
-func (c *cluster) proc(name string) procRecord {
-	return procRecord{Name: name, File: c.pidFile(name), Marker: c.marker(name)}
+func (c *local) dataDir(name string) string { return filepath.Join(c.Dir, "data", name) }
+func (c *local) proc(name string) cluster.PIDFile {
+	return cluster.PIDFile{Name: name, Path: c.pidFile(name), Marker: c.marker(name)}
 }
-func (c *cluster) marker(name string) string {
+func (c *local) marker(name string) string {
 	if name == nginxName {
 		return c.nginxDir()
 	}
 	return c.dataDir(name)
 }
 
+// upFile names the running `up` of this directory: its pid, and "up" as the marker of its command line.
+func (c *local) upFile() cluster.PIDFile {
+	return cluster.PIDFile{Name: "up", Path: filepath.Join(c.Dir, "up.pid"), Marker: "up"}
+}
+
 // records are the pid files in run/, nodes first in name order, nginx last.
-func (c *cluster) records() ([]procRecord, error) {
+func (c *local) records() ([]cluster.PIDFile, error) {
 	entries, err := os.ReadDir(c.runDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -227,8 +171,8 @@ func (c *cluster) records() ([]procRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []procRecord
-	var lb *procRecord
+	var out []cluster.PIDFile
+	var lb *cluster.PIDFile
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".pid")
 		if !ok || e.IsDir() || name == "" {
@@ -245,6 +189,29 @@ func (c *cluster) records() ([]procRecord, error) {
 		out = append(out, *lb)
 	}
 	return out, nil
+}
+
+// listens are the addresses the cluster's processes listen on (the nodes, and nginx when it runs).
+func (c *local) listens(withNginx bool) []cluster.Listen {
+	var ls []cluster.Listen
+	for _, n := range c.Nodes {
+		ls = append(ls, n.Listens()...)
+	}
+	if withNginx {
+		ls = append(ls, cluster.Listen{Addr: c.nginxListen(), What: "nginx"})
+	}
+	return ls
+}
+
+// linkListens are the route links' addresses (held by `up`, not by the nodes).
+func (c *local) linkListens() []cluster.Listen {
+	var ls []cluster.Listen
+	for _, n := range c.Nodes {
+		if n.Link != "" {
+			ls = append(ls, cluster.Listen{Addr: n.Link, What: n.Name + " route link"})
+		}
+	}
+	return ls
 }
 
 // relativePath shortens path relative to the working directory when it is below it.

@@ -2,68 +2,79 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	"github.com/tickmesh/tickmesh/pkg/node"
 )
 
-// down stops everything recorded in run/, whether or not `up` still runs (if it does, it exits too).
-func down(ctx context.Context, c *cluster, out io.Writer) error {
+// down stops everything recorded in run/, then the `up` of this directory if it still runs: whatever was
+// restarted in between, nothing of the cluster is left running or listening (up holds the route links).
+func down(ctx context.Context, c *local, out io.Writer) error {
 	recs, err := c.records()
 	if err != nil {
 		return err
 	}
-	if len(recs) == 0 {
+	upPID, upRunning := c.upFile().Running()
+	if len(recs) == 0 && !upRunning {
 		fmt.Fprintf(out, "nothing recorded in %s: no cluster running\n", relativePath(c.runDir()))
 		return nil
 	}
-	if err := stopAll(ctx, recs, stopTimeout, out); err != nil {
+	if err := cluster.StopPIDFiles(ctx, recs, cluster.StopGrace, out); err != nil {
 		return err
+	}
+	if upRunning {
+		// With nothing left to stop, up only closes its links and removes its files.
+		if err := cluster.StopPIDFiles(ctx, []cluster.PIDFile{c.upFile()}, cluster.StopGrace, out); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "up (pid %d) ended\n", upPID)
 	}
 	fmt.Fprintln(out, "everything stopped")
 	return nil
 }
 
 // signalNode is kill (SIGKILL), stop (SIGTERM, then SIGKILL after 10 s), freeze (SIGSTOP) or thaw (SIGCONT).
-func signalNode(ctx context.Context, c *cluster, action, name string, out io.Writer) error {
+func signalNode(ctx context.Context, c *local, action, name string, out io.Writer) error {
 	if _, err := c.node(name); err != nil {
 		return err
 	}
 	r := c.proc(name)
-	pid, ok := r.running()
+	pid, ok := r.Running()
 	if !ok {
-		removeQuietly(r.File)
+		_ = r.Remove()
 		return fmt.Errorf("%s is not running (start it: task start -- %s)", name, name)
 	}
 	switch action {
 	case "kill":
-		if err := signalGroup(pid, syscall.SIGKILL); err != nil {
+		if err := cluster.SignalGroup(pid, syscall.SIGKILL); err != nil {
 			return fmt.Errorf("kill %s: %w", name, err)
 		}
-		if left := waitGone(ctx, map[int]procRecord{pid: r}, 5*time.Second); len(left) > 0 {
+		if !cluster.WaitPIDGone(ctx, pid, r.Marker, 5*time.Second) {
 			return fmt.Errorf("%s (pid %d) still alive after SIGKILL", name, pid)
 		}
-		removeQuietly(r.File)
+		_ = r.Remove()
 		fmt.Fprintf(out, "%s (pid %d) killed\n", name, pid)
 	case "stop":
-		if err := stopAll(ctx, []procRecord{r}, stopTimeout, out); err != nil {
+		if err := cluster.StopPIDFiles(ctx, []cluster.PIDFile{r}, cluster.StopGrace, out); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%s stopped\n", name)
 	case "freeze":
-		if err := signalGroup(pid, syscall.SIGSTOP); err != nil {
+		if err := cluster.SignalGroup(pid, syscall.SIGSTOP); err != nil {
 			return fmt.Errorf("freeze %s: %w", name, err)
 		}
 		fmt.Fprintf(out, "%s (pid %d) frozen (SIGSTOP); thaw it with: task thaw -- %s\n", name, pid, name)
 	case "thaw":
-		if err := signalGroup(pid, syscall.SIGCONT); err != nil {
+		if err := cluster.SignalGroup(pid, syscall.SIGCONT); err != nil {
 			return fmt.Errorf("thaw %s: %w", name, err)
 		}
 		fmt.Fprintf(out, "%s (pid %d) thawed (SIGCONT)\n", name, pid)
@@ -73,31 +84,29 @@ func signalNode(ctx context.Context, c *cluster, action, name string, out io.Wri
 	return nil
 }
 
-// startNode starts a node of the cluster again, detached in its own process group, with the settings `up`
-// used. A running `up` stops it on exit with the rest (it stops whatever run/ records).
-func startNode(c *cluster, name string, out io.Writer) error {
+// startNode starts a node of the cluster again, detached in its own process group, with the settings `up` used.
+// A running `up` stops it on exit with the rest (it stops whatever run/ records), and so does `down`.
+func startNode(c *local, name string, out io.Writer) error {
 	n, err := c.node(name)
 	if err != nil {
 		return err
 	}
-	r := c.proc(name)
-	if pid, ok := r.running(); ok {
+	if pid, ok := c.proc(name).Running(); ok {
 		return fmt.Errorf("%s is already running (pid %d)", name, pid)
 	}
 	if st, err := os.Stat(c.Bin); err != nil || st.IsDir() {
 		return fmt.Errorf("node binary %s not found: build it first (task build)", relativePath(c.Bin))
 	}
-	if err := checkPorts(n.ports()); err != nil {
+	if err := cluster.CheckFree(n.Listens()); err != nil {
 		return err
 	}
-	secrets, _, err := c.ensureSecrets()
+	secrets, _, err := cluster.EnsureSecrets(c.Dir)
 	if err != nil {
 		return err
 	}
-	env := nodeEnv(os.Environ(), secrets)
-	cmd, err := launch(c, name, c.Bin, n.Args(), env, false)
+	cmd, err := c.nodeCommand(n, nodeEnv(os.Environ(), secrets), false).Start()
 	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return err
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release() // detached: whoever runs `up` or `down` stops it
@@ -111,7 +120,7 @@ type row struct {
 }
 
 // status prints each process: recorded pid, whether it runs (or is frozen), and its /readyz.
-func status(c *cluster, out io.Writer) error {
+func status(c *local, out io.Writer) error {
 	var rows []row
 	for _, n := range c.Nodes {
 		rows = append(rows, row{name: n.Name, url: n.URL()})
@@ -123,7 +132,7 @@ func status(c *cluster, out io.Writer) error {
 	for i := range rows {
 		wg.Go(func() {
 			r := &rows[i]
-			pid, err := readPid(c.pidFile(r.name))
+			pid, err := cluster.ReadPID(c.pidFile(r.name))
 			switch {
 			case errors.Is(err, os.ErrNotExist):
 				r.pid, r.state = "-", "stopped"
@@ -133,7 +142,7 @@ func status(c *cluster, out io.Writer) error {
 				r.pid = fmt.Sprint(pid)
 				r.state = processState(pid, c.marker(r.name))
 			}
-			r.readyz = getReadyz(context.Background(), r.url+"/readyz").String()
+			r.readyz = cluster.ProbeHealth(context.Background(), r.url+"/readyz").String()
 		})
 	}
 	wg.Wait()
@@ -147,36 +156,20 @@ func status(c *cluster, out io.Writer) error {
 
 // processState describes a recorded process: running, frozen, or dead (stale pid file).
 func processState(pid int, marker string) string {
-	if !alive(pid, marker) {
+	if !cluster.Alive(pid, marker) {
 		return "dead (stale pid file)"
 	}
-	if procState(pid) == 'T' {
+	if procfs.State(pid) == 'T' {
 		return "frozen"
 	}
 	return "running"
 }
 
-// clusterView is the JSON of GET /api/cluster.
-type clusterView struct {
-	Node  string `json:"node"`
-	Nodes []struct {
-		Name    string `json:"name"`
-		URL     string `json:"url"`
-		Ready   bool   `json:"ready"`
-		Sockets int    `json:"sockets"`
-	} `json:"nodes"`
-	Rooms []struct {
-		Room  string `json:"room"`
-		Owner string `json:"owner"`
-		Epoch uint64 `json:"epoch"`
-	} `json:"rooms"`
-}
-
 // owner prints the cluster view of the first node that answers: nodes, then rooms with owner and epoch.
-func owner(c *cluster, out io.Writer) error {
+func owner(c *local, out io.Writer) error {
 	var errs []error
 	for _, n := range c.Nodes {
-		v, err := fetchClusterView(n.AdminURL() + "/api/cluster")
+		v, err := cluster.View(context.Background(), n)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 			continue
@@ -187,23 +180,7 @@ func owner(c *cluster, out io.Writer) error {
 	return fmt.Errorf("no node answered GET /api/cluster: %w", errors.Join(errs...))
 }
 
-func fetchClusterView(url string) (clusterView, error) {
-	var v clusterView
-	resp, err := httpClient.Get(url)
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return v, fmt.Errorf("%s", resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&v); err != nil {
-		return v, fmt.Errorf("decode: %w", err)
-	}
-	return v, nil
-}
-
-func printClusterView(out io.Writer, v clusterView) {
+func printClusterView(out io.Writer, v node.ClusterView) {
 	fmt.Fprintf(out, "cluster as %s sees it\n", v.Node)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tREADY\tSOCKETS\tURL")

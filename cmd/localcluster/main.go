@@ -2,7 +2,7 @@
 // installed, and pokes at it: the Taskfile's `task up`, `task kill -- n2` and friends call it.
 //
 //	localcluster up [-nginx auto|on|off] [-bin bin/tickmesh-node]   start n1..n3 (and nginx), wait until signalled
-//	localcluster down                                              stop everything this checkout started
+//	localcluster down                                              stop everything this checkout started, up included
 //	localcluster kill|stop|start|freeze|thaw <node>                 SIGKILL, SIGTERM, restart, SIGSTOP, SIGCONT
 //	localcluster cut <node> | heal [node]                          stall a node's routes to its peers (a partition) / undo
 //	localcluster status                                            each process: alive? /readyz?
@@ -10,9 +10,11 @@
 //
 // Every command takes -dir (state directory, default .tickmesh) and the port flags -base-http, -base-admin,
 // -base-nats, -base-route, -base-link and -nginx-port; node i (1-based) listens on base+i-1. `up` holds a route link (a
-// TCP relay, links.go) in front of each node's route port on -base-link; the nodes dial and advertise the
-// links, so that `cut` can partition a node although all share loopback. `up` records the settings it used in
-// <dir>/cluster.json, which the other commands read, so they need no flags but -dir.
+// TCP relay, internal/cluster's Links) in front of each node's route port on -base-link; the nodes dial and
+// advertise the links, so that `cut` can partition a node although all share loopback. `up` records the settings
+// it used in <dir>/cluster.json, which the other commands read, so they need no flags but -dir, and its own pid
+// in <dir>/up.pid, so that `down` ends it too: the nodes `start` restarts are not its children, and it cannot
+// learn of their end by waiting for them.
 //
 // The nodes start with credentials, never with the development switch: `up` draws them once per state
 // directory into <dir>/secrets.env (mode 0600; route user and password, SESSION_SECRET, the admin, viewer and
@@ -25,38 +27,26 @@
 // `up`, which then stops them all: SIGTERM, and SIGKILL after 10 s. A pid file counts only while its process is
 // alive and still the one started here (its command line names this checkout's data or nginx directory), so
 // stale files never make a command signal an unrelated process.
+//
+// Goroutines: `up` runs one waiter per child it started and, with route links, one that follows the cut file
+// (besides the links' own); it waits for all of them before it returns.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	var ue *usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "localcluster: %v\n\n%s", err, usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("localcluster", "\n\n"+usage, run) }
 
 const usage = `usage: localcluster <command> [flags] [node]
 
 commands:
   up       start n1..n3 (and nginx as load balancer when installed), wait for readiness, run until Ctrl-C
-  down     stop every process recorded in <dir>/run (SIGTERM, SIGKILL after 10 s)
+  down     stop every process recorded in <dir>/run (SIGTERM, SIGKILL after 10 s), then up
   kill     SIGKILL a node            stop   SIGTERM a node and wait
   start    start a stopped node      status each process and its /readyz
   freeze   SIGSTOP a node            thaw   SIGCONT a node
@@ -80,13 +70,6 @@ flags (up):
   -ready-timeout 90s   how long to wait for every node's /readyz
 `
 
-// usageError is a mistake on the command line.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usageErr(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
-
 // run executes one command. ctx ends when the process is asked to stop (SIGINT, SIGTERM).
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cmd, err := parseArgs(args)
@@ -97,7 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	c, err := loadCluster(cmd)
+	c, err := loadLocal(cmd)
 	if err != nil {
 		return err
 	}
@@ -117,5 +100,5 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "owner":
 		return owner(c, stdout)
 	}
-	return usageErr("unknown command %q", cmd.name)
+	return cli.Usagef("unknown command %q", cmd.name)
 }

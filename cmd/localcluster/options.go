@@ -4,6 +4,8 @@ import (
 	"flag"
 	"io"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
 // options are the command-line settings of every command.
@@ -56,7 +58,7 @@ var optionalNodeCommands = map[string]bool{"heal": true}
 // parseArgs reads `<command> [flags] [node] [flags]`: flags may come before or after the node name.
 func parseArgs(args []string) (command, error) {
 	if len(args) == 0 {
-		return command{}, usageErr("no command")
+		return command{}, cli.Usagef("no command")
 	}
 	cmd := command{name: args[0], opts: defaultOptions(), set: map[string]bool{}}
 	switch cmd.name {
@@ -65,7 +67,7 @@ func parseArgs(args []string) (command, error) {
 		return cmd, nil
 	}
 	if !nodeCommands[cmd.name] && !plainCommands[cmd.name] && !optionalNodeCommands[cmd.name] {
-		return cmd, usageErr("unknown command %q", cmd.name)
+		return cmd, cli.Usagef("unknown command %q", cmd.name)
 	}
 	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -94,7 +96,7 @@ func parseArgs(args []string) (command, error) {
 				cmd.name = "help"
 				return cmd, nil
 			}
-			return cmd, usageErr("%s: %v", cmd.name, err)
+			return cmd, cli.Usagef("%s: %v", cmd.name, err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -107,24 +109,24 @@ func parseArgs(args []string) (command, error) {
 
 	if nodeCommands[cmd.name] {
 		if len(positional) != 1 {
-			return cmd, usageErr("%s needs one node name, e.g. `localcluster %s n2` (task %s -- n2)", cmd.name, cmd.name, cmd.name)
+			return cmd, cli.Usagef("%s needs one node name, e.g. `localcluster %s n2` (task %s -- n2)", cmd.name, cmd.name, cmd.name)
 		}
 		cmd.node = positional[0]
 	} else if optionalNodeCommands[cmd.name] {
 		if len(positional) > 1 {
-			return cmd, usageErr("%s takes at most one node name, got %q", cmd.name, positional)
+			return cmd, cli.Usagef("%s takes at most one node name, got %q", cmd.name, positional)
 		}
 		if len(positional) == 1 {
 			cmd.node = positional[0]
 		}
 	} else if len(positional) > 0 {
-		return cmd, usageErr("%s takes no arguments, got %q", cmd.name, positional[0])
+		return cmd, cli.Usagef("%s takes no arguments, got %q", cmd.name, positional[0])
 	}
 
 	switch o.nginx {
 	case "auto", "on", "off":
 	default:
-		return cmd, usageErr("-nginx %q: want auto, on or off", o.nginx)
+		return cmd, cli.Usagef("-nginx %q: want auto, on or off", o.nginx)
 	}
 	for _, p := range []struct {
 		name string
@@ -135,14 +137,14 @@ func parseArgs(args []string) (command, error) {
 			continue
 		}
 		if p.port < 1 || p.port+p.n-1 > 65535 {
-			return cmd, usageErr("%s %d: want a port from 1 to %d", p.name, p.port, 65536-p.n)
+			return cmd, cli.Usagef("%s %d: want a port from 1 to %d", p.name, p.port, 65536-p.n)
 		}
 	}
 	if o.readyTimeout <= 0 {
-		return cmd, usageErr("-ready-timeout must be positive")
+		return cmd, cli.Usagef("-ready-timeout must be positive")
 	}
 	if o.dir == "" {
-		return cmd, usageErr("-dir must not be empty")
+		return cmd, cli.Usagef("-dir must not be empty")
 	}
 	return cmd, nil
 }

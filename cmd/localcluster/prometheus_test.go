@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
 )
 
 func TestFindPrometheusModes(t *testing.T) {
@@ -37,7 +39,7 @@ func TestFindPrometheusModes(t *testing.T) {
 }
 
 func TestPrometheusConfigScrapesEveryNode(t *testing.T) {
-	c, err := newCluster(t.TempDir(), settings{Bin: "/b", BaseHTTP: 8081, BaseAdmin: 9091, BaseNATS: 4222, BaseRoute: 6222, NginxPort: 8080})
+	c, err := newLocal(t.TempDir(), settings{Bin: "/b", BaseHTTP: 8081, BaseAdmin: 9091, BaseNATS: 4222, BaseRoute: 6222, NginxPort: 8080})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +48,8 @@ func TestPrometheusConfigScrapesEveryNode(t *testing.T) {
 		t.Fatalf("targets %v", conf.Targets)
 	}
 	for i, n := range c.Nodes {
-		if conf.Targets[i].Node != n.Name || conf.Targets[i].Addr != n.metricsAddr() {
-			t.Errorf("target %d = %+v, want %s at %s", i, conf.Targets[i], n.Name, n.metricsAddr())
+		if conf.Targets[i].Node != n.Name || conf.Targets[i].Addr != n.Admin {
+			t.Errorf("target %d = %+v, want %s at %s", i, conf.Targets[i], n.Name, n.Admin)
 		}
 	}
 	if _, err := conf.Render(); err != nil {
@@ -61,17 +63,17 @@ func TestPrometheusConfigScrapesEveryNode(t *testing.T) {
 
 // fakeNodes serves /metrics on every node's metrics address of a cluster in dir, counting scrapes; it retries
 // other base ports until all three are free.
-func fakeNodes(t *testing.T, dir string) (*cluster, []*atomic.Int32) {
+func fakeNodes(t *testing.T, dir string) (*local, []*atomic.Int32) {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(10000)
-		c, err := newCluster(dir, settings{Bin: "/b", BaseHTTP: base, BaseAdmin: base, BaseNATS: base, BaseRoute: base, NginxPort: base})
+		c, err := newLocal(dir, settings{Bin: "/b", BaseHTTP: base, BaseAdmin: base, BaseNATS: base, BaseRoute: base, NginxPort: base})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ls []net.Listener
 		for _, n := range c.Nodes {
-			l, err := net.Listen("tcp", n.metricsAddr())
+			l, err := net.Listen("tcp", n.Admin)
 			if err != nil {
 				break
 			}
@@ -116,9 +118,9 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 
-	exits := make(chan exitEvent, 1)
+	st := &starter{exits: make(chan exitEvent, 1)}
 	var out bytes.Buffer
-	startPrometheus(c, bin, addr, exits, &out)
+	startPrometheus(c, bin, addr, st, &out)
 	if !strings.Contains(out.String(), "started prometheus") {
 		t.Fatalf("not started: %s", out.String())
 	}
@@ -127,9 +129,10 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 		t.Fatalf("run/ records %+v, %v", recs, err)
 	}
 	t.Cleanup(func() {
-		_ = stopAll(context.Background(), recs, stopTimeout, io.Discard)
+		_ = cluster.StopPIDFiles(context.Background(), recs, cluster.StopGrace, io.Discard)
+		st.wg.Wait()
 	})
-	if _, ok := recs[0].running(); !ok {
+	if _, ok := recs[0].Running(); !ok {
 		t.Fatalf("the launcher does not recognise the running Prometheus by %s\n%s", recs[0].Marker, out.String())
 	}
 
@@ -167,7 +170,7 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 			t.Fatalf("targets up: %v, want n1..n3\n%s", up(), log)
 		}
 		select {
-		case e := <-exits:
+		case e := <-st.exits:
 			t.Fatalf("prometheus exited: %v", e.err)
 		case <-time.After(200 * time.Millisecond):
 		}
@@ -177,11 +180,11 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 			t.Errorf("n%d never scraped", i+1)
 		}
 	}
-	if err := stopAll(context.Background(), recs, stopTimeout, io.Discard); err != nil {
+	if err := cluster.StopPIDFiles(context.Background(), recs, cluster.StopGrace, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exits:
+	case <-st.exits:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit event after the stop")
 	}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/deploy"
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/config"
 )
 
@@ -28,10 +27,10 @@ type exitEvent struct {
 	err  error // from Wait: nil, "exit status 1", "signal: killed"...
 }
 
-// up starts the cluster, waits until it is ready, prints where everything is and runs until ctx ends or
-// nothing it manages is left; then it stops every process recorded in run/, including nodes restarted since
-// by `start`.
-func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
+// up starts the cluster, waits until it is ready, prints where everything is and runs until ctx ends or nothing
+// it manages is left; then it stops every process recorded in run/, including nodes restarted since by `start`.
+// It records itself in up.pid, so that `down` can end it too, whatever was restarted in between.
+func up(ctx context.Context, c *local, o options, out io.Writer) (err error) {
 	if err := refuseIfRunning(c); err != nil {
 		return err
 	}
@@ -46,8 +45,8 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := checkPorts(append(c.ports(nginx != ""), c.linkPorts()...)); err != nil {
-		return err
+	if err := cluster.CheckFree(append(c.listens(nginx != ""), c.linkListens()...)); err != nil {
+		return fmt.Errorf("%w, or choose other ports (-base-http, -base-admin, -base-nats, -base-route, -base-link, -nginx-port)", err)
 	}
 	for _, d := range []string{c.runDir(), c.logDir(), filepath.Join(c.Dir, "data")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -57,133 +56,143 @@ func up(ctx context.Context, c *cluster, o options, out io.Writer) (err error) {
 	if err := c.writeSettings(); err != nil {
 		return err
 	}
-	secrets, created, err := c.ensureSecrets()
+	secrets, created, err := cluster.EnsureSecrets(c.Dir)
 	if err != nil {
 		return err
 	}
 	if created {
-		fmt.Fprintf(out, "drew the cluster's credentials into %s (kept for this checkout; delete it and the data directory to start over)\n", relativePath(c.secretsFile()))
+		fmt.Fprintf(out, "drew the cluster's credentials into %s (kept for this checkout; delete it and the data directory to start over)\n", relativePath(cluster.SecretsFile(c.Dir)))
 	}
-	if err := c.writeContexts(secrets); err != nil {
+	if err := cluster.WriteContexts(c.Dir, c.Nodes, secrets); err != nil {
 		return err
 	}
 	env := nodeEnv(os.Environ(), secrets)
+	if err := cluster.WritePID(c.upFile().Path, os.Getpid()); err != nil {
+		return err
+	}
+	defer func() { _ = c.upFile().Remove() }()
 
-	exits := make(chan exitEvent, 2*nodeCount+3)
-	var lk *links
+	st := &starter{exits: make(chan exitEvent, 2*nodeCount+3)}
 	if c.Nodes[0].Link != "" {
-		removeQuietly(c.cutFile()) // a new cluster starts with every node connected
-		lk, err = startLinks(c)
+		stopLinks, err := runLinks(ctx, c, out)
 		if err != nil {
 			return err
 		}
-		info, _ := json.Marshal(linksInfo{PID: os.Getpid()})
-		if err := os.WriteFile(c.linksFile(), info, 0o644); err != nil {
-			lk.Close()
-			return err
-		}
-		lctx, stopFollow := context.WithCancel(ctx)
-		followed := make(chan struct{})
-		go func() {
-			defer close(followed)
-			followCut(lctx, c, lk, out)
-		}()
-		defer func() {
-			// After the nodes (deferred below, so run first): their route connections end with them.
-			stopFollow()
-			<-followed
-			lk.Close()
-			removeQuietly(c.linksFile())
-			removeQuietly(c.cutFile())
-		}()
+		// Deferred before shutdown, so run after it: the nodes' route connections end with the nodes.
+		defer stopLinks()
 	}
 	defer func() {
 		if serr := shutdown(c, out); serr != nil && err == nil {
 			err = serr
+			return
 		}
+		st.wg.Wait()
 	}()
 	for _, n := range c.Nodes {
-		cmd, err := launch(c, n.Name, c.Bin, n.Args(), env, true)
-		if err != nil {
-			return fmt.Errorf("start %s: %w", n.Name, err)
-		}
-		fmt.Fprintf(out, "started %s (pid %d): http %s, nats %s, routes %s, log %s\n", n.Name, cmd.Process.Pid, n.HTTP, n.NATS, n.Route, relativePath(c.logFile(n.Name)))
-		go reap(n.Name, cmd, exits)
-	}
-	if nginx != "" {
-		cmd, err := launchNginx(c, nginx)
+		pid, err := st.start(n.Name, c.nodeCommand(n, env, true))
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "started nginx (pid %d): load balancer on %s, config %s\n", cmd.Process.Pid, c.nginxListen(), relativePath(filepath.Join(c.nginxDir(), "nginx.conf")))
-		go reap(nginxName, cmd, exits)
+		fmt.Fprintf(out, "started %s (pid %d): http %s, nats %s, routes %s, log %s\n", n.Name, pid, n.HTTP, n.NATS, n.Route, relativePath(c.logFile(n.Name)))
+	}
+	if nginx != "" {
+		cmd, err := c.nginxCommand(nginx)
+		if err != nil {
+			return err
+		}
+		pid, err := st.start(nginxName, cmd)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "started nginx (pid %d): load balancer on %s, config %s\n", pid, c.nginxListen(), relativePath(filepath.Join(c.nginxDir(), "nginx.conf")))
 	} else if o.nginx == "auto" {
 		fmt.Fprintln(out, "nginx is not installed: no load balancer; clients can use the nodes directly (apt-get install nginx-light for one)")
 	}
 
-	if err := waitReady(ctx, c, nginx != "", o.readyTimeout, exits, out); err != nil {
+	if err := waitReady(ctx, c, nginx != "", o.readyTimeout, st.exits, out); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(out, "\ninterrupted while starting")
 			return nil
 		}
 		return err
 	}
-	startPrometheus(c, prometheus, prometheusAddr, exits, out)
+	startPrometheus(c, prometheus, prometheusAddr, st, out)
 	printURLs(out, c, nginx != "")
 
+	// Nodes restarted by `start` are not children of up: no exit event tells when they are gone, so up also
+	// looks every second.
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "\nstopping the cluster")
 			return nil
-		case e := <-exits:
-			fmt.Fprintf(out, "%s (pid %d) exited: %s\n", e.name, e.pid, describeExit(e.err))
-			if !anyRunning(c) {
-				fmt.Fprintln(out, "nothing is running any more (task down?): exiting")
-				return nil
-			}
+		case e := <-st.exits:
+			fmt.Fprintf(out, "%s (pid %d) exited: %s\n", e.name, e.pid, cluster.DescribeExit(e.err))
+		case <-poll.C:
+		}
+		if !anyRunning(c) {
+			fmt.Fprintln(out, "nothing is running any more (task down?): exiting")
+			return nil
 		}
 	}
 }
 
-func describeExit(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
+// starter starts the children of up: a goroutine of its own waits for each and reports its exit.
+type starter struct {
+	exits chan exitEvent // buffered for every child up starts: the waiters never block
+	wg    sync.WaitGroup
 }
 
-func reap(name string, cmd *exec.Cmd, exits chan<- exitEvent) {
-	err := cmd.Wait()
-	exits <- exitEvent{name: name, pid: cmd.Process.Pid, err: err}
+// start starts cmd and returns its pid.
+func (s *starter) start(name string, cmd cluster.Command) (int, error) {
+	p, err := cmd.Start()
+	if err != nil {
+		return 0, err
+	}
+	s.wg.Go(func() {
+		err := p.Wait()
+		s.exits <- exitEvent{name: name, pid: p.Process.Pid, err: err}
+	})
+	return p.Process.Pid, nil
+}
+
+// nodeCommand starts node n detached from the terminal's signals, recording its pid in run/.
+func (c *local) nodeCommand(n cluster.Node, env []string, fresh bool) cluster.Command {
+	return cluster.Command{Name: "localcluster " + n.Name, Path: c.Bin, Args: n.Args(), Env: env, Log: c.logFile(n.Name),
+		Fresh: fresh, PIDFile: c.pidFile(n.Name)}
 }
 
 // shutdown stops every process recorded in run/; a second SIGINT or SIGTERM skips to SIGKILL.
-func shutdown(c *cluster, out io.Writer) error {
+func shutdown(c *local, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	recs, err := c.records()
 	if err != nil {
 		return err
 	}
-	if err := stopAll(ctx, recs, stopTimeout, out); err != nil {
+	if err := cluster.StopPIDFiles(ctx, recs, cluster.StopGrace, out); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "cluster stopped")
 	return nil
 }
 
-func refuseIfRunning(c *cluster) error {
+func refuseIfRunning(c *local) error {
+	if pid, ok := c.upFile().Running(); ok {
+		return fmt.Errorf("a `task up` for %s is already running (pid %d); stop it first (task down)", relativePath(c.Dir), pid)
+	}
 	recs, err := c.records()
 	if err != nil {
 		return err
 	}
 	var running []string
 	for _, r := range recs {
-		if pid, ok := r.running(); ok {
+		if pid, ok := r.Running(); ok {
 			running = append(running, fmt.Sprintf("%s (pid %d)", r.Name, pid))
 		} else {
-			removeQuietly(r.File) // stale
+			_ = r.Remove() // stale
 		}
 	}
 	if len(running) > 0 {
@@ -192,10 +201,10 @@ func refuseIfRunning(c *cluster) error {
 	return nil
 }
 
-func anyRunning(c *cluster) bool {
+func anyRunning(c *local) bool {
 	recs, _ := c.records()
 	for _, r := range recs {
-		if _, ok := r.running(); ok {
+		if _, ok := r.Running(); ok {
 			return true
 		}
 	}
@@ -219,82 +228,6 @@ func nodeEnv(environ []string, s config.Secrets) []string {
 	return append(env, s.Env()...)
 }
 
-// portUse is a TCP address the cluster listens on.
-type portUse struct {
-	addr string
-	what string
-}
-
-func (c *cluster) ports(withNginx bool) []portUse {
-	var ps []portUse
-	for _, n := range c.Nodes {
-		ps = append(ps, n.ports()...)
-	}
-	if withNginx {
-		ps = append(ps, portUse{c.nginxListen(), "nginx"})
-	}
-	return ps
-}
-
-func (n nodeSpec) ports() []portUse {
-	return []portUse{{n.HTTP, n.Name + " HTTP"}, {n.Admin, n.Name + " admin HTTP"}, {n.NATS, n.Name + " NATS client"}, {n.Route, n.Name + " NATS routes"}}
-}
-
-// linkPorts are the route links' addresses (held by `up`, not by the nodes).
-func (c *cluster) linkPorts() []portUse {
-	var ps []portUse
-	for _, n := range c.Nodes {
-		if n.Link != "" {
-			ps = append(ps, portUse{n.Link, n.Name + " route link"})
-		}
-	}
-	return ps
-}
-
-// checkPorts fails on the first address something already listens on.
-func checkPorts(ps []portUse) error {
-	for _, p := range ps {
-		ln, err := net.Listen("tcp", p.addr)
-		if err != nil {
-			_, port, _ := net.SplitHostPort(p.addr)
-			return fmt.Errorf("port %s (%s) is in use: %v; see `ss -ltnp 'sport = :%s'`, or choose other ports (-base-http, -base-admin, -base-nats, -base-route, -base-link, -nginx-port)", p.addr, p.what, err, port)
-		}
-		ln.Close()
-	}
-	return nil
-}
-
-// launch starts a process in its own process group with its output appended to logs/<name>.log (truncated
-// first when fresh) and records its pid.
-func launch(c *cluster, name, bin string, args, env []string, fresh bool) (*exec.Cmd, error) {
-	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	if fresh {
-		flags |= os.O_TRUNC
-	}
-	if err := os.MkdirAll(c.logDir(), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(c.logFile(name), flags, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "---- %s localcluster: %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	if err := writePid(c.pidFile(name), cmd.Process.Pid); err != nil {
-		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		return nil, err
-	}
-	return cmd, nil
-}
-
 // findNginx returns the nginx binary to use, or "" for none.
 func findNginx(mode string) (string, error) {
 	if mode == "off" {
@@ -312,100 +245,42 @@ func findNginx(mode string) (string, error) {
 }
 
 // nginxConfig is the load balancer's configuration: the project's template with every path in nginx/.
-func (c *cluster) nginxConfig() deploy.Nginx {
-	dir := c.nginxDir()
-	n := deploy.Nginx{
-		Generated:         "Generated by cmd/localcluster at every `up`: edit deploy/nginx/nginx.conf.tmpl instead.",
-		Listen:            c.nginxListen(),
-		WorkerProcesses:   "1",
-		WorkerConnections: 1024,
-		Pid:               filepath.Join(dir, "nginx.pid"),
-		ErrorLog:          filepath.Join(dir, "error.log"),
-		AccessLog:         filepath.Join(dir, "access.log"),
-		TempDir:           filepath.Join(dir, "temp"),
-	}
+func (c *local) nginxConfig() deploy.Nginx {
+	var upstreams []string
 	for _, node := range c.Nodes {
-		n.Upstreams = append(n.Upstreams, node.HTTP)
+		upstreams = append(upstreams, node.HTTP)
 	}
+	n := deploy.LocalNginx(c.nginxDir(), c.nginxListen(), upstreams...)
+	n.Generated = "Generated by cmd/localcluster at every `up`: edit deploy/nginx/nginx.conf.tmpl instead."
 	return n
 }
 
-// nginxArgs run nginx in the foreground with prefix dir, never reading or writing the system's configuration
-// or logs (-e: the log of startup errors, before the configuration is read).
+// nginxArgs run nginx in the foreground with prefix dir, never reading or writing the system's configuration or
+// logs (-e: the log of startup errors, before the configuration is read).
 func nginxArgs(dir string) []string {
 	return []string{"-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"}
 }
 
-func launchNginx(c *cluster, nginx string) (*exec.Cmd, error) {
+// nginxCommand writes nginx's configuration and returns how to start it.
+func (c *local) nginxCommand(nginx string) (cluster.Command, error) {
 	conf, err := c.nginxConfig().Render()
 	if err != nil {
-		return nil, err
+		return cluster.Command{}, err
 	}
 	dir := c.nginxDir()
 	if err := os.MkdirAll(filepath.Join(dir, "temp"), 0o755); err != nil {
-		return nil, err
+		return cluster.Command{}, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), conf, 0o644); err != nil {
-		return nil, err
+		return cluster.Command{}, err
 	}
-	cmd, err := launch(c, nginxName, nginx, nginxArgs(dir), os.Environ(), true)
-	if err != nil {
-		return nil, fmt.Errorf("start nginx: %w", err)
-	}
-	return cmd, nil
+	return cluster.Command{Name: "localcluster nginx", Path: nginx, Args: nginxArgs(dir), Env: os.Environ(),
+		Log: c.logFile(nginxName), Fresh: true, PIDFile: c.pidFile(nginxName)}, nil
 }
 
-// probe is one GET of a health URL.
-type probe struct {
-	code   int
-	detail string // why not ready, or the error
-}
-
-func (p probe) String() string {
-	switch {
-	case p.code == 0:
-		return p.detail
-	case p.detail != "":
-		return fmt.Sprintf("%d (%s)", p.code, p.detail)
-	default:
-		return fmt.Sprint(p.code)
-	}
-}
-
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
-// getReadyz GETs url and summarises the answer: the code and, for a node's /readyz, the first missing item.
-func getReadyz(ctx context.Context, url string) probe {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return probe{detail: err.Error()}
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			return probe{detail: "timeout"}
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return probe{detail: "refused"}
-		}
-		return probe{detail: err.Error()}
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Missing []string `json:"missing"`
-	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
-	p := probe{code: resp.StatusCode}
-	if len(body.Missing) > 0 {
-		p.detail = body.Missing[0]
-	}
-	return p
-}
-
-// waitReady waits until every node answers /readyz with 200 (and nginx proxies it), printing progress. It
-// fails when a process exits, ctx ends or the timeout passes.
-func waitReady(ctx context.Context, c *cluster, withNginx bool, timeout time.Duration, exits <-chan exitEvent, out io.Writer) error {
+// waitReady waits until every node answers /readyz with 200 (and nginx proxies it), printing progress. It fails
+// when a process exits, ctx ends or the timeout passes.
+func waitReady(ctx context.Context, c *local, withNginx bool, timeout time.Duration, exits <-chan exitEvent, out io.Writer) error {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	lastReport := start
@@ -414,14 +289,14 @@ func waitReady(ctx context.Context, c *cluster, withNginx bool, timeout time.Dur
 	fmt.Fprintf(out, "waiting for every node's /readyz (up to %v)\n", timeout)
 	for {
 		var waiting []string
-		for i, p := range probeAll(ctx, c.Nodes) {
-			if p.code != http.StatusOK {
-				waiting = append(waiting, c.Nodes[i].Name+" "+p.String())
+		for i, h := range probeAll(ctx, c.Nodes) {
+			if h.Code != http.StatusOK {
+				waiting = append(waiting, c.Nodes[i].Name+" "+h.String())
 			}
 		}
 		if len(waiting) == 0 && withNginx {
-			if p := getReadyz(ctx, c.nginxURL()+"/readyz"); p.code != http.StatusOK {
-				waiting = append(waiting, "nginx "+p.String())
+			if h := cluster.ProbeHealth(ctx, c.nginxURL()+"/readyz"); h.Code != http.StatusOK {
+				waiting = append(waiting, "nginx "+h.String())
 			}
 		}
 		if len(waiting) == 0 {
@@ -443,38 +318,26 @@ func waitReady(ctx context.Context, c *cluster, withNginx bool, timeout time.Dur
 			if e.name == nginxName {
 				log = filepath.Join(c.nginxDir(), "error.log") // nginx -e: where its startup errors go
 			}
-			return fmt.Errorf("%s (pid %d) exited while starting: %s\n%s", e.name, e.pid, describeExit(e.err), tail(log, 15))
+			return fmt.Errorf("%s (pid %d) exited while starting: %s\nlast lines of %s:\n  %s", e.name, e.pid, cluster.DescribeExit(e.err),
+				relativePath(log), strings.Join(cluster.TailFile(log, 15), "\n  "))
 		case <-tick.C:
 		}
 	}
 }
 
 // probeAll GETs every node's /readyz at once.
-func probeAll(ctx context.Context, nodes []nodeSpec) []probe {
-	out := make([]probe, len(nodes))
+func probeAll(ctx context.Context, nodes []cluster.Node) []cluster.Health {
+	out := make([]cluster.Health, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
-		wg.Go(func() { out[i] = getReadyz(ctx, n.URL()+"/readyz") })
+		wg.Go(func() { out[i] = cluster.ProbeHealth(ctx, n.URL()+"/readyz") })
 	}
 	wg.Wait()
 	return out
 }
 
-// tail returns the last n lines of a file, indented, for error messages.
-func tail(file string, n int) string {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "  (no log: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "last lines of " + relativePath(file) + ":\n  " + strings.Join(lines, "\n  ")
-}
-
 // printURLs tells where everything is.
-func printURLs(out io.Writer, c *cluster, withNginx bool) {
+func printURLs(out io.Writer, c *local, withNginx bool) {
 	game := c.Nodes[0].URL() + "/"
 	if withNginx {
 		game = c.nginxURL() + "/"
@@ -492,11 +355,11 @@ func printURLs(out io.Writer, c *cluster, withNginx bool) {
 	for _, n := range c.Nodes {
 		fmt.Fprintf(out, "    %s  %-24s admin %-24s %-24s log %s\n", n.Name, n.URL(), n.AdminURL(), n.NATSURL(), relativePath(c.logFile(n.Name)))
 	}
-	fmt.Fprintf(out, "  credentials:  %s\n", relativePath(c.secretsFile()))
+	fmt.Fprintf(out, "  credentials:  %s\n", relativePath(cluster.SecretsFile(c.Dir)))
 	fmt.Fprintln(out, "  NATS CLI (install: task tools:nats):")
-	fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (read-only viewer; or task watch:ticks)\n", relativePath(c.contextFile("viewer")))
-	fmt.Fprintf(out, "    nats --context %s kv ls               (admin: every right in the game's account)\n", relativePath(c.contextFile("admin")))
-	fmt.Fprintf(out, "    nats --context %s server list           (system account)\n", relativePath(c.contextFile("sys")))
+	fmt.Fprintf(out, "    nats --context %s sub 'game.>'        (read-only viewer; or task watch:ticks)\n", relativePath(cluster.ContextFile(c.Dir, "viewer")))
+	fmt.Fprintf(out, "    nats --context %s kv ls               (admin: every right in the game's account)\n", relativePath(cluster.ContextFile(c.Dir, "admin")))
+	fmt.Fprintf(out, "    nats --context %s server list           (system account)\n", relativePath(cluster.ContextFile(c.Dir, "sys")))
 	fmt.Fprintln(out, "  chaos: task kill|stop|start|freeze|thaw -- n2;  task cut|heal -- n2;  task status;  task owner")
 	fmt.Fprintln(out, "Press Ctrl-C (or run task down) to stop the cluster.")
 }

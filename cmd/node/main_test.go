@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tickmesh/tickmesh/internal/proctest"
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
@@ -216,7 +216,7 @@ func TestTheDevelopmentSwitchStartsWithALoudWarningOfWhatItOpens(t *testing.T) {
 		"-admin-http", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-nats", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"-cluster", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "-data", t.TempDir())
 	cmd.Env = baseEnv() // no credentials at all
-	var out proctest.Output
+	var out testingutil.Output
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestTheDevelopmentSwitchStartsWithALoudWarningOfWhatItOpens(t *testing.T) {
 			<-done
 		}
 	}()
-	warned := proctest.Eventually(20*time.Second, func() bool {
+	warned := testingutil.Eventually(20*time.Second, 250*time.Millisecond, func() bool {
 		return strings.Count(out.String(), "INSECURE DEVELOPMENT MODE (-dev-insecure)") == 2
 	})
 	if !warned {

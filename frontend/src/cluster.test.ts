@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterSources, clusterUrl, decodeCluster } from './cluster';
+import { ClusterSources, clusterUrl, decodeCluster, eventsUrl } from './cluster';
 import { fitArena } from './render';
 
 describe('cluster view', () => {
@@ -8,14 +8,11 @@ describe('cluster view', () => {
       node: 'n1',
       nodes: [{ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 }],
       rooms: [{ room: 'lobby', owner: 'n2', epoch: 4 }],
-      owners: { n1: 0, n2: 1, bad: 'x' },
     });
-    expect(info.owners).toEqual({ n1: 0, n2: 1 });
     expect(info.nodes[0]).toEqual({ name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 3 });
     expect(info.rooms[0]).toEqual({ room: 'lobby', owner: 'n2', epoch: 4 });
-    expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [], owners: {} });
+    expect(decodeCluster({ node: 'n1' })).toEqual({ node: 'n1', nodes: [], rooms: [] });
     expect(() => decodeCluster({ nodes: 5 })).toThrow();
-    expect(() => decodeCluster({ owners: [1] })).toThrow();
   });
 
   it("falls back from the origin to the other known nodes' admin listeners", () => {
@@ -32,6 +29,17 @@ describe('cluster view', () => {
     expect(clusterUrl(s.advance())).toBe('http://127.0.0.1:9091/api/cluster');
     expect(s.advance()).toBe('http://127.0.0.1:9092');
     expect(s.advance()).toBe('');
+  });
+
+  it("leaves the page's own origin out of the learned list, and builds the stream's URL", () => {
+    const s = new ClusterSources('', 'http://127.0.0.1:9091');
+    s.learn([
+      { name: 'n1', url: 'http://127.0.0.1:8081', admin: 'http://127.0.0.1:9091', ready: true, sockets: 0 },
+      { name: 'n2', url: 'http://127.0.0.1:8082', admin: 'http://127.0.0.1:9092', ready: true, sockets: 0 },
+    ]);
+    expect(s.all()).toEqual(['', 'http://127.0.0.1:9092']);
+    expect(eventsUrl('')).toBe('/api/cluster/events');
+    expect(eventsUrl('http://127.0.0.1:9092/', 'k1-7')).toBe('http://127.0.0.1:9092/api/cluster/events?since=k1-7');
   });
 });
 

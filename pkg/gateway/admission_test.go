@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -102,12 +103,12 @@ func TestConnectionLimitsPerIPAndPerNodeCloseWith4004AndFreeUpWhenASocketLeaves(
 	// a new socket is refused (at the node's limit, which is checked first), so these counts are not checked
 	// after this.
 	a.leave()
-	nodetest.WaitFor(t, waitShort, "a new socket from loopback admitted after a left", func() bool {
+	testingutil.WaitFor(t, waitShort, "a new socket from loopback admitted after a left", func() bool {
 		cl := dial(t, c, "n1", "again", dialOpts{})
 		hello, _ := protocol.Encode(&protocol.Hello{Protocol: protocol.Version, Name: cl.name})
 		_ = cl.write(websocket.TextMessage, hello) // fails when refused: the close tells
 		var welcomed bool
-		nodetest.WaitFor(t, waitShort, "welcome or close", func() bool {
+		testingutil.WaitFor(t, waitShort, "welcome or close", func() bool {
 			cl.mu.Lock()
 			defer cl.mu.Unlock()
 			welcomed = cl.welcome != nil

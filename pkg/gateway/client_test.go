@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -297,7 +298,7 @@ func (cl *client) nextSeq() uint64 {
 func (cl *client) waitWelcome() *protocol.Welcome {
 	cl.t.Helper()
 	var w *protocol.Welcome
-	nodetest.WaitFor(cl.t, waitShort, cl.name+" welcome", func() bool {
+	testingutil.WaitFor(cl.t, waitShort, cl.name+" welcome", func() bool {
 		cl.mu.Lock()
 		defer cl.mu.Unlock()
 		if cl.welcome == nil && cl.closeCode != 0 {
@@ -423,7 +424,7 @@ func (cl *client) received() []*recvTick {
 func (cl *client) waitTick(timeout time.Duration, what string, cond func(tk *protocol.Tick) bool) *protocol.Tick {
 	cl.t.Helper()
 	var got *protocol.Tick
-	nodetest.WaitFor(cl.t, timeout, cl.name+" on "+cl.node+": "+what, func() bool {
+	testingutil.WaitFor(cl.t, timeout, cl.name+" on "+cl.node+": "+what, func() bool {
 		got = cl.last()
 		return got != nil && cond(got)
 	})
@@ -434,7 +435,7 @@ func (cl *client) waitTick(timeout time.Duration, what string, cond func(tk *pro
 func (cl *client) waitTicks(n int) {
 	cl.t.Helper()
 	from := cl.tickCount()
-	nodetest.WaitFor(cl.t, waitShort, fmt.Sprintf("%s on %s: %d more ticks", cl.name, cl.node, n), func() bool {
+	testingutil.WaitFor(cl.t, waitShort, fmt.Sprintf("%s on %s: %d more ticks", cl.name, cl.node, n), func() bool {
 		return cl.tickCount() >= from+n
 	})
 }
@@ -496,7 +497,7 @@ func (cl *client) errorCodes() []string {
 // waitError waits for an error frame with code.
 func (cl *client) waitError(code string) {
 	cl.t.Helper()
-	nodetest.WaitFor(cl.t, waitShort, cl.name+" error "+code, func() bool {
+	testingutil.WaitFor(cl.t, waitShort, cl.name+" error "+code, func() bool {
 		for _, c := range cl.errorCodes() {
 			if c == code {
 				return true

@@ -424,7 +424,20 @@ func (c *conn) greet() bool {
 			}
 			continue
 		}
-		return c.start(h)
+		player, ok := c.identify(h)
+		if !ok {
+			return false
+		}
+		if ack, known := playerAck(c.g, h.RoomName(), player); known && h.JoinSeq() > ack+sim.MaxSeqJump {
+			// The owner would refuse this join (sim.ErrSeqJump) and the player would wait for ever: say so now,
+			// with the ack to continue from, and wait for a corrected hello.
+			if !c.fail(protocol.CodeBadField, fmt.Sprintf("seq: %d is more than %d above this player's ack %d; send seq %d",
+				h.JoinSeq(), sim.MaxSeqJump, ack, ack+1)) {
+				return false
+			}
+			continue
+		}
+		return c.start(h, player)
 	}
 }
 
@@ -588,28 +601,31 @@ func (c *conn) inputEvent(m *protocol.Input) (sim.Event, error) {
 }
 
 // start handles a hello: session, room, welcome, join. It reports whether the socket goes on.
-func (c *conn) start(h *protocol.Hello) bool {
-	g := c.g
-	roomName := h.RoomName()
-	player := ""
-	if h.Resume != "" {
-		// An expired token, or one naming a player id this cluster never issues (signed with a leaked or
-		// development key), is refused like a forged one.
-		claims, err := g.signer.VerifyAt(h.Resume, time.Now(), g.cfg.TokenTTL)
-		if err != nil || !session.ValidPlayerID(claims.Player) {
-			c.sendError(protocol.CodeBadField, "resume token not valid here")
-			c.closeWith(protocol.CloseBadResume, "bad resume token")
-			return false
-		}
-		player = claims.Player
-	} else {
+// identify returns the player a hello speaks for: its resume token's, or a new one. It closes the socket and
+// reports false when the token is not valid here.
+func (c *conn) identify(h *protocol.Hello) (string, bool) {
+	if h.Resume == "" {
 		id, err := newPlayerID()
 		if err != nil {
 			c.closeWith(protocol.CloseDraining, "internal error")
-			return false
+			return "", false
 		}
-		player = id
+		return id, true
 	}
+	// An expired token, or one naming a player id this cluster never issues (signed with a leaked or
+	// development key), is refused like a forged one.
+	claims, err := c.g.signer.VerifyAt(h.Resume, time.Now(), c.g.cfg.TokenTTL)
+	if err != nil || !session.ValidPlayerID(claims.Player) {
+		c.sendError(protocol.CodeBadField, "resume token not valid here")
+		c.closeWith(protocol.CloseBadResume, "bad resume token")
+		return "", false
+	}
+	return claims.Player, true
+}
+
+func (c *conn) start(h *protocol.Hello, player string) bool {
+	g := c.g
+	roomName := h.RoomName()
 	// Every welcome carries a fresh token, so that an active player's token does not expire.
 	token := g.signer.Issue(player, time.Now())
 	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
@@ -672,16 +688,22 @@ func (c *conn) finish() {
 
 // lastAck is the player's ack in the room's last tick on this node (0 when unknown).
 func lastAck(g *Gateway, roomName, player string) uint64 {
+	ack, _ := playerAck(g, roomName, player)
+	return ack
+}
+
+// playerAck is the player's ack in the room's last tick on this node, and whether the tick has the player.
+func playerAck(g *Gateway, roomName, player string) (uint64, bool) {
 	last := g.rooms.Relay().Last(roomName)
 	if last == nil {
-		return 0
+		return 0, false
 	}
 	tk, err := last.Decode()
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	p, _ := tk.Player(player)
-	return p.Ack
+	p, ok := tk.Player(player)
+	return p.Ack, ok
 }
 
 // decodeFrame decodes one client frame strictly; every failure is a DecodeError with the code to send.

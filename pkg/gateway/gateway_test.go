@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
@@ -59,7 +60,7 @@ func ackedUpTo(id string, seq uint64) func(*protocol.Tick) bool {
 func ticksUntil(t *testing.T, cl *client, since time.Time, what string, cond func(*protocol.Tick) bool) int {
 	t.Helper()
 	n := 0
-	nodetest.WaitFor(t, waitShort, cl.name+" on "+cl.node+": "+what, func() bool {
+	testingutil.WaitFor(t, waitShort, cl.name+" on "+cl.node+": "+what, func() bool {
 		n = 0
 		for _, r := range cl.received() {
 			if r.at.Before(since) {
@@ -243,8 +244,8 @@ func TestSlowClientIsClosedWithoutDelayingAFastClientOnTheSameNode(t *testing.T)
 	start := time.Now()
 	slow := dial(t, c, "n2", "slow", dialOpts{noRead: true, rcvBuf: 2048})
 	slow.hello("", 1) // and never read, not even the welcome
-	nodetest.WaitFor(t, waitShort, "two sockets on n2", func() bool { return gw.Count() == 2 })
-	nodetest.WaitFor(t, waitLong, "the slow socket closed by n2", func() bool { return gw.Count() == 1 })
+	testingutil.WaitFor(t, waitShort, "two sockets on n2", func() bool { return gw.Count() == 2 })
+	testingutil.WaitFor(t, waitLong, "the slow socket closed by n2", func() bool { return gw.Count() == 1 })
 	closed := time.Now()
 	fast.waitTicks(5)
 	if !fast.open() {
@@ -496,7 +497,7 @@ func TestDrainClosesEveryClientOfTheNodeWith4000(t *testing.T) {
 	}
 	silent := dial(t, c, "n2", "silent", dialOpts{}) // upgraded, no hello yet
 	gw := c.Member("n2").Node.Gateway()
-	nodetest.WaitFor(t, waitShort, "four sockets on n2", func() bool { return gw.Count() == 4 })
+	testingutil.WaitFor(t, waitShort, "four sockets on n2", func() bool { return gw.Count() == 4 })
 	for _, cl := range append(on2, on3...) {
 		cl.waitTicks(2)
 	}
@@ -569,7 +570,7 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 	// move leaves INPUTS without a leader for a moment, and an event sent then is rightly sent again: count
 	// from when the leaders have settled.
 	owner, _ := lobbyOwner(t, c, 0)
-	nodetest.WaitFor(t, waitLong, "stream leaders moved off the lobby owner "+owner, func() bool {
+	testingutil.WaitFor(t, waitLong, "stream leaders moved off the lobby owner "+owner, func() bool {
 		for _, stream := range wire.PlacedStreams {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			leader, _, err := c.Member("n2").Node.Mesh().StreamLeader(ctx, stream)
@@ -589,7 +590,7 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 	}
 	a.waitTick(waitShort, "every input applied", ackedUpTo(id, last))
 	acked := 0
-	nodetest.WaitFor(t, waitShort, "n2's events acknowledged by the stream", func() bool {
+	testingutil.WaitFor(t, waitShort, "n2's events acknowledged by the stream", func() bool {
 		acked = c.Metric("n2", "tickmesh_gateway_events_acked_total")
 		return acked >= inputs+1 // the join and the inputs
 	})
@@ -603,7 +604,7 @@ func TestEventsAreAcknowledgedByTheStreamAtTheFirstAttempt(t *testing.T) {
 func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testing.T) {
 	c, a, id := aliceInTheLobby(t, "n1")
 	count := func(series string) int { return c.Metric("n1", series) }
-	nodetest.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
+	testingutil.WaitFor(t, waitShort, "alice's join acknowledged", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= 1
 	})
 	ackedBefore := count("tickmesh_gateway_events_acked_total")
@@ -616,7 +617,7 @@ func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testi
 		last = a.input(uint8(i%15 + 1))
 		time.Sleep(50 * time.Millisecond)
 	}
-	nodetest.WaitFor(t, waitShort, "n1 retrying the inputs", func() bool {
+	testingutil.WaitFor(t, waitShort, "n1 retrying the inputs", func() bool {
 		return count("tickmesh_gateway_event_publish_retries_total") > 0
 	})
 	if got := count("tickmesh_gateway_events_acked_total"); got >= ackedBefore+inputs {
@@ -624,7 +625,7 @@ func TestEventsSentWhileTheInputStreamHasNoQuorumAreStoredWhenItReturns(t *testi
 	}
 	c.Restart("n2")
 	c.Restart("n3")
-	nodetest.WaitFor(t, waitLong, "every input acknowledged once the quorum is back", func() bool {
+	testingutil.WaitFor(t, waitLong, "every input acknowledged once the quorum is back", func() bool {
 		return count("tickmesh_gateway_events_acked_total") >= ackedBefore+inputs
 	})
 	a.waitTick(waitLong, "alice's last input applied", ackedUpTo(id, last))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
@@ -54,7 +55,7 @@ func TestMessagesArrivingInOneSegmentAreAllHandled(t *testing.T) {
 	}
 	cl.writeRaw(append(clientFrame(websocket.TextMessage, string(hello)), clientFrame(websocket.TextMessage, `{"type":"ping","t":0}`)...))
 	cl.waitWelcome()
-	nodetest.WaitFor(t, waitShort, "pong 0", func() bool { return len(cl.pongTimes()) >= 1 })
+	testingutil.WaitFor(t, waitShort, "pong 0", func() bool { return len(cl.pongTimes()) >= 1 })
 
 	// Two pings with a pong between them, in one TCP write: the server reads them with one read, so the second
 	// ping is already in its buffer when the first is handled.
@@ -63,7 +64,7 @@ func TestMessagesArrivingInOneSegmentAreAllHandled(t *testing.T) {
 	b.Write(clientFrame(websocket.PongMessage, ""))
 	b.Write(clientFrame(websocket.TextMessage, `{"type":"ping","t":2}`))
 	cl.writeRaw(b.Bytes())
-	nodetest.WaitFor(t, waitShort, "pongs 1 and 2", func() bool { return len(cl.pongTimes()) >= 3 })
+	testingutil.WaitFor(t, waitShort, "pongs 1 and 2", func() bool { return len(cl.pongTimes()) >= 3 })
 	if got := cl.pongTimes(); got[0] != 0 || got[1] != 1 || got[2] != 2 {
 		t.Fatalf("pongs %v, want [0 1 2]", got)
 	}
@@ -73,7 +74,7 @@ func TestMessagesArrivingInOneSegmentAreAllHandled(t *testing.T) {
 	cl.writeRaw(f[:5])
 	time.Sleep(100 * time.Millisecond)
 	cl.writeRaw(f[5:])
-	nodetest.WaitFor(t, waitShort, "pong 3", func() bool { return len(cl.pongTimes()) >= 4 })
+	testingutil.WaitFor(t, waitShort, "pong 3", func() bool { return len(cl.pongTimes()) >= 4 })
 	if !cl.open() {
 		t.Fatalf("closed with %d", cl.closeCodeNow())
 	}
@@ -107,14 +108,14 @@ func TestAnIdleSocketWaitsOutsideTheWebSocketReaderAfterAPong(t *testing.T) {
 	// its read of the next message: the gateway must take it itself, or the read waits for the next message.
 	cl.writeRaw(clientFrame(websocket.PongMessage, ""))
 	time.Sleep(200 * time.Millisecond)
-	nodetest.WaitFor(t, waitShort, "the socket's reader back to waiting", func() bool {
+	testingutil.WaitFor(t, waitShort, "the socket's reader back to waiting", func() bool {
 		reading, waiting := serverReaders()
 		return reading == 0 && waiting == 1
 	})
 
 	// It still reads what comes next.
 	cl.writeRaw(clientFrame(websocket.TextMessage, `{"type":"ping","t":5}`))
-	nodetest.WaitFor(t, waitShort, "pong 5", func() bool { return len(cl.pongTimes()) == 1 })
+	testingutil.WaitFor(t, waitShort, "pong 5", func() bool { return len(cl.pongTimes()) == 1 })
 
 	// A pong sent as two halves is taken whole.
 	f := clientFrame(websocket.PongMessage, "abc")
@@ -122,7 +123,7 @@ func TestAnIdleSocketWaitsOutsideTheWebSocketReaderAfterAPong(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	cl.writeRaw(f[1:])
 	time.Sleep(200 * time.Millisecond)
-	nodetest.WaitFor(t, waitShort, "the socket's reader back to waiting", func() bool {
+	testingutil.WaitFor(t, waitShort, "the socket's reader back to waiting", func() bool {
 		reading, waiting := serverReaders()
 		return reading == 0 && waiting == 1
 	})

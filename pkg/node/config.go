@@ -12,6 +12,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/games/arena"
 	"github.com/tickmesh/tickmesh/games/collect"
+	"github.com/tickmesh/tickmesh/pkg/clusterview"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
@@ -46,6 +47,7 @@ type Config struct {
 	Room    room.Config
 	Gateway gateway.Config
 	Members members.Config
+	View    clusterview.Config // the cluster view's event stream (/api/cluster/events)
 }
 
 // HTTPConfig bounds the HTTP servers' connections. A WebSocket is not bound by them once upgraded: the gateway
@@ -87,6 +89,7 @@ func DefaultConfig() Config {
 		Room:    room.DefaultConfig(""),
 		Gateway: gateway.DefaultConfig(""),
 		Members: members.DefaultConfig(),
+		View:    clusterview.DefaultConfig(),
 	}
 }
 
@@ -113,7 +116,8 @@ func SanitizeName(s string) string {
 
 // Resolved is c with its derived fields filled in: the node's name and the development switch copied into
 // the parts, the data directory (data/<name>) and the public URLs derived from the listen addresses when
-// unset, and the room's pause threshold raised to three tick periods for slow tick rates.
+// unset, the room's pause threshold raised to three tick periods for slow tick rates, and the cluster view's
+// staleness made membership's.
 func (c Config) Resolved() Config {
 	c.Mesh.Name, c.Room.Node, c.Gateway.Node = c.Name, c.Name, c.Name
 	c.Mesh.InsecureRoutes = c.DevInsecure
@@ -128,6 +132,9 @@ func (c Config) Resolved() Config {
 	}
 	if c.Room.TickRate > 0 {
 		c.Room.PauseThreshold = max(c.Room.PauseThreshold, 3*time.Second/time.Duration(c.Room.TickRate))
+	}
+	if c.Members.Stale > 0 {
+		c.View.Stale = c.Members.Stale
 	}
 	return c
 }
@@ -218,6 +225,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateGateway(c.Gateway); err != nil {
 		return err
+	}
+	if err := c.View.Validate(); err != nil {
+		return setting.Errorf("cluster view", "%v", err)
 	}
 	return nil
 }

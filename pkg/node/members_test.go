@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -39,7 +40,7 @@ func TestMembershipKeepsTheLiveNodesWhenTheNodeServingItsWatcherDies(t *testing.
 		return out
 	}
 	// Let every node see every other before the fault.
-	nodetest.WaitFor(t, 10*time.Second, observer+" lists 3 nodes", func() bool { return len(view()) == 3 })
+	testingutil.WaitFor(t, 10*time.Second, observer+" lists 3 nodes", func() bool { return len(view()) == 3 })
 
 	killed := time.Now()
 	c.Kill(victim)
@@ -61,13 +62,13 @@ func TestMembershipKeepsTheLiveNodesWhenTheNodeServingItsWatcherDies(t *testing.
 		t.Fatalf("%s saw no heartbeat of %s written after %s died", observer, third, victim)
 	}
 	t.Logf("%s caught up with %s %v after the kill", observer, third, caughtUp.Round(time.Millisecond))
-	nodetest.WaitFor(t, 10*time.Second, observer+" drops the dead "+victim, func() bool {
+	testingutil.WaitFor(t, 10*time.Second, observer+" drops the dead "+victim, func() bool {
 		_, ok := view()[victim]
 		return !ok
 	})
 
 	c.Restart(victim)
-	nodetest.WaitFor(t, 30*time.Second, observer+" lists the restarted "+victim+" as ready", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, observer+" lists the restarted "+victim+" as ready", func() bool {
 		v, ok := view()[victim]
 		return ok && v.Ready
 	})

@@ -1,14 +1,16 @@
 // Package node composes one Tickmesh node: the embedded NATS server (pkg/mesh), the membership registry
 // (pkg/members), room ownership (pkg/room), the WebSocket gateway (pkg/gateway) and two HTTP servers: the
 // public listener (-http: the browser client, /ws, /healthz, /readyz) and the admin listener (-admin-http:
-// /metrics, /api/cluster, the cluster view, /debug/pprof/ with -pprof, /healthz, /readyz).
+// /metrics, /api/cluster, the cluster view with its event stream /api/cluster/events (pkg/clusterview),
+// /debug/pprof/ with -pprof, /healthz, /readyz).
 //
 // New validates the configuration (a missing or placeholder secret, or routes without credentials outside
 // the development switch, is a *setting.Error), binds both listeners and starts the NATS server, so that
 // configuration problems (ports in use, data directory not writable) surface before Run. Both HTTP servers
 // answer 503 (and /healthz 200) until the node has joined the cluster. Run owns every long-running part through
 // an errgroup and, when its context ends, shuts them down in order: stop accepting and drain WebSockets,
-// release room leases, stop the HTTP servers, delete the heartbeat, then lame-duck the NATS server.
+// release room leases, end the cluster view's streams, stop the HTTP servers, delete the heartbeat, then
+// lame-duck the NATS server.
 package node
 
 import (
@@ -21,7 +23,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tickmesh/tickmesh/frontend"
+	"github.com/tickmesh/tickmesh/pkg/clusterview"
 	"github.com/tickmesh/tickmesh/pkg/gateway"
 	"github.com/tickmesh/tickmesh/pkg/members"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
@@ -50,6 +52,8 @@ type Node struct {
 	prober   *prober
 	rooms    *room.Manager
 	gateway  *gateway.Gateway
+	view     *clusterview.Hub
+	viewSrc  *viewSource
 	registry *prometheus.Registry
 	public   *httpServer // the game, /ws, /healthz, /readyz
 	admin    *httpServer // metrics, cluster view, profiles, /healthz, /readyz
@@ -222,6 +226,14 @@ func (n *Node) setup(ctx context.Context) error {
 	}
 	n.registry.MustRegister(n.gateway.Collectors()...)
 
+	n.viewSrc = &viewSource{n: n}
+	n.view, err = clusterview.NewHub(n.cfg.View, n.cfg.Name, n.viewSrc)
+	if err != nil {
+		return setting.Errorf("cluster view", "%v", err)
+	}
+	n.rooms.SetObserver(viewObserver{n.view})
+	n.registry.MustRegister(n.view.Collectors()...)
+
 	client := frontend.Handler()
 	pub := n.public.mux
 	pub.HandleFunc("GET /healthz", n.handleHealthz)
@@ -235,6 +247,7 @@ func (n *Node) setup(ctx context.Context) error {
 	adm.HandleFunc("GET /readyz", n.handleReadyz)
 	adm.Handle("GET /metrics", promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{Registry: n.registry}))
 	adm.HandleFunc("GET /api/cluster", n.handleCluster)
+	adm.HandleFunc("GET /api/cluster/events", n.handleEvents)
 	adm.Handle("GET /cluster.html", client)
 	adm.Handle("GET /assets/", client)
 	adm.Handle("GET /{$}", http.RedirectHandler("/cluster.html", http.StatusFound))
@@ -324,6 +337,11 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	// The cluster view outlives the drain (it shows this node draining), and ends its streams before the admin
+	// listener's Shutdown, which would otherwise wait for them.
+	vctx, stopView := context.WithCancel(context.Background())
+	defer stopView()
+	g.Go(func() error { return n.view.Run(vctx) })
 	for _, h := range []*httpServer{n.public, n.admin} {
 		g.Go(func() error {
 			if err := <-h.serving; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -334,8 +352,10 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
+		n.viewSrc.draining.Store(true)
 		// Clients move before the process exits: http.Server.Shutdown does not close WebSockets.
 		n.gateway.Drain()
+		stopView()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		for _, h := range []*httpServer{n.public, n.admin} {
@@ -384,17 +404,7 @@ type ClusterView struct {
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
 	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms(), Owners: n.rooms.Distribution()}
-	// The cluster view served by one node's admin listener polls the others' when its own stops answering:
-	// those pages, and only those, may read this summary across origins.
-	if o := r.Header.Get("Origin"); o != "" {
-		for _, m := range v.Nodes {
-			if m.Admin != "" && strings.EqualFold(originOf(m.Admin), o) {
-				w.Header().Set("Access-Control-Allow-Origin", o)
-				w.Header().Set("Vary", "Origin")
-				break
-			}
-		}
-	}
+	allowAdminOrigin(w, r, v.Nodes)
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
@@ -31,7 +32,7 @@ func TestStandaloneNodeServesTheGameOnItsPublicListenerAndOperationsOnItsAdminLi
 	c := nodetest.StartCluster(t, 1, func(cfg *node.Config) { cfg.Pprof = true })
 	n := c.Member("n1").Node
 	for _, base := range []string{n.URL(), n.AdminURL()} {
-		if code := nodetest.HTTPStatus(base + "/healthz"); code != 200 {
+		if code := testingutil.HTTPStatus(base + "/healthz"); code != 200 {
 			t.Fatalf("%s/healthz = %d", base, code)
 		}
 		var r node.Readiness
@@ -45,14 +46,14 @@ func TestStandaloneNodeServesTheGameOnItsPublicListenerAndOperationsOnItsAdminLi
 		t.Fatalf("/api/cluster = %+v", v)
 	}
 	for _, path := range []string{"/metrics", "/api/cluster", "/cluster.html", "/debug/pprof/"} {
-		if code := nodetest.HTTPStatus(n.AdminURL() + path); code != 200 {
+		if code := testingutil.HTTPStatus(n.AdminURL() + path); code != 200 {
 			t.Errorf("admin %s = %d, want 200", path, code)
 		}
-		if code := nodetest.HTTPStatus(n.URL() + path); code != 404 {
+		if code := testingutil.HTTPStatus(n.URL() + path); code != 404 {
 			t.Errorf("public %s = %d, want 404: operations are the admin listener's", path, code)
 		}
 	}
-	if code := nodetest.HTTPStatus(n.URL() + "/"); code != 200 {
+	if code := testingutil.HTTPStatus(n.URL() + "/"); code != 200 {
 		t.Errorf("public / = %d, want the game", code)
 	}
 	if n.Mesh().ClientURL() == "" {
@@ -83,13 +84,13 @@ func TestThreeNodesShareAReplicatedBucket(t *testing.T) {
 	if err != nil || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas != 3 {
 		t.Fatalf("bucket status: %v %+v", err, st)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "value on n3", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "value on n3", func() bool {
 		e, err := kv3.Get(ctx, "k")
 		return err == nil && string(e.Value()) == "from n1"
 	})
 	// Every node lists all three through membership.
 	for _, m := range c.Members() {
-		nodetest.WaitFor(t, 10*time.Second, m.Name+" sees 3 nodes", func() bool {
+		testingutil.WaitFor(t, 10*time.Second, m.Name+" sees 3 nodes", func() bool {
 			var v node.ClusterView
 			getJSON(t, m.Node.AdminURL()+"/api/cluster", &v)
 			return len(v.Nodes) == 3
@@ -98,7 +99,7 @@ func TestThreeNodesShareAReplicatedBucket(t *testing.T) {
 
 	// One node of three stopped: the bucket stays writable and the other two stay ready.
 	c.Kill("n2")
-	nodetest.WaitFor(t, 20*time.Second, "write with n2 down", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "write with n2 down", func() bool {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, err := kv1.Put(wctx, "k", []byte("n2 down"))
@@ -106,21 +107,21 @@ func TestThreeNodesShareAReplicatedBucket(t *testing.T) {
 	})
 	for _, name := range []string{"n1", "n3"} {
 		n := c.Member(name).Node
-		nodetest.WaitFor(t, 20*time.Second, name+" ready with n2 down", func() bool {
-			return nodetest.HTTPStatus(n.URL()+"/readyz") == 200
+		testingutil.WaitFor(t, 20*time.Second, name+" ready with n2 down", func() bool {
+			return testingutil.HTTPStatus(n.URL()+"/readyz") == 200
 		})
 	}
 
 	// n2 restarted on its data dir rejoins and catches up.
 	m2 := c.Restart("n2")
-	nodetest.WaitFor(t, 30*time.Second, "n2 ready again", func() bool {
-		return nodetest.HTTPStatus(m2.Node.URL()+"/readyz") == 200
+	testingutil.WaitFor(t, 30*time.Second, "n2 ready again", func() bool {
+		return testingutil.HTTPStatus(m2.Node.URL()+"/readyz") == 200
 	})
 	kv2, err := m2.Node.Mesh().EnsureKV(ctx, jetstream.KeyValueConfig{Bucket: "test", History: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 20*time.Second, "n2 caught up", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "n2 caught up", func() bool {
 		e, err := kv2.Get(ctx, "k")
 		return err == nil && string(e.Value()) == "n2 down"
 	})
@@ -132,10 +133,10 @@ func TestFourthNodeJoinsThroughOneRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 30*time.Second, "n4 ready", func() bool {
-		return nodetest.HTTPStatus(m4.Node.URL()+"/readyz") == 200
+	testingutil.WaitFor(t, 30*time.Second, "n4 ready", func() bool {
+		return testingutil.HTTPStatus(m4.Node.URL()+"/readyz") == 200
 	})
-	nodetest.WaitFor(t, 10*time.Second, "n1 sees n4", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "n1 sees n4", func() bool {
 		var v node.ClusterView
 		getJSON(t, c.Member("n1").Node.AdminURL()+"/api/cluster", &v)
 		return len(v.Nodes) == 4
@@ -151,14 +152,14 @@ func TestReadyzIsUnavailableWithoutAMajority(t *testing.T) {
 	c.Kill("n2")
 	c.Kill("n3")
 	var r node.Readiness
-	nodetest.WaitFor(t, 20*time.Second, "n1 unready", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "n1 unready", func() bool {
 		return getJSON(t, n1.URL()+"/readyz", &r) == 503
 	})
 	if len(r.Missing) == 0 {
 		t.Fatalf("503 without naming what is missing: %+v", r)
 	}
 	c.Restart("n2")
-	nodetest.WaitFor(t, 30*time.Second, "n1 ready again", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "n1 ready again", func() bool {
 		return getJSON(t, n1.URL()+"/readyz", &r) == 200
 	})
 }

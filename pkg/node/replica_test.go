@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
 
@@ -23,7 +24,7 @@ func TestStreamLeaderReportsEachReplicasLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	var leader string
-	nodetest.WaitFor(t, 30*time.Second, stream+" leader", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, stream+" leader", func() bool {
 		l, _, err := m1.StreamLeader(ctx, stream)
 		leader = l
 		return err == nil && l != ""
@@ -37,7 +38,7 @@ func TestStreamLeaderReportsEachReplicasLag(t *testing.T) {
 	series := func(metric, replica string) string {
 		return fmt.Sprintf(`%s{replica=%q,stream=%q}`, metric, replica, stream)
 	}
-	nodetest.WaitFor(t, 30*time.Second, "both replicas current on the leader", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "both replicas current on the leader", func() bool {
 		return c.Metric(leader, series("tickmesh_jetstream_replica_current", followers[0])) == 1 &&
 			c.Metric(leader, series("tickmesh_jetstream_replica_current", followers[1])) == 1
 	})
@@ -61,7 +62,7 @@ func TestStreamLeaderReportsEachReplicasLag(t *testing.T) {
 			t.Fatalf("publish %d with one replica down: %v", i, err)
 		}
 	}
-	nodetest.WaitFor(t, 30*time.Second, down+" behind by every write since it died", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, down+" behind by every write since it died", func() bool {
 		return c.Metric(leader, series("tickmesh_jetstream_replica_lag", down)) >= writes &&
 			c.Metric(leader, series("tickmesh_jetstream_replica_current", down)) == 0
 	})

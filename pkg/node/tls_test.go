@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
@@ -29,7 +30,7 @@ func TestRoutesWithTLSAndPasswordFormAReplicatedCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "value through TLS routes", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "value through TLS routes", func() bool {
 		e, err := kv3.Get(ctx, "k")
 		return err == nil && string(e.Value()) == "v"
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/sim"
@@ -58,7 +59,7 @@ func TestInputToTickIsObservedOnceForEveryAppliedEvent(t *testing.T) {
 	count := func() uint64 {
 		return histCount(roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby))
 	}
-	nodetest.WaitFor(t, 10*time.Second, "two events observed", func() bool { return count() >= 2 })
+	testingutil.WaitFor(t, 10*time.Second, "two events observed", func() bool { return count() >= 2 })
 	time.Sleep(500 * time.Millisecond) // ten more ticks, and time for the stream's copies to arrive
 	h := roomHistogram(t, c, "n1", "tickmesh_room_input_to_tick_seconds", room.Lobby)
 	if got := histCount(h); got != 2 {
@@ -99,15 +100,15 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 		}
 	}
 	send(1, time.Now().Add(-300*time.Millisecond)) // published by its owner 300 ms ago
-	nodetest.WaitFor(t, 5*time.Second, "the first tick relayed", func() bool { return got.Load() == 1 })
+	testingutil.WaitFor(t, 5*time.Second, "the first tick relayed", func() bool { return got.Load() == 1 })
 	time.Sleep(200 * time.Millisecond)
 	send(2, time.Time{}) // a tick without the owner's time: relayed, not observed; 200 ms or more after the first
 	send(2, time.Now())  // a repeat: fenced, neither relayed nor observed
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 5*time.Second, "two ticks relayed", func() bool { return got.Load() == 2 })
-	nodetest.WaitFor(t, 5*time.Second, "one repeat fenced", func() bool {
+	testingutil.WaitFor(t, 5*time.Second, "two ticks relayed", func() bool { return got.Load() == 2 })
+	testingutil.WaitFor(t, 5*time.Second, "one repeat fenced", func() bool {
 		return c.Metric("n1", `tickmesh_room_ticks_fenced_total{room="delivery-test"}`) == 1
 	})
 	h := roomHistogram(t, c, "n1", "tickmesh_room_tick_delivery_seconds", r)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/room"
 )
@@ -52,7 +53,7 @@ func TestSaturatedOwnerKeepsItsRoom(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
 	name, epoch := owner(t, c, 0)
 	rec := record(t, c, other(c, name))
-	nodetest.WaitFor(t, 10*time.Second, "lobby ticks", func() bool { return rec.lastTick().Seq > 0 })
+	testingutil.WaitFor(t, 10*time.Second, "lobby ticks", func() bool { return rec.lastTick().Seq > 0 })
 	startSeq := rec.lastTick().Seq
 
 	ctx, cancel := context.WithCancel(context.Background())

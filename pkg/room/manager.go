@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,8 +59,9 @@ type Manager struct {
 	lcfg    lease.Config
 	live    *liveness
 	writer  *snapshotWriter
-	placed  chan struct{} // wakes the placement loop (a stream leader was elected)
-	kick    chan struct{} // wakes the control loop (a lease or a want changed)
+	placed  chan struct{}               // wakes the placement loop (a stream leader was elected)
+	kick    chan struct{}               // wakes the control loop (a lease or a want changed)
+	obs     atomic.Pointer[observerBox] // SetObserver's observer, if any
 
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
@@ -120,6 +122,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
 		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+		Epoch:  m.observeEpoch,
 	})
 	m.writer = newSnapshotWriter(m)
 	return m, nil
@@ -330,6 +333,7 @@ func ownersStall(renew time.Duration) time.Duration {
 // applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
 // sign of life as it was.
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
+	m.observeOwner(e)
 	if e == nil {
 		m.mu.Lock()
 		m.replayed = true

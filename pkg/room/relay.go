@@ -68,6 +68,7 @@ type relayRoom struct {
 	heardAt   time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
 	listeners map[int]TickFunc // guarded by Relay.mu
 	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
+	lastPos   fence.Position   // the last accepted tick's position; used by the delivery goroutine only
 }
 
 // RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
@@ -83,6 +84,11 @@ type RelayHooks struct {
 	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
 	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
 	Fanout func(room string, age time.Duration)
+	// Epoch is called for a room's first tick of a higher epoch than its previous accepted tick on this node (a
+	// new owner's first tick), with the previous tick's position, the new tick (not to be modified) and the time
+	// between the two ticks' arrivals: the pause the players on this node saw at the handover. Not called for a
+	// room's first tick after the relay subscribed.
+	Epoch func(room string, from fence.Position, to *Tick, gap time.Duration)
 }
 
 // NewRelay makes a relay over nc that reports to hooks.
@@ -95,6 +101,9 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	}
 	if hooks.Fanout == nil {
 		hooks.Fanout = func(string, time.Duration) {}
+	}
+	if hooks.Epoch == nil {
+		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
 	}
 	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
 }
@@ -167,8 +176,11 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	now := time.Now()
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))
+		if epoch > rr.lastPos.Epoch {
+			r.hooks.Epoch(room, rr.lastPos, t, now.Sub(rr.lastAt))
+		}
 	}
-	rr.lastAt = now
+	rr.lastAt, rr.lastPos = now, t.Pos
 	r.mu.Lock()
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.

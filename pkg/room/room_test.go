@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node"
@@ -154,7 +155,7 @@ func TestExactlyOneOwnerTicksTheLobbyOnEveryNode(t *testing.T) {
 		recs = append(recs, record(t, c, m.Name))
 	}
 	for _, r := range recs {
-		nodetest.WaitFor(t, 10*time.Second, r.node+" relays lobby ticks", func() bool {
+		testingutil.WaitFor(t, 10*time.Second, r.node+" relays lobby ticks", func() bool {
 			tk := r.lastTick()
 			return tk.Epoch == epoch && tk.Owner == name && tk.Seq > 5
 		})
@@ -288,7 +289,7 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 	pub(g.first)
 	// Wait until her state changes from tick to tick: she is on the move.
 	var prev protocol.Tick
-	nodetest.WaitFor(t, 10*time.Second, "alice on the move", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice on the move", func() bool {
 		tk := rec.lastTick()
 		p, ok := player(tk, "pa")
 		moving := ok && p.Ack == 2 && prev.Seq > 0 && tk.Seq > prev.Seq && !sameRoom(t, c, roomOf(t, c, prev), tk)
@@ -304,7 +305,7 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 	if newName == name {
 		t.Fatalf("killed node %s still owner", name)
 	}
-	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
 	after := rec.lastTick()
 	p, ok := player(after, "pa")
 	if !ok {
@@ -346,13 +347,13 @@ func testGracefulStop(t *testing.T, g gameRoom) {
 	via := other(c, name)
 	publishIn(t, c.Member(via).Node, g.room, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publishIn(t, c.Member(via).Node, g.room, g.first)
-	nodetest.WaitFor(t, 10*time.Second, "ticks with alice going", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "ticks with alice going", func() bool {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2
 	})
 	c.Stop(name)
 	_, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
-	nodetest.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
 	rec.checkMonotonic(t)
 	// The old owner's final snapshot lets the new one continue at the very next tick number, from the very state
 	// the last tick showed.
@@ -398,7 +399,7 @@ func testFrozenOwner(t *testing.T, g gameRoom) {
 	frozen := c.Member(name).Node.Rooms()
 	frozen.InjectFault(g.room, room.Fault{Until: time.Now().Add(4 * time.Second), IgnoreDeadline: true})
 	_, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
-	nodetest.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "frozen owner stepped down", func() bool {
 		_, still := frozen.Owned()[g.room]
 		return !still
 	})
@@ -417,14 +418,14 @@ func TestOwnersStreamLeaderLossDoesNotStopTicks(t *testing.T) {
 	name, epoch := owner(t, c, 0)
 	// The owner moves the leaders of the ownership streams off its node.
 	var leader string
-	nodetest.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "owners stream leader off the owner", func() bool {
 		l, _, err := c.Member(name).Node.Mesh().StreamLeader(context.Background(), wire.KVStream(wire.OwnersBucket))
 		leader = l
 		return err == nil && l != "" && l != name
 	})
 	survivor := other(c, name, leader)
 	rec := record(t, c, survivor)
-	nodetest.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 0 })
+	testingutil.WaitFor(t, 10*time.Second, "ticks", func() bool { return rec.lastTick().Seq > 0 })
 	killedAt := time.Now()
 	c.Kill(leader)
 	time.Sleep(12 * time.Second) // longer than NATS's 4-9 s election
@@ -448,7 +449,7 @@ func publishLive(t *testing.T, c *nodetest.Cluster, owner, via string, rec *reco
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("publish during election: %v", err)
 	}
-	nodetest.WaitFor(t, 5*time.Second, "join applied", func() bool {
+	testingutil.WaitFor(t, 5*time.Second, "join applied", func() bool {
 		_, ok := player(rec.lastTick(), "pz")
 		return ok
 	})
@@ -481,7 +482,7 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodetest.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
+		testingutil.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
 			last := n1.Rooms().Relay().Last(r)
 			if last == nil {
 				return false
@@ -566,7 +567,7 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 		return info.State.Subjects[wire.InputSubject(room.Lobby)]
 	}
 	purges := func() int { return c.Metric("n1", `tickmesh_room_input_purges_total{room="lobby"}`) }
-	nodetest.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
+	testingutil.WaitFor(t, 10*time.Second, "the lobby's events purged", func() bool { return stored() == 0 })
 	first := purges()
 	if first < 1 {
 		t.Fatalf("events gone without a purge counted: %d", first)
@@ -578,7 +579,7 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	}
 	// A new event is dropped in turn.
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3})
-	nodetest.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
+	testingutil.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
 }
 
 // A hung owner (its loop and renewals stall, as in a long GC pause or a frozen VM, while its node's routes and
@@ -606,7 +607,7 @@ func TestHungOwnerIsTakenOverWhileItsRoutesStayUp(t *testing.T) {
 		t.Fatalf("%s lost its route to %s: this test needs the routes up", newName, name)
 	}
 	// When the hang ends, the old owner finds its lease gone and steps down; nothing of it gets past a relay.
-	nodetest.WaitFor(t, 20*time.Second, "hung owner stepped down", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "hung owner stepped down", func() bool {
 		_, still := hung.Owned()[room.Lobby]
 		return !still && time.Now().After(until)
 	})
@@ -641,7 +642,7 @@ func TestASnapshotWrittenBeforeGamesIsRestored(t *testing.T) {
 	}
 	rec := recordRoom(t, c, "n1", r)
 	t.Cleanup(c.Member("n1").Node.Rooms().Want(r))
-	nodetest.WaitFor(t, 20*time.Second, "the upgraded room ticks", func() bool { return rec.lastTick().Seq > 950 })
+	testingutil.WaitFor(t, 20*time.Second, "the upgraded room ticks", func() bool { return rec.lastTick().Seq > 950 })
 	tk := rec.lastTick()
 	if tk.Epoch != 5 {
 		t.Fatalf("epoch %d, want 5 (above the snapshot's)", tk.Epoch)
@@ -658,7 +659,7 @@ func TestASnapshotWrittenBeforeGamesIsRestored(t *testing.T) {
 	// it, shows when the owner has had both.)
 	publishIn(t, c.Member("n1").Node, r, sim.Event{Kind: sim.KindJoin, Player: "pc", Seq: 3})
 	publishIn(t, c.Member("n1").Node, r, sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 43})
-	nodetest.WaitFor(t, 10*time.Second, "alice's input applied", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice's input applied", func() bool {
 		p, _ := player(rec.lastTick(), "pa")
 		return p.Ack == 43
 	})
@@ -682,7 +683,7 @@ func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testin
 	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 1 << 52, Keys: 8}) // forged
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 4})       // hers
-	nodetest.WaitFor(t, 10*time.Second, "alice's own input applied", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "alice's own input applied", func() bool {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2
 	})
@@ -709,7 +710,7 @@ func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testin
 		t.Fatal(err)
 	}
 	var tombs, size int
-	nodetest.WaitFor(t, 20*time.Second, "the churned players removed, in a snapshot", func() bool {
+	testingutil.WaitFor(t, 20*time.Second, "the churned players removed, in a snapshot", func() bool {
 		e, err := kv.Get(ctx, room.Lobby)
 		if err != nil {
 			return false
@@ -735,5 +736,5 @@ func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testin
 		t.Fatalf("the snapshot after the churn takes %d bytes", size)
 	}
 	before := rec.lastTick().Seq
-	nodetest.WaitFor(t, 5*time.Second, "the lobby still ticks", func() bool { return rec.lastTick().Seq > before+5 })
+	testingutil.WaitFor(t, 5*time.Second, "the lobby still ticks", func() bool { return rec.lastTick().Seq > before+5 })
 }

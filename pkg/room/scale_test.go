@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -57,7 +58,7 @@ func openRoomsOnce(t *testing.T, n *node.Node, prefix string, count int) (rooms 
 		releases = append(releases, n.Rooms().Want(r))
 		joinRoom(t, n, r)
 	}
-	nodetest.WaitFor(t, 60*time.Second, "every room held", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "every room held", func() bool {
 		for _, r := range rooms {
 			if o, _ := n.Rooms().Owner(r); o == "" {
 				return false
@@ -106,7 +107,7 @@ func TestRenewalsDoNotGrowWithRoomsAndAnIdleRoomWritesNothing(t *testing.T) {
 	// over (a final and a takeover snapshot each); then nothing: no keys held, nobody moves.
 	prev := lastSeq(t, n1, wire.KVStream(wire.SnapshotsBucket))
 	quiet := 0
-	nodetest.WaitFor(t, 60*time.Second, "snapshot writes settled", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "snapshot writes settled", func() bool {
 		time.Sleep(time.Second)
 		cur := lastSeq(t, n1, wire.KVStream(wire.SnapshotsBucket))
 		if cur == prev {
@@ -134,7 +135,7 @@ func TestRenewalsDoNotGrowWithRoomsAndAnIdleRoomWritesNothing(t *testing.T) {
 	}
 	// A room where something happens writes its snapshot again.
 	publishIn(t, n1, rooms[0], sim.Event{Kind: sim.KindInput, Player: "p-" + rooms[0], Seq: 2, Keys: 8})
-	nodetest.WaitFor(t, 10*time.Second, "the changed room's snapshot written", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "the changed room's snapshot written", func() bool {
 		return lastSeq(t, n1, wire.KVStream(wire.SnapshotsBucket)) > snapsBefore+snaps
 	})
 	t.Logf("in %v with %d rooms: %d owners writes, %d snapshot writes", window, count+1, owners, snaps)
@@ -154,7 +155,7 @@ func TestTheRoomsOfAKilledNodeAreTakenOverAndSpreadOverTheSurvivors(t *testing.T
 	}
 	// The rooms spread over the nodes that lead no ownership stream (balance); take the busiest one down.
 	var victim string
-	nodetest.WaitFor(t, 60*time.Second, "rooms spread over three nodes", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "rooms spread over three nodes", func() bool {
 		d := n1.Rooms().Distribution()
 		busy := 0
 		for n, k := range d {
@@ -203,7 +204,7 @@ func TestTheRoomsOfAKilledNodeAreTakenOverAndSpreadOverTheSurvivors(t *testing.T
 	c.Kill(victim)
 	newOwners := map[string]int{}
 	for _, r := range theirs {
-		nodetest.WaitFor(t, 60*time.Second, r+" taken over and ticking", func() bool {
+		testingutil.WaitFor(t, 60*time.Second, r+" taken over and ticking", func() bool {
 			o, e := w.Rooms().Owner(r)
 			mu.Lock()
 			ticked := ticks[r].Get(r).Epoch
@@ -234,7 +235,7 @@ func TestAJoiningNodeTakesItsShareByHandoffWithoutLosingATick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 60*time.Second, "n4 owns a fair share", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "n4 owns a fair share", func() bool {
 		return len(m.Node.Rooms().Owned()) >= 3
 	})
 	time.Sleep(time.Second) // the handed-over rooms tick under their new owner
@@ -308,9 +309,9 @@ func TestAnEmptyRoomClosesAndStartsAgainWhenAPlayerComesBack(t *testing.T) {
 	release := n1.Rooms().Want(r)
 	defer release()
 	joinRoom(t, n1, r)
-	nodetest.WaitFor(t, 30*time.Second, "room held", func() bool { o, _ := n1.Rooms().Owner(r); return o != "" })
+	testingutil.WaitFor(t, 30*time.Second, "room held", func() bool { o, _ := n1.Rooms().Owner(r); return o != "" })
 	publishIn(t, n1, r, sim.Event{Kind: sim.KindLeave, Player: "p-" + r, Conn: 1})
-	nodetest.WaitFor(t, 30*time.Second, "empty room closed", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "empty room closed", func() bool {
 		o, _ := n1.Rooms().Owner(r)
 		return o == "" && !slices.ContainsFunc(n1.Rooms().Rooms(), func(i room.Info) bool { return i.Room == r })
 	})
@@ -326,7 +327,7 @@ func TestAnEmptyRoomClosesAndStartsAgainWhenAPlayerComesBack(t *testing.T) {
 		t.Fatalf("snapshot of the closed room: %v", err)
 	}
 	publishIn(t, n1, r, sim.Event{Kind: sim.KindJoin, Player: "p-" + r, Name: r, Seq: 3})
-	nodetest.WaitFor(t, 30*time.Second, "room open again with its player", func() bool {
+	testingutil.WaitFor(t, 30*time.Second, "room open again with its player", func() bool {
 		o, _ := n1.Rooms().Owner(r)
 		last := n1.Rooms().Relay().Last(r)
 		if o == "" || last == nil {

@@ -29,7 +29,8 @@ const (
 	MaxCounter = 1<<53 - 1
 	// MaxSeqJump is how far above a player's ack (or its tombstone's) the seq of its next event may be. An event
 	// further above is refused (ErrSeqJump), so that no event can push a player's ack to where the player's own
-	// later events are ignored. A client numbers its events consecutively (or reserves small blocks), so its
+	// later events are ignored; the join of a player the room does not know may have any seq up to
+	// MaxCounter-MaxSeqJump. A client numbers its events consecutively (or reserves small blocks), so its
 	// next seq is never near this far ahead.
 	MaxSeqJump = 1 << 20
 	// MaxNameRunes bounds a display name.

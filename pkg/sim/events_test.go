@@ -486,8 +486,13 @@ func TestASeqTooFarAboveTheAckIsRefused(t *testing.T) {
 		t.Fatalf("a join far above the tombstone: %v", err)
 	}
 	mustApply(t, r, joinEv("p", ack+sim.MaxSeqJump, ""))
-	// A player the room does not know has no ack to jump from: any valid seq joins.
-	mustApply(t, r, joinEv("q", sim.MaxCounter, ""))
+	// A player the room does not know has no ack to jump from: it may join at any seq that leaves room for
+	// its next events, and not above.
+	if _, err := r.Apply(joinEv("q", sim.MaxCounter, "")); !errors.Is(err, sim.ErrSeqJump) {
+		t.Fatalf("an unknown player's join at the last seq: %v", err)
+	}
+	mustApply(t, r, joinEv("q", sim.MaxCounter-sim.MaxSeqJump, ""))
+	mustApply(t, r, inputEv("q", sim.MaxCounter-sim.MaxSeqJump+1, 1))
 }
 
 func TestLegacyKeysReachAGameThatTakesThem(t *testing.T) {

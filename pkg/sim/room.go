@@ -185,6 +185,10 @@ func (r *Room) join(ev Event) (bool, error) {
 		if ev.Seq > r.gone[g].Ack+MaxSeqJump {
 			return false, jumpErr(ev.Seq, r.gone[g].Ack)
 		}
+	} else if ev.Seq > MaxCounter-MaxSeqJump {
+		// A player the room does not know may start anywhere (its counter may be high from other rooms), but
+		// not so high that it has no room left for its own next events.
+		return false, jumpErr(ev.Seq, 0)
 	}
 	if len(r.players) >= r.cfg.MaxPlayers {
 		return false, ErrRoomFull

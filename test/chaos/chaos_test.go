@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -45,7 +45,11 @@ func TestChaosShort(t *testing.T) {
 		defer cancel()
 	}
 	bin := filepath.Join(dir, "tickmesh-node")
-	if err := BuildNode(ctx, bin, os.Getenv("TICKMESH_CHAOS_RACE_NODES") == "1"); err != nil {
+	var flags []string
+	if os.Getenv("TICKMESH_CHAOS_RACE_NODES") == "1" {
+		flags = append(flags, "-race")
+	}
+	if err := cluster.GoBuild(ctx, bin, "./cmd/node", flags...); err != nil {
 		t.Fatal(err)
 	}
 	h, err := New(ctx, Config{Seed: 1, Plan: ShortPlan, Bin: bin, Dir: dir, Logf: t.Logf})
@@ -85,29 +89,6 @@ func TestGapIn(t *testing.T) {
 	}
 	if g := gapIn(nil, 2*s, 5*s); g.Max != 3*s {
 		t.Fatalf("empty: %v, want the whole window", g.Max)
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	ds := []time.Duration{5, 1, 4, 2, 3}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 3}, {99, 5}, {100, 5}, {1, 1}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if percentile(nil, 50) != 0 {
-		t.Error("empty percentile not 0")
-	}
-}
-
-func TestParseFenced(t *testing.T) {
-	in := "# HELP x\ntickmesh_room_ticks_fenced_total{room=\"other\"} 3\ntickmesh_room_ticks_fenced_total{room=\"lobby\"} 17\n"
-	v, err := parseFenced(bufio.NewScanner(strings.NewReader(in)))
-	if err != nil || v != 17 {
-		t.Fatalf("got %v, %v; want 17", v, err)
 	}
 }
 

@@ -2,10 +2,11 @@ package chaos
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // The streaming checks run as observations arrive (record.go): (a) and (b) per receiver, one owner per
@@ -15,22 +16,14 @@ import (
 
 // gapIn returns the longest stretch of [from, to] without an accepted tick in ticks (sorted by time).
 func gapIn(ticks []TickObs, from, to time.Duration) Gap {
-	i := sort.Search(len(ticks), func(i int) bool { return ticks[i].At >= from })
-	g := Gap{From: from}
-	prev := from
-	for ; i < len(ticks) && ticks[i].At <= to; i++ {
-		if !ticks[i].Accepted {
-			continue
+	var at []time.Duration
+	for _, t := range ticks {
+		if t.Accepted {
+			at = append(at, t.At)
 		}
-		if d := ticks[i].At - prev; d > g.Max {
-			g.Max, g.From = d, prev
-		}
-		prev = ticks[i].At
 	}
-	if d := to - prev; d > g.Max {
-		g.Max, g.From = d, prev
-	}
-	return g
+	g := stats.Longest(at, from, to)
+	return Gap{From: g.From, Max: g.Len()}
 }
 
 // checkGaps is check (e): in [Start-1s, Checked], no bot, and no recorder on a node the fault did not act on,
@@ -265,17 +258,6 @@ func (h *Harness) checkAckRegressions(cur *Fault) {
 			prevAck, prev = a, e
 		}
 	}
-}
-
-// percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of ds, 0 if empty.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	k := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(k, len(s)-1))]
 }
 
 func maxGap(gs []Gap) time.Duration {

@@ -6,9 +6,9 @@
 //   - netns.go: the hosts are Linux network namespaces on one bridge (in a namespace of its own); the harness
 //     reaches every node from its own namespace through a veth; partitions are nftables rules in the node
 //     namespaces that match peer node addresses only, so bots and recorders are never cut off.
-//   - procs.go: node processes (ip netns exec, own process group, log files), SIGKILL/SIGSTOP/SIGCONT, and
-//     the node's HTTP endpoints (/readyz, /api/cluster, /metrics).
-//   - bots.go: protocol-v1 bots that keep their resume token and seq counter across reconnects.
+//   - the node processes (started with `ip netns exec`, signalled, probed) are internal/cluster's, with fresh
+//     random credentials per run.
+//   - bots.go: pkg/client players that keep their resume token and seq counter across reconnects.
 //   - record.go: the store of everything observed and the streaming checks; NATS tick recorders per node.
 //   - faults.go: the fault kinds and their injection.
 //   - check.go: the per-fault checks (inputs, tick gaps).

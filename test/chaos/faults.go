@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
 )
 
 // Kind is a kind of fault.
@@ -138,7 +140,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // (End set). The targets and durations are drawn from rng.
 func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 	c, nt := h.Cluster, h.Net
-	n := len(c.Nodes)
+	n := c.Len()
 	owner := f.OwnerBefore
 	others := func(x int) []int {
 		var o []int
@@ -149,25 +151,35 @@ func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 		}
 		return o
 	}
-	name := func(i int) string { return c.Nodes[i].Host.Name }
+	name := func(i int) string { return c.Node(i).Name }
 	restartDelay := func() time.Duration { return 2*time.Second + time.Duration(rng.Int64N(int64(3*time.Second))) }
 	hold := h.cfg.LeaseTTL + time.Duration(rng.Int64N(int64(h.cfg.LeaseTTL/2)+1))
 
-	partition := func(apply func() error) error {
+	// act begins the fault, holds it for d and ends it; Start and End are set around that.
+	act := func(begin func() error, d time.Duration, end func() error) error {
 		f.Start = h.Store.Now()
-		if err := apply(); err != nil {
-			_ = nt.Heal(context.WithoutCancel(ctx))
+		if err := begin(); err != nil {
 			return err
 		}
-		f.note("rules: %s", strings.Join(nt.Rules(), "; "))
-		err := sleep(ctx, hold)
-		f.note("packets dropped: %s", strings.ReplaceAll(strings.TrimSpace(nt.Counters(context.WithoutCancel(ctx))), "\n", "; "))
-		herr := nt.Heal(context.WithoutCancel(ctx))
+		err := sleep(ctx, d)
+		if eerr := end(); eerr != nil {
+			return eerr
+		}
 		f.End = h.Store.Now()
-		if err != nil {
-			return err
-		}
-		return herr
+		return err
+	}
+	partition := func(apply func() error) error {
+		return act(func() error {
+			if err := apply(); err != nil {
+				_ = nt.Heal(context.WithoutCancel(ctx))
+				return err
+			}
+			f.note("rules: %s", strings.Join(nt.Rules(), "; "))
+			return nil
+		}, hold, func() error {
+			f.note("packets dropped: %s", strings.ReplaceAll(strings.TrimSpace(nt.Counters(context.WithoutCancel(ctx))), "\n", "; "))
+			return nt.Heal(context.WithoutCancel(ctx))
+		})
 	}
 
 	switch f.Kind {
@@ -180,31 +192,13 @@ func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 		f.Targets, f.Affected = []int{t}, []int{t}
 		f.Desc = fmt.Sprintf("SIGKILL %s (owner %s), restart after %s", name(t), name(owner), fmtDur(d))
 		h.beforeKill(ctx, t)
-		f.Start = h.Store.Now()
-		if err := c.Kill(t); err != nil {
-			return err
-		}
-		err := sleep(ctx, d)
-		if serr := c.Start(t); serr != nil {
-			return serr
-		}
-		f.End = h.Store.Now()
-		return err
+		return act(func() error { return c.Kill(t) }, d, func() error { return c.Start(t) })
 
 	case FreezeOwner:
 		d := 2 * h.cfg.LeaseTTL
 		f.Targets, f.Affected = []int{owner}, []int{owner}
 		f.Desc = fmt.Sprintf("SIGSTOP owner %s for %s, then SIGCONT", name(owner), fmtDur(d))
-		f.Start = h.Store.Now()
-		if err := c.Freeze(owner); err != nil {
-			return err
-		}
-		err := sleep(ctx, d)
-		if terr := c.Thaw(owner); terr != nil {
-			return terr
-		}
-		f.End = h.Store.Now()
-		return err
+		return act(func() error { return c.Freeze(owner) }, d, func() error { return c.Thaw(owner) })
 
 	case PartitionOwner, PartitionNonOwner:
 		x := owner
@@ -247,28 +241,25 @@ func (h *Harness) inject(ctx context.Context, f *Fault, rng *rand.Rand) error {
 		for _, i := range order {
 			h.beforeKill(ctx, i)
 		}
-		f.Start = h.Store.Now()
-		for _, i := range order {
-			if err := c.Kill(i); err != nil {
-				return err
+		each := func(do func(i int) error) func() error {
+			return func() error {
+				for _, i := range order {
+					if err := do(i); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 		}
-		err := sleep(ctx, d)
-		for _, i := range order {
-			if serr := c.Start(i); serr != nil {
-				return serr
-			}
-		}
-		f.End = h.Store.Now()
-		return err
+		return act(each(c.Kill), d, each(c.Start))
 	}
 	return fmt.Errorf("unknown fault kind %q", f.Kind)
 }
 
-func names(c *Cluster, idx []int) string {
+func names(c *cluster.Cluster, idx []int) string {
 	var s []string
 	for _, i := range idx {
-		s = append(s, c.Nodes[i].Host.Name)
+		s = append(s, c.Node(i).Name)
 	}
 	return strings.Join(s, ",")
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
 )
 
 // The lease check. A room's lease is safe because a compare-and-set on a JetStream subject (KV Update with the
@@ -54,7 +56,6 @@ const (
 
 // linClients runs the CAS clients.
 type linClients struct {
-	auth nats.Option // the admin user: the clients create their stream
 	mu   sync.Mutex
 	ops  []linOp
 	ncs  []*nats.Conn
@@ -63,14 +64,15 @@ type linClients struct {
 	err  error // setting up
 }
 
-// startLinClients creates the stream (R3) through urls[0] and starts one client per url, logged in with auth.
-func startLinClients(ctx context.Context, s *Store, urls []string, seed uint64, auth nats.Option) *linClients {
-	lc := &linClients{auth: auth}
+// startLinClients creates the stream (one replica per node) through nodes[0] and starts one client per node.
+func startLinClients(ctx context.Context, s *Store, nodes []cluster.Node, secrets cluster.Secrets, seed uint64) *linClients {
+	lc := &linClients{}
 	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	lc.stop = stop
-	for i, url := range urls {
-		nc, err := nats.Connect(url, auth, nats.Name("tickmesh-chaos-lin"), nats.IgnoreDiscoveredServers(), nats.DontRandomize(),
-			nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true), nats.Timeout(time.Second))
+	for i, n := range nodes {
+		// As the admin user: the clients create their stream.
+		nc, err := cluster.Connect(n, cluster.AsAdmin(secrets), "tickmesh-chaos-lin", nats.ReconnectWait(200*time.Millisecond),
+			nats.RetryOnFailedConnect(true), nats.Timeout(time.Second))
 		if err != nil {
 			lc.err = err
 			lc.close()
@@ -88,7 +90,7 @@ func startLinClients(ctx context.Context, s *Store, urls []string, seed uint64, 
 			for {
 				sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err = js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{Name: linStream, Subjects: []string{linSubject},
-					Replicas: len(urls), Storage: jetstream.FileStorage})
+					Replicas: len(nodes), Storage: jetstream.FileStorage})
 				cancel()
 				if err == nil || time.Now().After(deadline) {
 					break
@@ -186,14 +188,14 @@ type LinReport struct {
 
 // check reads the stream (through any url that answers), resolves the unknown writes and runs porcupine.
 // It reports a violation for a history that is not linearizable.
-func (lc *linClients) check(ctx context.Context, s *Store, urls []string) LinReport {
+func (lc *linClients) check(ctx context.Context, s *Store, nodes []cluster.Node, secrets cluster.Secrets) LinReport {
 	lc.close()
 	rep := LinReport{Result: "not run"}
 	if lc.err != nil {
 		rep.Result = "not run: " + lc.err.Error()
 		return rep
 	}
-	landed, err := readLanded(ctx, urls, lc.auth)
+	landed, err := readLanded(ctx, nodes, secrets)
 	if err != nil {
 		rep.Result = "not run: read " + linStream + ": " + err.Error()
 		return rep
@@ -273,10 +275,10 @@ var linModel = porcupine.Model{
 }
 
 // readLanded maps every payload in the stream to its sequence.
-func readLanded(ctx context.Context, urls []string, auth nats.Option) (map[string]uint64, error) {
+func readLanded(ctx context.Context, nodes []cluster.Node, secrets cluster.Secrets) (map[string]uint64, error) {
 	var lastErr error
-	for _, url := range urls {
-		nc, err := nats.Connect(url, auth, nats.Timeout(2*time.Second))
+	for _, n := range nodes {
+		nc, err := cluster.Connect(n, cluster.AsAdmin(secrets), "tickmesh-chaos-lin-read", nats.MaxReconnects(0))
 		if err != nil {
 			lastErr = err
 			continue

@@ -16,6 +16,14 @@ import (
 	"time"
 )
 
+// Ports every node listens on, at its own host's address.
+const (
+	HTTPPort  = 8080
+	AdminPort = 9090
+	NATSPort  = 4222
+	RoutePort = 6222
+)
+
 // Host is one simulated machine: a network namespace with one address on the shared bridge.
 type Host struct {
 	Name string // node name: n1, n2, n3

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/wire"
@@ -450,22 +451,12 @@ func (s *Store) RelayDisconnected(node int) {
 	s.relays[node].Disconnects++
 }
 
-// Recorder subscribes to game.lobby.tick on one node's client port from the harness's namespace. It talks
-// to that node only (discovered servers are ignored) and reconnects to it forever.
-type Recorder struct {
-	nc     *nats.Conn
-	closed chan struct{}
-}
-
-// StartRecorder connects to url (node index node), logged in with auth (the read-only viewer suffices), and
-// records into s.
-func StartRecorder(s *Store, node int, url string, auth nats.Option) (*Recorder, error) {
-	closed := make(chan struct{})
-	nc, err := nats.Connect(url, auth,
-		nats.Name("tickmesh-chaos-recorder"),
-		nats.IgnoreDiscoveredServers(),
-		nats.DontRandomize(),
-		nats.MaxReconnects(-1),
+// StartRecorder records into s what node n (index node) relays: a cluster.Observer of the lobby's ticks on n's
+// client port, from the harness's namespace, talking to n only and reconnecting to it forever, as the read-only
+// viewer (it needs no more).
+func StartRecorder(s *Store, node int, n cluster.Node, secrets cluster.Secrets) (*cluster.Observer, error) {
+	return cluster.Observe(n, cluster.AsViewer(secrets), "tickmesh-chaos-recorder",
+		cluster.Watch{Room: "lobby", Tick: func(_ time.Time, m *nats.Msg) { s.RelayTick(node, m) }},
 		nats.ReconnectWait(200*time.Millisecond),
 		nats.ReconnectJitter(50*time.Millisecond, 0),
 		nats.RetryOnFailedConnect(true),
@@ -473,28 +464,7 @@ func StartRecorder(s *Store, node int, url string, auth nats.Option) (*Recorder,
 		nats.PingInterval(2*time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { s.RelayDisconnected(node) }),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := nc.Subscribe(wire.TickSubject("lobby"), func(m *nats.Msg) { s.RelayTick(node, m) }); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return &Recorder{nc: nc, closed: closed}, nil
-}
-
-// Close disconnects and waits (up to 5 s) for the client's closed callback, its last one.
-func (r *Recorder) Close() {
-	if r == nil || r.nc == nil {
-		return
-	}
-	r.nc.Close()
-	select {
-	case <-r.closed:
-	case <-time.After(5 * time.Second):
-	}
 }
 
 // RelayLast returns when node's recorder last accepted a tick.

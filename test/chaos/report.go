@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/stats"
 )
 
 // Result is everything a run found.
@@ -157,7 +159,7 @@ func (r *Result) fill(h *Harness) {
 		}
 		r.Bots = append(r.Bots, bs)
 	}
-	r.ApplyLatency50, r.ApplyLatency99 = percentile(lat, 50), percentile(lat, 99)
+	r.ApplyLatency50, r.ApplyLatency99 = stats.Percentile(lat, 50), stats.Percentile(lat, 99)
 	for i, rl := range s.relays {
 		r.Relays = append(r.Relays, RelayStats{Name: rl.Name, Raw: rl.Raw, Accepted: rl.Accepted, Stale: rl.Stale,
 			Disconnects: rl.Disconnects, NodeFenced: h.fenced[i] + h.lastFen[i]})
@@ -194,10 +196,10 @@ func (r *Result) fill(h *Harness) {
 		if ks.N == 0 {
 			continue
 		}
-		ks.BotGapP50, ks.BotGapP99, ks.BotGapMax = percentile(bg, 50), percentile(bg, 99), percentile(bg, 100)
-		ks.RelayGapP50, ks.RelayGapP99, ks.RelayGapMx = percentile(rg, 50), percentile(rg, 99), percentile(rg, 100)
-		ks.RecoverP50, ks.RecoverP99 = percentile(rec, 50), percentile(rec, 99)
-		ks.ConvergeP50, ks.ConvergeP99 = percentile(conv, 50), percentile(conv, 99)
+		ks.BotGapP50, ks.BotGapP99, ks.BotGapMax = stats.Percentile(bg, 50), stats.Percentile(bg, 99), stats.Percentile(bg, 100)
+		ks.RelayGapP50, ks.RelayGapP99, ks.RelayGapMx = stats.Percentile(rg, 50), stats.Percentile(rg, 99), stats.Percentile(rg, 100)
+		ks.RecoverP50, ks.RecoverP99 = stats.Percentile(rec, 50), stats.Percentile(rec, 99)
+		ks.ConvergeP50, ks.ConvergeP99 = stats.Percentile(conv, 50), stats.Percentile(conv, 99)
 		r.Kinds = append(r.Kinds, ks)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
@@ -78,12 +79,12 @@ func (c *Config) defaults() error {
 type Harness struct {
 	cfg     Config
 	Net     *Net
-	Cluster *Cluster
+	Cluster *cluster.Cluster
 	Store   *Store
 	rng     *rand.Rand
 
 	bots     []*Bot
-	recs     []*Recorder
+	recs     []*cluster.Observer
 	lin      *linClients
 	stopBots context.CancelFunc
 	botsWG   sync.WaitGroup
@@ -109,15 +110,21 @@ func New(ctx context.Context, cfg Config) (*Harness, error) {
 		return nil, err
 	}
 	h.Net = nt
-	h.Cluster, err = NewCluster(cfg.Bin, nt, cfg.Dir, cfg.LeaseTTL, cfg.NodeFlags, cfg.Logf)
+	var addrs []string
+	for _, host := range nt.Hosts {
+		addrs = append(addrs, host.Addr)
+	}
+	nodes := cluster.OnHosts(addrs, cluster.Ports{HTTP: HTTPPort, Admin: AdminPort, NATS: NATSPort, Route: RoutePort}, cfg.Dir)
+	for i := range nodes {
+		nodes[i].Flags = append([]string{"-lease-ttl", cfg.LeaseTTL.String()}, cfg.NodeFlags...)
+	}
+	h.Cluster, err = cluster.New(cluster.Config{Bin: cfg.Bin, Nodes: nodes, Env: cluster.CleanEnv(), LogDir: cfg.Dir,
+		Wrap: func(i int) []string { return []string{"ip", "netns", "exec", nt.Hosts[i].NS} }})
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	var names []string
-	for _, nd := range h.Cluster.Nodes {
-		names = append(names, nd.Host.Name)
-	}
+	names := h.Cluster.Names()
 	h.Store = NewStore(cfg.Bots, names)
 	h.fenced = make([]float64, len(names))
 	h.lastFen = make([]float64, len(names))
@@ -146,13 +153,13 @@ func (h *Harness) Close() {
 	})
 }
 
-// natsURLs are the nodes' client URLs.
-func (h *Harness) natsURLs() []string {
-	var urls []string
-	for i := range h.Cluster.Nodes {
-		urls = append(urls, h.Cluster.NATSURL(i))
+// nodes are the nodes' layouts.
+func (h *Harness) nodes() []cluster.Node {
+	out := make([]cluster.Node, h.Cluster.Len())
+	for i := range out {
+		out[i] = h.Cluster.Node(i)
 	}
-	return urls
+	return out
 }
 
 func (h *Harness) logf(format string, args ...any) {
@@ -172,35 +179,38 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	defer func() { res.Duration = time.Since(h.started) }()
 
 	c := h.Cluster
-	for i := range c.Nodes {
+	for i := range c.Len() {
 		if err := c.Start(i); err != nil {
 			return res, err
 		}
 	}
-	h.logf("started %d nodes (%s), lease TTL %s; waiting for the cluster", len(c.Nodes), c.Bin, h.cfg.LeaseTTL)
-	for i := range c.Nodes {
-		r, err := StartRecorder(h.Store, i, c.NATSURL(i), nats.UserInfo(c.Secrets.ViewerUser, c.Secrets.ViewerPassword))
+	h.logf("started %d nodes (%s), lease TTL %s; waiting for the cluster", c.Len(), c.Bin(), h.cfg.LeaseTTL)
+	for i := range c.Len() {
+		r, err := StartRecorder(h.Store, i, c.Node(i), c.Secrets())
 		if err != nil {
-			return res, fmt.Errorf("recorder for %s: %w", c.Nodes[i].Host.Name, err)
+			return res, fmt.Errorf("recorder for %s: %w", c.Node(i).Name, err)
 		}
 		h.recs = append(h.recs, r)
 	}
 	if _, err := h.waitCluster(ctx, 3*time.Minute); err != nil {
 		return h.finish(res, fmt.Errorf("cluster did not form: %w", err))
 	}
-	h.lin = startLinClients(ctx, h.Store, h.natsURLs(), h.cfg.Seed, nats.UserInfo(c.Secrets.AdminUser, c.Secrets.AdminPassword))
+	h.lin = startLinClients(ctx, h.Store, h.nodes(), c.Secrets(), h.cfg.Seed)
 	if h.lin.err != nil {
 		h.logf("lease check not running: %v", h.lin.err)
 	}
 	var urls []string
-	for i := range c.Nodes {
-		urls = append(urls, c.WSURL(i))
+	for i := range c.Len() {
+		urls = append(urls, c.Node(i).WSURL())
 	}
 	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stopBots = stop
 	for i := range h.cfg.Bots {
-		b := NewBot(BotConfig{Index: i, Name: fmt.Sprintf("bot%d", i+1), URLs: urls, Seed: h.cfg.Seed,
+		b, err := NewBot(BotConfig{Index: i, Name: fmt.Sprintf("bot%d", i+1), URLs: urls, Seed: h.cfg.Seed,
 			Watchdog: 3 * time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 300 * time.Millisecond}, h.Store)
+		if err != nil {
+			return res, err
+		}
 		h.bots = append(h.bots, b)
 		h.botsWG.Add(1)
 		go func() {
@@ -248,7 +258,7 @@ func (h *Harness) finish(res *Result, runErr error) (*Result, error) {
 	}
 	h.checkAckRegressions(nil)
 	if h.lin != nil {
-		res.Lin = h.lin.check(context.Background(), h.Store, h.natsURLs())
+		res.Lin = h.lin.check(context.Background(), h.Store, h.nodes(), h.Cluster.Secrets())
 		h.logf("lease check: %d CAS writes acknowledged, %d refused (%d of them in the stream), %d unknown (%d of them landed): %s",
 			res.Lin.Written, res.Lin.Refused, res.Lin.RefusedLanded, res.Lin.Unknown, res.Lin.UnknownLanded, res.Lin.Result)
 	}
@@ -340,16 +350,16 @@ func optDur(t, from time.Duration) string {
 }
 
 func (h *Harness) name(i int) string {
-	if i < 0 || i >= len(h.Cluster.Nodes) {
+	if i < 0 || i >= h.Cluster.Len() {
 		return "?"
 	}
-	return h.Cluster.Nodes[i].Host.Name
+	return h.Cluster.Node(i).Name
 }
 
 // nodeState is one poll of one node.
 type nodeState struct {
 	alive, ready bool
-	readiness    Readiness
+	readiness    node.Readiness
 	owner        string
 	epoch        uint64
 	err          error
@@ -357,28 +367,28 @@ type nodeState struct {
 
 func (h *Harness) poll(ctx context.Context) []nodeState {
 	c := h.Cluster
-	out := make([]nodeState, len(c.Nodes))
+	out := make([]nodeState, c.Len())
 	var wg sync.WaitGroup
-	for i := range c.Nodes {
-		if !c.Alive(i) || c.Frozen(i) {
+	for i := range c.Len() {
+		if !c.Running(i) || c.Frozen(i) {
 			continue
 		}
 		out[i].alive = true
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, ok, err := c.Readyz(ctx, i)
-			out[i].readiness, out[i].ready = r, ok
+			r, code, err := cluster.Readyz(ctx, c.Node(i))
+			out[i].readiness, out[i].ready = r, code == http.StatusOK
 			if err != nil {
 				out[i].err = err
 				return
 			}
-			v, err := c.View(ctx, i)
+			v, err := cluster.View(ctx, c.Node(i))
 			if err != nil {
 				out[i].err = err
 				return
 			}
-			out[i].owner, out[i].epoch = v.Lobby()
+			out[i].owner, out[i].epoch = cluster.RoomOwner(v, "lobby")
 		}()
 	}
 	wg.Wait()
@@ -449,7 +459,7 @@ func (h *Harness) healthyNow(ctx context.Context) (int, uint64, error) {
 			return -1, 0, fmt.Errorf("%s: the game does not show its player online on its current connection", b.cfg.Name)
 		}
 	}
-	for i := range h.Cluster.Nodes {
+	for i := range h.Cluster.Len() {
 		if at, ok := h.Store.RelayLast(i); !ok || now-at > time.Second {
 			return -1, 0, fmt.Errorf("recorder on %s: no accepted tick for %s", h.name(i), fmtDur(now-at))
 		}
@@ -491,7 +501,7 @@ func (h *Harness) waitPlacement(ctx context.Context, owner int, f *Fault) error 
 	name := h.name(owner)
 	var led []string
 	for {
-		r, _, err := h.Cluster.Readyz(ctx, owner)
+		r, _, err := cluster.Readyz(ctx, h.Cluster.Node(owner))
 		led = led[:0]
 		if err == nil {
 			f.Leaders = r.Streams
@@ -554,7 +564,7 @@ func (h *Harness) convergedNow(now time.Duration) bool {
 
 // beforeKill scrapes node i's fenced-tick counter before its process dies, so that its life's count is kept.
 func (h *Harness) beforeKill(ctx context.Context, i int) {
-	if v, err := h.Cluster.FencedTotal(ctx, i); err == nil {
+	if v, err := h.fencedTotal(ctx, i); err == nil {
 		h.lastFen[i] = v
 	}
 	h.fenced[i] += h.lastFen[i]
@@ -563,14 +573,20 @@ func (h *Harness) beforeKill(ctx context.Context, i int) {
 
 // scrapeFenced scrapes every running node's fenced-tick counter.
 func (h *Harness) scrapeFenced(ctx context.Context) {
-	for i := range h.Cluster.Nodes {
-		if !h.Cluster.Alive(i) || h.Cluster.Frozen(i) {
+	for i := range h.Cluster.Len() {
+		if !h.Cluster.Running(i) || h.Cluster.Frozen(i) {
 			continue
 		}
-		if v, err := h.Cluster.FencedTotal(ctx, i); err == nil {
+		if v, err := h.fencedTotal(ctx, i); err == nil {
 			h.lastFen[i] = v
 		}
 	}
+}
+
+// fencedTotal is node i's tickmesh_room_ticks_fenced_total of the lobby (0 while the series does not exist).
+func (h *Harness) fencedTotal(ctx context.Context, i int) (float64, error) {
+	m, err := cluster.ReadMetrics(ctx, h.Cluster.Node(i))
+	return m[`tickmesh_room_ticks_fenced_total{room="lobby"}`], err
 }
 
 func (h *Harness) botEvidence() []string {
@@ -593,7 +609,7 @@ func (h *Harness) clusterEvidence() []string {
 			h.name(i), s.alive, s.ready, s.owner, s.epoch, s.readiness.Missing, s.readiness.Streams, s.err))
 	}
 	out = append(out, h.botEvidence()...)
-	for i := range h.Cluster.Nodes {
+	for i := range h.Cluster.Len() {
 		for _, l := range h.Cluster.Tail(i, 8) {
 			out = append(out, h.name(i)+" log: "+l)
 		}

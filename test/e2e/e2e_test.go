@@ -1,13 +1,12 @@
 // Package e2e tests Tickmesh the way `task up` runs it: the real node binary, three processes started by the
-// local cluster launcher, nginx in front, WebSocket clients through nginx, and the stock `nats` CLI running the
-// README's recipes.
+// local cluster launcher, nginx in front, pkg/client players through nginx, and the stock `nats` CLI running the
+// README's recipes with the contexts the launcher writes. Each player runs in a goroutine its test's cleanup
+// stops and waits for.
 package e2e
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
-	"github.com/tickmesh/tickmesh/internal/proctest"
-	"github.com/tickmesh/tickmesh/pkg/config"
+	harness "github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/testingutil"
+	"github.com/tickmesh/tickmesh/pkg/client"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -29,32 +27,16 @@ type cluster struct {
 	t       *testing.T
 	lc      string
 	flags   []string
-	state   string // the launcher's -dir: secrets.env, nats/<user>.json, logs/
-	base    int
+	state   string          // the launcher's -dir: secrets.env, nats/<user>.json, logs/
+	nodes   []harness.Node  // the layout localcluster gives the nodes on these ports
+	secrets harness.Secrets // the credentials the launcher drew for the cluster
 	nginx   int
 	natsURL string
-	out     *proctest.Output
-}
-
-// adminPort is node i's (1-based) admin listener: /metrics, /api/cluster.
-func (c *cluster) adminPort(i int) int { return c.base + 13 + i - 1 }
-
-// secrets are the credentials the launcher drew for the cluster.
-func (c *cluster) secrets() config.Secrets {
-	c.t.Helper()
-	b, err := os.ReadFile(filepath.Join(c.state, "secrets.env"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	s, err := config.ParseSecrets(string(b))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return s
+	out     *testingutil.Output
 }
 
 // context is the nats CLI context the launcher wrote for user (viewer, admin, sys).
-func (c *cluster) context(user string) string { return filepath.Join(c.state, "nats", user+".json") }
+func (c *cluster) context(user string) string { return harness.ContextFile(c.state, user) }
 
 func nginxPath() string {
 	if p, err := exec.LookPath("nginx"); err == nil {
@@ -74,16 +56,24 @@ func startCluster(t *testing.T) *cluster {
 	}
 	tmp := t.TempDir()
 	node, lc := filepath.Join(tmp, "tickmesh-node"), filepath.Join(tmp, "localcluster")
-	proctest.GoBuild(t, node, "./cmd/node")
-	proctest.GoBuild(t, lc, "./cmd/localcluster")
-	base := proctest.FreePortBlock(t, 16)
+	for out, pkg := range map[string]string{node: "./cmd/node", lc: "./cmd/localcluster"} {
+		if err := harness.GoBuild(t.Context(), out, pkg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := testingutil.FreePortBlock(t, 16)
 	state := filepath.Join(tmp, "state")
-	c := &cluster{t: t, lc: lc, state: state, base: base, nginx: base + 9, out: &proctest.Output{},
-		natsURL: fmt.Sprintf("nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d", base+3, base+4, base+5),
-		flags: []string{"-dir", state, "-base-http", strconv.Itoa(base), "-base-nats", strconv.Itoa(base + 3),
-			"-base-route", strconv.Itoa(base + 6), "-nginx-port", strconv.Itoa(base + 9), "-base-link", strconv.Itoa(base + 10),
-			"-base-admin", strconv.Itoa(base + 13)}}
-	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on"}, c.flags...)...)
+	ports := harness.Ports{HTTP: base, Admin: base + 13, NATS: base + 3, Route: base + 6, Link: base + 10}
+	c := &cluster{t: t, lc: lc, state: state, nginx: base + 9, out: &testingutil.Output{}, nodes: harness.Local(3, ports, filepath.Join(state, "data")),
+		flags: []string{"-dir", state, "-base-http", strconv.Itoa(ports.HTTP), "-base-admin", strconv.Itoa(ports.Admin),
+			"-base-nats", strconv.Itoa(ports.NATS), "-base-route", strconv.Itoa(ports.Route), "-nginx-port", strconv.Itoa(base + 9),
+			"-base-link", strconv.Itoa(ports.Link)}}
+	var urls []string
+	for _, n := range c.nodes {
+		urls = append(urls, n.NATSURL())
+	}
+	c.natsURL = strings.Join(urls, ",")
+	up := exec.Command(lc, append([]string{"up", "-bin", node, "-nginx", "on", "-prometheus", "off"}, c.flags...)...)
 	up.Stdout, up.Stderr = c.out, c.out
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
@@ -107,17 +97,17 @@ func startCluster(t *testing.T) *cluster {
 			}
 		}
 	})
-	deadline := time.Now().Add(120 * time.Second)
-	for !strings.Contains(c.out.String(), "cluster is ready") {
+	testingutil.WaitFor(t, 120*time.Second, "the cluster ready", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("launcher exited: %v\n%s", err, c.out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ready in 120 s:\n%s", c.out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return strings.Contains(c.out.String(), "cluster is ready")
+	})
+	var err error
+	if c.secrets, err = harness.ReadSecrets(state); err != nil {
+		t.Fatal(err)
 	}
 	return c
 }
@@ -132,134 +122,72 @@ func (c *cluster) run(args ...string) string {
 
 // owner asks a live node who owns the lobby.
 func (c *cluster) owner() (string, uint64) {
-	for i := range 3 {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/cluster", c.adminPort(i+1)))
-		if err != nil {
-			continue
-		}
-		var v struct {
-			Rooms []struct {
-				Room, Owner string
-				Epoch       uint64
-			}
-		}
-		err = json.NewDecoder(resp.Body).Decode(&v)
-		resp.Body.Close()
-		if err != nil {
-			continue
-		}
-		for _, r := range v.Rooms {
-			if r.Room == "lobby" {
-				return r.Owner, r.Epoch
-			}
+	for _, n := range c.nodes {
+		if v, err := harness.View(context.Background(), n); err == nil {
+			return harness.RoomOwner(v, "lobby")
 		}
 	}
 	return "", 0
 }
 
-// bot is a WebSocket client through nginx that reconnects with its resume token, as the browser client does.
+// bot is a pkg/client player through nginx that reconnects with its resume token, as the browser client does.
 type bot struct {
-	t      *testing.T
-	url    string
 	name   string
 	mu     sync.Mutex
 	player string
-	token  string
-	seq    uint64
 	epoch  uint64
 	last   uint64
 	ticks  int
 	stale  int
 	lastAt time.Time
 	ids    map[string]bool
-	stop   chan struct{}
-	done   chan struct{}
+	conn   int    // the connection of the last tick
+	connE  uint64 // and its epoch
+	connS  uint64 // and seq
 }
 
 func newBot(t *testing.T, url, name string) *bot {
-	b := &bot{t: t, url: url, name: name, ids: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go b.loop()
-	t.Cleanup(b.close)
+	b := &bot{name: name, ids: map[string]bool{}}
+	cl, err := client.New(client.Config{URLs: []string{url}, Name: name,
+		Backoff: client.Backoff{Min: 100 * time.Millisecond, Base: 200 * time.Millisecond, Cap: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = cl.Run(ctx, b.handler()) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
 	return b
 }
 
-func (b *bot) close() {
-	select {
-	case <-b.stop:
-	default:
-		close(b.stop)
-	}
-	<-b.done
-}
-
-func (b *bot) loop() {
-	defer close(b.done)
-	for {
-		select {
-		case <-b.stop:
-			return
-		default:
-		}
-		b.session()
-		select {
-		case <-b.stop:
-			return
-		case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
-		}
-	}
-}
-
-// session runs one connection until it breaks.
-func (b *bot) session() {
-	ws, _, err := websocket.DefaultDialer.Dial(b.url, nil)
-	if err != nil {
-		return
-	}
-	defer ws.Close()
-	go func() {
-		<-b.stop
-		ws.Close()
-	}()
-	b.mu.Lock()
-	b.seq++
-	hello := &protocol.Hello{Protocol: protocol.Version, Name: b.name, Resume: b.token, Seq: b.seq}
-	b.mu.Unlock()
-	frame, _ := protocol.Encode(hello)
-	if ws.WriteMessage(websocket.TextMessage, frame) != nil {
-		return
-	}
-	// Within one connection the server must never go back; across connections (a new node's relay may be a
-	// tick behind) the client's own fence drops what it already has, as the browser client does.
-	var connEpoch, connSeq uint64
-	for {
-		ws.SetReadDeadline(time.Now().Add(3 * time.Second)) // no tick for 3 s = dead connection
-		_, data, err := ws.ReadMessage()
-		if err != nil {
-			return
-		}
-		msg, err := protocol.DecodeServer(data)
-		if err != nil {
-			continue
-		}
-		switch m := msg.(type) {
-		case *protocol.Welcome:
+// handler counts what a player sees. Within one connection the server must never go back; across connections (a
+// new node's relay may be a tick behind) the client's fence drops what it already has, as the browser does.
+func (b *bot) handler() client.Handler {
+	return client.Handler{
+		Welcome: func(_ client.Conn, w *protocol.Welcome) error {
 			b.mu.Lock()
-			b.player, b.token = m.Player, m.Resume
-			b.ids[m.Player] = true
-			b.mu.Unlock()
-		case *protocol.Tick:
+			defer b.mu.Unlock()
+			b.player = w.Player
+			b.ids[w.Player] = true
+			return nil
+		},
+		Tick: func(t *client.Tick) error {
 			b.mu.Lock()
-			if m.Epoch < connEpoch || (m.Epoch == connEpoch && m.Seq <= connSeq) {
+			defer b.mu.Unlock()
+			if t.Conn.N == b.conn && (t.Epoch < b.connE || t.Epoch == b.connE && t.Seq <= b.connS) {
 				b.stale++
 			}
-			connEpoch, connSeq = m.Epoch, m.Seq
-			if m.Epoch > b.epoch || (m.Epoch == b.epoch && m.Seq > b.last) {
-				b.epoch, b.last = m.Epoch, m.Seq
+			b.conn, b.connE, b.connS = t.Conn.N, t.Epoch, t.Seq
+			if t.Fresh {
+				b.epoch, b.last = t.Epoch, t.Seq
 			}
 			b.ticks++
-			b.lastAt = time.Now()
-			b.mu.Unlock()
-		}
+			b.lastAt = t.At
+			return nil
+		},
 	}
 }
 
@@ -280,13 +208,7 @@ func (b *bot) state() botState {
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testingutil.WaitFor(t, d, what, cond)
 }
 
 func TestClientsThroughNginxSurviveOwnerThenNonOwnerKill(t *testing.T) {
@@ -382,7 +304,7 @@ func TestREADMENATSRecipesWork(t *testing.T) {
 	}
 	// kv watch prints the current value first; stop it after a moment.
 	watch := exec.Command(natsBin, "--context", viewer, "kv", "watch", "owners")
-	var wout proctest.Output
+	var wout testingutil.Output
 	watch.Stdout, watch.Stderr = &wout, &wout
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	harness "github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // TestTakeoverTicksBeforeTheMetaLeaderIsBack is the regression test for the replay stall the chaos suite found:
@@ -32,8 +31,7 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 		t.Fatalf("owner %q: %v", owner, err)
 	}
 
-	secrets := c.secrets()
-	nc, err := nats.Connect(c.natsURL, nats.UserInfo(secrets.AdminUser, secrets.AdminPassword))
+	nc, err := nats.Connect(c.natsURL, nats.UserInfo(c.secrets.AdminUser, c.secrets.AdminPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,19 +42,13 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 	}
 	// The owner moves the stream leaders off its node by itself; wait for it, so that only the meta leader dies
 	// with the owner.
-	for _, stream := range []string{"KV_owners", "KV_snapshots", "INPUTS"} {
+	for _, stream := range wire.PlacedStreams {
 		waitFor(t, 60*time.Second, stream+" leader off the owner", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			s, err := js.Stream(ctx, stream)
-			if err != nil {
-				return false
-			}
-			info := s.CachedInfo()
-			return info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != owner
+			l, err := harness.StreamLeader(context.Background(), js, stream)
+			return err == nil && l != "" && l != owner
 		})
 	}
-	sys, err := nats.Connect(c.natsURL, nats.UserInfo(secrets.SysUser, secrets.SysPassword))
+	sys, err := harness.ConnectSys(c.nodes, c.secrets, "e2e-sys")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +57,7 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 		if c.isMetaLeader(ownerIdx) {
 			return true
 		}
-		req, _ := json.Marshal(map[string]any{"placement": map[string]string{"preferred": owner}})
-		_, _ = sys.Request("$JS.API.META.LEADER.STEPDOWN", req, 2*time.Second)
+		_ = harness.MoveMetaLeader(context.Background(), sys, owner)
 		time.Sleep(time.Second)
 		return c.isMetaLeader(ownerIdx)
 	})
@@ -77,8 +68,8 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 	// The first tick of a new epoch that reaches this client (connected to the survivors too).
 	var mu sync.Mutex
 	var firstNew time.Time
-	sub, err := nc.Subscribe("game.lobby.tick", func(m *nats.Msg) {
-		e, _ := strconv.ParseUint(m.Header.Get("Tm-Epoch"), 10, 64)
+	sub, err := nc.Subscribe(wire.TickSubject("lobby"), func(m *nats.Msg) {
+		e, _, _ := wire.ParseTickHeader(m.Header)
 		mu.Lock()
 		if e > epoch && firstNew.IsZero() {
 			firstNew = time.Now()
@@ -116,20 +107,10 @@ func TestTakeoverTicksBeforeTheMetaLeaderIsBack(t *testing.T) {
 	}
 }
 
-// isMetaLeader reads node i's tickmesh_jetstream_meta_leader gauge (false when the node does not answer).
+// isMetaLeader reads node i's (1-based) tickmesh_jetstream_meta_leader gauge (false when the node does not answer).
 func (c *cluster) isMetaLeader(i int) bool {
-	client := http.Client{Timeout: 500 * time.Millisecond}
-	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", c.adminPort(i)))
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "tickmesh_jetstream_meta_leader "); ok {
-			return strings.TrimSpace(v) == "1"
-		}
-	}
-	return false
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	m, err := harness.ReadMetrics(ctx, c.nodes[i-1])
+	return err == nil && m["tickmesh_jetstream_meta_leader"] == 1
 }

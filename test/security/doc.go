@@ -13,7 +13,12 @@
 //   - peers_test.go: a node that is gone for good is removed from JetStream's peer set with the documented
 //     nats CLI recipe (task peer-remove);
 //   - limits_test.go: room limits per address and per node, a full room, series of closed rooms, a lease no
-//     node wrote (epoch 2^64-1) and forged tick headers each get a clear answer and leave the others playing.
+//     node wrote (epoch 2^64-1) and forged tick headers each get a clear answer and leave the others playing;
+//   - churn_test.go: join/leave churn from one address keeps the room ticking with at most TombstoneCap
+//     tombstones in its snapshot; a hello far above the player's ack is answered and can be corrected.
+//
+// The gateway's own tests cover oversized and malformed frames (pkg/gateway), and pkg/room those of forged seqs
+// against a real owner.
 //
 // The package has no code of its own outside its tests.
 package security

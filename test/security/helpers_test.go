@@ -12,8 +12,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
-	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 )
 
@@ -120,7 +120,7 @@ func (p *player) hello(token string, seq uint64) {
 func (p *player) waitWelcome() *protocol.Welcome {
 	p.t.Helper()
 	var w *protocol.Welcome
-	nodetest.WaitFor(p.t, 20*time.Second, p.name+" welcome", func() bool {
+	testingutil.WaitFor(p.t, 20*time.Second, p.name+" welcome", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.welcome == nil && p.closeCode != 0 {
@@ -155,7 +155,7 @@ func (p *player) tickCount() int {
 func (p *player) keepsPlaying(n int) {
 	p.t.Helper()
 	from := p.tickCount()
-	nodetest.WaitFor(p.t, 20*time.Second, p.name+" keeps receiving ticks", func() bool {
+	testingutil.WaitFor(p.t, 20*time.Second, p.name+" keeps receiving ticks", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.closeCode != 0 {
@@ -251,7 +251,7 @@ func (p *player) errorCodes() []string {
 // waitPlayers waits for a tick with n players.
 func (p *player) waitPlayers(n int) {
 	p.t.Helper()
-	nodetest.WaitFor(p.t, 20*time.Second, p.name+" sees the players", func() bool {
+	testingutil.WaitFor(p.t, 20*time.Second, p.name+" sees the players", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.last != nil && len(p.last.Players) == n
@@ -266,4 +266,18 @@ func (p *player) lastEpoch() uint64 {
 		return 0
 	}
 	return p.last.Epoch
+}
+
+// waitPresent waits for a tick that has the player: the owner applied its join.
+func (p *player) waitPresent() {
+	p.t.Helper()
+	testingutil.WaitFor(p.t, 20*time.Second, p.name+" in the room", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.welcome == nil || p.last == nil {
+			return false
+		}
+		_, ok := p.last.Player(p.welcome.Player)
+		return ok
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -97,12 +98,12 @@ func TestARoomLeavesNoSeriesBehind(t *testing.T) {
 	p := joinRoom(t, n1, "brief", "brief", "127.0.0.1")
 	p.waitWelcome()
 	p.waitPlayers(1)
-	nodetest.WaitFor(t, 10*time.Second, "series of the room", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "series of the room", func() bool {
 		return strings.Contains(metricsText(t, n1), `room="brief"`)
 	})
 	p.ws.Close()
 	for _, m := range c.Members() {
-		nodetest.WaitFor(t, 40*time.Second, m.Name+" forgets the room's series", func() bool {
+		testingutil.WaitFor(t, 40*time.Second, m.Name+" forgets the room's series", func() bool {
 			return !strings.Contains(metricsText(t, m.Node), `room="brief"`)
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/mesh"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -132,7 +133,7 @@ func TestAViewerCannotForgeTicksOwnersOrInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, subj := range []string{"game.lobby.tick", "game.lobby.input", "game.lobby.live", "$KV.owners.lobby", "$JS.API.STREAM.CREATE.MALLORY"} {
-		nodetest.WaitFor(t, 5*time.Second, "a permission violation for "+subj, func() bool { return errs.violation(subj) })
+		testingutil.WaitFor(t, 5*time.Second, "a permission violation for "+subj, func() bool { return errs.violation(subj) })
 	}
 
 	alice.keepsPlaying(40)

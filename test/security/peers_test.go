@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
 
@@ -25,11 +26,11 @@ func TestAGoneNodeIsRemovedFromThePeerSetWithTheDocumentedRecipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 60*time.Second, "n4 ready", func() bool {
+	testingutil.WaitFor(t, 60*time.Second, "n4 ready", func() bool {
 		code, _ := readiness(t, m4.Node)
 		return code == 200
 	})
-	nodetest.WaitFor(t, 20*time.Second, "every node counts 4 peers", func() bool { return peersEverywhere(t, c, 4) })
+	testingutil.WaitFor(t, 20*time.Second, "every node counts 4 peers", func() bool { return peersEverywhere(t, c, 4) })
 
 	c.Kill("n4")
 	time.Sleep(3 * time.Second)
@@ -44,7 +45,7 @@ func TestAGoneNodeIsRemovedFromThePeerSetWithTheDocumentedRecipe(t *testing.T) {
 		t.Fatalf("nats server raft peer-remove n4: %v\n%s", err, out)
 	}
 	t.Logf("nats server raft peer-remove n4:\n%s", strings.TrimSpace(string(out)))
-	nodetest.WaitFor(t, 20*time.Second, "every node counts 3 peers and is ready", func() bool { return peersEverywhere(t, c, 3) })
+	testingutil.WaitFor(t, 20*time.Second, "every node counts 3 peers and is ready", func() bool { return peersEverywhere(t, c, 3) })
 }
 
 // peersEverywhere reports whether every running member answers /readyz 200 with a cluster size of want.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -34,7 +35,7 @@ func TestAStrangersNodeWithoutRouteCredentialsIsNotRouted(t *testing.T) {
 	alice.keepsPlaying(20)
 
 	friend := rawPeer(t, "friend", c.Member("n1").Config.Mesh.ClusterAddr, c.Secrets.ClusterUser, c.Secrets.ClusterPassword, nil)
-	nodetest.WaitFor(t, 10*time.Second, "n1 routes a server that has the credentials", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "n1 routes a server that has the credentials", func() bool {
 		return c.Member("n1").Node.Mesh().Routed("friend")
 	})
 	friend.Shutdown()
@@ -58,7 +59,7 @@ func TestARouteCertificateOfAnotherCAIsRefused(t *testing.T) {
 
 	friend := rawPeer(t, "friend", c.Member("n1").Config.Mesh.ClusterAddr, c.Secrets.ClusterUser, c.Secrets.ClusterPassword,
 		&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: ca, Verify: true, Timeout: 2})
-	nodetest.WaitFor(t, 10*time.Second, "n1 routes a server with the cluster's certificate", func() bool {
+	testingutil.WaitFor(t, 10*time.Second, "n1 routes a server with the cluster's certificate", func() bool {
 		return c.Member("n1").Node.Mesh().Routed("friend")
 	})
 	friend.Shutdown()

@@ -11,23 +11,21 @@ import (
 	"context"
 	crand "crypto/rand"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/config"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/sim"
-	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // LogLevel is the level of the nodes' logs in the test output.
@@ -76,7 +74,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Cleanup(c.StopAll)
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = FreePort(t)
+		ports[i] = testingutil.FreePort(t)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -127,7 +125,7 @@ func (c *Cluster) baseConfig(name string) node.Config {
 // JoinConfig is the configuration of a new node that routes to the given existing member only.
 func (c *Cluster) JoinConfig(name string, via string) node.Config {
 	cfg := c.baseConfig(name)
-	cfg.Mesh.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(c.t))
+	cfg.Mesh.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", testingutil.FreePort(c.t))
 	m := c.Member(via)
 	u, _ := config.ParseRoutes(m.Config.Mesh.ClusterAddr)
 	cfg.Mesh.Routes = u
@@ -199,32 +197,32 @@ func (c *Cluster) Members() []*Member {
 
 // Stop shuts a member down gracefully (as on SIGTERM) and waits for it.
 func (c *Cluster) Stop(name string) {
-	m := c.Member(name)
-	c.mu.Lock()
-	if m.stopped {
-		c.mu.Unlock()
-		return
+	if m := c.stopping(name); m != nil {
+		m.cancel()
+		<-m.done
 	}
-	m.stopped = true
-	c.mu.Unlock()
-	m.cancel()
-	<-m.done
 }
 
 // Kill stops a member's NATS server abruptly (no lame duck, no lease release), then reaps its goroutines: the
 // closest an in-process test gets to SIGKILL.
 func (c *Cluster) Kill(name string) {
+	if m := c.stopping(name); m != nil {
+		m.Node.Kill()
+		m.cancel()
+		<-m.done
+	}
+}
+
+// stopping marks the member stopped and returns it, or nil when it already was.
+func (c *Cluster) stopping(name string) *Member {
 	m := c.Member(name)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if m.stopped {
-		c.mu.Unlock()
-		return
+		return nil
 	}
 	m.stopped = true
-	c.mu.Unlock()
-	m.Node.Kill()
-	m.cancel()
-	<-m.done
+	return m
 }
 
 // StopAll stops every running member.
@@ -244,19 +242,9 @@ func (c *Cluster) StopAll() {
 func (c *Cluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
 	for _, m := range c.Members() {
-		WaitFor(c.t, timeout, m.Name+" ready", func() bool { return HTTPStatus(m.Node.URL()+"/readyz") == http.StatusOK })
-	}
-}
-
-// WaitFor polls cond every 20 ms until it holds or timeout passes, then fails the test naming what.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+		testingutil.WaitFor(c.t, timeout, m.Name+" ready", func() bool {
+			return testingutil.HTTPStatus(m.Node.URL()+"/readyz") == http.StatusOK
+		})
 	}
 }
 
@@ -269,50 +257,15 @@ func (c *Cluster) Metric(name, series string) int {
 		c.t.Fatalf("metrics of %s: %v", name, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	m, err := cluster.ParseMetrics(resp.Body)
 	if err != nil {
 		c.t.Fatalf("metrics of %s: %v", name, err)
 	}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				c.t.Fatalf("%s on %s: %q is not a whole number", series, name, v)
-			}
-			return n
-		}
+	v := m[series]
+	if v != math.Trunc(v) {
+		c.t.Fatalf("%s on %s: %v is not a whole number", series, name, v)
 	}
-	return 0
-}
-
-// HTTPStatus GETs url and returns the status code, or 0 on a transport error.
-func HTTPStatus(url string) int {
-	cl := http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Get(url)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It is drawn below Linux's ephemeral
-// range (32768-60999 by default), so that no outgoing connection can be handed it between now and the node's
-// listen (a port from ":0" is an ephemeral one, and was taken that way once in CI).
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for range 200 {
-		port := 10000 + rand.IntN(22000)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		return port
-	}
-	t.Fatal("free port: none found below 32000")
-	return 0
+	return int(v)
 }
 
 // testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1 (the nodes log
@@ -337,7 +290,7 @@ func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) 
 	c.t.Helper()
 	var name string
 	var epoch uint64
-	WaitFor(c.t, timeout, "one agreed owner of "+room, func() bool {
+	testingutil.WaitFor(c.t, timeout, "one agreed owner of "+room, func() bool {
 		name, epoch = "", 0
 		for _, m := range c.Members() {
 			n, e := m.Node.Rooms().Owner(room)
@@ -360,14 +313,5 @@ func (c *Cluster) AgreedOwner(room string, above uint64, timeout time.Duration) 
 // PublishEvent sends a player event to room through node n the way a gateway does (the live copy on core NATS,
 // then the durable publish with the event's message id), and returns once INPUTS has stored it.
 func PublishEvent(ctx context.Context, n *node.Node, room string, ev sim.Event) error {
-	m, err := wire.EventMsg(room, ev)
-	if err != nil {
-		return err
-	}
-	js := n.Mesh().JetStream()
-	_ = js.Conn().Publish(wire.LiveSubject(room), m.Data) // best effort: the stream delivers it anyway
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("publish event: %w", err)
-	}
-	return nil
+	return cluster.PublishEvent(ctx, n.Mesh().JetStream(), room, ev)
 }

@@ -1,7 +1,8 @@
-package main
+package cluster
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"strings"
@@ -51,19 +52,15 @@ func echoServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// linkedCluster is a cluster whose node n1's route is an echo server behind a link; n2 dials it.
-func linkedCluster(t *testing.T) (*cluster, *links) {
+// linked is node n1, whose route port is an echo server, behind a link (its address returned); n2 dials it.
+func linked(t *testing.T) (string, *Links) {
 	t.Helper()
-	c := &cluster{Nodes: []nodeSpec{
-		{Name: "n1", Route: echoServer(t), Link: "127.0.0.1:0"},
-	}}
-	l, err := startLinks(c)
+	l, err := StartLinks([]Node{{Name: "n1", Route: echoServer(t), Link: "127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	c.Nodes[0].Link = l.lns[0].Addr().String()
-	return c, l
+	return l.Addrs()[0], l
 }
 
 // roundTrip sends line and reports whether it came back within d.
@@ -78,8 +75,8 @@ func roundTrip(t *testing.T, conn net.Conn, r *bufio.Reader, line string, d time
 }
 
 func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t *testing.T) {
-	c, l := linkedCluster(t)
-	conn, err := net.Dial("tcp", c.Nodes[0].Link)
+	link, l := linked(t)
+	conn, err := net.Dial("tcp", link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +88,12 @@ func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t 
 	}
 
 	// Cutting the dialer (n2) stalls the connection: nothing is closed, nothing passes.
-	l.apply(map[string]bool{"n2": true})
+	l.Cut(map[string]bool{"n2": true})
 	if roundTrip(t, conn, r, "while n2 is cut", 300*time.Millisecond) {
 		t.Fatal("bytes passed while the dialer was cut off")
 	}
 	// Healing closes the stalled connection, so that both ends dial again at once.
-	l.apply(map[string]bool{})
+	l.Cut(map[string]bool{})
 	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := io.ReadAll(r); err != nil {
 		t.Fatalf("the stalled connection was not closed on heal: %v", err)
@@ -104,7 +101,7 @@ func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t 
 
 	// A new connection works again; cutting the node the link stands for (n1) stalls it too, and so does a
 	// connection opened during the cut.
-	conn2, err := net.Dial("tcp", c.Nodes[0].Link)
+	conn2, err := net.Dial("tcp", link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +110,11 @@ func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t 
 	if !roundTrip(t, conn2, r2, `INFO {"server_name":"n3"}`, 2*time.Second) {
 		t.Fatal("no echo after heal")
 	}
-	l.apply(map[string]bool{"n1": true})
+	l.Cut(map[string]bool{"n1": true})
 	if roundTrip(t, conn2, r2, "while n1 is cut", 300*time.Millisecond) {
 		t.Fatal("bytes passed while the target was cut off")
 	}
-	conn3, err := net.Dial("tcp", c.Nodes[0].Link)
+	conn3, err := net.Dial("tcp", link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,18 +124,38 @@ func TestLinkCarriesBytesUntilEitherEndIsCutAndClosesStalledConnectionsOnHeal(t 
 	}
 }
 
-func TestCutFileRoundTrips(t *testing.T) {
-	dir := t.TempDir()
-	path := dir + "/cut"
-	cut, err := readCut(path)
+func TestCutFileRoundTripsAndIsFollowed(t *testing.T) {
+	path := t.TempDir() + "/cut"
+	cut, err := ReadCuts(path)
 	if err != nil || len(cut) != 0 {
 		t.Fatalf("missing file: %v, %v", cut, err)
 	}
-	if err := writeCut(path, map[string]bool{"n2": true, "n1": true}); err != nil {
+	if err := WriteCuts(path, map[string]bool{"n2": true, "n1": true}); err != nil {
 		t.Fatal(err)
 	}
-	cut, err = readCut(path)
+	cut, err = ReadCuts(path)
 	if err != nil || !cut["n1"] || !cut["n2"] || len(cut) != 2 {
 		t.Fatalf("read back %v, %v", cut, err)
+	}
+	_, l := linked(t)
+	ctx, stop := context.WithCancel(t.Context())
+	reports := make(chan []string, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Follow(ctx, path, func(cut []string) { reports <- cut })
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	if got := <-reports; strings.Join(got, ",") != "n1,n2" {
+		t.Fatalf("first report %v", got)
+	}
+	if err := WriteCuts(path, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-reports; len(got) != 0 {
+		t.Fatalf("after heal: %v", got)
 	}
 }

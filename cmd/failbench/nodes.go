@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/pkg/room"
+)
+
+// ports are the first ports of n1's listeners; n2 and n3 use the next ones.
+func (o options) ports() cluster.Ports {
+	return cluster.Ports{HTTP: o.httpPort, Admin: o.adminPort, NATS: o.natsPort, Route: o.routePort}
+}
+
+// newCluster lays out n1..n3 on 127.0.0.1, their data under dir/data and their logs in dir. The nodes get
+// fresh random credentials and nothing of failbench's own environment (NODE_NAME, LEASE_TTL, ... there would
+// change them), and die with failbench should it be killed.
+func newCluster(o options, dir string, logf func(string, ...any)) (*cluster.Cluster, error) {
+	nodes := cluster.Local(3, o.ports(), filepath.Join(dir, "data"))
+	flags := []string{"-cluster-name", "failbench", "-log-level", o.logLevel}
+	if o.leaseTTL > 0 {
+		flags = append(flags, "-lease-ttl", o.leaseTTL.String())
+	}
+	if o.tickRate > 0 {
+		flags = append(flags, "-tick-rate", strconv.Itoa(o.tickRate))
+	}
+	for i := range nodes {
+		nodes[i].Flags = flags
+	}
+	return cluster.New(cluster.Config{Bin: o.bin, Nodes: nodes, Env: cluster.CleanEnv(), LogDir: dir, ParentDeath: true, Logf: logf})
+}
+
+// checkPorts fails when one of the cluster's ports is taken.
+func checkPorts(o options) error {
+	var ls []cluster.Listen
+	for _, n := range cluster.Local(3, o.ports(), "") {
+		ls = append(ls, n.Listens()...)
+	}
+	if err := cluster.CheckFree(ls); err != nil {
+		return fmt.Errorf("%w; or choose others with -http-port, -admin-port, -nats-port, -route-port", err)
+	}
+	return nil
+}
+
+// Series failbench reads from the nodes' /metrics, all of the lobby.
+const (
+	fencedMetric = `tickmesh_room_ticks_fenced_total{room="lobby"}` // ticks a node's relay dropped
+	ticksMetric  = `tickmesh_room_ticks_total{room="lobby"}`        // ticks a node published as owner
+	ownedMetric  = `tickmesh_room_owned{room="lobby"}`              // 1 while the node owns the room
+	pausesMetric = `tickmesh_room_pauses_total{room="lobby"}`       // owner loop found itself paused and re-confirmed its lease
+	// renewErrorsMetric counts lease renewals with an unknown outcome.
+	renewErrorsMetric = `tickmesh_room_lease_renew_errors_total{room="lobby"}`
+)
+
+// i is the index of the node called name.
+func (b *bench) i(name string) int { return b.c.Index(name) }
+
+// others returns the node names except the given ones.
+func (b *bench) others(except ...string) []string {
+	var out []string
+	for _, n := range b.c.Names() {
+		skip := false
+		for _, e := range except {
+			skip = skip || n == e
+		}
+		if !skip {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ready reports whether the node answers /readyz with 200.
+func (b *bench) ready(ctx context.Context, name string) bool {
+	_, code, _ := cluster.Readyz(ctx, b.c.Node(b.i(name)))
+	return code == http.StatusOK
+}
+
+// lobbyOwner asks the node who owns the lobby.
+func (b *bench) lobbyOwner(ctx context.Context, name string) (owner string, epoch uint64, err error) {
+	v, err := cluster.View(ctx, b.c.Node(b.i(name)))
+	if err != nil {
+		return "", 0, err
+	}
+	owner, epoch = cluster.RoomOwner(v, room.Lobby)
+	return owner, epoch, nil
+}
+
+// metrics reads the node's /metrics.
+func (b *bench) metrics(ctx context.Context, name string) (cluster.Metrics, error) {
+	return cluster.ReadMetrics(ctx, b.c.Node(b.i(name)))
+}
