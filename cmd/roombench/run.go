@@ -427,7 +427,7 @@ type client struct {
 	from, to time.Time // the window; zero: not started or not ended
 	ticks    int
 	lat      []time.Duration
-	epoch    uint64    // of the last fresh tick
+	epoch    uint64 // of the last fresh tick
 	killAt   time.Time
 	lastPre  time.Time // the last fresh tick of the epoch the room had when the node was killed
 	firstNew time.Time // the first fresh tick of a newer epoch after killAt
