@@ -13,7 +13,7 @@ import (
 // Timing of the control loop.
 const (
 	controlInterval = 50 * time.Millisecond // the rules are evaluated this often, and at every change seen
-	rankStep        = 100 * time.Millisecond
+	rankStep        = 250 * time.Millisecond
 	balanceInterval = time.Second
 	maxHandoffs     = 8 // rooms handed over per balance round
 )
