@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -215,4 +216,34 @@ func TestConcurrentConfirmsOfASessionShareOneRenewal(t *testing.T) {
 	if err := rooms[0].Confirm(context.Background()); err != nil || pub.writes-before != got+1 {
 		t.Fatalf("a later confirmation: %v, writes %d after %d", err, pub.writes-before, got)
 	}
+}
+
+// A node whose session was fenced (its key ends with a delete marker, which a KV read does not return) opens a
+// new one at the revision the server names when the first CAS is refused.
+func TestOpeningASessionOverADeleteMarkerUsesTheRevisionTheServerNames(t *testing.T) {
+	kv := &stubKV{getErr: jetstream.ErrKeyNotFound}
+	pub := &refusingPub{last: 61}
+	s, err := OpenSession(context.Background(), kv, pub, "owners", "n1", Config{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("open over a delete marker: %v", err)
+	}
+	if pub.expected != "61" || s.Revision() != 62 {
+		t.Fatalf("second write expected revision %q, session at %d; want 61 and 62", pub.expected, s.Revision())
+	}
+}
+
+// refusingPub refuses a write unless it expects the subject's last sequence last.
+type refusingPub struct {
+	last     uint64
+	expected string
+}
+
+func (p *refusingPub) PublishMsg(_ context.Context, m *nats.Msg, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	exp := m.Header.Get(jetstream.ExpectedLastSubjSeqHeader)
+	p.expected = exp
+	if exp != strconv.FormatUint(p.last, 10) {
+		return nil, &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Description: "wrong last sequence: " + strconv.FormatUint(p.last, 10)}
+	}
+	p.last++
+	return &jetstream.PubAck{Sequence: p.last}, nil
 }

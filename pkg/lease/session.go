@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -104,13 +105,35 @@ func OpenSession(ctx context.Context, kv KV, pub Publisher, bucket, node string,
 	default:
 		return nil, fmt.Errorf("open session %s: read the key: %w", key, err)
 	}
-	if err := s.write(ctx, prev); err != nil {
+	err = s.write(ctx, prev)
+	if last, ok := wrongLastSequence(err); ok && last != prev {
+		// The key's last revision is not the one read: a delete marker (a fence, an expiry), which a KV read
+		// does not return, or a lagging replica answered the read. The key is this node's own: take it over at
+		// the revision the server named.
+		err = s.write(ctx, last)
+	}
+	if err != nil {
 		if IsTaken(err) {
 			return nil, fmt.Errorf("open session %s: %w (%v)", key, ErrTaken, err)
 		}
 		return nil, fmt.Errorf("open session %s: %w", key, err)
 	}
 	return s, nil
+}
+
+// wrongLastSequence reads the subject's actual last sequence from a refused expected-last-sequence publish
+// ("wrong last sequence: N", error 10071).
+func wrongLastSequence(err error) (uint64, bool) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+		return 0, false
+	}
+	_, n, ok := strings.Cut(apiErr.Description, "wrong last sequence: ")
+	if !ok {
+		return 0, false
+	}
+	v, perr := strconv.ParseUint(strings.TrimSpace(n), 10, 64)
+	return v, perr == nil
 }
 
 func randomID() (string, error) {
@@ -127,8 +150,10 @@ func (s *Session) write(ctx context.Context, prev uint64) error {
 	b, _ := json.Marshal(s.val)
 	m := nats.NewMsg(s.sub)
 	m.Data = b
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(prev, 10))
+	m.Header.Set(jetstream.MsgTTLHeader, s.cfg.TTL.String())
 	sent := s.cfg.Now()
-	ack, err := s.pub.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(prev), jetstream.WithMsgTTL(s.cfg.TTL))
+	ack, err := s.pub.PublishMsg(ctx, m)
 	if err != nil {
 		return err
 	}

@@ -88,16 +88,19 @@ func (m *Manager) acquire(ctx context.Context, room, how string, h holder) error
 		return m.runTerm(ctx, room, l)
 	}
 
-	snap, _, err := readSnapshot(ctx, m.snaps, room)
-	if err != nil && !errors.Is(err, errCorruptSnapshot) {
-		return nil
-	}
 	epoch := m.relay.Fence().Get(room).Epoch
 	if how != howCreate && !h.corrupt {
+		// A lease's epoch is at least its room's snapshot's (snapshots are written under it): no read on the
+		// takeover's path. The term checks the snapshot it restores from all the same.
 		epoch = max(epoch, h.val.Epoch)
-	}
-	if snap != nil {
-		epoch = max(epoch, snap.Epoch)
+	} else {
+		snap, _, err := readSnapshot(ctx, m.snaps, room)
+		if err != nil && !errors.Is(err, errCorruptSnapshot) {
+			return nil
+		}
+		if snap != nil {
+			epoch = max(epoch, snap.Epoch)
+		}
 	}
 	if epoch >= lease.MaxEpoch {
 		// Every source of epochs refuses values above MaxEpoch, so this takes 2^53 ownership changes: never wrap.
@@ -119,6 +122,7 @@ func (m *Manager) acquire(ctx context.Context, room, how string, h holder) error
 		}
 	}
 	var l *lease.Lease
+	var err error
 	sent := time.Now()
 	if how == howCreate {
 		l, err = lease.AcquireIn(actx, m.owners, room, val, sess)

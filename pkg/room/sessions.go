@@ -146,7 +146,7 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 	retry := time.Time{}
 	if err != nil {
 		m.log.Debug("fence session", "node", node, "revision", s.rev, "err", err)
-		retry = time.Now().Add(m.cfg.RenewInterval)
+		retry = time.Now().Add(2 * controlInterval) // soon: a peer fenced it, and this node's view is a moment behind
 		if errors.Is(err, lease.ErrTaken) {
 			m.refreshSession(ctx, node)
 		}
@@ -170,9 +170,9 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 // refreshSession reads node's session key directly after a fence failed against a newer revision than this
 // node's watcher showed (a watcher that lags or is cut off): a newer revision counts as a renewal seen now.
 func (m *Manager) refreshSession(ctx context.Context, node string) {
-	gctx, cancel := context.WithTimeout(ctx, time.Second)
-	e, err := m.owners.Get(gctx, lease.SessionKey(node))
-	cancel()
+	e, err := readFresh(ctx, time.Second, func(gctx context.Context) (jetstream.KeyValueEntry, error) {
+		return m.owners.Get(gctx, lease.SessionKey(node))
+	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {

@@ -49,9 +49,9 @@ func decodeSnapshot(b []byte) (*Snapshot, error) {
 // readSnapshot reads the room's snapshot (nil when there is none) and its revision. A corrupt snapshot is
 // reported with errCorruptSnapshot along with its revision, so that a caller may replace it by CAS.
 func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*Snapshot, uint64, error) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	e, err := snaps.Get(rctx, room)
+	e, err := readFresh(ctx, 2*time.Second, func(rctx context.Context) (jetstream.KeyValueEntry, error) {
+		return snaps.Get(rctx, room)
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		if e != nil {
 			return nil, e.Revision(), nil
