@@ -278,6 +278,15 @@ func (m *Mesh) StreamLeader(ctx context.Context, stream string) (leader string, 
 	return info.Cluster.Leader, current, nil
 }
 
+// LeadsStream reports whether this node's server leads the stream now: its own Raft state, no request (a
+// standalone server leads every stream).
+func (m *Mesh) LeadsStream(stream string) bool {
+	if m.cfg.ClusterAddr == "" {
+		return true
+	}
+	return m.srv.JetStreamIsStreamLeader(AppAccount, stream)
+}
+
 // StepDownStreamLeader asks the stream's leader to hand leadership to preferred.
 func (m *Mesh) StepDownStreamLeader(ctx context.Context, stream, preferred string) error {
 	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": preferred}})

@@ -139,6 +139,7 @@ type Cluster interface {
 	Routed(node string) bool
 	QuietPeers(d time.Duration) map[string]time.Time // routed peers whose routes brought nothing for d → route start
 	StreamLeader(ctx context.Context, stream string) (leader string, current []string, err error)
+	LeadsStream(stream string) bool // this node leads stream now (its own Raft state)
 	StepDownStreamLeader(ctx context.Context, stream, preferred string) error
 }
 

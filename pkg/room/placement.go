@@ -157,19 +157,15 @@ func (m *Manager) stepDown(ctx context.Context, stream string, current []string,
 }
 
 // placeBeforeTicking moves the ownership streams this node leads to a peer before a new term's first tick, and
-// waits (at most placeWait) until they have moved. The leaders learnt from the advisories (every election sends
-// one) say which streams to look at; a stream whose leader is unknown is asked about.
+// waits (at most placeWait) until they have moved. Whether this node leads a stream is its own server's Raft
+// state: no request on the takeover's path unless there is something to move.
 func (m *Manager) placeBeforeTicking(ctx context.Context) {
 	m.mu.Lock()
 	rooms := m.roomCountsLocked()
-	cached := make(map[string]string, len(m.leaders))
-	for k, v := range m.leaders {
-		cached[k] = v
-	}
 	m.mu.Unlock()
 	var moved []string
 	for _, stream := range wire.PlacedStreams {
-		if l := cached[stream]; l != "" && l != m.cfg.Node {
+		if !m.cluster.LeadsStream(stream) {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
@@ -184,17 +180,8 @@ func (m *Manager) placeBeforeTicking(ctx context.Context) {
 	}
 	deadline := time.Now().Add(placeWait)
 	for _, stream := range moved {
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			sctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
-			leader, _, err := m.cluster.StreamLeader(sctx, stream)
-			cancel()
-			if err == nil && leader != "" && leader != m.cfg.Node {
-				m.mu.Lock()
-				m.leaders[stream] = leader
-				m.mu.Unlock()
-				break
-			}
-			sleepCtx(ctx, 20*time.Millisecond)
+		for time.Now().Before(deadline) && ctx.Err() == nil && m.cluster.LeadsStream(stream) {
+			sleepCtx(ctx, 10*time.Millisecond)
 		}
 	}
 }

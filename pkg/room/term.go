@@ -121,6 +121,7 @@ func (t *term) run(ctx context.Context) error {
 // (replay), then the stream follower for what comes later, and the takeover snapshot, by CAS on the revision
 // restored from, so that two owners can never both continue the same history.
 func (t *term) start(ctx, hctx context.Context) error {
+	began := time.Now()
 	snap, snapRev, err := readSnapshot(ctx, t.snaps, t.room)
 	if errors.Is(err, errCorruptSnapshot) {
 		t.log.Error("ignoring a corrupt snapshot; the takeover snapshot replaces it", "err", err)
@@ -131,9 +132,11 @@ func (t *term) start(ctx, hctx context.Context) error {
 		return fmt.Errorf("%w: snapshot epoch %d >= ours %d", ErrSuperseded, snap.Epoch, t.lease.Epoch())
 	}
 	t.restore(snap, snapRev)
+	restored := time.Now()
 	if err := t.replay(ctx); err != nil {
 		return err
 	}
+	replayed := time.Now()
 	t.helpers.Add(1)
 	go func() {
 		defer t.helpers.Done()
@@ -161,7 +164,8 @@ func (t *term) start(ctx, hctx context.Context) error {
 		t.drain()
 	}
 	t.log.Info("room owner started", "game", t.game.Info().Name, "epoch", t.lease.Epoch(), "tick", t.state.Tick(),
-		"players", len(t.state.Players()), "input_seq", t.inputSeq)
+		"players", len(t.state.Players()), "input_seq", t.inputSeq, "restore", restored.Sub(began).Round(time.Millisecond),
+		"replay", replayed.Sub(restored).Round(time.Millisecond), "snapshot", time.Since(replayed).Round(time.Millisecond))
 	return nil
 }
 
