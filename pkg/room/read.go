@@ -10,9 +10,9 @@ import (
 // routed to, and a frozen or cut-off replica keeps its routes open for the seconds its peers' pings take to give
 // up: about a third of the reads routed to it wait for their whole timeout (docs/FAILOVER.md, nats-facts). On a
 // takeover the frozen replica is usually the old owner's. So the reads on a takeover's path are sent twice at
-// once, each routed on its own, the first answer wins, and a pair that gets no answer within readAttempt is sent
-// again, within the read's overall bound.
-const readAttempt = 100 * time.Millisecond
+// once, each routed on its own, the first answer wins, and a pair that gets no answer within readAttempt (a
+// healthy cluster answers in a few milliseconds) is sent again, within the read's overall bound.
+const readAttempt = 50 * time.Millisecond
 
 // readFresh is a read of type T in the way described above: read is called twice at a time with a readAttempt
 // deadline until one call returns something other than a deadline, or until total has passed (or ctx ended); it
