@@ -6,7 +6,8 @@
 //
 // For each room count it starts a fresh cluster (internal/cluster's node processes n1..n3 on 127.0.0.1, with
 // credentials drawn for the run and the per-IP limits raised for one client machine), connects the clients
-// (pkg/client, client i to node i mod 3 and room i mod R: every room has players on several nodes), waits
+// (pkg/client, client i to room i mod R and node (i div R) mod 3: a room with several players has them on
+// several nodes), waits
 // -settle, and measures for -duration:
 //
 //   - the cluster's CPU (the three node processes' utime + stime, /proc) in ms per second, and per room per

@@ -39,6 +39,7 @@ type options struct {
 	tickRate        int
 	ports           cluster.Ports
 	logLevel        string
+	nodeFlags       []string
 	keep            bool
 	out             string
 	commandLine     string
@@ -62,6 +63,7 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	fs.IntVar(&o.ports.NATS, "nats-port", 14622, "NATS client port of n1")
 	fs.IntVar(&o.ports.Route, "route-port", 16622, "NATS route port of n1")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the nodes' -log-level")
+	nodeFlags := fs.String("node-flags", "", "more flags for every node, space-separated (e.g. -pprof)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, node logs)")
 	fs.StringVar(&o.out, "out", "", "also write the results as a markdown block to this file")
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +81,7 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	if st, err := os.Stat(o.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return o, cli.Usagef("-bin %q is not an executable file", o.bin)
 	}
+	o.nodeFlags = strings.Fields(*nodeFlags)
 	for _, f := range strings.Split(*roomsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -183,6 +186,7 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 	flags := []string{"-cluster-name", "roombench", "-log-level", o.logLevel, "-tick-rate", strconv.Itoa(o.tickRate),
 		"-max-conns-per-ip", strconv.Itoa(o.clients + 100), "-max-rooms", strconv.Itoa(max(1000, rooms+10)),
 		"-max-rooms-per-ip", strconv.Itoa(max(1000, rooms+10))}
+	flags = append(flags, o.nodeFlags...)
 	for i := range nodes {
 		nodes[i].Flags = flags
 	}
@@ -226,7 +230,7 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 	welcomed := make(chan struct{}, o.clients)
 	begin := time.Now()
 	for i := range clients {
-		node := i % c.Len()
+		node := (i / rooms) % c.Len() // a room's clients on different nodes: room i mod R, node (i div R) mod 3
 		cl, err := tmclient.New(tmclient.Config{URLs: []string{c.Node(node).WSURL()}, Name: fmt.Sprintf("rb%d", i),
 			Room: fmt.Sprintf("room-%d", i%rooms), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second,
 			Watchdog: -1, ResendAfter: -1, Dialer: d})
@@ -459,8 +463,7 @@ func (c *client) run(ctx context.Context, settled func()) {
 				}
 			}
 			switch {
-			case c.killAt.IsZero():
-			case t.Epoch <= c.epoch: // the old owner's ticks, late ones included
+			case c.killAt.IsZero() || t.Epoch <= c.epoch: // before the kill, and the old owner's late ticks
 				c.lastPre = t.At
 			case c.firstNew.IsZero():
 				c.firstNew, c.newEpoch = t.At, t.Epoch

@@ -19,42 +19,62 @@ const (
 )
 
 // control evaluates the ownership rules for every room this node knows until ctx ends: one loop for all rooms,
-// woken by every change the owners watcher sees and every Want, and every controlInterval for the rules that
-// depend on silence. The per-room work it decides on (an acquisition and the term that follows) runs in its own
-// goroutine (startLocked); sessions to fence in another.
+// woken by every change the owners watcher sees and every Want. The rooms are looked at again every
+// controlInterval while a decision waits on time (a silence to last, an orphan's rank, a retry), and otherwise
+// every sweepInterval only: a room whose holder's session is live needs nothing, and a node holding a thousand
+// of them should not pay for looking at them twenty times a second. Silent sessions are looked for every
+// controlInterval (per node, not per room). The per-room work it decides on (an acquisition and the term that
+// follows) runs in its own goroutine (startLocked); sessions to fence in another.
 func (m *Manager) control(ctx context.Context) {
 	t := time.NewTicker(controlInterval)
 	defer t.Stop()
+	var swept time.Time
+	pending := true
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
+			full = pending || now.Sub(swept) >= sweepInterval
 		case <-m.kick:
+			full = true
 		}
-		m.evaluate(ctx, time.Now())
+		now := time.Now()
+		if full {
+			swept = now
+		}
+		pending = m.evaluate(ctx, now, full)
 	}
 }
 
-// evaluate applies the rules once.
-func (m *Manager) evaluate(ctx context.Context, now time.Time) {
+// sweepInterval is how often every room is looked at when no decision waits on time.
+const sweepInterval = 500 * time.Millisecond
+
+// evaluate applies the rules once: to sessions always, to rooms when full. It reports whether a decision waits
+// on time.
+func (m *Manager) evaluate(ctx context.Context, now time.Time, full bool) (pending bool) {
 	majority := m.cluster.HasMajority() && m.live.contact()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sess := m.sess
 	if sess == nil || !sess.Valid() || ctx.Err() != nil {
-		return
+		return true
 	}
 	m.fenceSilentLocked(ctx, now, majority)
+	m.balanceLocked(now, majority)
+	if !full {
+		return false
+	}
 	for room := range m.wanted {
-		m.decideLocked(room, now, sess, majority)
+		pending = m.decideLocked(room, now, sess, majority) || pending
 	}
 	for room := range m.holders {
 		if m.wanted[room] == nil {
-			m.decideLocked(room, now, sess, majority)
+			pending = m.decideLocked(room, now, sess, majority) || pending
 		}
 	}
-	m.balanceLocked(now, majority)
+	return pending
 }
 
 // decideLocked starts an acquisition of room when the rules allow one now (docs/FAILOVER.md):
@@ -65,29 +85,43 @@ func (m *Manager) evaluate(ctx context.Context, now time.Time) {
 //     dead node spread over the survivors), nodes leading an ownership stream last;
 //   - a lease renewed by itself (an older version's) that has gone silent, or a corrupt one: take it over, as
 //     that version did.
-func (m *Manager) decideLocked(room string, now time.Time, sess *lease.Session, majority bool) {
-	if m.active[room] != nil || now.Before(m.retryAt[room]) {
-		return
+func (m *Manager) decideLocked(room string, now time.Time, sess *lease.Session, majority bool) (pending bool) {
+	if m.active[room] != nil {
+		return false
+	}
+	if now.Before(m.retryAt[room]) {
+		return true
 	}
 	wanted := m.wanted[room] != nil
 	h, held := m.holders[room]
 	switch {
 	case !held:
-		if wanted && majority {
-			m.startLocked(room, howCreate, h)
+		if !wanted {
+			return false
 		}
+		if !majority {
+			return true
+		}
+		m.startLocked(room, howCreate, h)
 	case h.corrupt:
-		if wanted && majority && now.Sub(h.seen) > m.cfg.StealAfter {
-			m.startLocked(room, howTakeover, h)
+		if !wanted {
+			return false
 		}
+		if !majority || now.Sub(h.seen) <= m.cfg.StealAfter {
+			return true
+		}
+		m.startLocked(room, howTakeover, h)
 	case h.val.Session == "":
 		switch {
 		case h.val.Node == m.cfg.Node:
 			if wanted {
 				m.startLocked(room, howReclaim, h)
 			}
-		case wanted && majority && m.holderSilent(room, h):
+		case !wanted:
+		case majority && m.holderSilent(room, h):
 			m.startLocked(room, howTakeover, h)
+		default:
+			return true // its silence may last
 		}
 	case h.val.Node == m.cfg.Node && h.val.Session == sess.ID():
 		if h.val.Epoch > m.ran[room] {
@@ -108,7 +142,7 @@ func (m *Manager) decideLocked(room string, now time.Time, sess *lease.Session, 
 			m.holders[room] = h
 		}
 		if !majority || now.Before(h.orphanAt.Add(m.adoptDelayLocked(room))) {
-			return
+			return true
 		}
 		how := howTakeover
 		if h.val.Node == m.cfg.Node {
@@ -116,6 +150,7 @@ func (m *Manager) decideLocked(room string, now time.Time, sess *lease.Session, 
 		}
 		m.startLocked(room, how, h)
 	}
+	return false
 }
 
 // sessionLiveLocked reports whether node's session id is its current one as the owners bucket shows it.

@@ -90,17 +90,12 @@ func (m *Manager) fenceSilentLocked(ctx context.Context, now time.Time, majority
 	if !majority {
 		return
 	}
-	holds := map[string]bool{}
-	for _, h := range m.holders {
-		if h.val.Session != "" {
-			holds[h.val.Node+"/"+h.val.Session] = true
-		}
-	}
 	for node, s := range m.sessions {
-		if node == m.cfg.Node || !holds[node+"/"+s.val.Session] || now.Before(m.fencing[node]) {
+		// The cheapest test first: most sessions renewed within StealAfter, the least silence that counts.
+		if node == m.cfg.Node || now.Sub(s.seen) <= m.cfg.StealAfter || now.Before(m.fencing[node]) {
 			continue
 		}
-		if !m.sessionSilentLocked(node, s, now) {
+		if !m.holdsRoomsLocked(node, s.val.Session) || !m.sessionSilentLocked(node, s, now) {
 			continue
 		}
 		m.fencing[node] = now.Add(time.Hour) // in flight
@@ -110,6 +105,16 @@ func (m *Manager) fenceSilentLocked(ctx context.Context, now time.Time, majority
 			m.fence(ctx, node, s)
 		}()
 	}
+}
+
+// holdsRoomsLocked reports whether node holds a room under session id, as the owners bucket shows it.
+func (m *Manager) holdsRoomsLocked(node, id string) bool {
+	for _, h := range m.holders {
+		if h.val.Node == node && h.val.Session == id {
+			return true
+		}
+	}
+	return false
 }
 
 // sessionSilentLocked reports whether node, which holds rooms under session s, has been silent long enough for
