@@ -43,8 +43,6 @@ export interface ClusterInfo {
   node: string;
   nodes: ClusterNode[];
   rooms: ClusterRoom[];
-  /** Rooms held per node (every node with a session, 0 included). */
-  owners: Record<string, number>;
 }
 
 /** Validates an /api/cluster response; throws on a malformed one. */
@@ -59,15 +57,7 @@ export function decodeCluster(v: unknown): ClusterInfo {
     if (!Array.isArray(a)) throw new Error(`cluster.${k}: expected an array`);
     return a as unknown[];
   };
-  const owners: Record<string, number> = {};
-  const ow = o['owners'];
-  if (ow !== undefined && ow !== null) {
-    for (const [k, n] of Object.entries(obj(ow, 'owners'))) {
-      if (typeof n === 'number') owners[k] = n;
-    }
-  }
   return {
-    owners,
     node: typeof o['node'] === 'string' ? o['node'] : '',
     nodes: list('nodes').map((x, i) => {
       const n = obj(x, `nodes[${i}]`);
