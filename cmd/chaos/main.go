@@ -19,7 +19,6 @@
 //	-lease-ttl D       the nodes' -lease-ttl (default 10s)
 //	-bin PATH          node binary (default: go build ./cmd/node into the output directory)
 //	-race-nodes        build the node binary with -race
-//	-strict-acks       count every backwards ack as a violation
 //	-out DIR           output directory (default $TMPDIR/tickmesh-chaos-<seed>): report.md, node logs
 //	                   (n1.log..n3.log), node data, and records.jsonl.gz (every observation) when it failed
 //	-keep-data         keep the nodes' JetStream data after a passing run
@@ -60,7 +59,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	leaseTTL := fs.Duration("lease-ttl", 10*time.Second, "the nodes' -lease-ttl")
 	bin := fs.String("bin", "", "node binary (default: build ./cmd/node)")
 	raceNodes := fs.Bool("race-nodes", false, "build the node binary with -race")
-	strict := fs.Bool("strict-acks", false, "count every backwards ack as a violation")
 	out := fs.String("out", "", "output directory (default $TMPDIR/tickmesh-chaos-<seed>)")
 	keepData := fs.Bool("keep-data", false, "keep node data after a passing run")
 	if err := fs.Parse(args); err != nil {
@@ -118,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	h, err := chaos.New(ctx, chaos.Config{
 		Seed: *seed, Bots: *bots, LeaseTTL: *leaseTTL, Plan: plan,
 		OwnerKills: *ownerKills, RandomKills: *randomKills, Partitions: *partitions, Freezes: *freezes, Restarts: *restarts,
-		Bin: *bin, Dir: dir, StrictAckRegression: *strict, Logf: logf,
+		Bin: *bin, Dir: dir, Logf: logf,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "chaos: %v\n", err)

@@ -61,6 +61,11 @@ func (o *observer) onTick(at time.Time, m *nats.Msg) {
 			if p, ok := tk.Player(*player); ok {
 				ack = p.Ack
 			}
+			// The measure is input → applied: a tick's ack is applied and stored in INPUTS, and Tm-Applied
+			// names the players whose applied ack is above it (while INPUTS elects a leader, every input).
+			if applied, err := wire.ParseApplied(m.Header.Get(wire.HeaderApplied)); err == nil {
+				ack = max(ack, applied[*player])
+			}
 		}
 	}
 	if epoch == 0 {

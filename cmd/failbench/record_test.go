@@ -3,8 +3,12 @@ package main
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 func TestRecorderFencesAndCountsStaleTicks(t *testing.T) {
@@ -92,5 +96,30 @@ func TestFencedDelta(t *testing.T) {
 	// n3's first read failed and n4 was not read before: neither counts.
 	if d := fencedDelta(before, after); d != 4 {
 		t.Errorf("fencedDelta = %d, want 4", d)
+	}
+}
+
+// The bot's latency is input → applied: a tick's ack counts what is applied and stored, its Tm-Applied header
+// what is applied beyond that (while INPUTS elects a leader, every input), and the observer takes the higher.
+func TestObserverTakesTheAppliedAck(t *testing.T) {
+	rec := newRecorder([]string{"n1"}, nil)
+	var track atomic.Pointer[string]
+	player := "pbot"
+	track.Store(&player)
+	o := &observer{node: "n1", rec: rec, track: &track}
+	body, err := protocol.Encode(&protocol.Tick{Room: "lobby", Epoch: 2, Seq: 10, Owner: "n2",
+		Players: []protocol.TickPlayer{{ID: "pbot", Name: "b", Ack: 5, Conn: 1, Online: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	m := wire.TickMsg("lobby", 2, 10, body)
+	o.onTick(at, m)
+	m = wire.TickMsg("lobby", 2, 11, body)
+	m.Header[wire.HeaderApplied] = []string{"pother=99,pbot=8"}
+	o.onTick(at.Add(time.Millisecond), m)
+	acks := rec.acks("n1", at)
+	if len(acks) != 2 || acks[0].Ack != 5 || acks[1].Ack != 8 {
+		t.Fatalf("acks %+v, want 5 (the tick's) then 8 (Tm-Applied's)", acks)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/procfs"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 )
@@ -110,7 +111,7 @@ func TestFailureReasonsHaveNoAddresses(t *testing.T) {
 }
 
 func TestFlagsAndURLs(t *testing.T) {
-	cfg, js, err := parseFlags([]string{"-url", "http://127.0.0.1:8081, ws://h:1/ws", "-n", "7", "-rooms", "3", "-json", "-"}, &bytes.Buffer{})
+	cfg, js, _, err := parseFlags([]string{"-url", "http://127.0.0.1:8081, ws://h:1/ws", "-n", "7", "-rooms", "3", "-json", "-"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestFlagsAndURLs(t *testing.T) {
 	if cfg.roomOf(4) != "lobby-1" || (Config{Room: "lobby", Rooms: 1}).roomOf(4) != "lobby" {
 		t.Fatalf("rooms: %q", cfg.roomOf(4))
 	}
-	if _, _, err := parseFlags([]string{"-url", "ftp://x"}, &bytes.Buffer{}); err == nil {
+	if _, _, _, err := parseFlags([]string{"-url", "ftp://x"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("ftp URL accepted")
 	}
 	bad := cfg
@@ -135,8 +136,10 @@ func TestSmokeAgainstAnInProcessNode(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
 	url, _ := wsURL(c.Member("n1").Node.URL())
 	var progress bytes.Buffer
+	admin := strings.TrimPrefix(c.Member("n1").Node.AdminURL(), "http://")
 	cfg := Config{URLs: []string{url}, Clients: 20, Room: "lobby", Rooms: 1, Ramp: 500 * time.Millisecond, Duration: 3 * time.Second,
-		InputRate: 5, TickRate: 20, PID: os.Getpid(), Sample: 1, Name: "smoke", Progress: &progress}
+		InputRate: 5, TickRate: 20, PID: os.Getpid(), Sample: 1, Name: "smoke", Progress: &progress,
+		Nodes: []NodeSpec{{Name: "n1", PID: os.Getpid(), Admin: admin}}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r, err := Run(ctx, cfg)
@@ -161,5 +164,73 @@ func TestSmokeAgainstAnInProcessNode(t *testing.T) {
 	}
 	if r.Server == nil || r.Server.RSSEndKB == 0 || r.Server.SampleErrorsText != "" {
 		t.Errorf("server sample %+v", r.Server)
+	}
+	// The input-heavy part: the node's events stored, in fewer messages than events, and its CPU per event.
+	in := r.Inputs
+	if in == nil || len(in.Nodes) != 1 || in.Nodes[0].Error != "" {
+		t.Fatalf("inputs report %+v", in)
+	}
+	if in.Leader != "n1" || in.EventsStoredPerSec <= 0 || in.EventsPerMessage < 1 || in.LeaderCPUPerInput <= 0 || in.Nodes[0].RSSEndKB == 0 {
+		t.Errorf("inputs report %+v", in)
+	}
+}
+
+func TestInputModeFlagsAndReport(t *testing.T) {
+	cfg, _, steps, err := parseFlags([]string{"-node", "n1=12@127.0.0.1:9091", "-node", "n2=13@127.0.0.1:9092", "-input-steps", "2, 5,10"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Nodes) != 2 || cfg.Nodes[1] != (NodeSpec{Name: "n2", PID: 13, Admin: "127.0.0.1:9092"}) || len(steps) != 3 || steps[2] != 10 {
+		t.Fatalf("nodes %+v, steps %v", cfg.Nodes, steps)
+	}
+	for _, bad := range [][]string{{"-node", "n1@1"}, {"-node", "n1=x@h:1"}, {"-node", "=1@h:1"}, {"-node", "n1=1@"},
+		{"-input-steps", "5,2"}, {"-input-steps", "2,0"}, {"-input-steps", "-1"}, {"-input-steps", "31"}, {"-input-steps", "x"}} {
+		if _, _, _, err := parseFlags(bad, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+
+	leaderIs := func(name string) cluster.Metrics {
+		return cluster.Metrics{`tickmesh_stream_leader{leader="` + name + `",stream="INPUTS"}`: 1,
+			`tickmesh_stream_leader{leader="n1",stream="KV_owners"}`: 1}
+	}
+	nodes := []NodeSpec{{Name: "n1"}, {Name: "n2"}}
+	at := func(cpu uint64, events, batches float64, leader string) nodeSample {
+		m := leaderIs(leader)
+		m[seriesEvents], m[seriesBatches] = events, batches
+		return nodeSample{proc: procfs.Sample{CPUTicks: cpu, RSSKB: 1000}, metrics: m}
+	}
+	start := []nodeSample{at(0, 0, 0, "n2"), at(0, 100, 100, "n2")}
+	end := []nodeSample{at(100, 6400, 100, "n2"), at(200, 12900, 200, "n2")} // n2: 200 clock ticks, 2 s of CPU
+	r := inputsReport(nodes, start, end, 10, 18000)
+	if r.Leader != "n2" || r.LeaderAtEnd != "n2" || r.EventsStoredPerSec != 1920 || r.MessagesPerSec != 20 || r.EventsPerMessage != 96 {
+		t.Fatalf("report %+v", r)
+	}
+	if want := 2e6 / 19200; r.LeaderCPUPerInput != want || r.InputsAckedPerSec != 1800 {
+		t.Fatalf("leader %.3f µs per event (want %.3f), acked %.0f/s", r.LeaderCPUPerInput, want, r.InputsAckedPerSec)
+	}
+
+	ok := &Report{WindowSeconds: 10, InputsSent: 1000, InputsAcked: 995, InputLatency: Percentiles{P50: 30, P99: 70}, Inputs: r}
+	refused := &Report{WindowSeconds: 10, InputsSent: 2000, InputsAcked: 1990, ErrorFrames: map[string]int{"not_ready": 3}}
+	slow := &Report{WindowSeconds: 10, InputsSent: 3000, InputsAcked: 3000, InputLatency: Percentiles{P99: 1500}}
+	if !Sustained(ok) || Sustained(refused) || Sustained(slow) || Sustained(&Report{}) {
+		t.Fatal("Sustained judges wrong")
+	}
+	var out bytes.Buffer
+	if err := WriteSteps(&out, []float64{1, 2, 3}, []*Report{ok, refused, slow}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "highest sustained cluster-wide input rate: 100 inputs/s") || !strings.Contains(out.String(), "104.2") {
+		t.Fatalf("steps table:\n%s", out.String())
+	}
+	// A first step without inputs: the leader's CPU above it, per event. n2 used 0.1 of a core idle and 0.2 with
+	// 1920 events/s: 52.1 µs per event.
+	idle := &Report{WindowSeconds: 10, Inputs: &InputsReport{Leader: "n2", Nodes: []NodeInputs{{Name: "n2", CPUCores: 0.1}}}}
+	out.Reset()
+	if err := WriteSteps(&out, []float64{0, 1}, []*Report{idle, ok}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "52.1") {
+		t.Fatalf("steps table:\n%s", out.String())
 	}
 }

@@ -70,6 +70,9 @@ type Report struct {
 	InputsAcked  uint64         `json:"inputs_acked"`
 	ErrorFrames  map[string]int `json:"error_frames"` // by code
 
+	// Inputs is the input-heavy part (with -node): the INPUTS leader's CPU per event, INPUTS messages, nodes.
+	Inputs *InputsReport `json:"inputs,omitempty"`
+
 	Server  *ProcReport `json:"server,omitempty"`
 	Loadgen *ProcReport `json:"loadgen,omitempty"`
 	// CoreBusy is each core's busy fraction during the window, from /proc/stat: when the cores that run the
@@ -164,6 +167,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("tick latency ms", "%s", formatPercentiles(r.TickLatency))
 	row("input→tick ms", "%s; inputs sent %d, acked %d", formatPercentiles(r.InputLatency), r.InputsSent, r.InputsAcked)
 	row("error frames", "%s", formatCounts(r.ErrorFrames))
+	if r.Inputs != nil {
+		r.Inputs.write(row)
+	}
 	if r.Server != nil {
 		row("server", "%s", formatProc(r.Server))
 	}

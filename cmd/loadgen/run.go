@@ -34,6 +34,7 @@ type Config struct {
 	PID       int           // server process to sample (0: none)
 	Sample    int           // record the tick latency of every Sample-th tick of a client
 	Name      string        // player name prefix
+	Nodes     []NodeSpec    // the nodes of the cluster under test (-node), for the input-heavy report
 	Progress  io.Writer     // progress lines (nil: none)
 }
 
@@ -435,6 +436,7 @@ wait:
 	}
 	selfStart, _ := procfs.Process(selfPID)
 	coresStart, coresErr := procfs.Cores()
+	nodesStart := sampleNodes(ctx, cfg.Nodes)
 	startAt := time.Now()
 	win.start.Store(startAt.UnixNano())
 	end := time.NewTimer(cfg.Duration)
@@ -452,6 +454,7 @@ measure:
 	}
 	endAt := time.Now()
 	win.end.Store(endAt.UnixNano())
+	nodesEnd := sampleNodes(ctx, cfg.Nodes)
 	if cfg.PID > 0 && serverErr == nil {
 		serverEnd, serverErr = procfs.Process(cfg.PID)
 	}
@@ -477,6 +480,9 @@ measure:
 	r.Loadgen = procReport(selfPID, selfBefore, selfStart, selfEnd, windowSec, r.TicksDelivered, connected)
 	if coresErr == nil && coresEndErr == nil {
 		r.CoreBusy = procfs.CoreBusy(coresStart, coresEnd)
+	}
+	if len(cfg.Nodes) > 0 {
+		r.Inputs = inputsReport(cfg.Nodes, nodesStart, nodesEnd, windowSec, r.InputsAcked)
 	}
 	return r, nil
 }

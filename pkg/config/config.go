@@ -118,6 +118,9 @@ func newLoader(getenv func(string) string) *loader {
 	l.intFlag(&n.Gateway.InputBurst, "input-burst", "INPUT_BURST", "input burst per connection")
 	l.durFlag(&n.Gateway.DrainTimeout, "drain-timeout", "DRAIN_TIMEOUT", "time given to sockets to move away on shutdown")
 	l.durFlag(&n.Gateway.TokenTTL, "token-ttl", "TOKEN_TTL", "a resume token older than this is refused (close 4501); every welcome renews it")
+	l.durFlag(&n.Gateway.BatchWindow, "input-batch-window", "INPUT_BATCH_WINDOW", "longest a player event waits for others of its room before they go to the owner and to INPUTS as one batch")
+	l.intFlag(&n.Gateway.BatchMax, "input-batch-max", "INPUT_BATCH_MAX", "most events in one batch; 1 = one event per message, as nodes without batches write and read (rolling upgrades)")
+	l.intFlag(&n.Gateway.MaxPending, "max-pending-inputs", "MAX_PENDING_INPUTS", "most inputs this node holds that INPUTS has not stored yet; beyond it inputs are answered not_ready")
 	return l
 }
 

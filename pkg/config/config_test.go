@@ -83,29 +83,32 @@ func TestAnEmptyCommandLineGivesThePackagesDefaults(t *testing.T) {
 func TestEveryFlagDefaultIsThePackageDefault(t *testing.T) {
 	d := node.DefaultConfig()
 	want := map[string]string{
-		"max-conns":         fmt.Sprint(gateway.DefaultConfig("").MaxConns),
-		"max-conns-per-ip":  fmt.Sprint(d.Gateway.MaxConnsPerIP),
-		"max-rooms":         fmt.Sprint(d.Gateway.MaxRooms),
-		"max-rooms-per-ip":  fmt.Sprint(d.Gateway.MaxRoomsPerIP),
-		"read-limit":        fmt.Sprint(d.Gateway.ReadLimit),
-		"input-rate":        fmt.Sprint(d.Gateway.InputRate),
-		"input-burst":       fmt.Sprint(d.Gateway.InputBurst),
-		"drain-timeout":     d.Gateway.DrainTimeout.String(),
-		"token-ttl":         d.Gateway.TokenTTL.String(),
-		"tick-rate":         fmt.Sprint(room.DefaultConfig("").TickRate),
-		"lease-ttl":         d.Room.LeaseTTL.String(),
-		"snapshot-interval": d.Room.SnapshotInterval.String(),
-		"steal-after":       d.Room.StealAfter.String(),
-		"max-tombstones":    fmt.Sprint(d.Room.Sim.TombstoneCap),
-		"games":             d.Games,
-		"grace":             (time.Duration(d.Room.Sim.GraceTicks) * time.Second / time.Duration(d.Room.TickRate)).String(),
-		"nats":              mesh.DefaultConfig().ClientAddr,
-		"cluster-name":      d.Mesh.ClusterName,
-		"ready-timeout":     d.Mesh.ReadyWait.String(),
-		"http":              d.HTTPAddr,
-		"admin-http":        d.AdminAddr,
-		"dev-insecure":      "false",
-		"pprof":             "false",
+		"max-conns":          fmt.Sprint(gateway.DefaultConfig("").MaxConns),
+		"max-conns-per-ip":   fmt.Sprint(d.Gateway.MaxConnsPerIP),
+		"max-rooms":          fmt.Sprint(d.Gateway.MaxRooms),
+		"max-rooms-per-ip":   fmt.Sprint(d.Gateway.MaxRoomsPerIP),
+		"read-limit":         fmt.Sprint(d.Gateway.ReadLimit),
+		"input-rate":         fmt.Sprint(d.Gateway.InputRate),
+		"input-burst":        fmt.Sprint(d.Gateway.InputBurst),
+		"drain-timeout":      d.Gateway.DrainTimeout.String(),
+		"token-ttl":          d.Gateway.TokenTTL.String(),
+		"input-batch-window": d.Gateway.BatchWindow.String(),
+		"input-batch-max":    fmt.Sprint(d.Gateway.BatchMax),
+		"max-pending-inputs": fmt.Sprint(d.Gateway.MaxPending),
+		"tick-rate":          fmt.Sprint(room.DefaultConfig("").TickRate),
+		"lease-ttl":          d.Room.LeaseTTL.String(),
+		"snapshot-interval":  d.Room.SnapshotInterval.String(),
+		"steal-after":        d.Room.StealAfter.String(),
+		"max-tombstones":     fmt.Sprint(d.Room.Sim.TombstoneCap),
+		"games":              d.Games,
+		"grace":              (time.Duration(d.Room.Sim.GraceTicks) * time.Second / time.Duration(d.Room.TickRate)).String(),
+		"nats":               mesh.DefaultConfig().ClientAddr,
+		"cluster-name":       d.Mesh.ClusterName,
+		"ready-timeout":      d.Mesh.ReadyWait.String(),
+		"http":               d.HTTPAddr,
+		"admin-http":         d.AdminAddr,
+		"dev-insecure":       "false",
+		"pprof":              "false",
 	}
 	fs := Flags()
 	for name, v := range want {
@@ -141,14 +144,18 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 
 func TestSettingsReachTheirPackages(t *testing.T) {
 	c, err := Load([]string{"-max-rooms", "50", "-max-rooms-per-ip", "3", "-max-tombstones", "77", "-token-ttl", "2h",
-		"-trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1", "-admin-http", "127.0.0.1:9999", "-input-rate", "12.5"},
-		env(secretEnv(t, map[string]string{"VIEWER_USER": "watcher", "ADMIN_HTTP_ADDR": "127.0.0.1:1"})))
+		"-trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1", "-admin-http", "127.0.0.1:9999", "-input-rate", "12.5",
+		"-input-batch-window", "5ms", "-max-pending-inputs", "1000"},
+		env(secretEnv(t, map[string]string{"VIEWER_USER": "watcher", "ADMIN_HTTP_ADDR": "127.0.0.1:1", "INPUT_BATCH_MAX": "16"})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := c.Node
 	if n.Gateway.MaxRooms != 50 || n.Gateway.MaxRoomsPerIP != 3 || n.Room.Sim.TombstoneCap != 77 || n.Gateway.TokenTTL != 2*time.Hour || n.Gateway.InputRate != 12.5 {
 		t.Fatalf("got %+v", n)
+	}
+	if n.Gateway.BatchWindow != 5*time.Millisecond || n.Gateway.BatchMax != 16 || n.Gateway.MaxPending != 1000 {
+		t.Fatalf("batching %v / %d / %d", n.Gateway.BatchWindow, n.Gateway.BatchMax, n.Gateway.MaxPending)
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	if !reflect.DeepEqual(n.Gateway.TrustedProxies, want) {
@@ -286,6 +293,10 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		{[]string{"-games", "collect-*=collect"}, sec(nil), "-games", "'*'"},
 		{nil, sec(map[string]string{"GAMES": "*=chess"}), "-games", "no such game"},
 		{[]string{"-token-ttl", "10s"}, sec(nil), "-token-ttl", "at least 1m"},
+		{[]string{"-input-batch-window", "1s"}, sec(nil), "-input-batch-window", "0 to 100ms"},
+		{[]string{"-input-batch-max", "0"}, sec(nil), "-input-batch-max", "1 to 256"},
+		{nil, sec(map[string]string{"INPUT_BATCH_MAX": "257"}), "-input-batch-max", "1 to 256"},
+		{[]string{"-max-pending-inputs", "10"}, sec(nil), "-max-pending-inputs", "at least -input-batch-max"},
 		{[]string{"-trusted-proxies", "nginx"}, sec(nil), "-trusted-proxies", "want an IP address"},
 		{[]string{"-trusted-proxies", "10.0.0.1/8"}, sec(nil), "-trusted-proxies", "host bits"},
 		{[]string{"-steal-after", "20s"}, sec(nil), "-steal-after", "below -lease-ttl"},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,7 +58,10 @@ type conn struct {
 	errs        *budget   // error budget
 	rate        *bucket   // message rate limit
 	lastLimited time.Time // when the last rate_limited error was sent
-	forwarded   uint64    // the highest input seq forwarded
+
+	// forwarded is the highest input seq forwarded: set by the reader, lowered by the publisher when it gives up
+	// on an input (notStored), so that the client's resend is taken.
+	forwarded atomic.Uint64
 
 	// The writer's queues and the socket's state, shared by the relay's fan-out (offerTick), housekeeping, the
 	// reader and the writer. At most one writer runs at a time (flushing): a flush goroutine, or offerTick
@@ -472,7 +476,7 @@ func (c *conn) watch() {
 		return nil // the read then fails with the client's close; end lets the answer go out first
 	})
 	c.rate = newBucket(cfg.InputRate, cfg.InputBurst, time.Now())
-	c.forwarded = c.joinSeq
+	c.forwarded.Store(c.joinSeq)
 	more := make(chan bool, 1)
 	for {
 		if c.br.Buffered() == 0 {
@@ -553,18 +557,20 @@ func (c *conn) readOne() bool {
 	case *protocol.Ping:
 		c.send(&protocol.Pong{T: m.T})
 	case *protocol.Input:
-		if m.Seq <= c.forwarded {
+		if m.Seq <= c.forwarded.Load() {
 			return true // already forwarded (a resend)
 		}
 		ev, err := c.inputEvent(m)
 		if err != nil {
 			return c.fail(protocol.CodeBadField, err.Error())
 		}
-		if !c.g.pub.send(event{room: c.room, ev: ev}) {
-			c.sendError(protocol.CodeNotReady, "server busy; resend your latest input")
+		// Refused when the durable path is behind (the node holds its maximum of inputs not stored yet): the
+		// input went nowhere, and the client resends its latest one after a moment.
+		if !c.g.pub.send(event{room: c.room, ev: ev, from: c}) {
+			c.sendError(protocol.CodeNotReady, "server busy: inputs are not being stored fast enough; resend your latest input")
 			return true
 		}
-		c.forwarded = m.Seq
+		c.forwarded.Store(m.Seq)
 	}
 	return true
 }
@@ -668,7 +674,8 @@ func (c *conn) start(h *protocol.Hello, player string) bool {
 	if last := g.rooms.Relay().Last(roomName); last != nil {
 		c.offerTick(&tickFrame{pos: last.Pos, frame: textFrame(last.Data), at: time.Now()})
 	}
-	g.pub.send(event{room: roomName, ev: sim.Event{Kind: sim.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}})
+	// Joins are always taken (publisher.send): one per socket.
+	g.pub.send(event{room: roomName, ev: sim.Event{Kind: sim.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}, from: c})
 	return true
 }
 

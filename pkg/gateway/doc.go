@@ -9,13 +9,18 @@
 // unsent older one. A socket whose tick stays unsent past SlowAfter is closed with CloseTooSlow. Control frames
 // (welcome, nodes, pong, error) have their own small bounded queue.
 //
-// Events (join, input, leave) are sent twice: at once over core NATS on the room's live subject, which no stream
-// captures (so the owner applies them even while the INPUTS stream has no leader), and through a per-node
-// publisher that retries a JetStream publish with the event's message id until the PubAck: only then is an
-// event acknowledged. Each step of the publisher costs the same however many publishes are in flight.
+// Events (join, input, leave) are sent twice, in batches of a room's events (publisher): over core NATS on the
+// room's live subject, which no stream captures (so the owner applies them even while the INPUTS stream has no
+// leader), and durably to INPUTS, one batch in flight per room, each sent again whole with its message id until
+// the PubAck. An event waits at most BatchWindow for others of its room; a batch holds at most BatchMax. The node
+// holds at most MaxPending inputs that INPUTS has not stored; an input beyond is answered not_ready and sent
+// nowhere (joins and leaves are always taken, one of each per socket). A tick acknowledges an input once its
+// owner has applied it and seen it stored (pkg/room).
 //
-// Goroutines: Run owns the publisher workers and the housekeeping loop (node lists, keepalive pings, the
-// no-owner watchdog). The HTTP handler returns after the hello; each socket then has one watcher goroutine,
+// Goroutines: Run owns the publisher workers (rooms are sharded over them; a worker waits for the PubAck of each
+// of its batches in flight on a goroutine of its own, and for those before it ends) and the housekeeping loop
+// (node lists, keepalive pings, the no-owner watchdog). The HTTP handler returns after the hello; each socket
+// then has one watcher goroutine,
 // owned by the gateway, which waits for the socket to become readable with the smallest stack and has each
 // burst of messages read by a short-lived goroutine that it waits for; and, only while the socket has frames
 // that could not be written at once, one flush goroutine, which the watcher waits for before ending. All end

@@ -51,7 +51,17 @@ type Config struct {
 	ErrorBudget    int            // errors per ErrorWindow before CloseTooManyErrors
 	ErrorWindow    time.Duration  //
 	DrainTimeout   time.Duration  // how long Drain waits for sockets to close
-	Workers        int            // durable publisher workers
+	Workers        int            // event publisher workers (rooms are sharded over them)
+	// BatchWindow is the longest a player event waits for others of its room before the group goes to the
+	// owner's fast path and, as one message, to INPUTS (0: no waiting; a busy room's batches still fill up while
+	// the one before is in flight).
+	BatchWindow time.Duration
+	// BatchMax is the most events one batch holds. 1 writes one event per message with its own message id, the
+	// form nodes without batches read: the setting for a rolling upgrade from such nodes (docs/FAILOVER.md).
+	BatchMax int
+	// MaxPending is the most inputs this node holds that INPUTS has not stored yet; beyond it an input is
+	// answered not_ready (joins and leaves are always taken: one of each per socket).
+	MaxPending int
 }
 
 // DefaultConfig returns the gateway defaults (docs/PROTOCOL.md, Limits).
@@ -61,7 +71,7 @@ func DefaultConfig(node string) Config {
 		MaxConns: 20000, MaxConnsPerIP: 200, MaxRooms: 1000, MaxRoomsPerIP: 8, TokenTTL: 24 * time.Hour, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
 		PongWait: 45 * time.Second, WriteTimeout: 5 * time.Second, SlowAfter: 2 * time.Second,
 		NoTickAfter: 15 * time.Second, CutNoTick: 500 * time.Millisecond, CutCheck: 100 * time.Millisecond, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
-		Workers: 4,
+		Workers: 4, BatchWindow: 2 * time.Millisecond, BatchMax: 64, MaxPending: 8192,
 	}
 }
 
@@ -88,6 +98,12 @@ func (c Config) Validate() error {
 		return errors.New("gateway: error budget must be positive")
 	case c.Workers < 1:
 		return errors.New("gateway: at least one publisher worker")
+	case c.BatchWindow < 0 || c.BatchWindow > 100*time.Millisecond:
+		return fmt.Errorf("gateway: batch window %v out of 0..100ms", c.BatchWindow)
+	case c.BatchMax < 1 || c.BatchMax > wire.MaxBatch:
+		return fmt.Errorf("gateway: batch size %d out of 1..%d", c.BatchMax, wire.MaxBatch)
+	case c.MaxPending < c.BatchMax:
+		return fmt.Errorf("gateway: max pending inputs %d below the batch size %d", c.MaxPending, c.BatchMax)
 	}
 	return nil
 }
@@ -140,7 +156,10 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 		conns: map[*conn]struct{}{}, perIP: map[string]int{}, players: map[string]*conn{}, hubs: map[string]*hub{},
 		ipRooms: map[string]map[string]int{}, nc: nc,
 	}
-	g.pub = newPublisher(nc, js, cfg.Workers, 4096, log, g.metrics)
+	g.pub = newPublisher(nc, js, cfg, log, g.metrics)
+	g.metrics.eventsPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tickmesh_gateway_events_pending",
+		Help: "Events accepted and not yet stored by INPUTS (waiting, in flight or to be sent again)."},
+		func() float64 { return float64(g.pub.pending.Load()) })
 	g.up = websocket.Upgrader{
 		ReadBufferSize:  0, // the reader is ours (upgrade), readBufferSize bytes
 		WriteBufferSize: 4096,
@@ -155,6 +174,10 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 	}
 	return g, nil
 }
+
+// LosePubAcks is fault injection for tests: the next n PubAcks of this node's durable publishes are dropped as
+// if lost on the way (the batch is stored; the publisher does not know it and sends it again).
+func (g *Gateway) LosePubAcks(n int) { g.pub.loseAcks.Store(int32(n)) }
 
 // Collectors are the gateway's metrics.
 func (g *Gateway) Collectors() []prometheus.Collector { return g.metrics.collectors() }

@@ -14,6 +14,9 @@ type metrics struct {
 	publishRetries prometheus.Counter
 	publishErrors  prometheus.Counter
 	publishDropped prometheus.Counter
+	batchesStored  prometheus.Counter
+	eventsGivenUp  prometheus.Counter
+	eventsPending  prometheus.GaugeFunc // set by New: it reads the publisher's count
 }
 
 func newMetrics() *metrics {
@@ -27,13 +30,16 @@ func newMetrics() *metrics {
 		ticksReplaced:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "ticks_replaced_total", Help: "Unsent ticks replaced by a newer one (slow sockets)."}),
 		clientErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "client_errors_total", Help: "Error frames sent to clients, by code."}, []string{"code"}),
 		eventsAcked:    prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_acked_total", Help: "Player events acknowledged by JetStream."}),
-		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "event_publish_retries_total", Help: "Durable event publishes retried."}),
+		publishRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "event_publish_retries_total", Help: "Durable publishes (batches) sent again after a failed attempt."}),
 		publishErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "event_publish_errors_total", Help: "Fast-path event publishes that failed."}),
-		publishDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_dropped_total", Help: "Events refused because the durable queue was full."}),
+		publishDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_dropped_total", Help: "Inputs refused (answered not_ready) because the node held its maximum of inputs not yet stored."}),
+		batchesStored:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "input_batches_total", Help: "Durable publishes (batches of a room's events) stored by INPUTS."}),
+		eventsGivenUp:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "events_given_up_total", Help: "Events whose batch was not stored within the give-up time (their sockets are told)."}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.sockets, m.accepted, m.rejected, m.closed, m.ticksSent, m.ticksReplaced,
-		m.clientErrors, m.eventsAcked, m.publishRetries, m.publishErrors, m.publishDropped}
+		m.clientErrors, m.eventsAcked, m.publishRetries, m.publishErrors, m.publishDropped, m.batchesStored, m.eventsGivenUp,
+		m.eventsPending}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/setting"
 	"github.com/tickmesh/tickmesh/pkg/sim"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Config of a node: its own settings and those of the packages it composes. Each package's DefaultConfig is
@@ -287,6 +288,12 @@ func validateGateway(g gateway.Config) error {
 		return setting.Errorf("-drain-timeout", "want 0 to 9s (shutdown must finish within 10 s)")
 	case g.TokenTTL < time.Minute:
 		return setting.Errorf("-token-ttl", "%v: want at least 1m", g.TokenTTL)
+	case g.BatchWindow < 0 || g.BatchWindow > 100*time.Millisecond:
+		return setting.Errorf("-input-batch-window", "%v: want 0 to 100ms", g.BatchWindow)
+	case g.BatchMax < 1 || g.BatchMax > wire.MaxBatch:
+		return setting.Errorf("-input-batch-max", "%d: want 1 to %d", g.BatchMax, wire.MaxBatch)
+	case g.MaxPending < g.BatchMax:
+		return setting.Errorf("-max-pending-inputs", "%d: want at least -input-batch-max (%d)", g.MaxPending, g.BatchMax)
 	}
 	if err := g.Validate(); err != nil {
 		return setting.Errorf("gateway", "%v", err)

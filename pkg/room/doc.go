@@ -19,9 +19,12 @@
 //     from, so two owners can never both write a snapshot from the same history.
 //   - The owner restores the newest state it can prove: the latest snapshot, or the latest fenced tick relayed
 //     by this node when that is newer (ticks carry the full game state), then replays the events of the INPUTS
-//     stream stored after the snapshot's input position. The simulation applies each event at most once (by
-//     per-player sequence), so replays and the two delivery paths (core NATS for speed, the stream for
-//     durability) never double-apply.
+//     stream stored after the snapshot's input position (batches of events, or single events from nodes before
+//     batches). The simulation applies each event at most once (by per-player sequence), so replays and the two
+//     delivery paths (core NATS for speed, the stream for durability) never double-apply.
+//   - Acks mean applied and durable (durable.go): a tick shows, per player, the highest seq both applied and seen
+//     stored in INPUTS; the applied acks above that travel in the tick's Tm-Applied header and the snapshot's
+//     durable member, so that a node restoring from either applies nothing twice.
 //   - Before every tick and every snapshot write the owner checks the lease's local deadline; after a pause
 //     (a freeze, a GC stall) it confirms the lease with a synchronous renewal before ticking again. Relays and
 //     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.

@@ -15,22 +15,25 @@ import (
 
 // The owner receives every player event twice: at once from the room's live subject (core NATS, also while
 // the INPUTS stream has no leader) and, durably, from the stream (replay at the start of a term, then a
-// follower). The room (sim.Room) applies each event at most once (by per-player sequence), so the two paths
-// never double-apply.
+// follower). Both carry messages of one event or of a batch of them (wire.DecodeEvents). The room (sim.Room)
+// applies each event at most once (by per-player sequence), so the two paths never double-apply; the stream's
+// copy is also what makes an applied event durable for the acks players see (acks).
 
 // subscribeLive feeds t.live from the room's live subject. A live copy that does not fit is dropped: the stream
 // delivers it later.
 func (t *term) subscribeLive() (*nats.Subscription, error) {
 	sub, err := t.nc.Subscribe(wire.LiveSubject(t.room), func(msg *nats.Msg) {
-		ev, err := wire.DecodeEvent(msg.Data)
-		if err != nil {
-			t.met.badEvents.WithLabelValues(t.room).Inc()
+		evs, bad := wire.DecodeEvents(msg.Data)
+		if bad > 0 {
+			t.met.badEvents.WithLabelValues(t.room).Add(float64(bad))
+		}
+		if len(evs) == 0 {
 			return
 		}
 		select {
-		case t.live <- inbound{ev: ev, at: time.Now()}:
+		case t.live <- inbound{evs: evs, at: time.Now()}:
 		default:
-			t.met.liveDropped.WithLabelValues(t.room).Inc()
+			t.met.liveDropped.WithLabelValues(t.room).Add(float64(len(evs)))
 		}
 	})
 	if err != nil {
@@ -138,13 +141,14 @@ func (t *term) follow(ctx context.Context, start uint64) {
 	}
 }
 
-// fromStream is the event of a stream message; one that does not decode still advances the input position.
+// fromStream is the events of a stream message (one, or a batch); a message, or an element of a batch, that
+// does not decode is counted and skipped, and still advances the input position.
 func (t *term) fromStream(data []byte, seq uint64) inbound {
-	ev, err := wire.DecodeEvent(data)
-	if err != nil {
-		ev = sim.Event{}
+	evs, bad := wire.DecodeEvents(data)
+	if bad > 0 {
+		t.met.badEvents.WithLabelValues(t.room).Add(float64(bad))
 	}
-	return inbound{ev: ev, streamSeq: seq}
+	return inbound{evs: evs, streamSeq: seq}
 }
 
 // arrived stamps in with its arrival at this node, now: replayed events are not stamped, they arrived before
@@ -168,27 +172,31 @@ func (t *term) drain() {
 	}
 }
 
+// apply applies the events of one message in order. Those from the stream are durable: after each, acks
+// learns what it covers. The input position moves past the message only once all of its events are applied, so
+// a snapshot's input_seq covers whole messages (whole batches) and a purge never cuts a batch.
 func (t *term) apply(in inbound) {
-	if in.ev.Player == "" && in.streamSeq > 0 { // a stream message we could not decode: only advance
-		t.inputSeq = max(t.inputSeq, in.streamSeq)
-		return
+	for _, ev := range in.evs {
+		applied, err := t.state.Apply(ev)
+		if errors.Is(err, sim.ErrRoomFull) {
+			// The player's socket waits for its join: tell its gateway, which answers the client.
+			_ = t.nc.Publish(wire.NoticeSubject(t.room), wire.EncodeNotice(wire.Notice{Player: ev.Player, Conn: ev.Seq, Code: wire.NoticeRoomFull}))
+		}
+		if err != nil {
+			t.met.badEvents.WithLabelValues(t.room).Inc()
+			continue
+		}
+		if in.streamSeq > 0 {
+			t.acks.stored(t.state, ev)
+		}
+		if applied {
+			t.met.applied.WithLabelValues(t.room, string(ev.Kind)).Inc()
+			if !in.at.IsZero() && len(t.waiting) < maxWaiting {
+				t.waiting = append(t.waiting, in.at)
+			}
+		}
 	}
-	applied, err := t.state.Apply(in.ev)
 	if in.streamSeq > t.inputSeq {
 		t.inputSeq = in.streamSeq
-	}
-	if errors.Is(err, sim.ErrRoomFull) {
-		// The player's socket waits for its join: tell its gateway, which answers the client.
-		_ = t.nc.Publish(wire.NoticeSubject(t.room), wire.EncodeNotice(wire.Notice{Player: in.ev.Player, Conn: in.ev.Seq, Code: wire.NoticeRoomFull}))
-	}
-	if err != nil {
-		t.met.badEvents.WithLabelValues(t.room).Inc()
-		return
-	}
-	if applied {
-		t.met.applied.WithLabelValues(t.room, string(in.ev.Kind)).Inc()
-		if !in.at.IsZero() && len(t.waiting) < maxWaiting {
-			t.waiting = append(t.waiting, in.at)
-		}
 	}
 }

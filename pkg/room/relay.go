@@ -17,6 +17,9 @@ import (
 type Tick struct {
 	Pos  fence.Position
 	Data []byte
+	// Applied is the tick's wire.HeaderApplied ("" when it has none): the players whose applied ack is above the
+	// ack the body shows. A node restoring the room from this tick needs it; sockets never see it.
+	Applied string
 
 	once sync.Once
 	dec  *protocol.Tick
@@ -173,6 +176,7 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 		return
 	}
 	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
+	t.Applied = m.Header.Get(wire.HeaderApplied)
 	now := time.Now()
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))

@@ -6,11 +6,22 @@ import (
 
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/sim"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // restore picks the newest state this node can prove: the snapshot, or the last fenced tick relayed here when
-// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View.
+// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View. The roster's
+// acks are the applied ones (a tick's Tm-Applied header, or the snapshot's roster), so that an event applied
+// before is not applied again when the stream brings it; the acks players see start at the durable ones the
+// tick showed, or that the snapshot's "durable" member lists.
 func (t *term) restore(snap *Snapshot, snapRev uint64) {
+	notDurable := t.restoreState(snap, snapRev)
+	t.acks.restored(t.state, notDurable)
+}
+
+// restoreState sets t.state to the newest state this node can prove and returns the durable acks of its players
+// whose applied ack is above them.
+func (t *term) restoreState(snap *Snapshot, snapRev uint64) (notDurable map[string]uint64) {
 	t.snapRev = snapRev
 	var base *sim.Room
 	if snap != nil {
@@ -30,6 +41,7 @@ func (t *term) restore(snap *Snapshot, snapRev uint64) {
 			t.prevSnapIn = snap.InputSeq
 			base = r
 			t.state = r
+			notDurable = snap.Durable
 		}
 	}
 	if base == nil {
@@ -50,28 +62,40 @@ func (t *term) restore(snap *Snapshot, snapRev uint64) {
 	if err != nil || tk.Room != t.room {
 		return // not usable: keep the snapshot
 	}
-	r, err := t.fromTick(tk, base)
+	applied, err := wire.ParseApplied(last.Applied)
+	if err != nil {
+		t.log.Warn("the last relayed tick is not usable; restoring the snapshot", "err", err)
+		return notDurable
+	}
+	r, fromTick, err := t.fromTick(tk, base, applied)
 	if err != nil {
 		t.log.Debug("the last relayed tick is not usable; restoring the snapshot", "err", err)
-		return
+		return notDurable
 	}
 	t.state = r
 	t.met.restoredFromTick.WithLabelValues(t.room).Inc()
+	return fromTick
 }
 
-// fromTick rebuilds the room a tick describes. Tombstones are not in ticks: they come from base (the snapshot),
-// plus one for every player of base that the tick no longer has.
-func (t *term) fromTick(tk *protocol.Tick, base *sim.Room) (*sim.Room, error) {
+// fromTick rebuilds the room a tick describes, with applied (its Tm-Applied header) as the acks of the players
+// it lists; it also returns their durable acks (the acks the tick shows). Tombstones are not in ticks: they come
+// from base (the snapshot), plus one for every player of base that the tick no longer has.
+func (t *term) fromTick(tk *protocol.Tick, base *sim.Room, applied map[string]uint64) (*sim.Room, map[string]uint64, error) {
 	info := t.game.Info()
 	v, err := tk.View(&info.Schema)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	players := make([]sim.Player, 0, len(tk.Players))
 	inTick := make(map[string]bool, len(tk.Players))
+	notDurable := map[string]uint64{}
 	for _, p := range tk.Players {
 		inTick[p.ID] = true
 		sp := sim.Player{ID: p.ID, Name: p.Name, Ack: p.Ack, Conn: p.Conn, Online: p.Online}
+		if a, ok := applied[p.ID]; ok && a > p.Ack {
+			sp.Ack = a
+			notDurable[p.ID] = p.Ack
+		}
 		if !p.Online {
 			sp.AwaySince = int64(p.Away)
 		}
@@ -93,5 +117,6 @@ func (t *term) fromTick(tk *protocol.Tick, base *sim.Room) (*sim.Room, error) {
 	slices.SortFunc(players, func(a, b sim.Player) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(gone, func(a, b sim.Tombstone) int { return strings.Compare(a.ID, b.ID) })
 	gone = slices.CompactFunc(gone, func(a, b sim.Tombstone) bool { return a.ID == b.ID })
-	return sim.Restore(t.game, t.cfg.Sim, sim.Seed(t.room), int64(tk.Seq), players, gone, v)
+	r, err := sim.Restore(t.game, t.cfg.Sim, sim.Seed(t.room), int64(tk.Seq), players, gone, v)
+	return r, notDurable, err
 }

@@ -24,8 +24,13 @@ type Snapshot struct {
 	InputSeq uint64 `json:"input_seq"` // every INPUTS message of the room up to this stream sequence is applied
 	Time     int64  `json:"time"`      // writer's clock, Unix ms, informational
 	// State is the room's encoding (sim.Room.AppendJSON: the roster and the game's View), or, in snapshots
-	// written before games, the arena's state, which sim.Decode also reads.
+	// written before games, the arena's state, which sim.Decode also reads. Its players' acks are the applied ones.
 	State json.RawMessage `json:"state"`
+	// Durable lists the players whose events up to their applied ack are not all known to be durable yet, with
+	// the highest seq that is (the ack their players saw): a new owner restoring this snapshot shows those acks
+	// until INPUTS brings the rest. Every other player's applied ack is durable. Absent in snapshots written
+	// before acks meant durable, whose acks are all taken as durable.
+	Durable map[string]uint64 `json:"durable,omitempty"`
 }
 
 // snapshotOverhead is room left in a NATS message for a KV put's subject and headers.
@@ -71,7 +76,7 @@ func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*
 // snapshot is the room now; its state is encoded here, on the owner loop, which owns the room.
 func (t *term) snapshot() *Snapshot {
 	return &Snapshot{Room: t.room, Epoch: t.lease.Epoch(), Owner: t.cfg.Node, InputSeq: t.inputSeq,
-		Time: time.Now().UnixMilli(), State: t.state.AppendJSON(nil)}
+		Time: time.Now().UnixMilli(), State: t.state.AppendJSON(nil), Durable: t.acks.notDurable(t.state)}
 }
 
 // offerSnapshot hands the node's snapshot writer a snapshot of the room if its state changed since its last

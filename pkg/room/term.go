@@ -56,6 +56,7 @@ type term struct {
 
 	// Owned by run.
 	state    *sim.Room
+	acks     *acks          // the acks players see: applied and durable
 	tick     tickBuf        // the tick messages this term publishes
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
@@ -74,9 +75,10 @@ type term struct {
 	lastSnapAt time.Time  // when the stored snapshot was last known current (written, or nothing changed since)
 }
 
-// inbound is an event for the owner loop: from core NATS (streamSeq 0) or from the INPUTS stream.
+// inbound is a message of events for the owner loop (one event, or a batch): from core NATS (streamSeq 0) or
+// from the INPUTS stream (its stream sequence).
 type inbound struct {
-	ev        sim.Event
+	evs       []sim.Event
 	streamSeq uint64
 	at        time.Time // arrival at this node; zero for events replayed at the start of a term
 }
@@ -89,7 +91,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
-		game: m.cfg.Games.For(room),
+		game: m.cfg.Games.For(room), acks: newAcks(),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }

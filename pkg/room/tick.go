@@ -9,14 +9,19 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// publish sends the current state as the tick of this term (its epoch) on the room's tick subject.
+// publish sends the current state as the tick of this term (its epoch) on the room's tick subject. The players
+// see the acks that are applied and durable (acks.of); the players whose applied ack is above that go in the
+// Tm-Applied header, for a node that restores the room from this tick.
 func (t *term) publish(now time.Time) error {
-	t.tick.fill(t.room, t.lease.Epoch(), t.cfg.Node, now, t.state)
+	t.tick.fill(t.room, t.lease.Epoch(), t.cfg.Node, now, t.state, t.acks)
 	data, err := protocol.Encode(&t.tick.msg)
 	if err != nil {
 		return err
 	}
 	m := wire.TickMsg(t.room, t.tick.msg.Epoch, t.tick.msg.Seq, data)
+	if pending := t.acks.pending(t.state); len(pending) > 0 {
+		m.Header[wire.HeaderApplied] = []string{wire.EncodeApplied(pending)}
+	}
 	sent := time.Now()
 	wire.StampTickTime(m, sent)
 	if err := t.nc.PublishMsg(m); err != nil {
@@ -38,8 +43,9 @@ type tickBuf struct {
 	nums   []float64
 }
 
-// fill makes b.msg the tick of room r: the roster's members and the game's View, with the names of its schema.
-func (b *tickBuf) fill(room string, epoch uint64, owner string, now time.Time, r *sim.Room) {
+// fill makes b.msg the tick of room r: the roster's members, each player's ack as a says, and the game's View,
+// with the names of its schema.
+func (b *tickBuf) fill(room string, epoch uint64, owner string, now time.Time, r *sim.Room, a *acks) {
 	r.View(&b.view)
 	b.schema = r.Game().Info().Schema
 	v := &b.view
@@ -68,7 +74,7 @@ func (b *tickBuf) fill(room string, epoch uint64, owner string, now time.Time, r
 	*m = protocol.Tick{Room: room, Epoch: epoch, Seq: uint64(r.Tick()), Owner: owner, Time: now.UnixMilli(),
 		Schema: &b.schema, Globals: take(v.Globals), Players: m.Players[:0], Objects: m.Objects[:0]}
 	for i, p := range r.Players() {
-		tp := protocol.TickPlayer{ID: p.ID, Name: p.Name, Ack: p.Ack, Conn: p.Conn, Online: p.Online}
+		tp := protocol.TickPlayer{ID: p.ID, Name: p.Name, Ack: a.of(p), Conn: p.Conn, Online: p.Online}
 		if !p.Online {
 			tp.Away = uint64(p.AwaySince)
 		}

@@ -15,12 +15,12 @@ func TestInputToTickSamplesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := &term{room: "bounded", cfg: DefaultConfig("n1"), met: newMetrics(), state: sim.New(g, sim.DefaultConfig(), sim.Seed("bounded"))}
+	tm := &term{room: "bounded", cfg: DefaultConfig("n1"), met: newMetrics(), acks: newAcks(), state: sim.New(g, sim.DefaultConfig(), sim.Seed("bounded"))}
 	now := time.Now()
-	tm.apply(inbound{ev: sim.Event{Kind: sim.KindJoin, Player: "p1", Name: "one", Seq: 1}, at: now})
+	tm.apply(inbound{evs: []sim.Event{{Kind: sim.KindJoin, Player: "p1", Name: "one", Seq: 1}}, at: now})
 	const events = maxWaiting + 500
 	for i := range events {
-		tm.apply(inbound{ev: sim.Event{Kind: sim.KindInput, Player: "p1", Seq: uint64(i + 2), Keys: uint8(i % 2)}, at: now})
+		tm.apply(inbound{evs: []sim.Event{{Kind: sim.KindInput, Player: "p1", Seq: uint64(i + 2), Keys: uint8(i % 2)}}, at: now})
 	}
 	if len(tm.waiting) != maxWaiting {
 		t.Fatalf("%d arrival times kept, want the bound %d", len(tm.waiting), maxWaiting)
@@ -30,7 +30,7 @@ func TestInputToTickSamplesAreBounded(t *testing.T) {
 	}
 	// A replayed event (no arrival time) is applied and not sampled.
 	tm.waiting = tm.waiting[:0]
-	tm.apply(inbound{ev: sim.Event{Kind: sim.KindInput, Player: "p1", Seq: events + 2}})
+	tm.apply(inbound{evs: []sim.Event{{Kind: sim.KindInput, Player: "p1", Seq: events + 2}}})
 	if len(tm.waiting) != 0 {
 		t.Fatalf("a replayed event was sampled")
 	}

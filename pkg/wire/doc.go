@@ -5,8 +5,10 @@
 //
 // Subjects, per room (room names are validated with ValidRoom before a subject is built):
 //
-//	game.<room>.tick   every tick of the room, published by its owner on core NATS; headers Tm-Epoch, Tm-Seq
-//	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id)
+//	game.<room>.tick   every tick of the room, published by its owner on core NATS; headers Tm-Epoch, Tm-Seq,
+//	                   Tm-Time, Tm-Applied
+//	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id):
+//	                   a batch of a room's events per message (or one event, the form before batches)
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)
 //	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
 //

@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,11 +12,13 @@ import (
 // Tick headers: owners stamp every tick with its epoch and seq in NATS headers, so that relays fence a tick
 // without decoding its body, which they forward to sockets as it is. HeaderTime is the owner's publish instant
 // (Unix microseconds), from which relays measure a tick's delivery latency; a tick without it is relayed all
-// the same.
+// the same. HeaderApplied lists the players whose applied ack is above the ack the tick shows (see Applied): a
+// node that restores the room from this tick needs it; relays keep it with the last tick.
 const (
-	HeaderEpoch = "Tm-Epoch"
-	HeaderSeq   = "Tm-Seq"
-	HeaderTime  = "Tm-Time"
+	HeaderEpoch   = "Tm-Epoch"
+	HeaderSeq     = "Tm-Seq"
+	HeaderTime    = "Tm-Time"
+	HeaderApplied = "Tm-Applied"
 )
 
 // MaxCounter is the largest epoch, seq or ack the cluster accepts: 2^53-1, the largest integer a JavaScript
@@ -56,4 +59,45 @@ func ParseTickHeader(h nats.Header) (epoch, seq uint64, err error) {
 		return 0, 0, fmt.Errorf("%w: epoch %d, seq %d out of range", ErrBadHeader, epoch, seq)
 	}
 	return epoch, seq, nil
+}
+
+// Applied is one entry of HeaderApplied: a player whose events up to Seq are applied by the owner, while the
+// tick shows a lower ack (the highest seq both applied and stored in INPUTS).
+type Applied struct {
+	Player string
+	Seq    uint64
+}
+
+// EncodeApplied is the value of HeaderApplied: "player=seq" entries separated by commas ("" for none). Player
+// ids are [a-z0-9] (game.ValidPlayerID), so neither separator occurs in them.
+func EncodeApplied(entries []Applied) string {
+	var b strings.Builder
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(e.Player)
+		b.WriteByte('=')
+		b.WriteString(strconv.FormatUint(e.Seq, 10))
+	}
+	return b.String()
+}
+
+// ParseApplied reads a HeaderApplied value (nil for ""). An entry without a player, with a seq of 0 or above
+// MaxCounter, or a player listed twice is ErrBadHeader: such a tick is not one an owner wrote.
+func ParseApplied(v string) (map[string]uint64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	out := map[string]uint64{}
+	for entry := range strings.SplitSeq(v, ",") {
+		id, num, ok := strings.Cut(entry, "=")
+		seq, err := strconv.ParseUint(num, 10, 64)
+		_, dup := out[id]
+		if !ok || id == "" || err != nil || seq == 0 || seq > MaxCounter || dup {
+			return nil, fmt.Errorf("%w: %s entry %.64q", ErrBadHeader, HeaderApplied, entry)
+		}
+		out[id] = seq
+	}
+	return out, nil
 }

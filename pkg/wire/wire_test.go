@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
@@ -145,5 +146,83 @@ func TestBeaconsRoundTripAndNameTheirNode(t *testing.T) {
 	}
 	if _, err := wire.DecodeBeacon([]byte("x1")); !errors.Is(err, wire.ErrBadEvent) {
 		t.Fatalf("bad beacon: %v", err)
+	}
+}
+
+// A batch is a JSON array of events, in order; a message of one event (the form before batches) decodes too, so
+// a new owner replays what older nodes stored (rolling upgrade). A bad element costs itself, not its neighbours.
+func TestBatchesAndSingleEventsDecode(t *testing.T) {
+	a := sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1}
+	b := sim.Event{Kind: sim.KindInput, Player: "pb", Seq: 7, Data: []byte(`{"x":1,"y":2}`)}
+	c := sim.Event{Kind: sim.KindLeave, Player: "pa", Conn: 1}
+	var enc [][]byte
+	for _, ev := range []sim.Event{a, b, c} {
+		d, err := wire.EncodeEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc = append(enc, d)
+	}
+	batch := wire.EncodeBatch(enc)
+	if !json.Valid(batch) || batch[0] != '[' {
+		t.Fatalf("batch %s", batch)
+	}
+	evs, bad := wire.DecodeEvents(batch)
+	if bad != 0 || len(evs) != 3 || !evs[0].Equal(a) || !evs[1].Equal(b) || !evs[2].Equal(c) {
+		t.Fatalf("DecodeEvents(batch) = %+v, %d bad", evs, bad)
+	}
+	one := wire.EncodeBatch(enc[1:2])
+	if evs, bad := wire.DecodeEvents(one); bad != 0 || len(evs) != 1 || !evs[0].Equal(b) {
+		t.Fatalf("DecodeEvents(batch of one) = %+v, %d bad", evs, bad)
+	}
+	// The form before batches.
+	m, err := wire.EventMsg("lobby", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs, bad := wire.DecodeEvents(m.Data); bad != 0 || len(evs) != 1 || !evs[0].Equal(b) {
+		t.Fatalf("DecodeEvents(single) = %+v, %d bad", evs, bad)
+	}
+	// Bad elements are counted and skipped; a message that is neither form counts as one.
+	if evs, bad := wire.DecodeEvents([]byte(`[{"kind":"join","player":"pa","seq":1},7,{"kind":"input","player":"pa","seq":2}]`)); bad != 1 || len(evs) != 2 || evs[1].Seq != 2 {
+		t.Fatalf("DecodeEvents(one bad element) = %+v, %d bad", evs, bad)
+	}
+	for _, d := range []string{"", "{", "[", "[1,", "nope"} {
+		if evs, bad := wire.DecodeEvents([]byte(d)); bad != 1 || len(evs) != 0 {
+			t.Errorf("DecodeEvents(%q) = %+v, %d bad; want nothing, 1 bad", d, evs, bad)
+		}
+	}
+}
+
+func TestBatchMessagesCarryTheBatchID(t *testing.T) {
+	m, err := wire.BatchMsg("r-1", "n1:3f2a:17", wire.EncodeBatch(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != wire.InputSubject("r-1") || m.Header.Get(jetstream.MsgIDHeader) != "r-1:batch:n1:3f2a:17" || string(m.Data) != "[]" {
+		t.Fatalf("subject %q id %q data %s", m.Subject, m.Header.Get(jetstream.MsgIDHeader), m.Data)
+	}
+	if _, err := wire.BatchMsg("Bad.Room", "x", nil); !errors.Is(err, wire.ErrBadRoom) {
+		t.Fatalf("a bad room name gave %v", err)
+	}
+}
+
+func TestAppliedHeaderRoundTripsAndRefusesWhatNoOwnerWrites(t *testing.T) {
+	entries := []wire.Applied{{Player: "pa", Seq: 7}, {Player: "p0123456789abcdef", Seq: wire.MaxCounter}}
+	v := wire.EncodeApplied(entries)
+	if v != "pa=7,p0123456789abcdef=9007199254740991" {
+		t.Fatalf("EncodeApplied = %q", v)
+	}
+	got, err := wire.ParseApplied(v)
+	if err != nil || len(got) != 2 || got["pa"] != 7 || got["p0123456789abcdef"] != wire.MaxCounter {
+		t.Fatalf("ParseApplied = %v, %v", got, err)
+	}
+	if got, err := wire.ParseApplied(""); err != nil || got != nil {
+		t.Fatalf("ParseApplied(\"\") = %v, %v", got, err)
+	}
+	for _, bad := range []string{"pa", "=3", "pa=", "pa=0", "pa=-1", "pa=x", "pa=9007199254740992", "pa=1,pa=2", "pa=1,", ","} {
+		if _, err := wire.ParseApplied(bad); !errors.Is(err, wire.ErrBadHeader) {
+			t.Errorf("ParseApplied(%q): err %v, want ErrBadHeader", bad, err)
+		}
 	}
 }

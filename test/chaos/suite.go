@@ -41,9 +41,6 @@ type Config struct {
 	// PlacementWait is how long to wait, before a fault, for the owner to lead none of the streams it depends
 	// on (the nodes move leaders away from the owner by themselves); default 15s.
 	PlacementWait time.Duration
-	// StrictAckRegression counts every backwards ack as a violation, even for inputs sent less than 2 s
-	// before a fault (which no PubAck may have covered yet).
-	StrictAckRegression bool
 
 	Logf func(format string, args ...any)
 }
