@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -125,6 +127,13 @@ func changeKey(s *Snapshot) uint64 {
 	var seq [8]byte
 	binary.BigEndian.PutUint64(seq[:], s.InputSeq)
 	h.Write(seq[:])
+	// The durable acks only move with the input position or the roster today; hashed anyway, so that a snapshot
+	// never lags what its players were shown.
+	for _, id := range slices.Sorted(maps.Keys(s.Durable)) {
+		h.Write([]byte(id))
+		binary.BigEndian.PutUint64(seq[:], s.Durable[id])
+		h.Write(seq[:])
+	}
 	return h.Sum64()
 }
 
