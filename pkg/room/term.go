@@ -35,8 +35,8 @@ var (
 )
 
 // term is one ownership term of one room: what the owner does between acquiring the lease and giving it up.
-// run drives it on one goroutine (the campaign's, inside lease.Hold); it starts a stream follower and a
-// snapshot writer and waits for both before returning.
+// run drives it on one goroutine (the acquisition's, inside lease.Hold); it starts a stream follower and waits
+// for it before returning. Its periodic snapshots go through the node's snapshot writer (snapwriter.go).
 type term struct {
 	// Set by newTerm, read-only afterwards.
 	room   string
@@ -62,8 +62,8 @@ type term struct {
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
 	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
 	stream   chan inbound   // events from the stream follower
-	helpers  sync.WaitGroup // the stream follower and the snapshot writer
-	stop     func()         // cancels the helpers and waits for them; safe to call more than once
+	helpers  sync.WaitGroup // the stream follower
+	stop     func()         // cancels the follower and waits for it; safe to call more than once
 	withheld bool           // a tick was withheld for lack of contact: confirm the lease before the next one
 
 	wmu        sync.Mutex // guards the snapshot view below, shared by run and the node's snapshot writer
