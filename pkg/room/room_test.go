@@ -428,10 +428,12 @@ func testFrozenOwner(t *testing.T, g gameRoom) {
 	})
 	frozen.InjectFault(g.room, room.Fault{})
 	time.Sleep(500 * time.Millisecond)
+	// The thawed node opens a new session and may get the room back by a balance handoff (a later epoch): what
+	// matters is that no relay accepted a tick of the frozen owner's epoch after the new owner's.
 	for _, r := range recs {
 		r.checkMonotonic(t)
-		if tk := r.lastTick(); tk.Epoch != newEpoch {
-			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
+		if tk := r.lastTick(); tk.Epoch < newEpoch {
+			t.Fatalf("%s last tick epoch %d, want at least the new owner's %d", r.node, tk.Epoch, newEpoch)
 		}
 	}
 }
