@@ -16,7 +16,8 @@ const readAttempt = 50 * time.Millisecond
 
 // readFresh is a read of type T in the way described above: read is called twice at a time with a readAttempt
 // deadline until one call returns something other than a deadline, or until total has passed (or ctx ended); it
-// returns that call's result, or the last error.
+// returns that call's result, or the last error. The call that lost is cancelled and waited for: no call of read
+// outlives readFresh, so read may use its caller's variables.
 func readFresh[T any](ctx context.Context, total time.Duration, read func(ctx context.Context) (T, error)) (T, error) {
 	type answer struct {
 		v   T
@@ -36,11 +37,14 @@ func readFresh[T any](ctx context.Context, total time.Duration, read func(ctx co
 				answers <- answer{v, err}
 			}()
 		}
-		a := <-answers
+		a, waiting := <-answers, 1
 		if a.err != nil && errors.Is(a.err, context.DeadlineExceeded) {
-			a = <-answers // the other one may still answer within the attempt
+			a, waiting = <-answers, 0 // the other one may still answer within the attempt
 		}
 		cancel()
+		for ; waiting > 0; waiting-- {
+			<-answers // cancelled: it returns at once
+		}
 		if a.err == nil || ctx.Err() != nil || !errors.Is(a.err, context.DeadlineExceeded) || !time.Now().Before(end) {
 			return a.v, a.err
 		}

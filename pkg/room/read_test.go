@@ -9,12 +9,16 @@ import (
 	"time"
 )
 
-// A read is sent twice at once; the first answer wins, so one replica that does not answer costs nothing.
+// A read is sent twice at once; the first answer wins, so one replica that does not answer costs nothing. The
+// call that lost is cancelled and has returned when readFresh does (a caller's loop variable it reads may change
+// right after).
 func TestAReadIsSentTwiceAndTheFirstAnswerWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var calls atomic.Int32
+		var calls, running atomic.Int32
 		start := time.Now()
 		v, err := readFresh(t.Context(), 2*time.Second, func(ctx context.Context) (int, error) {
+			running.Add(1)
+			defer running.Add(-1)
 			if calls.Add(1) == 1 {
 				<-ctx.Done() // routed to a replica that does not answer
 				return 0, ctx.Err()
@@ -23,6 +27,9 @@ func TestAReadIsSentTwiceAndTheFirstAnswerWins(t *testing.T) {
 		})
 		if err != nil || v != 42 || time.Since(start) != 0 {
 			t.Fatalf("read %d, %v after %v; want 42 at once", v, err, time.Since(start))
+		}
+		if n := running.Load(); n != 0 {
+			t.Fatalf("%d calls of read still running after readFresh returned", n)
 		}
 	})
 }
