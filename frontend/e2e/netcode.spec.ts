@@ -239,6 +239,13 @@ const page_node = (page: Page) => page.evaluate(() => window.__tickmesh.node);
 /** After everything settled: the server has the player still, the page draws it where the server has it. */
 async function expectAtRestAndAgreed(page: Page): Promise<void> {
   await settle(page, 500);
+  // `ack` means applied and stored: after a node's death the INPUTS stream may still be electing a leader, so
+  // the latest input can be applied (the player rests where it should) seconds before it is acknowledged.
+  const last = await page.evaluate(() => window.__tickmesh.lastInputSeq);
+  await expect
+    .poll(() => page.evaluate(() => window.__tickmesh.meState!.ack), { timeout: 20_000, message: 'the latest input is applied and stored' })
+    .toBeGreaterThanOrEqual(last);
+  await settle(page);
   const a = await page.evaluate(() => ({ s: window.__tickmesh.meState!, p: window.__tickmesh.predicted!, last: window.__tickmesh.lastInputSeq }));
   expect(a.s.keys, 'no key held on the server').toBe(0);
   expect(a.s.ack, 'the latest input is applied').toBeGreaterThanOrEqual(a.last);

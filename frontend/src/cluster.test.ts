@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterSources, clusterUrl, decodeCluster, eventsUrl } from './cluster';
+import { ClusterSources, clusterUrl, decodeCluster, eventsUrl, whyFailed } from './cluster';
 import { fitArena } from './render';
 
 describe('cluster view', () => {
@@ -40,6 +40,17 @@ describe('cluster view', () => {
     expect(s.all()).toEqual(['', 'http://127.0.0.1:9092']);
     expect(eventsUrl('')).toBe('/api/cluster/events');
     expect(eventsUrl('http://127.0.0.1:9092/', 'k1-7')).toBe('http://127.0.0.1:9092/api/cluster/events?since=k1-7');
+  });
+
+  it('names why a stream failed: the HTTP status, unreachable, or closed', async () => {
+    const answer = (status: number) => (async () => new Response('', { status })) as typeof fetch;
+    expect(await whyFailed('/api/cluster/events', answer(404))).toBe('HTTP 404');
+    expect(await whyFailed('/api/cluster/events', answer(503))).toBe('HTTP 503');
+    expect(await whyFailed('/api/cluster/events', answer(200))).toBe('closed');
+    const refused = (async () => {
+      throw new TypeError('Failed to fetch');
+    }) as typeof fetch;
+    expect(await whyFailed('/api/cluster/events', refused)).toBe('unreachable');
   });
 });
 

@@ -142,6 +142,28 @@ export function clusterUrl(base: string): string {
 }
 
 /** The event stream's URL at base, resuming after the event id since when given. */
+/** How long the page waits for a failed stream's node to answer why before it moves on. */
+const PROBE_MS = 2000;
+
+/**
+ * whyFailed asks a node once for its event stream and names the outcome: `HTTP <status>` when the node answers
+ * with an error, `unreachable` when nothing answers within PROBE_MS, and `closed` when it answers 200 (the stream
+ * itself ended). The body is never read.
+ */
+export async function whyFailed(url: string, fetcher: typeof fetch = fetch): Promise<string> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), PROBE_MS);
+  try {
+    const r = await fetcher(url, { signal: ac.signal, headers: { Accept: 'text/event-stream' }, cache: 'no-store' });
+    return r.ok ? 'closed' : `HTTP ${r.status}`;
+  } catch {
+    return 'unreachable';
+  } finally {
+    clearTimeout(timer);
+    ac.abort(); // a 200 answer is a live stream: stop it
+  }
+}
+
 export function eventsUrl(base: string, since = ''): string {
   const url = `${clusterUrl(base)}/events`;
   return since === '' ? url : `${url}?since=${encodeURIComponent(since)}`;
@@ -318,9 +340,14 @@ export function startClusterPage(doc: Document): void {
       'bye',
       mine(() => fail(base, 'the node is shutting down')),
     );
-    // EventSource would retry the same node by itself: the page moves on instead.
+    // EventSource would retry the same node by itself: the page moves on instead, after asking the node once
+    // why (EventSource hides the HTTP status, and an operator needs it: a 404 is a wrong URL, not a dead node).
     source.onerror = () => {
-      if (es === source) fail(base, 'the stream failed');
+      if (es !== source) return;
+      source.close();
+      void whyFailed(eventsUrl(base)).then((why) => {
+        if (es === source) fail(base, `the stream failed (${why})`);
+      });
     };
   }
 
