@@ -15,7 +15,7 @@
 // built first when dist/app is missing.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,7 +24,9 @@ import { fileURLToPath } from 'node:url';
 
 export const FRONTEND_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_DIR = resolve(FRONTEND_DIR, '..');
-const STATE_FILE = join(tmpdir(), 'tickmesh-e2e', 'cluster.json');
+// One state file per checkout: runs in two checkouts on one machine (git worktrees) must not stop or kill each
+// other's nodes as stale.
+const STATE_FILE = join(tmpdir(), 'tickmesh-e2e', createHash('sha256').update(REPO_DIR).digest('hex').slice(0, 16), 'cluster.json');
 export const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
 export type NodeName = (typeof NODE_NAMES)[number];
 

@@ -68,6 +68,7 @@ type relayRoom struct {
 	refs      int // guarded by Relay.mu
 	sub       *nats.Subscription
 	last      *Tick            // guarded by Relay.mu
+	heardAt   time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
 	listeners map[int]TickFunc // guarded by Relay.mu
 	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
 	lastPos   fence.Position   // the last accepted tick's position; used by the delivery goroutine only
@@ -147,7 +148,7 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	if !wire.ValidRoom(room) {
 		return nil, wire.ErrBadRoom
 	}
-	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}}
+	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}, heardAt: time.Now()}
 	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
 	if err != nil {
 		return nil, err
@@ -188,6 +189,7 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
 	// delivers one subscription's messages on one goroutine, in order.
 	rr.last = t
+	rr.heardAt = now
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
@@ -210,6 +212,18 @@ func (r *Relay) Last(room string) *Tick {
 		return nil
 	}
 	return rr.last
+}
+
+// Silence is how long room has had no accepted tick here (counted from when the relay began following it, if
+// none came since); ok is false when the relay does not follow room.
+func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rr, ok := r.rooms[room]
+	if !ok {
+		return 0, false
+	}
+	return time.Since(rr.heardAt), true
 }
 
 // Close unsubscribes from every room.
