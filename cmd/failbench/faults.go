@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -26,9 +30,12 @@ const (
 	faultKillOwnersLeader = "kill-owners-leader"
 	faultKillInputsLeader = "kill-inputs-leader"
 	faultStopOwner        = "stop-owner"
+	faultCutOwner         = "cut-owner"
+	faultLoadOwner        = "load-owner"
 )
 
-var faultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner}
+var faultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner,
+	faultCutOwner, faultLoadOwner}
 
 // Streams whose leaders the leader faults kill.
 var (
@@ -48,6 +55,7 @@ const (
 	latencyWindow  = 10 * time.Second // input latency is measured over this long after a fault
 	baselineWindow = 30 * time.Second // and over this long without a fault
 	thawWatch      = 3 * time.Second  // watch this long after SIGCONT
+	cutHold        = 3 * time.Second  // cut-owner keeps the partition this long after the others took over
 	readyTimeout   = 90 * time.Second
 	restartTimeout = 90 * time.Second
 )
@@ -59,6 +67,7 @@ var errNoRecovery = errors.New("no recovery")
 type goal struct {
 	GapP99     time.Duration
 	LatencyP99 time.Duration
+	NoTakeover bool // the owner must keep its room (load-owner)
 }
 
 // goalFor is the goal for a fault.
@@ -72,14 +81,20 @@ func goalFor(fault string, tickPeriod time.Duration) goal {
 		return goal{GapP99: 1500 * time.Millisecond}
 	case faultKillInputsLeader:
 		return goal{GapP99: 1500 * time.Millisecond, LatencyP99: tickPeriod + 15*time.Millisecond}
+	case faultStopOwner, faultCutOwner:
+		return goal{GapP99: time.Second}
+	case faultLoadOwner:
+		return goal{NoTakeover: true}
 	}
-	return goal{} // stop-owner: stale accepted 0 only
+	return goal{}
 }
 
 // bench runs the faults against a cluster.
 type bench struct {
 	o     options
 	c     *cluster.Cluster
+	links *cluster.Links // the route links the nodes dial (nil without -link-port)
+	rng   *rand.Rand     // -seed: random moments, load-owner's pauses
 	rec   *recorder
 	obs   map[string]*observer
 	track atomic.Pointer[string]
@@ -299,7 +314,13 @@ func (b *bench) restart(ctx context.Context, name string) error {
 func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResult {
 	res := faultResult{Name: fault, Goal: goalFor(fault, b.o.tickPeriod())}
 	for i := 1; i <= reps && ctx.Err() == nil; i++ {
-		st, err := b.waitStable(ctx)
+		var st stableState
+		var err error
+		if b.o.random {
+			st, err = b.waitRunning(ctx)
+		} else {
+			st, err = b.waitStable(ctx)
+		}
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 			b.logf("%s #%d: %v", fault, i, err)
@@ -324,6 +345,10 @@ func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResul
 			r, err = b.leaderFault(ctx, st, streamOwners, false)
 		case faultKillInputsLeader:
 			r, err = b.leaderFault(ctx, st, streamInputs, true)
+		case faultCutOwner:
+			r, err = b.cutOwner(ctx, st)
+		case faultLoadOwner:
+			r, err = b.loadOwner(ctx, st)
 		}
 		stopSampler()
 		if err != nil {
@@ -610,7 +635,7 @@ func (b *bench) finish(ctx context.Context, r *repResult, gapNodes []string, bef
 // startBot starts a bot publishing through node via, tracking its player in every observer's ticks.
 func (b *bench) startBot(ctx context.Context, via string) *bot {
 	var raw [8]byte
-	_, _ = rand.Read(raw[:])
+	_, _ = crand.Read(raw[:])
 	player := "fb" + hex.EncodeToString(raw[:])
 	b.track.Store(&player)
 	b.logf("bot %s publishes through %s", player, via)
@@ -673,4 +698,168 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// waitRunning is -random's start of a repetition: every node runs and is ready and every observer gets ticks
+// again, then a random wait of up to -random-max, as a user's next fault comes. It does not wait for the owner to
+// be agreed on or for the stream leaders to be placed: it records whether the owner led a placed stream when the
+// fault came (placed false), and the owner and epoch it reads then.
+func (b *bench) waitRunning(ctx context.Context) (stableState, error) {
+	var st stableState
+	deadline := time.Now().Add(stableTimeout)
+	for {
+		if ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return st, fmt.Errorf("cluster not running again after %v", stableTimeout)
+		}
+		running := true
+		for i, name := range b.c.Names() {
+			if !b.c.Running(i) {
+				return st, fmt.Errorf("%s is not running", name)
+			}
+			if !b.ready(ctx, name) || !b.obs[name].Attached() {
+				running = false
+				break
+			}
+			if t, ok := b.rec.last(name); !ok || time.Since(t.At) > 500*time.Millisecond {
+				running = false
+				break
+			}
+		}
+		if running {
+			break
+		}
+		cluster.Sleep(ctx, 50*time.Millisecond)
+	}
+	wait := time.Duration(0)
+	if b.o.randomMax > 0 {
+		wait = time.Duration(b.rng.Int64N(int64(b.o.randomMax)))
+	}
+	cluster.Sleep(ctx, wait)
+	owner, epoch := b.ownerNow(ctx, b.c.Names())
+	if owner == "" {
+		return st, fmt.Errorf("no lobby owner known %v after the cluster ran again", wait)
+	}
+	st.owner, st.epoch, st.placed = owner, epoch, true
+	for _, s := range wire.PlacedStreams {
+		if l, err := b.leader(ctx, s, owner); err == nil && l == owner {
+			st.placed = false
+		}
+	}
+	b.logf("random moment: %v after the cluster ran again; owner %s epoch %d leads a placed stream: %v", wait, owner, epoch, !st.placed)
+	return st, nil
+}
+
+// cutOwner partitions the owner from its peers with the route links (nothing is closed: its routes stall, as on
+// a real network), measures until every other node has a tick of a newer epoch, keeps the partition cutHold
+// more, heals it and watches for stale ticks as the old owner rejoins.
+func (b *bench) cutOwner(ctx context.Context, st stableState) (repResult, error) {
+	var r repResult
+	if b.links == nil {
+		return r, errors.New("cut-owner needs route links (-link-port)")
+	}
+	survivors := b.others(st.owner)
+	before := b.fencedOf(ctx, survivors)
+	t0 := time.Now()
+	b.links.Cut(map[string]bool{st.owner: true})
+	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	if err != nil && ctx.Err() != nil {
+		b.links.Cut(map[string]bool{})
+		return r, ctx.Err()
+	}
+	r.Recovered = err == nil
+	if r.Recovered {
+		r.Note = fmt.Sprintf("new epoch on the majority after %s", ms(rec.Sub(t0)))
+		sleepUntil(ctx, rec.Add(cutHold))
+	}
+	b.links.Cut(map[string]bool{})
+	healed := time.Now()
+	end := healed.Add(thawWatch)
+	if r.Recovered {
+		end = later(end, rec.Add(windowAfter))
+	}
+	sleepUntil(ctx, end)
+	b.finish(ctx, &r, survivors, before, t0, end)
+	return r, b.c.WaitReady(ctx, restartTimeout, nil)
+}
+
+// loadOwner keeps every core busy with other processes for -load-for, pauses the owner's process for 100-300 ms
+// every 1-2 s (SIGSTOP and SIGCONT: a whole-process stall, as a long GC pause or a descheduled VM is), and counts
+// the lobby's epochs newer than st's that any observer saw: takeovers, which must not happen. The gap is the
+// longest tick-free stretch over all nodes, for information.
+func (b *bench) loadOwner(ctx context.Context, st stableState) (repResult, error) {
+	var r repResult
+	all := b.c.Names()
+	before := b.fencedOf(ctx, all)
+	stop, err := startBurners(runtime.NumCPU())
+	if err != nil {
+		return r, err
+	}
+	defer stop()
+	p := b.i(st.owner)
+	t0 := time.Now()
+	end := t0.Add(b.o.loadFor)
+	pauses := 0
+	for ctx.Err() == nil && time.Now().Before(end) {
+		wait := time.Second + time.Duration(b.rng.Int64N(int64(time.Second)))
+		if !cluster.Sleep(ctx, min(wait, time.Until(end))) || !time.Now().Before(end) {
+			break
+		}
+		pause := 100*time.Millisecond + time.Duration(b.rng.Int64N(int64(200*time.Millisecond)+1))
+		if err := b.c.Freeze(p); err != nil {
+			return r, err
+		}
+		time.Sleep(pause) // not cancellable: the owner is always thawed
+		if err := b.c.Thaw(p); err != nil {
+			return r, err
+		}
+		pauses++
+	}
+	stop()
+	r.Recovered = true
+	epochs := map[uint64]bool{}
+	for _, n := range all {
+		for _, t := range b.rec.ticksBetween(n, t0, time.Now()) {
+			if t.Epoch > st.epoch {
+				epochs[t.Epoch] = true
+			}
+		}
+	}
+	if owner, epoch := b.ownerNow(ctx, all); owner != st.owner || epoch != st.epoch {
+		epochs[epoch] = true
+	}
+	r.Takeovers = len(epochs)
+	r.OwnerChanged = r.Takeovers > 0
+	r.Note = fmt.Sprintf("%d pauses of the owner over %v", pauses, b.o.loadFor)
+	b.finish(ctx, &r, all, before, t0, time.Now())
+	return r, nil
+}
+
+// startBurners starts n processes that keep a core busy each (this program, re-run as a busy loop), and returns
+// the function that kills them and waits for them.
+func startBurners(n int) (stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var cmds []*exec.Cmd
+	stop = func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+		cmds = nil
+	}
+	for range n {
+		c := exec.Command(self)
+		c.Env = append(os.Environ(), burnEnv+"=1")
+		if err := c.Start(); err != nil {
+			stop()
+			return nil, fmt.Errorf("start a busy process: %w", err)
+		}
+		cmds = append(cmds, c)
+	}
+	return stop, nil
 }

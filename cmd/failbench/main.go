@@ -21,6 +21,15 @@
 //	                    input about every tick period through the third node, and the input → applied latency is
 //	                    measured (also over a 30 s baseline without a fault)
 //	stop-owner          SIGSTOP the owner for twice the lease TTL, then SIGCONT
+//	cut-owner           partition the owner from its peers (its route links stall, as on a real network) until
+//	                    the others have taken over and 3 s more, then heal
+//	load-owner          for -load-for, keep every core busy with other processes and pause the owner's process
+//	                    for 100-300 ms (SIGSTOP/SIGCONT, as a long GC pause or a descheduled VM would) every 1-2 s;
+//	                    goal: no takeover at all
+//
+// With -random, each fault is injected at a random moment up to -random-max after every node is ready and
+// ticking again, as users do, without waiting for the owner to be agreed on or for the stream leaders to be
+// placed; the report counts the repetitions in which the owner led a placed stream when the fault came.
 //
 // Before every repetition the cluster must be stable: all three nodes ready, the same lobby owner and epoch on
 // every node for 2 s, ticks arriving everywhere, and the owner leading none of KV_owners, KV_snapshots and
@@ -53,6 +62,31 @@
 // publish in flight), and waits for them before the next.
 package main
 
-import "github.com/tickmesh/tickmesh/internal/cli"
+import (
+	"os"
 
-func main() { cli.Main("failbench", " (see -h)", run) }
+	"github.com/tickmesh/tickmesh/internal/cli"
+)
+
+// burnEnv makes the process a busy loop (load-owner's other work) instead of the benchmark.
+const burnEnv = "TICKMESH_FAILBENCH_BURN"
+
+func main() {
+	if os.Getenv(burnEnv) == "1" {
+		burn()
+	}
+	cli.Main("failbench", " (see -h)", run)
+}
+
+// burn spins until the process is killed.
+func burn() {
+	x := uint64(1)
+	for {
+		for range 1 << 20 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if x == 0 {
+			os.Exit(0)
+		}
+	}
+}

@@ -13,14 +13,20 @@ import (
 
 // ports are the first ports of n1's listeners; n2 and n3 use the next ones.
 func (o options) ports() cluster.Ports {
-	return cluster.Ports{HTTP: o.httpPort, Admin: o.adminPort, NATS: o.natsPort, Route: o.routePort}
+	return cluster.Ports{HTTP: o.httpPort, Admin: o.adminPort, NATS: o.natsPort, Route: o.routePort, Link: o.linkPort}
 }
 
-// newCluster lays out n1..n3 on 127.0.0.1, their data under dir/data and their logs in dir. The nodes get
-// fresh random credentials and nothing of failbench's own environment (NODE_NAME, LEASE_TTL, ... there would
-// change them), and die with failbench should it be killed.
+// layout is n1..n3 on 127.0.0.1, their data under dir/data, routing to each other through the route links (held
+// by failbench) when -link-port is set.
+func layout(o options, dir string) []cluster.Node {
+	return cluster.Local(3, o.ports(), filepath.Join(dir, "data"))
+}
+
+// newCluster lays out n1..n3 (layout) and their logs in dir. The nodes get fresh random credentials and nothing of
+// failbench's own environment (NODE_NAME, LEASE_TTL, ... there would change them), and die with failbench should
+// it be killed.
 func newCluster(o options, dir string, logf func(string, ...any)) (*cluster.Cluster, error) {
-	nodes := cluster.Local(3, o.ports(), filepath.Join(dir, "data"))
+	nodes := layout(o, dir)
 	flags := []string{"-cluster-name", "failbench", "-log-level", o.logLevel}
 	if o.leaseTTL > 0 {
 		flags = append(flags, "-lease-ttl", o.leaseTTL.String())
@@ -39,9 +45,12 @@ func checkPorts(o options) error {
 	var ls []cluster.Listen
 	for _, n := range cluster.Local(3, o.ports(), "") {
 		ls = append(ls, n.Listens()...)
+		if n.Link != "" {
+			ls = append(ls, cluster.Listen{Addr: n.Link, What: n.Name + " route link"})
+		}
 	}
 	if err := cluster.CheckFree(ls); err != nil {
-		return fmt.Errorf("%w; or choose others with -http-port, -admin-port, -nats-port, -route-port", err)
+		return fmt.Errorf("%w; or choose others with -http-port, -admin-port, -nats-port, -route-port, -link-port", err)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type options struct {
 	adminPort       int
 	natsPort        int
 	routePort       int
+	linkPort        int           // first route link port (0: no links, and no cut-owner)
 	leaseTTL        time.Duration // 0 = the node's default
 	tickRate        int           // 0 = the node's default
 	logLevel        string
@@ -30,6 +31,10 @@ type options struct {
 	isolate         bool
 	out             string
 	recoveryTimeout time.Duration
+	random          bool          // inject faults at random moments, without waiting for a settled cluster
+	randomMax       time.Duration // the longest random wait after the cluster is running again
+	seed            uint64        // the random moments' and the load's schedule
+	loadFor         time.Duration // how long load-owner loads the owner's node, per repetition
 	commandLine     string
 }
 
@@ -66,6 +71,11 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	fs.IntVar(&o.adminPort, "admin-port", 18281, "admin HTTP port of n1 (metrics, /api/cluster; n2, n3 use the next ones)")
 	fs.IntVar(&o.natsPort, "nats-port", 14322, "NATS client port of n1 (n2, n3 use the next ones)")
 	fs.IntVar(&o.routePort, "route-port", 16322, "NATS route port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&o.linkPort, "link-port", 16422, "route link of n1, which the peers dial (n2, n3 use the next ones; 0: no links, and no cut-owner)")
+	fs.BoolVar(&o.random, "random", false, "inject each fault at a random moment once every node is ready and ticking again, without waiting for agreement or placement")
+	fs.DurationVar(&o.randomMax, "random-max", 3*time.Second, "with -random, the longest wait before a fault")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the random moments (-random) and of load-owner's pauses")
+	fs.DurationVar(&o.loadFor, "load-for", time.Minute, "how long load-owner loads the owner's node in each repetition")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 0, "passed to the nodes as -lease-ttl (0 = the node default)")
 	fs.IntVar(&o.tickRate, "tick-rate", 0, "passed to the nodes as -tick-rate (0 = the node default)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the nodes' -log-level")
@@ -96,6 +106,12 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 			return o, cli.Usagef("port %d out of range", p)
 		}
 	}
+	if o.linkPort < 0 || o.linkPort > 65533 {
+		return o, cli.Usagef("-link-port %d out of range", o.linkPort)
+	}
+	if o.randomMax < 0 || o.loadFor < 5*time.Second {
+		return o, cli.Usagef("-random-max must not be negative and -load-for must be at least 5s")
+	}
 	if o.leaseTTL < 0 || o.leaseTTL%time.Second != 0 {
 		return o, cli.Usagef("-lease-ttl must be whole seconds")
 	}
@@ -108,6 +124,9 @@ func parseOptions(args []string, stdout io.Writer) (options, error) {
 	var err error
 	if o.faults, err = parseFaults(*faultsFlag); err != nil {
 		return o, err
+	}
+	if o.linkPort == 0 && slices.Contains(o.faults, faultCutOwner) {
+		return o, cli.Usagef("cut-owner needs route links (-link-port)")
 	}
 	if o.reps, err = parseReps(*repsFlag, o.faults, *n); err != nil {
 		return o, err

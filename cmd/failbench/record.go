@@ -109,6 +109,19 @@ func (r *recorder) firstAfter(node string, from time.Time, ok func(tickRec) bool
 	return tickRec{}, false
 }
 
+// ticksBetween returns node's accepted ticks received in [from, to].
+func (r *recorder) ticksBetween(node string, from, to time.Time) []tickRec {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []tickRec
+	for _, t := range r.nodes[node].ticks {
+		if !t.At.Before(from) && !t.At.After(to) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // tickTimes returns the receive times of node's accepted ticks.
 func (r *recorder) tickTimes(node string) []time.Time {
 	r.mu.Lock()

@@ -25,6 +25,7 @@ type repResult struct {
 	Fenced         int
 	StaleAccepted  int
 	OwnerChanged   bool
+	Takeovers      int           // load-owner: epochs newer than the owner's seen during the load
 	Election       time.Duration // leader faults: fault → new stream leader reported
 	AlsoLed        string        // leader faults: other placed streams the killed node led ("A+B")
 	Latency        []time.Duration
@@ -82,7 +83,19 @@ func (f faultResult) met() bool {
 	if f.Goal.LatencyP99 > 0 && !f.latency().met() {
 		return false
 	}
+	if f.Goal.NoTakeover && f.takeovers() > 0 {
+		return false
+	}
 	return true
+}
+
+// takeovers is the number of takeovers over every repetition (load-owner).
+func (f faultResult) takeovers() int {
+	n := 0
+	for _, r := range f.Reps {
+		n += r.Takeovers
+	}
+	return n
 }
 
 func (f faultResult) goalText() string {
@@ -92,6 +105,9 @@ func (f faultResult) goalText() string {
 	}
 	if f.Goal.LatencyP99 > 0 {
 		parts = append(parts, "input p99 ≤ "+ms(f.Goal.LatencyP99))
+	}
+	if f.Goal.NoTakeover {
+		parts = append(parts, fmt.Sprintf("takeovers 0 (%d)", f.takeovers()))
 	}
 	parts = append(parts, "stale accepted 0")
 	return strings.Join(parts, ", ")
@@ -331,6 +347,9 @@ func (r report) writeMarkdown(w io.Writer) {
 		}
 		if f.Unplaced > 0 {
 			line += fmt.Sprintf("; %d started with the owner still leading a stream", f.Unplaced)
+		}
+		if f.Goal.NoTakeover {
+			line += fmt.Sprintf("; takeovers %d", f.takeovers())
 		}
 		for _, e := range f.Errors {
 			line += "; error: " + e

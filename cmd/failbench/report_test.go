@@ -58,8 +58,21 @@ func TestGoalsAndMet(t *testing.T) {
 	if g := goalFor(faultKillInputsLeader, 50*time.Millisecond); g.LatencyP99 != msD(65) || g.GapP99 != msD(1500) {
 		t.Errorf("inputs goal = %+v", g)
 	}
-	if g := goalFor(faultStopOwner, 50*time.Millisecond); g != (goal{}) {
-		t.Errorf("stop-owner goal = %+v, want stale ticks only", g)
+	for _, f := range []string{faultStopOwner, faultCutOwner} {
+		if g := goalFor(f, 50*time.Millisecond); g != (goal{GapP99: time.Second}) {
+			t.Errorf("%s goal = %+v, want a gap p99 of 1 s (issue #21)", f, g)
+		}
+	}
+	if g := goalFor(faultLoadOwner, 50*time.Millisecond); g != (goal{NoTakeover: true}) {
+		t.Errorf("load-owner goal = %+v, want no takeover", g)
+	}
+	loaded := faultResult{Name: faultLoadOwner, Goal: goal{NoTakeover: true}, Reps: []repResult{{Recovered: true}, {Recovered: true}}}
+	if !loaded.met() {
+		t.Error("load-owner without a takeover did not meet its goal")
+	}
+	loaded.Reps[1].Takeovers = 1
+	if loaded.met() {
+		t.Error("load-owner with a takeover met its goal")
 	}
 	empty := faultResult{Name: faultKillOwner, Goal: goal{GapP99: time.Second}}
 	if empty.met() {
@@ -92,7 +105,7 @@ func TestMarkdownReport(t *testing.T) {
 		"| fault | n | skipped | no recovery | gap p50 | gap p99 | gap max | stale published | fenced by nodes | stale accepted | goal | met? |",
 		"| kill-owner | 3 | 0 | 0 | 350 ms | 420 ms | 420 ms | 0 | 0 | 0 | gap p99 ≤ 1000 ms, stale accepted 0 | yes |",
 		"| term-owner | 2 | 1 | 0 | 90 ms | 180 ms | 180 ms | 2 | 3 | 1 | gap p99 ≤ 100 ms, stale accepted 0 | **no** |",
-		"| stop-owner | 1 | 0 | 1 | 20000 ms | 20000 ms | 20000 ms | 0 | 0 | 0 | stale accepted 0 | **no** |",
+		"| stop-owner | 1 | 0 | 1 | 20000 ms | 20000 ms | 20000 ms | 0 | 0 | 0 | gap p99 ≤ 1000 ms, stale accepted 0 | **no** |",
 		"| baseline (no fault, 30 s) | 2 | 10 ms | 30 ms | 30 ms | 0 | 0 | p99 ≤ 65 ms | yes |",
 		"| during kill-inputs-leader (10 s after the kill) | 3 | 40 ms | 60 ms | 60 ms | 0 | 4 | p99 ≤ 65 ms | yes |",
 		"- kill-owner gaps (ms): 300, 350, 420",

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,10 +63,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	var links *cluster.Links
 	defer func() {
 		c.StopAll()
 		c.Close()
+		if links != nil {
+			links.Close()
+		}
 	}()
+	if o.linkPort > 0 {
+		nodes := make([]cluster.Node, c.Len())
+		for i := range nodes {
+			nodes[i] = c.Node(i)
+		}
+		if links, err = cluster.StartLinks(nodes); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
 	for i := range c.Len() {
 		if err := c.Start(i); err != nil {
@@ -97,7 +111,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		logf("%s at %s observer: epoch %d seq %d, epoch %d already seen", kind, node, s.Epoch, s.Seq, s.Above)
 	})
-	b := &bench{o: o, c: c, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf}
+	b := &bench{o: o, c: c, links: links, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf,
+		rng: rand.New(rand.NewPCG(o.seed, 0xfa11))}
 	defer func() {
 		for _, ob := range b.obs {
 			ob.Close()

@@ -24,8 +24,8 @@ import { fileURLToPath } from 'node:url';
 
 export const FRONTEND_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_DIR = resolve(FRONTEND_DIR, '..');
-// One state file per checkout: runs of two checkouts on one machine (worktrees) must not take each other's
-// nodes for leftovers of an interrupted run of their own, and kill them.
+// One state file per checkout: runs in two checkouts on one machine (git worktrees) must not stop or kill each
+// other's nodes as stale.
 const STATE_FILE = join(tmpdir(), 'tickmesh-e2e', createHash('sha256').update(REPO_DIR).digest('hex').slice(0, 16), 'cluster.json');
 export const NODE_NAMES = ['n1', 'n2', 'n3'] as const;
 export type NodeName = (typeof NODE_NAMES)[number];

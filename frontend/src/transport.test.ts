@@ -238,16 +238,16 @@ describe('Transport', () => {
     expect(h.t.state).toBe('connected');
   });
 
-  it('treats no tick for 3 s as a dead connection', () => {
+  it('treats no tick for 1 s after the welcome as a dead connection', () => {
     const h = harness(() => 0);
     h.t.start();
     const s = establish(h);
     for (let i = 0; i < 10; i++) {
-      h.clock.advance(1000);
+      h.clock.advance(999);
       s.fireMessage(tick(1, i + 1));
     }
     expect(h.sockets).toHaveLength(1);
-    h.clock.advance(2999);
+    h.clock.advance(999);
     expect(h.t.state).toBe('connected');
     h.clock.advance(1);
     expect(s.closedWith).not.toBeNull();
@@ -261,10 +261,26 @@ describe('Transport', () => {
     expect(h.clock.pending()).toBe(1); // only the new socket's watchdog
   });
 
+  it('counts the welcome as a sign of life: the first tick may take up to the watchdog', () => {
+    const h = harness(() => 0);
+    h.t.start();
+    h.clock.advance(2500); // a slow handshake, within the connect timeout
+    const s = establish(h);
+    h.clock.advance(999);
+    expect(h.t.state).toBe('connected');
+    s.fireMessage(tick(1, 1));
+    h.clock.advance(999);
+    expect(h.t.state).toBe('connected');
+    h.clock.advance(1);
+    expect(h.t.state).toBe('reconnecting');
+  });
+
   it('times out a connection attempt that never opens', () => {
     const h = harness(() => 0);
     h.t.start();
-    h.clock.advance(3000);
+    h.clock.advance(2999);
+    expect(h.sockets).toHaveLength(1);
+    h.clock.advance(1);
     expect(h.t.lastCloseReason).toMatch(/connect timeout/);
     h.clock.advance(0);
     expect(h.sockets).toHaveLength(2);
@@ -280,17 +296,17 @@ describe('Transport', () => {
     expect(h.t.attempt).toBe(2);
     // Short-lived connection: no reset.
     let s = establish(h);
-    h.clock.advance(2000);
+    h.clock.advance(900);
     s.fireMessage(tick(1, 1));
-    h.clock.advance(1000);
+    h.clock.advance(900);
     s.fireClose(4000);
     expect(h.t.attempt).toBe(3);
     expect(h.t.nextRetryAt! - h.clock.now()).toBe(999);
     h.clock.advance(1000);
     // Stable for 10 s: the next retry starts from the base again.
     s = establish(h);
-    for (let i = 0; i < 10; i++) {
-      h.clock.advance(1000);
+    for (let i = 0; i < 11; i++) {
+      h.clock.advance(950);
       s.fireMessage(tick(1, i + 2));
     }
     s.fireClose(1006);

@@ -217,7 +217,11 @@ export interface TransportOptions {
   capMs?: number;
   /** A connection open this long (ms) after its welcome resets the backoff. */
   stableMs?: number;
-  /** No tick for this long (ms), or no welcome+tick this long after connecting: dead. */
+  /**
+   * No tick for this long (ms) after the welcome: dead. A room ticks 20 times a second and a failover takes
+   * well under a second, so a silence this long means this node is frozen or cut off from the room's owner
+   * (the node closes sockets itself when it knows it is cut off): move to another node.
+   */
   watchdogMs?: number;
   /**
    * The protocol to ask for in hello (default 2: binary keyframes and deltas). A node that does not speak it
@@ -227,6 +231,8 @@ export interface TransportOptions {
   protocol?: number;
   /** Tick objects the protocol 2 decoder reuses in turn (default 48): more than a consumer keeps. */
   ringSize?: number;
+  /** No welcome this long (ms) after connecting: dead. */
+  connectTimeoutMs?: number;
 }
 
 export class Transport {
@@ -237,6 +243,7 @@ export class Transport {
   private readonly hooks: TransportHooks;
   private readonly stableMs: number;
   private readonly watchdogMs: number;
+  private readonly connectTimeoutMs: number;
 
   private ws: WebSocketLike | null = null;
   private gen = 0;
@@ -275,7 +282,8 @@ export class Transport {
     if (opts.random !== undefined) b.random = opts.random;
     this.backoff = new Backoff(b);
     this.stableMs = opts.stableMs ?? 10_000;
-    this.watchdogMs = opts.watchdogMs ?? 3000;
+    this.watchdogMs = opts.watchdogMs ?? 1000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.protocol = opts.protocol ?? 2;
     this.decoder = new TickDecoder(opts.ringSize ?? 48);
   }
@@ -363,7 +371,7 @@ export class Transport {
       if (g !== this.gen) return;
       this.onSocketClosed(g, ev.code, ev.reason);
     };
-    this.armWatchdog(this.watchdogMs);
+    this.armWatchdog(this.connectTimeoutMs);
     this.hooks.onChange?.();
   }
 
@@ -389,6 +397,7 @@ export class Transport {
         this.everWelcomed = true;
         this.resetUsed = false;
         this.welcomedAt = this.clock.now();
+        this.lastAliveAt = this.welcomedAt;
         this.endpoints.setNodes(msg.nodes);
         this.setState('connected');
         break;
@@ -486,15 +495,16 @@ export class Transport {
   private onWatchdog(): void {
     this.watchdogTimer = null;
     if (this.ws === null || this._state === 'stopped') return;
+    const wasWelcomed = this.welcomedAt !== null;
+    const limit = wasWelcomed ? this.watchdogMs : this.connectTimeoutMs;
     const idle = this.clock.now() - this.lastAliveAt;
-    if (idle < this.watchdogMs) {
-      this.armWatchdog(this.watchdogMs - idle);
+    if (idle < limit) {
+      this.armWatchdog(limit - idle);
       return;
     }
     // Dead connection: abandon the socket now (its close event, whenever it
     // comes, belongs to an old generation and is ignored) and retry.
     const g = this.gen;
-    const wasWelcomed = this.welcomedAt !== null;
     this.onSocketClosed(g, 1006, wasWelcomed ? `no tick for ${this.watchdogMs} ms` : 'connect timeout');
   }
 

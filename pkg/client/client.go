@@ -47,7 +47,8 @@ type Config struct {
 	DialTimeout time.Duration
 	// WelcomeTimeout: a connection without a welcome this long after the hello is dead; 0 = 3 s.
 	WelcomeTimeout time.Duration
-	// Watchdog: a welcomed connection without a fresh tick this long is dead; 0 = 3 s, negative = never.
+	// Watchdog: a welcomed connection without a fresh tick this long is dead; 0 = 1 s (the browser's: a room
+	// ticks 20 times a second and fails over in under a second), negative = never.
 	Watchdog time.Duration
 	// ResendAfter: the latest input, when no fresh tick has acknowledged it for this long (dropped as
 	// rate_limited or not_ready, or lost in an owner change), is sent again unchanged, as docs/PROTOCOL.md asks
@@ -159,7 +160,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.WelcomeTimeout = 3 * time.Second
 	}
 	if cfg.Watchdog == 0 {
-		cfg.Watchdog = 3 * time.Second
+		cfg.Watchdog = time.Second
 	}
 	if cfg.ResendAfter == 0 {
 		cfg.ResendAfter = time.Second

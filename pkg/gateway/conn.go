@@ -307,6 +307,18 @@ func (c *conn) housekeep(now time.Time) {
 	c.mu.Unlock()
 }
 
+// cutOff closes the socket with CloseNoOwner when its room has had no tick for CutNoTick, as of now; the caller
+// knows this node looks cut off from the majority of the cluster.
+func (c *conn) cutOff(now time.Time) {
+	c.mu.Lock()
+	if c.closing || c.dead || !c.welcome || now.Sub(c.lastTick) < c.g.cfg.CutNoTick {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeWith(protocol.CloseNoOwner, "this node is cut off from the cluster")
+}
+
 // flush writes queued frames (the rest of a tick begun by writeTick first, then control frames, a due ping and
 // the newest tick) until the queues are empty; after a close frame, or a failed write, it closes the socket.
 // Ticks are written as their frames' bytes, around gorilla, which writes the other frames: never at the same

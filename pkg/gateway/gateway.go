@@ -46,6 +46,8 @@ type Config struct {
 	WriteTimeout   time.Duration  // one frame write
 	SlowAfter      time.Duration  // a tick unsent this long closes the socket as too slow
 	NoTickAfter    time.Duration  // no tick for the room this long closes with CloseNoOwner
+	CutNoTick      time.Duration  // while this node looks cut off from the majority (Rooms.CutOff), no tick this long closes with CloseNoOwner
+	CutCheck       time.Duration  // how often Rooms.CutOff is asked
 	ErrorBudget    int            // errors per ErrorWindow before CloseTooManyErrors
 	ErrorWindow    time.Duration  //
 	DrainTimeout   time.Duration  // how long Drain waits for sockets to close
@@ -68,7 +70,7 @@ func DefaultConfig(node string) Config {
 		Node: node, ReadLimit: protocol.DefaultReadLimit, InputRate: protocol.DefaultRate, InputBurst: protocol.DefaultBurst,
 		MaxConns: 20000, MaxConnsPerIP: 200, MaxRooms: 1000, MaxRoomsPerIP: 8, TokenTTL: 24 * time.Hour, HelloTimeout: 10 * time.Second, PingPeriod: 15 * time.Second,
 		PongWait: 45 * time.Second, WriteTimeout: 5 * time.Second, SlowAfter: 2 * time.Second,
-		NoTickAfter: 15 * time.Second, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
+		NoTickAfter: 15 * time.Second, CutNoTick: 500 * time.Millisecond, CutCheck: 100 * time.Millisecond, ErrorBudget: 20, ErrorWindow: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		Workers: 4, BatchWindow: 2 * time.Millisecond, BatchMax: 64, MaxPending: 8192,
 	}
 }
@@ -90,7 +92,7 @@ func (c Config) Validate() error {
 		return errors.New("gateway: token TTL must be positive")
 	case c.PingPeriod <= 0 || c.PongWait <= c.PingPeriod:
 		return fmt.Errorf("gateway: pong wait %v must exceed the ping period %v", c.PongWait, c.PingPeriod)
-	case c.WriteTimeout <= 0 || c.SlowAfter <= 0 || c.HelloTimeout <= 0 || c.NoTickAfter <= 0:
+	case c.WriteTimeout <= 0 || c.SlowAfter <= 0 || c.HelloTimeout <= 0 || c.NoTickAfter <= 0 || c.CutNoTick <= 0 || c.CutCheck <= 0:
 		return errors.New("gateway: timeouts must be positive")
 	case c.ErrorBudget < 1 || c.ErrorWindow <= 0:
 		return errors.New("gateway: error budget must be positive")
@@ -111,6 +113,9 @@ type Rooms interface {
 	Want(room string) (release func())
 	Relay() *room.Relay
 	Full(room, player string) bool
+	// CutOff reports whether this node looks cut off from the majority of a live cluster: it gets no ticks of
+	// rooms owned on the other side, and its players are better served there.
+	CutOff() bool
 	// Game returns the game room plays and the parameters its clients get in welcome.
 	Game(room string) (game.Game, []game.Param)
 }
@@ -185,7 +190,9 @@ func (g *Gateway) Count() int {
 }
 
 // Run runs the durable publisher, keeps sockets' node lists current and, once a second, pings the sockets that
-// are due and closes those whose room has no owner (NoTickAfter), until ctx ends.
+// are due and closes those whose room has no owner (NoTickAfter), until ctx ends. While this node looks cut off
+// from the majority of the cluster it closes, every CutCheck, the sockets whose room has had no tick for
+// CutNoTick.
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -195,6 +202,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	cut := time.NewTicker(g.cfg.CutCheck)
+	defer cut.Stop()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -206,6 +215,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 			if n%2 == 0 {
 				g.refreshNodes()
+			}
+		case now := <-cut.C:
+			// A node on the minority side of a partition: its players' rooms tick on the other side (or will,
+			// once the majority takes them over), so they move there now rather than after the client's
+			// watchdog or NoTickAfter.
+			if g.rooms.CutOff() {
+				for _, c := range g.sockets(false) {
+					c.cutOff(now)
+				}
 			}
 		}
 	}

@@ -126,3 +126,27 @@ func TestHousekeepingLeavesASocketWithoutHelloToTheHelloTimeout(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+func TestACutOffNodeClosesTheSocketsOfRoomsWithoutTicksSoTheyMoveToTheMajority(t *testing.T) {
+	start := time.Now()
+	p := newSocketPair(t, start)
+	p.c.mu.Lock()
+	p.c.welcome, p.c.lastTick = true, start
+	p.c.mu.Unlock()
+	cut := p.c.g.cfg.CutNoTick
+	p.c.cutOff(start.Add(cut - time.Millisecond)) // its room ticked recently: it stays
+	select {
+	case code := <-p.closed:
+		t.Fatalf("closed with %d although its room ticked within CutNoTick", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	p.c.cutOff(start.Add(cut))
+	select {
+	case code := <-p.closed:
+		if code != protocol.CloseNoOwner {
+			t.Fatalf("close code %d, want %d (no owner: reconnect elsewhere)", code, protocol.CloseNoOwner)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not closed although cut off and without ticks for CutNoTick")
+	}
+}

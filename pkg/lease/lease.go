@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,9 +51,10 @@ type KV interface {
 
 // Value is what a lease key holds.
 type Value struct {
-	Node  string `json:"node"`
-	Epoch uint64 `json:"epoch"`
-	Since int64  `json:"since"` // acquisition time, Unix ms, informational
+	Node    string `json:"node"`
+	Epoch   uint64 `json:"epoch"`
+	Since   int64  `json:"since"`             // acquisition time, Unix ms, informational
+	Session string `json:"session,omitempty"` // the holder's session id (Session) when held under one
 }
 
 // MaxEpoch is the largest epoch a lease may carry: 2^53-1, the largest integer a JavaScript number holds exactly
@@ -110,17 +112,23 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Lease is a held lease.
+// readTimeout bounds the read with which a renewal whose CAS failed looks for its own late write.
+const readTimeout = time.Second
+
+// Lease is a held lease: renewed by itself (per-key renewals), or held under its node's Session, which it then
+// lives and dies with.
 type Lease struct {
-	kv  KV
-	key string
-	val Value
-	cfg Config
+	kv   KV
+	key  string
+	val  Value
+	cfg  Config
+	sess *Session // nil: renewed by itself
 
 	renewMu  sync.Mutex // serialises renewals and release (held across the KV round trip)
 	mu       sync.Mutex // guards rev and deadline (never held across I/O, so Valid never waits)
 	rev      uint64
-	deadline time.Time
+	deadline time.Time   // of a lease renewed by itself
+	handed   atomic.Bool // HandOver succeeded: the lease is somebody else's
 }
 
 // IsTaken reports whether err says that the key is held by someone else: KV "key exists" (10071), its
@@ -180,6 +188,62 @@ func Takeover(ctx context.Context, kv KV, key string, val Value, prev uint64, cf
 	return &Lease{kv: kv, key: key, val: val, cfg: cfg, rev: rev, deadline: sent.Add(cfg.TTL - cfg.Margin)}, nil
 }
 
+// AcquireIn creates key for the node of sess, under sess, if it is absent. The lease is valid as long as the
+// session.
+func AcquireIn(ctx context.Context, kv KV, key string, val Value, sess *Session) (*Lease, error) {
+	val.Node, val.Session = sess.Node(), sess.ID()
+	l, err := Acquire(ctx, kv, key, val, sess.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.sess = sess
+	return l, nil
+}
+
+// TakeoverIn replaces the holder at revision prev by the node of sess, under sess (see Takeover).
+func TakeoverIn(ctx context.Context, kv KV, key string, val Value, prev uint64, sess *Session) (*Lease, error) {
+	val.Node, val.Session = sess.Node(), sess.ID()
+	l, err := Takeover(ctx, kv, key, val, prev, sess.cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.sess = sess
+	return l, nil
+}
+
+// Adopt takes up a lease that another node wrote for sess (a handoff): val, at revision rev, must name sess.
+// Nothing is written: the lease is sess's as soon as the key says so.
+func Adopt(kv KV, key string, val Value, rev uint64, sess *Session) (*Lease, error) {
+	if val.Node != sess.Node() || val.Session != sess.ID() {
+		return nil, fmt.Errorf("adopt lease %s: %w: it names %s/%s, not this session", key, ErrTaken, val.Node, val.Session)
+	}
+	return &Lease{kv: kv, key: key, val: val, cfg: sess.cfg, sess: sess, rev: rev}, nil
+}
+
+// HandOver gives the lease to the node of another session: it rewrites the key, by CAS on the revision held,
+// with val (which names that node, its session and a higher epoch). The holder must have stopped acting first.
+// On success this lease is over; ErrTaken means it was lost anyway.
+func (l *Lease) HandOver(ctx context.Context, val Value) error {
+	l.renewMu.Lock()
+	defer l.renewMu.Unlock()
+	l.mu.Lock()
+	rev := l.rev
+	l.deadline = time.Time{}
+	l.mu.Unlock()
+	b, err := json.Marshal(val)
+	if err != nil {
+		return fmt.Errorf("hand over lease %s: %w", l.key, err)
+	}
+	if _, err := l.kv.Update(ctx, l.key, b, rev); err != nil {
+		if IsTaken(err) {
+			return fmt.Errorf("hand over lease %s: %w (%v)", l.key, ErrTaken, err)
+		}
+		return fmt.Errorf("hand over lease %s: %w", l.key, err)
+	}
+	l.handed.Store(true)
+	return nil
+}
+
 // Key is the leased key.
 func (l *Lease) Key() string { return l.key }
 
@@ -196,11 +260,33 @@ func (l *Lease) Revision() uint64 {
 	return l.rev
 }
 
-// Deadline is when the lease may have run out anywhere, by the local monotonic clock.
+// Deadline is when the lease may have run out anywhere, by the local monotonic clock: its session's, for a lease
+// held under one.
 func (l *Lease) Deadline() time.Time {
+	if l.sess != nil {
+		if l.handed.Load() {
+			return time.Time{}
+		}
+		return l.sess.Deadline()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.deadline
+}
+
+// Session is the session the lease is held under, nil for a lease renewed by itself.
+func (l *Lease) Session() *Session { return l.sess }
+
+// Confirm returns nil once the lease is known to have been held after the call began: a renewal of the lease,
+// or of its session (shared with the session's other leases: see Session.Confirm). Errors are Renew's.
+func (l *Lease) Confirm(ctx context.Context) error {
+	if l.sess != nil {
+		if l.handed.Load() {
+			return fmt.Errorf("confirm lease %s: %w: handed over", l.key, ErrLost)
+		}
+		return l.sess.Confirm(ctx, l.cfg.Now())
+	}
+	return l.Renew(ctx)
 }
 
 // Valid reports whether the local deadline is still ahead.
@@ -217,6 +303,9 @@ func (l *Lease) Valid() bool {
 // deadline, so the next renewal succeeds. A stale read can only make us retry with a revision that fails again;
 // the deadline, extended only by a successful CAS, still bounds how long we act.
 func (l *Lease) Renew(ctx context.Context) error {
+	if l.sess != nil {
+		return l.Confirm(ctx)
+	}
 	l.renewMu.Lock()
 	defer l.renewMu.Unlock()
 	b, _ := json.Marshal(l.val)
@@ -227,7 +316,12 @@ func (l *Lease) Renew(ctx context.Context) error {
 	newRev, err := l.kv.Update(ctx, l.key, b, rev)
 	if err != nil {
 		if IsTaken(err) {
-			if cur, gerr := l.kv.Get(ctx, l.key); gerr == nil {
+			// The renewal's context may be spent by now (a slow Update): the read gets its own.
+			gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+			cur, gerr := l.kv.Get(gctx, l.key)
+			cancel()
+			switch {
+			case gerr == nil:
 				if v, perr := Parse(cur.Value()); perr == nil && v.Node == l.val.Node && v.Epoch == l.val.Epoch {
 					l.mu.Lock()
 					if cur.Revision() > l.rev {
@@ -236,6 +330,9 @@ func (l *Lease) Renew(ctx context.Context) error {
 					l.mu.Unlock()
 					return fmt.Errorf("renew lease %s: an earlier renewal was written after all; retrying at revision %d", l.key, cur.Revision())
 				}
+			case !errors.Is(gerr, jetstream.ErrKeyNotFound) && !errors.Is(gerr, jetstream.ErrKeyDeleted):
+				// Unknown: the key may well hold our own late write. The deadline bounds how long we retry.
+				return fmt.Errorf("renew lease %s: revision moved and the key could not be read: %w", l.key, gerr)
 			}
 			return fmt.Errorf("renew lease %s: %w (%v)", l.key, ErrLost, err)
 		}
@@ -255,6 +352,9 @@ func (l *Lease) Renew(ctx context.Context) error {
 func (l *Lease) Release(ctx context.Context) error {
 	l.renewMu.Lock()
 	defer l.renewMu.Unlock()
+	if l.handed.Load() {
+		return nil
+	}
 	l.mu.Lock()
 	l.deadline = time.Time{}
 	rev := l.rev
@@ -286,11 +386,18 @@ type HoldConfig struct {
 // as its cause, when: a renewal reports ErrLost; the local deadline passes (renewals kept failing with unknown
 // outcomes, e.g. no stream leader); quorum has been lost for QuorumGrace; or ctx ends. Hold waits for work to
 // return and returns the cause (nil when work returned by itself with ctx still live).
+//
+// A lease held under a session is not renewed here (the session's owner renews the session): Hold cancels the
+// work when the session is lost, and at the session's deadline.
 func (l *Lease) Hold(ctx context.Context, hc HoldConfig, work func(ctx context.Context) error) error {
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan error, 1)
 	go func() { done <- work(wctx) }()
+	var sessionLost <-chan struct{}
+	if l.sess != nil {
+		sessionLost = l.sess.Done()
+	}
 
 	renew := time.NewTicker(l.cfg.RenewInterval)
 	defer renew.Stop()
@@ -315,6 +422,8 @@ func (l *Lease) Hold(ctx context.Context, hc HoldConfig, work func(ctx context.C
 			return err
 		case <-ctx.Done():
 			return stop(context.Cause(ctx))
+		case <-sessionLost:
+			return stop(fmt.Errorf("lease %s: %w", l.key, l.sess.Err()))
 		case <-deadline.C:
 			if !l.Valid() {
 				return stop(ErrExpired)
@@ -330,6 +439,10 @@ func (l *Lease) Hold(ctx context.Context, hc HoldConfig, work func(ctx context.C
 				if !noQuorumSince.IsZero() && l.cfg.Now().Sub(noQuorumSince) >= hc.QuorumGrace {
 					return stop(ErrNoQuorum)
 				}
+			}
+			if l.sess != nil {
+				deadline.Reset(time.Until(l.Deadline())) // the session's renewals move it
+				continue
 			}
 			if hc.BeforeRenew != nil {
 				hc.BeforeRenew()

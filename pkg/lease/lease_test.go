@@ -24,6 +24,7 @@ func buckets(t *testing.T, ttl time.Duration) []jetstream.KeyValue {
 	for _, m := range c.Members() {
 		cfg := wire.OwnersConfig(ttl)
 		cfg.Bucket = "leasetest"
+		cfg.TTL = ttl // keys renewed by themselves expire with the bucket's TTL
 		kv, err := m.Node.Mesh().EnsureKV(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -21,14 +21,32 @@ func (m *Mesh) refreshLocked() {
 	}
 	m.cachedAt = time.Now()
 	routed := map[string]bool{}
+	in := map[string]routeIn{}
 	if rz, err := m.srv.Routez(nil); err == nil {
 		for _, r := range rz.Routes {
 			if r.RemoteName != "" {
 				routed[r.RemoteName] = true
+				// A peer may have several route connections (pooling): add their counts, keep the newest start.
+				c := in[r.RemoteName]
+				c.msgs += r.InMsgs
+				if r.Start.After(c.start) {
+					c.start = r.Start
+				}
+				in[r.RemoteName] = c
 			}
 		}
 	}
 	m.routed = routed
+	inbound := make(map[string]routeIn, len(in))
+	for name, c := range in {
+		prev, ok := m.inbound[name]
+		if !ok || prev.msgs != c.msgs || !prev.start.Equal(c.start) {
+			c.movedAt = m.cachedAt
+			prev = c
+		}
+		inbound[name] = prev
+	}
+	m.inbound = inbound
 	peers := map[string]bool{}
 	lead := ""
 	if jz, err := m.srv.Jsz(&server.JSzOptions{}); err == nil && jz.Meta != nil {
@@ -41,6 +59,32 @@ func (m *Mesh) refreshLocked() {
 	}
 	m.metaPeers = peers
 	m.metaLead = lead
+}
+
+// routeIn is what a peer's routes have brought in: their message count, when that count was last seen to move,
+// and when the newest of the routes started.
+type routeIn struct {
+	msgs    int64
+	movedAt time.Time
+	start   time.Time
+}
+
+// QuietPeers maps the routed peers whose routes have brought in no message for at least d to when their newest
+// route connection started, as far as this node has looked (the count is sampled whenever cluster facts are
+// refreshed). Every node sends beacons several times a second, so on a healthy route the count moves all the
+// time; a route that stays up but brings nothing is a partition, a frozen peer, or a peer still starting (the
+// start time tells the last from the others).
+func (m *Mesh) QuietPeers(d time.Duration) map[string]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refreshLocked()
+	out := map[string]time.Time{}
+	for name, r := range m.inbound {
+		if m.cachedAt.Sub(r.movedAt) >= d {
+			out[name] = r.start
+		}
+	}
+	return out
 }
 
 // Routed reports whether this node has a live route to the named node (always true for itself).
@@ -232,6 +276,15 @@ func (m *Mesh) StreamLeader(ctx context.Context, stream string) (leader string, 
 		}
 	}
 	return info.Cluster.Leader, current, nil
+}
+
+// LeadsStream reports whether this node's server leads the stream now: its own Raft state, no request (a
+// standalone server leads every stream).
+func (m *Mesh) LeadsStream(stream string) bool {
+	if m.cfg.ClusterAddr == "" {
+		return true
+	}
+	return m.srv.JetStreamIsStreamLeader(AppAccount, stream)
 }
 
 // StepDownStreamLeader asks the stream's leader to hand leadership to preferred.

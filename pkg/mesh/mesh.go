@@ -51,6 +51,7 @@ type Mesh struct {
 	routed    map[string]bool
 	metaPeers map[string]bool
 	metaLead  string
+	inbound   map[string]routeIn // cluster.go: inbound messages per routed peer, and when that count last moved
 }
 
 // Start starts the embedded server for cfg and connects to it in-process with the node's own user. Errors that

@@ -26,7 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -59,6 +58,7 @@ type Node struct {
 	public   *httpServer // the game, /ws, /healthz, /readyz
 	admin    *httpServer // metrics, cluster view, profiles, /healthz, /readyz
 	started  atomic.Bool // setup done: the muxes serve; before that, 503 (and /healthz 200)
+	joined   atomic.Bool // readiness saw every routed peer ready in the membership view once (readiness)
 	parts    []part      // long-running parts started by Run, in start order
 }
 
@@ -193,12 +193,12 @@ func (n *Node) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("set up ownership: %w", err)
 	}
-	if err := checkLeaseTTL(sctx, owners, n.cfg.Room.LeaseTTL); err != nil {
-		return err
-	}
 	snaps, err := n.mesh.EnsureKV(sctx, wire.SnapshotsConfig())
 	if err != nil {
 		return fmt.Errorf("set up snapshots: %w", err)
+	}
+	if err := retrying(sctx, statusTimeout, func(ctx context.Context) error { return room.PrepareStores(ctx, n.mesh.JetStream()) }); err != nil {
+		return fmt.Errorf("set up ownership: %w", err)
 	}
 	inputs, err := n.mesh.EnsureStream(sctx, wire.InputsConfig())
 	if err != nil {
@@ -268,7 +268,7 @@ func (n *Node) self() members.Info {
 	if n.gateway != nil {
 		sockets = n.gateway.Count()
 	}
-	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Admin: n.cfg.AdminPublicURL, Ready: n.prober.readiness().Ready, Sockets: sockets}
+	return members.Info{Name: n.cfg.Name, URL: n.cfg.PublicURL, Admin: n.cfg.AdminPublicURL, Ready: n.announced().Ready, Sockets: sockets}
 }
 
 // wsNodes lists the WebSocket endpoints of the ready nodes, for welcome and nodes messages.
@@ -321,7 +321,7 @@ func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 func (n *Node) Rooms() *room.Manager { return n.rooms }
 
 // Ready reports the node's readiness.
-func (n *Node) Ready() Readiness { return n.prober.readiness() }
+func (n *Node) Ready() Readiness { return n.readiness() }
 
 // shutdownBudget bounds the whole shutdown after the context ends: SIGTERM must exit within 10 s.
 const shutdownBudget = 8 * time.Second
@@ -384,7 +384,7 @@ func (n *Node) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (n *Node) handleReadyz(w http.ResponseWriter, _ *http.Request) {
-	r := n.prober.readiness()
+	r := n.readiness()
 	code := http.StatusOK
 	if !r.Ready {
 		code = http.StatusServiceUnavailable
@@ -397,10 +397,13 @@ type ClusterView struct {
 	Node  string         `json:"node"`
 	Nodes []members.Info `json:"nodes"`
 	Rooms []room.Info    `json:"rooms"`
+	// Owners is the number of rooms each node holds, every node with a session listed (0 included): the
+	// distribution that balancing keeps even.
+	Owners map[string]int `json:"owners"`
 }
 
 func (n *Node) handleCluster(w http.ResponseWriter, r *http.Request) {
-	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms()}
+	v := ClusterView{Node: n.cfg.Name, Nodes: n.members.Nodes(), Rooms: n.rooms.Rooms(), Owners: n.rooms.Distribution()}
 	allowAdminOrigin(w, r, v.Nodes)
 	writeJSON(w, http.StatusOK, v)
 }
@@ -432,32 +435,27 @@ func (n *Node) Kill() {
 	n.gateway.Kill()
 }
 
-// statusTimeout bounds one request for the owners bucket's status at start.
+// statusTimeout bounds one attempt of a setup request that a fresh cluster may not answer yet.
 const statusTimeout = 2 * time.Second
 
-// checkLeaseTTL fails when the owners bucket exists with another TTL than -lease-ttl: every node must agree on
-// the lease length, or the local deadlines would not match what the bucket enforces.
-func checkLeaseTTL(ctx context.Context, kv interface {
-	Status(context.Context) (jetstream.KeyValueStatus, error)
-}, want time.Duration) error {
-	var st jetstream.KeyValueStatus
-	var err error
+// retrying runs fn, with attempt as its deadline, until it succeeds or ctx ends. Right after several nodes
+// created the buckets at once, their streams can be briefly unknown here, or have no leader yet to answer: a
+// request nobody answers must not use up the whole setup time.
+func retrying(ctx context.Context, attempt time.Duration, fn func(context.Context) error) error {
 	for {
-		// Right after several nodes created the bucket at once, its stream can be briefly unknown here, or have
-		// no leader yet to answer: a request nobody answers must not use up the whole setup time.
-		actx, cancel := context.WithTimeout(ctx, statusTimeout)
-		st, err = kv.Status(actx)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := fn(actx)
 		cancel()
 		if err == nil {
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("read owners bucket status: %w", err)
+			return err
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	if got := st.TTL(); got != want {
-		return setting.Errorf("-lease-ttl", "%v, but the cluster's owners bucket has TTL %v: every node must use the same lease TTL", want, got)
-	}
-	return nil
 }

@@ -163,3 +163,41 @@ func TestReadyzIsUnavailableWithoutAMajority(t *testing.T) {
 		return getJSON(t, n1.URL()+"/readyz", &r) == 200
 	})
 }
+
+// The moment every node answers /readyz with 200, the cluster is as it will stay: every node lists every node as
+// ready (the node lists sent to players in welcome, and task owner's READY column, come from there), the lobby has
+// an owner, and that owner leads neither the owners nor the snapshots stream (so that killing it right away fails
+// over as fast as any later kill). Nothing here waits: readiness itself must imply it.
+func TestWhenEveryNodeIsReadyEveryNodeListsAllAndTheLobbyOwnerLeadsNoOwnershipStream(t *testing.T) {
+	c := nodetest.StartCluster(t, 3) // returns once every /readyz answered 200
+	var owner string
+	for _, m := range c.Members() {
+		var v node.ClusterView
+		getJSON(t, m.Node.AdminURL()+"/api/cluster", &v)
+		ready := 0
+		for _, n := range v.Nodes {
+			if n.Ready {
+				ready++
+			}
+		}
+		if len(v.Nodes) != 3 || ready != 3 {
+			t.Errorf("%s lists %d nodes, %d ready, as soon as every node is ready: %+v", m.Name, len(v.Nodes), ready, v.Nodes)
+		}
+		o, _ := m.Node.Rooms().Owner("lobby")
+		if o == "" {
+			t.Errorf("%s sees no lobby owner once ready", m.Name)
+		}
+		owner = o
+	}
+	for _, stream := range []string{"KV_owners", "KV_snapshots"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		leader, _, err := c.Member("n1").Node.Mesh().StreamLeader(ctx, stream)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leader == owner {
+			t.Errorf("the lobby's owner %s leads %s once every node is ready", owner, stream)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,5 +122,46 @@ func (p *prober) readiness() Readiness {
 		}
 	}
 	r.Ready = len(r.Missing) == 0
+	return r
+}
+
+// announced is the readiness a node announces in its membership heartbeat: the prober's checks, and once (at
+// start) settled ownership: the owners watcher caught up, the lobby held, and the leaders of the ownership
+// streams on a node that owns no more rooms than any other (room.Manager.Settled). A kill of the lobby's owner
+// right after the cluster reports ready is then as fast as any later one.
+func (n *Node) announced() Readiness {
+	r := n.prober.readiness()
+	if n.rooms != nil && !n.rooms.Settled() {
+		r.Missing = append(r.Missing, "ownership not settled yet (lobby lease, stream leaders off the owners)")
+		r.Ready = false
+	}
+	return r
+}
+
+// readiness is /readyz: announced, and once (at start) every routed peer listed as ready in this node's membership
+// view, so that when every node answers 200 the node lists sent to players (welcome, nodes) and /api/cluster name
+// them all. Both start-up conditions are checked until they first hold, never again: a peer restarting later
+// must not make the others unready.
+func (n *Node) readiness() Readiness {
+	r := n.announced()
+	if !r.Ready || n.joined.Load() {
+		return r
+	}
+	listed := map[string]bool{}
+	for _, m := range n.members.Nodes() {
+		listed[m.Name] = m.Ready
+	}
+	var missing []string
+	for _, p := range n.mesh.RoutedPeers() {
+		if !listed[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		r.Missing = append(r.Missing, "membership: not yet seen ready: "+strings.Join(missing, ", "))
+		r.Ready = false
+		return r
+	}
+	n.joined.Store(true)
 	return r
 }

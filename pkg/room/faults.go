@@ -34,3 +34,17 @@ func (f Fault) stall() {
 		time.Sleep(d)
 	}
 }
+
+// stallAll blocks while any room's injected stall lasts: node-wide work (the session's renewals) stalls as it
+// would in a frozen process.
+func (m *Manager) stallAll() {
+	m.mu.Lock()
+	var until time.Time
+	for _, f := range m.faults {
+		if f.Until.After(until) {
+			until = f.Until
+		}
+	}
+	m.mu.Unlock()
+	Fault{Until: until}.stall()
+}

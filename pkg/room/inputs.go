@@ -50,9 +50,9 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 // applies the rest (events are idempotent).
 func (t *term) replay(ctx context.Context) error {
 	subj := wire.InputSubject(t.room)
-	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	last, err := t.inputs.GetLastMsgForSubject(lctx, subj)
-	cancel()
+	last, err := readFresh(ctx, time.Second, func(lctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return t.inputs.GetLastMsgForSubject(lctx, subj)
+	})
 	var target uint64
 	switch {
 	case err == nil:
@@ -72,9 +72,9 @@ func (t *term) replay(ctx context.Context) error {
 			t.log.Warn("replay: input stream slow; the follower will catch up", "at", t.inputSeq, "target", target)
 			return nil
 		}
-		gctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		msg, err := t.inputs.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
-		cancel()
+		msg, err := readFresh(ctx, time.Until(giveUp), func(gctx context.Context) (*jetstream.RawStreamMsg, error) {
+			return t.inputs.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
+		})
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}

@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -28,13 +29,21 @@ type Info struct {
 
 // holder is the lease of a room as the owners watch last showed it.
 type holder struct {
-	val     lease.Value
-	rev     uint64
-	seen    time.Time // local time of the last update
-	corrupt bool      // the value is not a lease (lease.ErrCorrupt): nobody holds the room, whatever the key says
+	val      lease.Value
+	rev      uint64
+	seen     time.Time // local time of the last update
+	corrupt  bool      // the value is not a lease (lease.ErrCorrupt): nobody holds the room, whatever the key says
+	orphanAt time.Time // when this node first saw the room's session gone (zero while it is live)
 }
 
-// Manager runs ownership for the rooms this node serves.
+// peerSession is a node's session key as the owners watch last showed it.
+type peerSession struct {
+	val  lease.SessionValue
+	rev  uint64
+	seen time.Time // local time of the last update (its last renewal seen)
+}
+
+// Manager runs ownership on this node: its session, the owners watcher, and the rooms it owns.
 type Manager struct {
 	// Set by NewManager, read-only afterwards.
 	cfg      Config
@@ -49,24 +58,45 @@ type Manager struct {
 	relay    *Relay
 	metrics  *metrics
 	lcfg     lease.Config
+	live     *liveness
+	writer   *snapshotWriter
+	placed   chan struct{}               // wakes the placement loop (a stream leader was elected)
+	kick     chan struct{}               // wakes the control loop (a lease or a want changed)
 	obs      atomic.Pointer[observerBox] // SetObserver's observer, if any
 
-	mu         sync.Mutex
-	holders    map[string]holder    // guarded by mu: leases as the owners watcher last showed them
-	wanted     map[string]int       // guarded by mu: sockets of this node per room (Want)
-	campaigns  map[string]*campaign // guarded by mu: running campaigns by room
-	owned      map[string]uint64    // guarded by mu: rooms owned here now, with their epochs
-	leadsOwner bool                 // guarded by mu: this node leads the owners stream (keepPlacement)
-	faults     map[string]Fault     // guarded by mu: injected faults by room
-	runCtx     context.Context      // guarded by mu: Run's context, in which Want starts campaigns
+	mu       sync.Mutex
+	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
+	sessions map[string]peerSession   // guarded by mu: node sessions as the owners watcher last showed them
+	holders  map[string]holder        // guarded by mu: room leases as the owners watcher last showed them
+	wanted   map[string]*want         // guarded by mu: rooms this node's sockets are in (Want), and the lobby
+	active   map[string]*attempt      // guarded by mu: rooms with an acquisition or a term running here
+	owned    map[string]uint64        // guarded by mu: rooms owned here now, with their epochs
+	ran      map[string]uint64        // guarded by mu: the last epoch of each room a term ran here
+	stopTerm map[string]func(error)   // guarded by mu: cancels the term of an owned room with a cause
+	fencing  map[string]time.Time     // guarded by mu: nodes whose session this node is fencing, or failed to until then
+	retryAt  map[string]time.Time     // guarded by mu: no new attempt on a room before this (after a failed start)
+	backoff  map[string]time.Duration // guarded by mu: the next such wait per room
+	balanced time.Time                // guarded by mu: the last balance round
+	leaders  map[string]string        // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
+	replayed bool                     // guarded by mu: the owners watcher has delivered its first replay
+	settled  bool                     // guarded by mu: placement was seen settled once (startup readiness)
+	faults   map[string]Fault         // guarded by mu: injected faults by room
+	runCtx   context.Context          // guarded by mu: Run's context, in which attempts start
 
-	wg sync.WaitGroup // the owners watcher, waited for by Run
+	wg sync.WaitGroup // the watcher, beacons, placement, session and control loops, waited for by Run
 }
 
-// campaign is one room's campaign goroutine, started by Want and waited for by Run.
-type campaign struct {
-	cancel context.CancelFunc
-	wake   chan struct{}
+// want is a room this node serves: the number of its sockets there, and the relay's subscription to its ticks
+// (the last tick is what a takeover here restores from, and its silence a takeover signal).
+type want struct {
+	n    int
+	stop func()
+}
+
+// attempt is one room's acquisition and, if it succeeds, its term: a goroutine started by the control loop and
+// waited for by Run.
+type attempt struct {
+	cancel context.CancelCauseFunc
 	done   chan struct{}
 }
 
@@ -81,10 +111,14 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 	m := &Manager{
 		cfg: cfg, log: log, nc: nc, js: js, owners: st.Owners, snaps: st.Snapshots, inputs: st.Inputs,
 		cluster: cluster, metrics: newMetrics(),
-		lcfg:    lease.Config{TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval},
-		holders: map[string]holder{}, wanted: map[string]int{}, campaigns: map[string]*campaign{}, owned: map[string]uint64{},
-		faults: map[string]Fault{},
+		lcfg:     lease.Config{TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval},
+		sessions: map[string]peerSession{}, holders: map[string]holder{}, wanted: map[string]*want{},
+		active: map[string]*attempt{}, owned: map[string]uint64{}, ran: map[string]uint64{}, stopTerm: map[string]func(error){},
+		fencing: map[string]time.Time{}, retryAt: map[string]time.Time{}, backoff: map[string]time.Duration{},
+		leaders: map[string]string{}, faults: map[string]Fault{},
+		placed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 	}
+	m.live = newLiveness(cfg.Node, cfg.contactLoss(), cluster.ClusterSize, nil)
 	m.relay = NewRelay(nc, fence.New(), RelayHooks{
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
@@ -93,6 +127,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Epoch:  m.observeEpoch,
 	})
 	m.interest, _ = cluster.(Interest)
+	m.writer = newSnapshotWriter(m)
 	return m, nil
 }
 
@@ -110,79 +145,100 @@ func (m *Manager) Game(room string) (game.Game, []game.Param) {
 	return g, params
 }
 
-// Run watches the owners bucket and campaigns for the lobby and every wanted room until ctx ends; then it
-// stops every campaign (owners write a final snapshot and release their leases) and returns.
+// Run keeps this node's session, watches the owners bucket and runs the control loop until ctx ends; then it
+// ends every term (owners write a final snapshot and hand their rooms to another node, or release them), closes
+// the session and returns.
 func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.runCtx = ctx
 	m.mu.Unlock()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.watch(ctx)
-	}()
-	m.Want(Lobby)
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			m.mu.Lock()
-			cs := make([]*campaign, 0, len(m.campaigns))
-			for _, c := range m.campaigns {
-				c.cancel()
-				cs = append(cs, c)
-			}
-			m.mu.Unlock()
-			for _, c := range cs {
-				<-c.done
-			}
-			m.wg.Wait()
-			m.relay.Close()
-			return nil
-		case <-t.C:
-			m.keepPlacement(ctx)
-		}
+	release := m.Want(Lobby)
+	defer release()
+	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run}
+	m.wg.Add(len(loops))
+	for _, loop := range loops {
+		go func() {
+			defer m.wg.Done()
+			loop(ctx)
+		}()
 	}
+	<-ctx.Done()
+	m.mu.Lock()
+	as := make([]*attempt, 0, len(m.active))
+	for _, a := range m.active {
+		a.cancel(context.Cause(ctx))
+		as = append(as, a)
+	}
+	m.mu.Unlock()
+	for _, a := range as {
+		<-a.done
+	}
+	m.wg.Wait()
+	m.mu.Lock()
+	sess := m.sess
+	m.mu.Unlock()
+	if sess != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		if err := sess.Close(cctx); err != nil {
+			m.log.Debug("close session", "err", err)
+		}
+		cancel()
+	}
+	m.relay.Close()
+	return nil
 }
 
-// Want records that this node serves room (it has sockets there) and campaigns for it. The returned function
-// undoes it; the campaign stops when no socket wants the room (the lobby is always wanted).
+// Want records that this node serves room (it has sockets there): the relay follows the room's ticks, and the
+// node creates the room's lease when nobody holds it and takes part in its takeover. The returned function
+// undoes it. The owner of a room keeps it while it has players, wherever they are.
 func (m *Manager) Want(room string) (release func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.wanted[room]++
-	if _, ok := m.campaigns[room]; !ok && m.runCtx != nil && m.runCtx.Err() == nil {
-		m.startCampaignLocked(room)
+	w := m.wanted[room]
+	if w == nil {
+		w = &want{stop: func() {}}
+		if stop, err := m.relay.Listen(room, nil); err == nil {
+			w.stop = stop
+		}
+		m.wanted[room] = w
 	}
+	w.n++
+	m.wakeLocked()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			m.wanted[room]--
-			if m.wanted[room] <= 0 && room != Lobby {
+			w.n--
+			if w.n <= 0 && m.wanted[room] == w {
 				delete(m.wanted, room)
-				// The campaign notices on its next round; an owner keeps the room while it has players.
-				if c, ok := m.campaigns[room]; ok {
-					select {
-					case c.wake <- struct{}{}:
-					default:
-					}
-				}
+				w.stop()
+				m.forgetIfUnusedLocked(room)
 			}
 		})
 	}
 }
 
-func (m *Manager) startCampaignLocked(room string) {
-	ctx, cancel := context.WithCancel(m.runCtx)
-	c := &campaign{cancel: cancel, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	m.campaigns[room] = c
-	go func() {
-		defer close(c.done)
-		m.campaign(ctx, room, c)
-	}()
+// wakeLocked wakes the control loop.
+func (m *Manager) wakeLocked() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// forgetIfUnusedLocked drops what this node keeps of a room it neither serves, runs nor sees held: metrics
+// series and the fence's position (which would otherwise pile up with every room ever seen).
+func (m *Manager) forgetIfUnusedLocked(room string) {
+	if m.wanted[room] != nil || m.active[room] != nil {
+		return
+	}
+	if _, held := m.holders[room]; held {
+		return
+	}
+	m.metrics.forget(room)
+	m.relay.Fence().Forget(room)
+	delete(m.ran, room)
 }
 
 // Rooms lists the rooms with a lease, sorted by name.
@@ -205,6 +261,21 @@ func (m *Manager) Rooms() []Info {
 	return out
 }
 
+// Distribution is the number of rooms each node holds, as the owners bucket shows them, with every node that
+// has a session (0 rooms included).
+func (m *Manager) Distribution() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.sessions))
+	for n := range m.sessions {
+		out[n] = 0
+	}
+	for _, h := range m.holders {
+		out[h.val.Node]++
+	}
+	return out
+}
+
 // Owner returns the room's holder as last seen ("" when none).
 func (m *Manager) Owner(room string) (node string, epoch uint64) {
 	m.mu.Lock()
@@ -224,22 +295,27 @@ func (m *Manager) Owned() map[string]uint64 {
 	return out
 }
 
-// watch follows the owners bucket: holders, the relay fence's epoch floor, and campaign wake-ups. Every held
-// lease is renewed each RenewInterval, so while anyone holds a room a watcher quiet for ownersStall(RenewInterval)
-// is cut off and is restarted.
+// watch follows the owners bucket: sessions, room holders, the relay fence's epoch floor, and control-loop
+// wake-ups. Every node renews its session each RenewInterval, so a watcher quiet for ownersStall(RenewInterval)
+// while any session exists is cut off and is restarted.
 func (m *Manager) watch(ctx context.Context) {
 	_ = kvwatch.Follow(ctx, m.owners, kvwatch.Config{
 		Stall: ownersStall(m.cfg.RenewInterval),
 		Due: func() bool {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			return len(m.holders) > 0
+			return len(m.sessions) > 0 || len(m.holders) > 0
 		},
 		Resync: func(present map[string]bool) {
 			m.mu.Lock()
 			for room := range m.holders {
-				if !present[room] { // released or expired while no watcher ran
+				if !present[room] { // released while no watcher ran
 					delete(m.holders, room)
+				}
+			}
+			for node := range m.sessions {
+				if !present[lease.SessionKey(node)] { // fenced or expired while no watcher ran
+					delete(m.sessions, node)
 				}
 			}
 			m.mu.Unlock()
@@ -250,9 +326,11 @@ func (m *Manager) watch(ctx context.Context) {
 	}, m.applyOwner)
 }
 
-// ownersStall is how long the owners watcher may stay quiet while a room is held: eight renewals, at least 2 s.
+// ownersStall is how long the owners watcher may stay quiet while sessions exist: four renewals of every
+// session, at least 1 s. A watcher fed by a node that died goes quiet; until it is restarted this node sees no
+// fence and no takeover, so it is restarted well within a takeover's time.
 func ownersStall(renew time.Duration) time.Duration {
-	return max(2*time.Second, 8*renew)
+	return max(time.Second, 4*renew)
 }
 
 // applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
@@ -260,10 +338,21 @@ func ownersStall(renew time.Duration) time.Duration {
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 	m.observeOwner(e)
 	if e == nil {
+		m.mu.Lock()
+		m.replayed = true
+		m.wakeLocked()
+		m.mu.Unlock()
+		return
+	}
+	if node, ok := lease.SessionNode(e.Key()); ok {
+		m.applySession(node, e)
 		return
 	}
 	room := e.Key()
+	var stop func(error)
+	var cause error
 	m.mu.Lock()
+	ours, owned := m.owned[room]
 	if e.Operation() == jetstream.KeyValuePut {
 		v, err := lease.Parse(e.Value())
 		if h, ok := m.holders[room]; !ok || h.rev != e.Revision() {
@@ -277,21 +366,46 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 		if err == nil && m.relay.Fence().Observe(room, v.Epoch) {
 			m.metrics.epoch.WithLabelValues(room).Set(float64(v.Epoch))
 		}
+		if owned && err == nil && (v.Epoch > ours || v.Epoch == ours && v.Node != m.cfg.Node) {
+			// Somebody holds the room with a newer epoch (a takeover, or our own handoff): this term is over,
+			// whatever its own renewals (a partial partition may still let them through) or its deadline say.
+			stop, cause = m.stopTerm[room], fmt.Errorf("%w: the owners bucket shows %s at epoch %d", lease.ErrLost, v.Node, v.Epoch)
+		}
 	} else {
 		delete(m.holders, room)
-		if m.campaigns[room] == nil {
-			// A room this node does not serve has closed (or its lease expired): keep nothing of it.
-			m.metrics.forget(room)
-			m.relay.Fence().Forget(room)
+		m.forgetIfUnusedLocked(room)
+		if owned {
+			stop, cause = m.stopTerm[room], fmt.Errorf("%w: the room's lease was deleted", lease.ErrLost)
 		}
 	}
-	c := m.campaigns[room]
+	m.wakeLocked()
 	m.mu.Unlock()
-	if c != nil {
-		select {
-		case c.wake <- struct{}{}:
-		default:
+	if stop != nil {
+		stop(cause)
+	}
+}
+
+// applySession takes one entry of a node's session key.
+func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(m.sessions, node) // closed, fenced or expired: its rooms are held by nobody
+		m.wakeLocked()
+		return
+	}
+	v, err := lease.ParseSession(e.Value())
+	if err != nil || v.Node != node {
+		m.log.Error("corrupt session", "node", node, "revision", e.Revision(), "err", err)
+		delete(m.sessions, node)
+		m.wakeLocked()
+		return
+	}
+	if s, ok := m.sessions[node]; !ok || s.rev != e.Revision() {
+		if ok && s.val.Session != v.Session {
+			m.wakeLocked() // a new session of that node: its old rooms are orphans
 		}
+		m.sessions[node] = peerSession{val: v, rev: e.Revision(), seen: time.Now()}
 	}
 }
 
@@ -312,4 +426,22 @@ func (m *Manager) Full(room, player string) bool {
 		full = !in
 	})
 	return full
+}
+
+// CutOff reports whether this node looks cut off from the majority of a live cluster: out of contact with a
+// majority (no beacons heard nor lease write committed within ContactLoss) while it still has a route to a peer
+// that it heard beacons from over that route and that has brought in nothing for ContactLoss. That is a
+// partition (or a frozen peer), not the peers' death or restart: a dead peer's routes close at once, a restarted
+// one's route is newer than its last beacon, and when the others are dead no other node would serve this node's
+// players better.
+func (m *Manager) CutOff() bool {
+	if m.live.contact() {
+		return false
+	}
+	for peer, since := range m.cluster.QuietPeers(m.cfg.contactLoss()) {
+		if at, ok := m.live.lastBeacon(peer); ok && at.After(since) {
+			return true
+		}
+	}
+	return false
 }

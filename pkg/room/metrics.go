@@ -18,6 +18,11 @@ type metrics struct {
 	snapshotErrors   *prometheus.CounterVec
 	publishErrors    *prometheus.CounterVec
 	pauses           *prometheus.CounterVec
+	withheld         *prometheus.CounterVec
+	handoffs         *prometheus.CounterVec
+	sessions         prometheus.Counter
+	sessionsFenced   prometheus.Counter
+	snapshotBatches  prometheus.Counter
 	restoredFromTick *prometheus.CounterVec
 	lost             *prometheus.CounterVec
 	jsonTicks        *prometheus.CounterVec
@@ -43,8 +48,8 @@ func newMetrics() *metrics {
 		epoch:            prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "epoch", Help: "Highest epoch of the room this node has seen."}, []string{"room"}),
 		ticks:            prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_total", Help: "Ticks published by this node as the room's owner."}, []string{"room"}),
 		tickSeconds:      prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "tick_duration_seconds", Help: "Time to step and publish one tick.", Buckets: prometheus.ExponentialBuckets(0.00001, 4, 9)}, []string{"room"}),
-		renewSeconds:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "lease_renew_seconds", Help: "Lease renewal round trip.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"room"}),
-		renewErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "lease_renew_errors_total", Help: "Lease renewals with an unknown outcome."}, []string{"room"}),
+		renewSeconds:     prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "lease_renew_seconds", Help: "Lease renewal round trip (room \"\": the session of the node, which holds its rooms' leases).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"room"}),
+		renewErrors:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "lease_renew_errors_total", Help: "Lease renewals with an unknown outcome (room \"\": the session of the node)."}, []string{"room"}),
 		stepDowns:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "step_downs_total", Help: "Ownership terms ended, by cause."}, []string{"room", "cause"}),
 		applied:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_applied_total", Help: "Player events applied by this node as owner."}, []string{"room", "kind"}),
 		badEvents:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "events_rejected_total", Help: "Player events that did not decode or validate."}, []string{"room"}),
@@ -52,7 +57,12 @@ func newMetrics() *metrics {
 		snapshotAge:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: ns + "snapshot_age_seconds", Help: "Age of the owner's last successful snapshot."}, []string{"room"}),
 		snapshotErrors:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "snapshot_errors_total", Help: "Snapshot writes that failed with an unknown outcome."}, []string{"room"}),
 		publishErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "publish_errors_total", Help: "Tick publishes that failed."}, []string{"room"}),
-		pauses:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "pauses_total", Help: "Times the owner loop found itself paused and re-confirmed its lease."}, []string{"room"}),
+		pauses:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "pauses_total", Help: "Times the owner loop confirmed its lease before a tick (after a pause, or without contact)."}, []string{"room"}),
+		handoffs:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "handoffs_total", Help: "Rooms this node handed over to another node (balance, shutdown)."}, []string{"room"}),
+		sessions:         prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_total", Help: "Sessions this node opened (one at start, one more after each session it lost)."}),
+		sessionsFenced:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_fenced_total", Help: "Sessions of silent nodes this node ended (fenced), freeing their rooms."}),
+		snapshotBatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "snapshot_batches_total", Help: "Atomic batches of snapshots this node wrote (one replicated write each)."}),
+		withheld:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_withheld_total", Help: "Ticks not published because this node was out of contact with a majority of the cluster."}, []string{"room"}),
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
 		jsonTicks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "json_ticks_total", Help: "Owner only: ticks also published as protocol 1 JSON on the room's tick subject, because something listened there (a node from before protocol 2, the nats CLI, a tool)."}, []string{"room"}),
 		lost:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_lost_total", Help: "Ticks this node's relay accepted but could not apply (a delta after a missed tick, before the room's first keyframe here): a keyframe was asked for."}, []string{"room"}),
@@ -67,7 +77,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
-		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses,
+		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.snapshotBatches,
 		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 

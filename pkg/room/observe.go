@@ -13,8 +13,9 @@ import (
 // pkg/node). Its methods run on the owners watcher's goroutine and on the relay's delivery goroutines: they must
 // not block. They are observations only: nothing an observer does changes who owns what.
 type Observer interface {
-	// LeaseChanged gets every entry of the owners bucket as the watcher delivers it, in order, renewals and a
-	// restarted watcher's replay included (a replayed entry has a revision already seen).
+	// LeaseChanged gets every room's entry of the owners bucket as the watcher delivers it, in order, a
+	// restarted watcher's replay included (a replayed entry has a revision already seen); nodes' sessions are
+	// not rooms and are left out.
 	LeaseChanged(LeaseChange)
 	// LeasesCurrent marks the end of a watcher's replay of the current leases.
 	LeasesCurrent()
@@ -54,6 +55,9 @@ func (m *Manager) observeOwner(e jetstream.KeyValueEntry) {
 	if e == nil {
 		b.o.LeasesCurrent()
 		return
+	}
+	if _, session := lease.SessionNode(e.Key()); session {
+		return // a node's session, not a room
 	}
 	c := LeaseChange{Room: e.Key(), Revision: e.Revision(), Op: e.Operation()}
 	if c.Op == jetstream.KeyValuePut {

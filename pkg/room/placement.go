@@ -2,7 +2,11 @@ package room
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
@@ -25,9 +29,77 @@ func placementTarget(self string, current []string, rooms map[string]int, routed
 	return pick
 }
 
+// Placement runs on every node: a stream leader elected anywhere (the JetStream advisory) wakes it at once, and it
+// looks again every placementSettled (placementUnsettled until placement was seen settled once, and while it is
+// not).
+const (
+	placementSettled   = 2 * time.Second
+	placementUnsettled = 250 * time.Millisecond
+	leaderElected      = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
+)
+
+// placement keeps the leaders of the ownership streams off the nodes that own rooms until ctx ends.
+func (m *Manager) placement(ctx context.Context) {
+	for _, stream := range wire.PlacedStreams {
+		sub, err := m.nc.Subscribe(leaderElected+stream, func(msg *nats.Msg) {
+			var adv struct {
+				Stream string `json:"stream"`
+				Leader string `json:"leader"`
+			}
+			if json.Unmarshal(msg.Data, &adv) != nil || adv.Stream != stream {
+				return
+			}
+			m.mu.Lock()
+			m.leaders[stream] = adv.Leader
+			m.mu.Unlock()
+			select {
+			case m.placed <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			m.log.Warn("subscribe to stream leader advisories", "stream", stream, "err", err)
+			continue
+		}
+		defer sub.Unsubscribe()
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.placed:
+		case <-t.C:
+		}
+		m.keepPlacement(ctx)
+		wait := placementSettled
+		if !m.placementSettled() {
+			wait = placementUnsettled
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(wait)
+	}
+}
+
+// roomCounts is the number of rooms each node holds as the owners bucket shows them, with this node counted
+// as holding at least the rooms it runs.
+func (m *Manager) roomCountsLocked() map[string]int {
+	rooms := map[string]int{}
+	for _, h := range m.holders {
+		rooms[h.val.Node]++
+	}
+	rooms[m.cfg.Node] = max(rooms[m.cfg.Node], len(m.owned))
+	return rooms
+}
+
 // keepPlacement moves the leaders of the ownership streams (wire.PlacedStreams) off this node while it owns
-// rooms, to a node that owns fewer (placementTarget). It also records whether this node leads the owners
-// stream, which campaigns use to let other nodes win new rooms.
+// rooms, to a node that owns fewer (placementTarget), and records every placed stream's leader.
 func (m *Manager) keepPlacement(ctx context.Context) {
 	m.mu.Lock()
 	// Only rooms the owners bucket also shows as ours: a superseded owner that has not noticed yet must not
@@ -38,33 +110,121 @@ func (m *Manager) keepPlacement(ctx context.Context) {
 			owns = true
 		}
 	}
-	rooms := map[string]int{} // rooms held, by node, as the owners bucket shows them
-	for _, h := range m.holders {
-		rooms[h.val.Node]++
-	}
+	rooms := m.roomCountsLocked()
 	m.mu.Unlock()
-	for _, stream := range wire.PlacedStreams {
+	ownersLeader := ""
+	for _, stream := range wire.PlacedStreams { // KV_owners first
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		leader, current, err := m.cluster.StreamLeader(sctx, stream)
 		cancel()
 		if err != nil {
 			continue
 		}
+		m.mu.Lock()
+		m.leaders[stream] = leader
+		m.mu.Unlock()
 		if stream == wire.KVStream(wire.OwnersBucket) {
-			m.mu.Lock()
-			m.leadsOwner = leader == m.cfg.Node
-			m.mu.Unlock()
+			ownersLeader = leader
 		}
-		if leader != m.cfg.Node || !owns {
+		switch {
+		case leader != m.cfg.Node:
+		case owns:
+			m.stepDown(ctx, stream, current, rooms)
+		case ownersLeader != "" && ownersLeader != m.cfg.Node && rooms[ownersLeader] <= rooms[m.cfg.Node] &&
+			slices.Contains(current, ownersLeader) && m.cluster.Routed(ownersLeader):
+			// The other ownership streams join the owners stream's leader: one node leads them all and owns no
+			// room, and every other node may own rooms (a node leading one of them owns none while others can).
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := m.cluster.StepDownStreamLeader(sctx, stream, ownersLeader)
+			cancel()
+			m.log.Info("moved stream leader to the owners stream's leader", "stream", stream, "to", ownersLeader, "err", err)
+		}
+	}
+	m.noteSettled()
+}
+
+// stepDown hands the leadership of stream, led by this node, to placementTarget's pick, if any.
+func (m *Manager) stepDown(ctx context.Context, stream string, current []string, rooms map[string]int) bool {
+	pick := placementTarget(m.cfg.Node, current, rooms, m.cluster.Routed)
+	if pick == "" {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := m.cluster.StepDownStreamLeader(sctx, stream, pick)
+	cancel()
+	m.log.Info("moved stream leader off the owner's node", "stream", stream, "to", pick, "err", err)
+	return err == nil
+}
+
+// placeBeforeTicking moves the ownership streams this node leads to a peer before a new term's first tick, and
+// waits (at most placeWait) until they have moved. Whether this node leads a stream is its own server's Raft
+// state: no request on the takeover's path unless there is something to move.
+func (m *Manager) placeBeforeTicking(ctx context.Context) {
+	m.mu.Lock()
+	rooms := m.roomCountsLocked()
+	m.mu.Unlock()
+	var moved []string
+	for _, stream := range wire.PlacedStreams {
+		if !m.cluster.LeadsStream(stream) {
 			continue
 		}
-		pick := placementTarget(m.cfg.Node, current, rooms, m.cluster.Routed)
-		if pick == "" {
-			continue
-		}
-		sctx, cancel = context.WithTimeout(ctx, 2*time.Second)
-		err = m.cluster.StepDownStreamLeader(sctx, stream, pick)
+		sctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		leader, current, err := m.cluster.StreamLeader(sctx, stream)
 		cancel()
-		m.log.Info("moved stream leader off the owner's node", "stream", stream, "to", pick, "err", err)
+		if err != nil || leader != m.cfg.Node {
+			continue
+		}
+		if m.stepDown(ctx, stream, current, rooms) {
+			moved = append(moved, stream)
+		}
+	}
+	deadline := time.Now().Add(placeWait)
+	for _, stream := range moved {
+		for time.Now().Before(deadline) && ctx.Err() == nil && m.cluster.LeadsStream(stream) {
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
 	}
 }
+
+// placeWait bounds how long a new term waits for the stream leaders it moved away before its first tick.
+const placeWait = time.Second
+
+// placementSettled reports whether placement was seen settled once (see noteSettled).
+func (m *Manager) placementSettled() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.settled
+}
+
+// noteSettled records, once, that ownership has settled as this node sees it: the owners watcher delivered its
+// first replay, the lobby has a holder, every ownership stream has a known leader, and no leader holds a room
+// while a node heard from holds fewer (the nodes move leaders only to such a node). Readiness waits for it, so
+// that a node reports ready only once a kill of the lobby's owner is as fast as any later one.
+func (m *Manager) noteSettled() {
+	nodes := append(m.live.heard(m.cfg.contactLoss()), m.cfg.Node)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.settled || !m.replayed {
+		return
+	}
+	if _, ok := m.holders[Lobby]; !ok {
+		return
+	}
+	rooms := m.roomCountsLocked()
+	for _, stream := range wire.PlacedStreams {
+		leader := m.leaders[stream]
+		if leader == "" {
+			return
+		}
+		for _, n := range nodes {
+			if n != leader && rooms[n] < rooms[leader] {
+				return
+			}
+		}
+	}
+	m.settled = true
+}
+
+// Settled reports whether ownership was seen settled once on this node (noteSettled): the startup part of the
+// node's readiness.
+func (m *Manager) Settled() bool { return m.placementSettled() }

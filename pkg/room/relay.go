@@ -102,6 +102,7 @@ type Relay struct {
 	nc    *nats.Conn
 	fence *fence.Fence
 	hooks RelayHooks
+	born  time.Time // when the relay was made (the origin of relayRoom.heard)
 
 	mu      sync.Mutex
 	rooms   map[string]*relayRoom // guarded by mu
@@ -128,6 +129,9 @@ type relayRoom struct {
 	fallback  *time.Timer
 	released  bool
 	following atomic.Bool // json != nil, readable without Relay.mu
+	// heard is when the last tick of the room was accepted here, or the relay began following the room if none
+	// was since (Relay.since): read without any lock by Silence, a takeover signal of the control loop.
+	heard atomic.Int64
 
 	// Guarded by mu: the room's state. Held across a delivery (apply and listeners) and With.
 	mu       sync.Mutex
@@ -192,7 +196,7 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	if hooks.Epoch == nil {
 		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
 	}
-	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks, born: time.Now()}
 }
 
 // Fence is the relay's fence.
@@ -238,6 +242,7 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	}
 	rr = &relayRoom{room: room, refs: 1, listeners: map[int]TickFunc{}, enc: compact.NewEncoder(),
 		serial: r.serials.Add(1) << 32}
+	rr.heard.Store(r.since())
 	sub, err := r.nc.Subscribe(wire.FramesSubject(room), func(m *nats.Msg) { r.deliver(rr, m, false) })
 	if err != nil {
 		return nil, err
@@ -336,6 +341,8 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 		return
 	}
 	now := time.Now()
+	// The room's owner is ticking, whether or not this tick applies here.
+	rr.heard.Store(r.since())
 	t := &Tick{Pos: fence.Position{Epoch: epoch, Seq: seq}, Header: m.Header, rr: rr}
 	if json {
 		err = r.applyJSON(rr, t, m.Data)
@@ -499,6 +506,21 @@ func (r *Relay) LastTick(room string) (pos fence.Position, tk *protocol.Tick, ap
 	})
 	return pos, tk, applied, ok
 }
+
+// Silence is how long room has had no accepted tick here (counted from when the relay began following it, if
+// none came since); ok is false when the relay does not follow room. The frames count, and an old owner's JSON
+// ticks while the relay follows them; so does a tick accepted but not applied (a delta whose base this node
+// missed): its owner is alive. It does not wait for the room's delivery in progress.
+func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
+	rr := r.room(room)
+	if rr == nil {
+		return 0, false
+	}
+	return time.Duration(r.since() - rr.heard.Load()), true
+}
+
+// since is the time since the relay was made, by the monotonic clock: the unit of relayRoom.heard.
+func (r *Relay) since() int64 { return int64(time.Since(r.born)) }
 
 // Close unsubscribes from every room.
 func (r *Relay) Close() {

@@ -464,10 +464,12 @@ func testFrozenOwner(t *testing.T, g gameRoom) {
 	})
 	frozen.InjectFault(g.room, room.Fault{})
 	time.Sleep(500 * time.Millisecond)
+	// The thawed node opens a new session and may get the room back by a balance handoff (a later epoch): what
+	// matters is that no relay accepted a tick of the frozen owner's epoch after the new owner's.
 	for _, r := range recs {
 		r.checkMonotonic(t)
-		if tk := r.lastTick(); tk.Epoch != newEpoch {
-			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
+		if tk := r.lastTick(); tk.Epoch < newEpoch {
+			t.Fatalf("%s last tick epoch %d, want at least the new owner's %d", r.node, tk.Epoch, newEpoch)
 		}
 	}
 }
@@ -560,26 +562,18 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 	}
 }
 
-// When every node owns a room, the leaders of the ownership streams settle. Before, each node moved them off
-// itself every 2 s, so they went round the owners for as long as the rooms lived, each move an election that
-// stalled the streams' writers.
-func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
+// With rooms on several nodes, the leaders of the ownership streams settle on a node that owns none, and stay.
+// Before, each node that owned a room moved them off itself every 2 s, so they went round the owners for as long
+// as the rooms lived, each move an election that stalled the streams' writers.
+func TestStreamLeadersSettleOnANodeWithoutRoomsWhileRoomsSpreadOverTheOthers(t *testing.T) {
 	c := nodetest.StartCluster(t, 3)
 	owner(t, c, 0)
-	// One room per node, wanted by that node only (so only it campaigns), with a player so that it stays open.
-	for _, m := range c.Members() {
-		r := "own-" + m.Name
-		t.Cleanup(m.Node.Rooms().Want(r))
-		joinRoom(t, m.Node, r)
-		testingutil.WaitFor(t, 20*time.Second, m.Name+" owns "+r, func() bool {
-			n, _ := m.Node.Rooms().Owner(r)
-			return n == m.Name
-		})
-	}
-	time.Sleep(5 * time.Second) // placement runs every 2 s: a leader on the node with two rooms moves once
+	n1 := c.Member("n1").Node
+	openRooms(t, c, n1, "spread", 6)
+	time.Sleep(5 * time.Second) // balance and placement settle
 
 	streams := wire.PlacedStreams
-	mesh := c.Member("n1").Node.Mesh()
+	mesh := n1.Mesh()
 	last := map[string]string{}
 	changes := map[string]int{}
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
@@ -596,12 +590,18 @@ func TestStreamLeadersSettleWhenEveryNodeOwnsARoom(t *testing.T) {
 			last[s] = l
 		}
 	}
+	d := n1.Rooms().Distribution()
 	for _, s := range streams {
 		if changes[s] > 1 {
-			t.Errorf("the leader of %s changed %d times in 8 s with every node owning a room, want at most once", s, changes[s])
+			t.Errorf("the leader of %s changed %d times in 8 s, want at most once", s, changes[s])
 		}
 	}
-	t.Logf("leaders %v, changes %v", last, changes)
+	for _, s := range []string{wire.KVStream(wire.OwnersBucket), wire.KVStream(wire.SnapshotsBucket)} {
+		if d[last[s]] != 0 {
+			t.Errorf("%s is led by %s, which owns %d rooms (distribution %v)", s, last[s], d[last[s]], d)
+		}
+	}
+	t.Logf("leaders %v, changes %v, rooms %v", last, changes, d)
 }
 
 func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurgesNoMore(t *testing.T) {
@@ -637,6 +637,45 @@ func TestEventsAreDroppedFromTheStreamOnceTwoSnapshotsCoverThemAndAnIdleRoomPurg
 	// A new event is dropped in turn.
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 3})
 	testingutil.WaitFor(t, 10*time.Second, "the new event purged", func() bool { return purges() > first && stored() == 0 })
+}
+
+// A hung owner (its loop and renewals stall, as in a long GC pause or a frozen VM, while its node's routes and
+// beacons stay up) is taken over on the signals players feel: its ticks and renewals both stopped. Under the
+// route-based rule this never happened while the routes stayed up.
+func TestHungOwnerIsTakenOverWhileItsRoutesStayUp(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	var recs []*recorder
+	for _, m := range c.Members() {
+		recs = append(recs, record(t, c, m.Name))
+	}
+	hung := c.Member(name).Node.Rooms()
+	const freeze = 8 * time.Second
+	until := time.Now().Add(freeze)
+	hung.InjectFault(room.Lobby, room.Fault{Until: until})
+	newName, newEpoch := owner(t, c, epoch)
+	if newName == name {
+		t.Fatalf("the hung node %s took its own room back", name)
+	}
+	if time.Now().After(until) {
+		t.Fatalf("taken over only after the hang ended (%v): the hung owner was not replaced while hung", freeze)
+	}
+	if !c.Member(newName).Node.Mesh().Routed(name) {
+		t.Fatalf("%s lost its route to %s: this test needs the routes up", newName, name)
+	}
+	// When the hang ends, the old owner finds its lease gone and steps down; nothing of it gets past a relay.
+	testingutil.WaitFor(t, 20*time.Second, "hung owner stepped down", func() bool {
+		_, still := hung.Owned()[room.Lobby]
+		return !still && time.Now().After(until)
+	})
+	hung.InjectFault(room.Lobby, room.Fault{})
+	time.Sleep(500 * time.Millisecond)
+	for _, r := range recs {
+		r.checkMonotonic(t)
+		if tk := r.lastTick(); tk.Epoch != newEpoch {
+			t.Fatalf("%s last tick epoch %d, want %d", r.node, tk.Epoch, newEpoch)
+		}
+	}
 }
 
 // A rolling upgrade keeps every room: a snapshot written by a node from before games (the arena's state,

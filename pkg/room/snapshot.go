@@ -1,10 +1,15 @@
 package room
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,9 +56,9 @@ func decodeSnapshot(b []byte) (*Snapshot, error) {
 // readSnapshot reads the room's snapshot (nil when there is none) and its revision. A corrupt snapshot is
 // reported with errCorruptSnapshot along with its revision, so that a caller may replace it by CAS.
 func readSnapshot(ctx context.Context, snaps jetstream.KeyValue, room string) (*Snapshot, uint64, error) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	e, err := snaps.Get(rctx, room)
+	e, err := readFresh(ctx, 2*time.Second, func(rctx context.Context) (jetstream.KeyValueEntry, error) {
+		return snaps.Get(rctx, room)
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		if e != nil {
 			return nil, e.Revision(), nil
@@ -76,38 +81,73 @@ func (t *term) snapshot() *Snapshot {
 		Time: time.Now().UnixMilli(), State: t.state.AppendJSON(nil), Durable: t.acks.notDurable(t.state)}
 }
 
-// offer hands the writer the newest snapshot, replacing one it has not taken yet.
-func (t *term) offer(ch chan *Snapshot) {
+// offerSnapshot hands the node's snapshot writer a snapshot of the room if its state changed since its last
+// snapshot (changeKey: anything but the tick number); otherwise the stored snapshot is still current, and an
+// idle room writes nothing.
+func (t *term) offerSnapshot(now time.Time) {
 	s := t.snapshot()
-	select {
-	case ch <- s:
-	default:
-		select {
-		case <-ch:
-		default:
+	key := changeKey(s)
+	t.wmu.Lock()
+	unchanged := key == t.writtenKey
+	purge := false
+	if unchanged {
+		t.lastSnapAt = now // the snapshot lacks nothing but the tick number
+		// The stored snapshot has covered the room's events for a whole interval: an idle room writes no second
+		// snapshot to cover them twice, so they go now.
+		if t.prevSnapIn > t.purgeTo {
+			t.purgeTo, purge = t.prevSnapIn, t.prevSnapIn > t.purgedTo
 		}
-		ch <- s
 	}
+	rev := t.snapRev
+	t.wmu.Unlock()
+	if unchanged {
+		if purge {
+			t.writer.purgeLater(t)
+		}
+		return
+	}
+	t.writer.offer(snapOffer{t: t, snap: s, rev: rev, key: key}) // encoded by the writer, off this loop
 }
 
-// snapshotWriter writes offered snapshots by CAS. A CAS conflict means a newer owner wrote: ErrSuperseded.
-func (t *term) snapshotWriter(ctx context.Context, ch chan *Snapshot) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case s := <-ch:
-			if err := t.write(ctx, s); err != nil {
-				if errors.Is(err, ErrSuperseded) || errors.Is(err, lease.ErrExpired) {
-					return err
-				}
-				// Purges wait for snapshots, and the next owner restores from the last one: every failure
-				// matters to an operator.
-				t.log.Error("snapshot write failed", "err", err)
-				t.met.snapshotErrors.WithLabelValues(t.room).Inc()
-			}
+// changeKey identifies a snapshot's content but for what changes at every tick (the room's tick number, the
+// writer's clock): equal keys mean nothing a new owner would restore differs. The tick number is the first "tick"
+// member of the state's encoding (sim.Room.AppendJSON: the framework's members come first).
+func changeKey(s *Snapshot) uint64 {
+	h := fnv.New64a()
+	state := []byte(s.State)
+	if i := bytes.Index(state, []byte(`,"tick":`)); i >= 0 {
+		j := i + len(`,"tick":`)
+		for j < len(state) && (state[j] == '-' || state[j] >= '0' && state[j] <= '9') {
+			j++
 		}
+		h.Write(state[:i])
+		state = state[j:]
 	}
+	h.Write(state)
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], s.InputSeq)
+	h.Write(seq[:])
+	// The durable acks only move with the input position or the roster today; hashed anyway, so that a snapshot
+	// never lags what its players were shown.
+	for _, id := range slices.Sorted(maps.Keys(s.Durable)) {
+		h.Write([]byte(id))
+		binary.BigEndian.PutUint64(seq[:], s.Durable[id])
+		h.Write(seq[:])
+	}
+	return h.Sum64()
+}
+
+// encode encodes a snapshot, refusing one the server would refuse (over its max payload: it would be retried
+// for ever).
+func (t *term) encode(s *Snapshot) ([]byte, error) {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	if limit := t.nc.MaxPayload() - snapshotOverhead; int64(len(data)) > limit {
+		return nil, fmt.Errorf("write snapshot of %s: %w: %d bytes, at most %d fit", t.room, ErrSnapshotTooLarge, len(data), limit)
+	}
+	return data, nil
 }
 
 // writeSnapshot writes the current state now (the takeover snapshot when takeover is true).
@@ -119,24 +159,38 @@ func (t *term) writeSnapshot(ctx context.Context, takeover bool) error {
 	return err
 }
 
+// write writes s now, by CAS on the revision of the room's snapshot this term last wrote or restored from.
 func (t *term) write(ctx context.Context, s *Snapshot) error {
 	if !t.lease.Valid() && !t.fault().IgnoreDeadline {
 		return lease.ErrExpired
 	}
-	data, err := json.Marshal(s)
+	data, err := t.encode(s)
 	if err != nil {
-		return fmt.Errorf("encode snapshot: %w", err)
-	}
-	// The server refuses a message over its max payload, and a refused snapshot would be retried for ever.
-	if limit := t.nc.MaxPayload() - snapshotOverhead; int64(len(data)) > limit {
-		return fmt.Errorf("write snapshot of %s: %w: %d bytes, at most %d fit", t.room, ErrSnapshotTooLarge, len(data), limit)
+		return err
 	}
 	t.wmu.Lock()
 	rev := t.snapRev
 	t.wmu.Unlock()
+	if err := t.writeAt(ctx, s, data, rev, changeKey(s)); err != nil {
+		return err
+	}
+	t.purge(ctx)
+	return nil
+}
+
+// errStaleOffer: a snapshot offered to the node's writer was overtaken by a later write of the same term (its
+// takeover or final snapshot): it is dropped.
+var errStaleOffer = errors.New("snapshot overtaken by a later one of the same term")
+
+// writeAt writes s (encoded as data) by CAS on rev.
+func (t *term) writeAt(ctx context.Context, s *Snapshot, data []byte, rev, key uint64) error {
+	if !t.lease.Valid() && !t.fault().IgnoreDeadline {
+		return lease.ErrExpired
+	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var newRev uint64
+	var err error
 	if rev == 0 {
 		newRev, err = t.snaps.Create(wctx, t.room, data)
 	} else {
@@ -144,41 +198,60 @@ func (t *term) write(ctx context.Context, s *Snapshot) error {
 	}
 	if err != nil {
 		if lease.IsTaken(err) {
-			// A write whose reply was lost may have landed: if the stored snapshot is this term's own, adopt its
-			// revision and try again next time; otherwise a newer owner wrote it.
-			if cur, rev, gerr := readSnapshot(ctx, t.snaps, t.room); gerr == nil && cur != nil && cur.Epoch == s.Epoch && cur.Owner == s.Owner {
+			// This term wrote since (the offer is stale), or a write whose reply was lost landed (adopt its
+			// revision and try again next time), or a newer owner wrote.
+			if cur, curRev, gerr := readSnapshot(ctx, t.snaps, t.room); gerr == nil && cur != nil && cur.Epoch == s.Epoch && cur.Owner == s.Owner {
 				t.wmu.Lock()
-				t.snapRev = max(t.snapRev, rev)
-				t.wmu.Unlock()
-				return fmt.Errorf("write snapshot of %s: an earlier write landed after all; retrying at revision %d", t.room, rev)
+				defer t.wmu.Unlock()
+				if t.snapRev > rev {
+					return fmt.Errorf("write snapshot of %s at revision %d: %w", t.room, rev, errStaleOffer)
+				}
+				t.snapRev = max(t.snapRev, curRev)
+				return fmt.Errorf("write snapshot of %s: an earlier write landed after all; retrying at revision %d", t.room, curRev)
 			}
 			return fmt.Errorf("write snapshot of %s: %w", t.room, ErrSuperseded)
 		}
 		return fmt.Errorf("write snapshot of %s: %w", t.room, err)
 	}
+	t.wrote(s, newRev, key)
+	return nil
+}
+
+// wrote records that s, with change key key, is the room's snapshot at revision rev.
+func (t *term) wrote(s *Snapshot, rev, key uint64) {
 	t.wmu.Lock()
-	t.snapRev = newRev
-	purgeTo := t.prevSnapIn
+	defer t.wmu.Unlock()
+	if rev < t.snapRev {
+		return // a later write of this term is recorded already
+	}
+	t.snapRev = rev
+	t.purgeTo = t.prevSnapIn
 	t.prevSnapIn = s.InputSeq
 	t.lastSnapAt = time.Now()
-	purged := t.purgedTo
+	t.writtenKey = key
+}
+
+// purge drops from the stream the room's events up to the previous snapshot's position: two snapshots cover
+// them (a new owner that read a slightly stale snapshot still finds its events). Only when there is something new
+// to drop: a purge is a replicated, synced write on every replica, and a room whose players send nothing would
+// otherwise repeat the same one with every snapshot.
+func (t *term) purge(ctx context.Context) {
+	t.wmu.Lock()
+	purgeTo, purged := t.purgeTo, t.purgedTo
 	t.wmu.Unlock()
-	// Events up to the previous snapshot's position are covered twice over: drop them from the stream. Only
-	// when there is something new to drop: a purge is a replicated, synced write on every replica, and a room
-	// whose players send nothing would otherwise repeat the same one with every snapshot.
-	if purgeTo > purged {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if err := t.inputs.Purge(pctx, jetstream.WithPurgeSubject(wire.InputSubject(t.room)), jetstream.WithPurgeSequence(purgeTo+1)); err != nil {
-			t.log.Debug("purge inputs", "err", err)
-		} else {
-			t.met.purges.WithLabelValues(t.room).Inc()
-			t.wmu.Lock()
-			t.purgedTo = max(t.purgedTo, purgeTo)
-			t.wmu.Unlock()
-		}
+	if purgeTo <= purged {
+		return
 	}
-	return nil
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := t.inputs.Purge(pctx, jetstream.WithPurgeSubject(wire.InputSubject(t.room)), jetstream.WithPurgeSequence(purgeTo+1)); err != nil {
+		t.log.Debug("purge inputs", "err", err)
+		return
+	}
+	t.met.purges.WithLabelValues(t.room).Inc()
+	t.wmu.Lock()
+	t.purgedTo = max(t.purgedTo, purgeTo)
+	t.wmu.Unlock()
 }
 
 func (t *term) snapshotAge(now time.Time) time.Duration {
@@ -187,11 +260,11 @@ func (t *term) snapshotAge(now time.Time) time.Duration {
 	return now.Sub(t.lastSnapAt)
 }
 
-// finalSnapshot writes the state once more when the term ends on purpose (shutdown), so that the next owner
-// starts exactly where this one stopped.
+// finalSnapshot writes the state once more when the term ends on purpose (shutdown, a handoff), so that the next
+// owner starts exactly where this one stopped.
 func (t *term) finalSnapshot(ctx context.Context) {
 	cause := context.Cause(ctx)
-	if errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrExpired) || errors.Is(cause, lease.ErrNoQuorum) {
+	if errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrExpired) || errors.Is(cause, lease.ErrNoQuorum) || errors.Is(cause, ErrSuperseded) {
 		return
 	}
 	if err := t.write(context.WithoutCancel(ctx), t.snapshot()); err != nil {
@@ -199,7 +272,10 @@ func (t *term) finalSnapshot(ctx context.Context) {
 	}
 }
 
-func (t *term) deleteSnapshot(ctx context.Context) {
+// close forgets an empty room: its snapshot is deleted (by CAS on the revision this term holds) and the events
+// it applied are dropped from the stream. The room starts afresh if players come back, replaying only events
+// stored after this term applied its last one (a join racing the close is kept).
+func (t *term) close(ctx context.Context) {
 	t.wmu.Lock()
 	rev := t.snapRev
 	t.wmu.Unlock()
@@ -207,5 +283,11 @@ func (t *term) deleteSnapshot(ctx context.Context) {
 	defer cancel()
 	if err := t.snaps.Delete(dctx, t.room, jetstream.LastRevision(rev)); err != nil {
 		t.log.Debug("delete snapshot of empty room", "err", err)
+		return
+	}
+	if t.inputSeq > 0 {
+		if err := t.inputs.Purge(dctx, jetstream.WithPurgeSubject(wire.InputSubject(t.room)), jetstream.WithPurgeSequence(t.inputSeq+1)); err != nil {
+			t.log.Debug("purge inputs of empty room", "err", err)
+		}
 	}
 }

@@ -35,8 +35,8 @@ var (
 )
 
 // term is one ownership term of one room: what the owner does between acquiring the lease and giving it up.
-// run drives it on one goroutine (the campaign's, inside lease.Hold); it starts a stream follower and a
-// snapshot writer and waits for both before returning.
+// run drives it on one goroutine (the acquisition's, inside lease.Hold); it starts a stream follower and waits
+// for it before returning. Its periodic snapshots go through the node's snapshot writer (snapwriter.go).
 type term struct {
 	// Set by newTerm, read-only afterwards.
 	room     string
@@ -47,8 +47,10 @@ type term struct {
 	js       jetstream.JetStream
 	inputs   jetstream.Stream
 	snaps    jetstream.KeyValue
+	writer   *snapshotWriter // the node's: writes the periodic snapshots in batches
 	relay    *Relay
 	met      *metrics
+	nodes    *liveness    // this node's contact with the cluster
 	fault    func() Fault // the fault injected on this room, if any
 	game     game.Game    // the room's game (cfg.Games)
 	interest Interest     // the cluster's subscription interest, when it can tell (nil: always interested)
@@ -61,14 +63,17 @@ type term struct {
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
 	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
 	stream   chan inbound   // events from the stream follower
-	helpers  sync.WaitGroup // the stream follower and the snapshot writer
-	stop     func()         // cancels the helpers and waits for them; safe to call more than once
+	helpers  sync.WaitGroup // the stream follower
+	stop     func()         // cancels the follower and waits for it; safe to call more than once
+	withheld bool           // a tick was withheld for lack of contact: confirm the lease before the next one
 
-	wmu        sync.Mutex // guards the snapshot writer's view below, shared by run and the writer
+	wmu        sync.Mutex // guards the snapshot view below, shared by run and the node's snapshot writer
 	snapRev    uint64     // revision of the last snapshot this term wrote or restored from
-	prevSnapIn uint64     // InputSeq of the snapshot before the last one: events up to it may be purged
+	writtenKey uint64     // changeKey of the last snapshot this term wrote
+	prevSnapIn uint64     // InputSeq of the last snapshot written
+	purgeTo    uint64     // InputSeq of the snapshot before it: events up to it may be purged
 	purgedTo   uint64     // the room's events are purged up to here (by this term)
-	lastSnapAt time.Time  // when the last snapshot write succeeded
+	lastSnapAt time.Time  // when the stored snapshot was last known current (written, or nothing changed since)
 }
 
 // inbound is a message of events for the owner loop (one event, or a batch): from core NATS (streamSeq 0) or
@@ -86,7 +91,7 @@ const maxWaiting = 4096
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
-		snaps: m.snaps, relay: m.relay, met: m.metrics, fault: func() Fault { return m.fault(room) },
+		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
@@ -124,6 +129,7 @@ func (t *term) run(ctx context.Context) error {
 // (replay), then the stream follower for what comes later, and the takeover snapshot, by CAS on the revision
 // restored from, so that two owners can never both continue the same history.
 func (t *term) start(ctx, hctx context.Context) error {
+	began := time.Now()
 	snap, snapRev, err := readSnapshot(ctx, t.snaps, t.room)
 	if errors.Is(err, errCorruptSnapshot) {
 		t.log.Error("ignoring a corrupt snapshot; the takeover snapshot replaces it", "err", err)
@@ -134,9 +140,11 @@ func (t *term) start(ctx, hctx context.Context) error {
 		return fmt.Errorf("%w: snapshot epoch %d >= ours %d", ErrSuperseded, snap.Epoch, t.lease.Epoch())
 	}
 	t.restore(snap, snapRev)
+	restored := time.Now()
 	if err := t.replay(ctx); err != nil {
 		return err
 	}
+	replayed := time.Now()
 	t.helpers.Add(1)
 	go func() {
 		defer t.helpers.Done()
@@ -164,20 +172,15 @@ func (t *term) start(ctx, hctx context.Context) error {
 		t.drain()
 	}
 	t.log.Info("room owner started", "game", t.game.Info().Name, "epoch", t.lease.Epoch(), "tick", t.state.Tick(),
-		"players", len(t.state.Players()), "input_seq", t.inputSeq)
+		"players", len(t.state.Players()), "input_seq", t.inputSeq, "restore", restored.Sub(began).Round(time.Millisecond),
+		"replay", replayed.Sub(restored).Round(time.Millisecond), "snapshot", time.Since(replayed).Round(time.Millisecond))
 	return nil
 }
 
 // loop ticks the room at the fixed rate until ctx ends (then it writes a final snapshot) or the term fails.
 // Between ticks it applies events as they come.
 func (t *term) loop(ctx, hctx context.Context) error {
-	snaps := make(chan *Snapshot, 1)
-	writerErr := make(chan error, 1)
-	t.helpers.Add(1)
-	go func() {
-		defer t.helpers.Done()
-		writerErr <- t.snapshotWriter(hctx, snaps)
-	}()
+	defer t.writer.withdraw(t)
 
 	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see. The
 	// ones after it fall on the room's phase of the period (tickPhase), the same on every owner.
@@ -194,10 +197,9 @@ func (t *term) loop(ctx, hctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.stop()
+			t.writer.withdraw(t)
 			t.finalSnapshot(ctx)
 			return context.Cause(ctx)
-		case err := <-writerErr:
-			return err
 		case in := <-t.live:
 			t.apply(in)
 		case in := <-t.stream:
@@ -217,21 +219,24 @@ func (t *term) loop(ctx, hctx context.Context) error {
 			lastTick = now
 			if now.Sub(lastOffer) >= t.cfg.SnapshotInterval {
 				lastOffer = now
-				t.offer(snaps)
+				t.offerSnapshot(now)
 			}
 			t.met.snapshotAge.WithLabelValues(t.room).Set(t.snapshotAge(now).Seconds())
 			if t.emptyFor(now, &emptySince) >= t.cfg.EmptyAfter {
 				t.stop()
-				t.deleteSnapshot(ctx)
+				t.writer.withdraw(t)
+				t.close(ctx)
 				return errRoomEmpty
 			}
 		}
 	}
 }
 
-// confirm checks, before a tick, that the lease still holds: its local deadline, and after a pause of the loop
-// (a freeze, a stall) a synchronous renewal, since somebody may have taken over meanwhile. An unknown outcome
-// of that renewal is errTickSkipped.
+// confirm checks, before a tick, that the lease still holds: its local deadline, and a synchronous renewal after
+// a pause of the loop (a freeze, a stall) or while this node is out of contact with a majority (liveness), since
+// somebody may have taken over meanwhile. Without contact no tick goes out until such a renewal succeeds: a node
+// cut off from the majority stops within ContactLoss, before the majority may take over, and when the partition
+// heals its renewal fails if somebody did. An unknown outcome of that renewal is errTickSkipped.
 func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	if t.fault().IgnoreDeadline {
 		return nil
@@ -239,11 +244,19 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	if !t.lease.Valid() {
 		return lease.ErrExpired
 	}
-	if sinceLastTick <= t.cfg.PauseThreshold {
+	if !t.nodes.contact() {
+		if !t.withheld {
+			t.log.Warn("no contact with a majority of the cluster: ticks withheld until the lease is confirmed")
+		}
+		t.withheld = true
+		t.met.withheld.WithLabelValues(t.room).Inc()
+	}
+	if sinceLastTick <= t.cfg.PauseThreshold && !t.withheld {
 		return nil
 	}
 	t.met.pauses.WithLabelValues(t.room).Inc()
 	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	sent := time.Now()
 	err := t.lease.Renew(rctx)
 	cancel()
 	switch {
@@ -252,6 +265,8 @@ func (t *term) confirm(ctx context.Context, sinceLastTick time.Duration) error {
 	case err != nil:
 		return errTickSkipped
 	}
+	t.nodes.confirmed(sent)
+	t.withheld = false
 	return nil
 }
 
@@ -262,6 +277,7 @@ func (t *term) step(now time.Time) {
 	if err := t.publish(now); err != nil {
 		t.met.publishErrors.WithLabelValues(t.room).Inc()
 	}
+	t.nodes.ticks.Add(1)
 	t.met.ticks.WithLabelValues(t.room).Inc()
 	t.met.tickSeconds.WithLabelValues(t.room).Observe(time.Since(start).Seconds())
 }

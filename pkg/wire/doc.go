@@ -13,6 +13,7 @@
 //	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id):
 //	                   a batch of a room's events per message (or one event, the form before batches)
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)
+//	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
 //
 // Streams and buckets: INPUTS (the event log a new owner replays), owners (room leases, KV), snapshots (room
 // state, KV) and nodes (membership heartbeats, KV).

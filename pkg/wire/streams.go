@@ -21,15 +21,16 @@ func KVStream(bucket string) string { return "KV_" + bucket }
 // leads one of them and dies, nobody can take the room over before a 4-9 s Raft election ends.
 var PlacedStreams = []string{KVStream(OwnersBucket), KVStream(SnapshotsBucket), InputsStream}
 
-// OwnersConfig is the bucket of room leases with the given TTL: History 1, the TTL as the bucket's (renewing
-// with Update keeps it; a per-key TTL would be dropped by Update, nats.go#1994), and LimitMarkerTTL so that an
-// expiry leaves a marker watchers see.
+// OwnersConfig is the bucket of room leases and node sessions (pkg/lease). A room's key holds its lease, written
+// when it is acquired, taken over or handed over, and kept until it is released: no MaxAge, which would expire
+// the keys of rooms nobody writes. A node's session key ("node.<name>") is renewed by CAS several times a second
+// with a per-message TTL of ttl, so that the session of a node that stops renewing expires by itself;
+// LimitMarkerTTL allows such TTLs and leaves a marker that watchers see when one expires. History 1.
 func OwnersConfig(ttl time.Duration) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         OwnersBucket,
-		Description:    "Tickmesh room leases: key = room, value = {node, epoch, since}",
+		Description:    "Tickmesh room leases (key = room: {node, epoch, since, session}) and node sessions (key = node.<name>)",
 		History:        1,
-		TTL:            ttl,
 		LimitMarkerTTL: max(ttl, time.Second),
 		Storage:        jetstream.FileStorage,
 	}

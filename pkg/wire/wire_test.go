@@ -130,6 +130,25 @@ func subjectMatches(pattern, subj string) bool {
 	return true
 }
 
+func TestBeaconsRoundTripAndNameTheirNode(t *testing.T) {
+	subj := wire.BeaconSubject("n-2_a")
+	if got := wire.BeaconNode(subj); got != "n-2_a" {
+		t.Fatalf("BeaconNode(%q) = %q", subj, got)
+	}
+	for _, bad := range []string{"tickmesh.beacon.", "tickmesh.beacon.a.b", "game.lobby.tick", "tickmesh.beacon.*"} {
+		if got := wire.BeaconNode(bad); got != "" {
+			t.Errorf("BeaconNode(%q) = %q, want none", bad, got)
+		}
+	}
+	ticks, err := wire.DecodeBeacon(wire.EncodeBeacon(123456))
+	if err != nil || ticks != 123456 {
+		t.Fatalf("DecodeBeacon = %d, %v", ticks, err)
+	}
+	if _, err := wire.DecodeBeacon([]byte("x1")); !errors.Is(err, wire.ErrBadEvent) {
+		t.Fatalf("bad beacon: %v", err)
+	}
+}
+
 // A batch is a JSON array of events, in order; a message of one event (the form before batches) decodes too, so
 // a new owner replays what older nodes stored (rolling upgrade). A bad element costs itself, not its neighbours.
 func TestBatchesAndSingleEventsDecode(t *testing.T) {

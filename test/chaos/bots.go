@@ -22,7 +22,7 @@ type BotConfig struct {
 	Name        string
 	URLs        []string // WebSocket URL of every node; the bot starts at URLs[Index % len] and goes round robin
 	Seed        uint64
-	Watchdog    time.Duration // no accepted tick this long (or no welcome this long after connecting): reconnect
+	Watchdog    time.Duration // no accepted tick this long (or no welcome 3 s, at least this long, after connecting): reconnect
 	MinInterval time.Duration // inputs every MinInterval..MaxInterval
 	MaxInterval time.Duration
 }
@@ -58,7 +58,7 @@ func NewBot(cfg BotConfig, s *Store) (*Bot, error) {
 	cl, err := client.New(client.Config{
 		URLs: cfg.URLs, First: cfg.Index, Name: cfg.Name, Room: "lobby",
 		Backoff:     client.Backoff{Min: 50 * time.Millisecond, Base: 100 * time.Millisecond, Cap: time.Second},
-		DialTimeout: 3 * time.Second, WelcomeTimeout: cfg.Watchdog, Watchdog: cfg.Watchdog,
+		DialTimeout: 3 * time.Second, WelcomeTimeout: max(cfg.Watchdog, 3*time.Second), Watchdog: cfg.Watchdog,
 		// No resend of unacknowledged inputs: the input checks look at what the cluster did with each input sent
 		// once, and a resend could make up for an input the cluster lost.
 		ResendAfter: -1,

@@ -204,7 +204,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	h.stopBots = stop
 	for i := range h.cfg.Bots {
 		b, err := NewBot(BotConfig{Index: i, Name: fmt.Sprintf("bot%d", i+1), URLs: urls, Seed: h.cfg.Seed,
-			Watchdog: 3 * time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 300 * time.Millisecond}, h.Store)
+			Watchdog: time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 300 * time.Millisecond}, h.Store)
 		if err != nil {
 			return res, err
 		}

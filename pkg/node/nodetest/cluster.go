@@ -268,7 +268,8 @@ func (c *Cluster) Metric(name, series string) int {
 	return int(v)
 }
 
-// testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1.
+// testWriter sends log lines to t.Log while the test runs, and to stderr when TICKMESH_TEST_LOG=1 (the nodes log
+// at warn, or at TICKMESH_TEST_LOGLEVEL).
 type testWriter struct {
 	t    testing.TB
 	name string

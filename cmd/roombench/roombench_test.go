@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentileIsTheNearestRank(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 3}, {0.99, 5}, {1, 5}, {0.2, 1}} {
+		if got := percentile(ds, c.p); got != c.want {
+			t.Errorf("percentile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if percentile(nil, 0.99) != 0 {
+		t.Error("percentile of nothing")
+	}
+}
+
+func TestOptionsNeedABinaryAndRoomCounts(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseOptions([]string{"-bin", bin, "-rooms", "10, 100,1000", "-clients", "500"}, io.Discard)
+	if err != nil || len(o.rooms) != 3 || o.rooms[2] != 1000 || o.clients != 500 {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{}, {"-bin", bin, "-rooms", "10,x"}, {"-bin", bin, "-rooms", "0"}, {"-bin", bin, "-clients", "0"}} {
+		if _, err := parseOptions(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// A room's gap is measured from the last tick of the old epoch any of its clients got to the first tick of a
+// newer epoch any of them got; a late tick of the old epoch after the kill counts as before.
+func TestARoomsGapSpansItsClientsAndIgnoresLateOldTicks(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	mk := func(last, first time.Duration, epoch uint64) *client {
+		c := &client{lastPre: t0.Add(last), epoch: epoch}
+		if first > 0 {
+			c.firstNew, c.newEpoch, c.newOwner = t0.Add(first), epoch, "n2"
+		}
+		return c
+	}
+	a, b := mk(10*time.Millisecond, 600*time.Millisecond, 4), mk(30*time.Millisecond, 550*time.Millisecond, 4)
+	last, first, owner, ok := roomGap([]*client{a, b}, 3)
+	if !ok || owner != "n2" || first.Sub(last) != 520*time.Millisecond {
+		t.Fatalf("gap %v by %s (%v), want 520ms by n2", first.Sub(last), owner, ok)
+	}
+	if _, _, _, ok := roomGap([]*client{mk(10*time.Millisecond, 0, 3)}, 3); ok {
+		t.Fatal("a room without a newer epoch recovered")
+	}
+}
+
+func TestReportShowsTheDifferencesAgainstTheFirstRoomCount(t *testing.T) {
+	r := report{o: options{clients: 100, tickRate: 20, failover: true, commandLine: "go run ./cmd/roombench"}, load: []float64{1, 2},
+		results: []result{
+			{Rooms: 10, Clients: 100, Welcomed: 100, Delivered: 1, CPU: 400, RSSMB: 300, Writes: map[string]float64{}},
+			{Rooms: 110, Clients: 100, Welcomed: 100, Delivered: 0.999, CPU: 430, RSSMB: 310, Writes: map[string]float64{},
+				KilledName: "n2", KilledRooms: 55, Measured: 50, GapP99: 700 * time.Millisecond, TakenBy: map[string]int{"n1": 30, "n3": 20}},
+		}}
+	var buf bytes.Buffer
+	r.write(&buf, true)
+	out := buf.String()
+	for _, want := range []string{"| 110 | 100/100 | 99.90% |", "| 0.300 ms |", "| 102.4 KB |", "| 110 | n2 | 55 | 50 |", "n1 30, n3 20"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

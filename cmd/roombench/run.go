@@ -1,0 +1,519 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
+	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
+	tmclient "github.com/tickmesh/tickmesh/pkg/client"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/wire"
+)
+
+// options are roombench's settings.
+type options struct {
+	bin             string
+	clients         int
+	rooms           []int
+	ramp            time.Duration
+	settle          time.Duration
+	duration        time.Duration
+	failover        bool
+	recoveryTimeout time.Duration
+	tickRate        int
+	ports           cluster.Ports
+	logLevel        string
+	nodeFlags       []string
+	keep            bool
+	out             string
+	commandLine     string
+}
+
+func parseOptions(args []string, stdout io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("roombench", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.StringVar(&o.bin, "bin", "", "node binary (required; build it with: go build -o bin/tickmesh-node ./cmd/node)")
+	fs.IntVar(&o.clients, "clients", 1000, "clients, the same for every room count")
+	roomsFlag := fs.String("rooms", "10,100,500,1000", "comma-separated room counts; the first is the baseline of the per-room differences")
+	fs.DurationVar(&o.ramp, "ramp", 10*time.Second, "spread the connections over this long")
+	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait this long after the last client is welcomed (rooms placed and balanced, first snapshots written)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measurement window")
+	fs.BoolVar(&o.failover, "failover", true, "after the window, kill the node that owns the most rooms and measure the rooms' tick gaps")
+	fs.DurationVar(&o.recoveryTimeout, "recovery-timeout", 30*time.Second, "a room that has not ticked again after this counts as not recovered")
+	fs.IntVar(&o.tickRate, "tick-rate", 20, "the nodes' tick rate")
+	fs.IntVar(&o.ports.HTTP, "http-port", 18481, "HTTP port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&o.ports.Admin, "admin-port", 18581, "admin HTTP port of n1")
+	fs.IntVar(&o.ports.NATS, "nats-port", 14622, "NATS client port of n1")
+	fs.IntVar(&o.ports.Route, "route-port", 16622, "NATS route port of n1")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "the nodes' -log-level")
+	nodeFlags := fs.String("node-flags", "", "more flags for every node, space-separated (e.g. -pprof)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, node logs)")
+	fs.StringVar(&o.out, "out", "", "also write the results as a markdown block to this file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, cli.Usagef("%s", err.Error())
+	}
+	if fs.NArg() > 0 {
+		return o, cli.Usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if o.bin == "" {
+		return o, cli.Usagef("-bin is required (build the node with: go build -o bin/tickmesh-node ./cmd/node)")
+	}
+	if st, err := os.Stat(o.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return o, cli.Usagef("-bin %q is not an executable file", o.bin)
+	}
+	o.nodeFlags = strings.Fields(*nodeFlags)
+	for _, f := range strings.Split(*roomsFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return o, cli.Usagef("-rooms: %q is not a room count", f)
+		}
+		o.rooms = append(o.rooms, n)
+	}
+	switch {
+	case len(o.rooms) == 0:
+		return o, cli.Usagef("-rooms selects nothing")
+	case o.clients < 1:
+		return o, cli.Usagef("-clients must be at least 1")
+	case o.duration < time.Second || o.tickRate < 1:
+		return o, cli.Usagef("-duration must be at least 1s and -tick-rate positive")
+	}
+	parts := []string{"go run ./cmd/roombench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	o.commandLine = strings.Join(parts, " ")
+	return o, nil
+}
+
+// Streams whose writes are counted.
+var counted = []string{wire.KVStream(wire.OwnersBucket), wire.KVStream(wire.SnapshotsBucket), wire.InputsStream}
+
+// result is one room count.
+type result struct {
+	Rooms, Clients, Welcomed int
+	Delivered                float64 // ticks received / ticks expected (20 per second per open client)
+	DeliveryP99              time.Duration
+	CPU                      float64 // ms of the three nodes' CPU per second
+	RSSMB                    float64 // the three nodes' resident memory at the end of the window
+	Writes                   map[string]float64
+	// Failover.
+	Killed, KilledRooms, Measured, Unrecovered int
+	GapP50, GapP99, GapMax                     time.Duration
+	TakenBy                                    map[string]int
+	KilledName                                 string
+	Note                                       string
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, err := parseOptions(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "roombench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep || err != nil {
+			fmt.Fprintf(stdout, "node logs and data kept in %s\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	bin := filepath.Join(dir, "tickmesh-node")
+	data, err := os.ReadFile(o.bin)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		return err
+	}
+	var results []result
+	started := time.Now()
+	load := []float64{procfs.LoadAvg()}
+	for _, rooms := range o.rooms {
+		fmt.Fprintf(stdout, "%s %d clients in %d rooms\n", time.Now().Format("15:04:05"), o.clients, rooms)
+		r, err := runRooms(ctx, o, bin, filepath.Join(dir, fmt.Sprintf("rooms-%d", rooms)), rooms, stdout)
+		load = append(load, procfs.LoadAvg())
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	rep := report{o: o, results: results, started: started, took: time.Since(started), load: load}
+	rep.write(stdout, false)
+	if o.out != "" {
+		f, err := os.Create(o.out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		rep.write(f, true)
+	}
+	return nil
+}
+
+// runRooms measures one room count on a fresh cluster.
+func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout io.Writer) (result, error) {
+	r := result{Rooms: rooms, Clients: o.clients, Writes: map[string]float64{}, TakenBy: map[string]int{}}
+	nodes := cluster.Local(3, o.ports, filepath.Join(dir, "data"))
+	flags := []string{"-cluster-name", "roombench", "-log-level", o.logLevel, "-tick-rate", strconv.Itoa(o.tickRate),
+		"-max-conns-per-ip", strconv.Itoa(o.clients + 100), "-max-rooms", strconv.Itoa(max(1000, rooms+10)),
+		"-max-rooms-per-ip", strconv.Itoa(max(1000, rooms+10))}
+	flags = append(flags, o.nodeFlags...)
+	for i := range nodes {
+		nodes[i].Flags = flags
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	c, err := cluster.New(cluster.Config{Bin: bin, Nodes: nodes, Env: cluster.CleanEnv(), LogDir: dir, ParentDeath: true})
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		c.StopAll()
+		c.Close()
+	}()
+	for i := range c.Len() {
+		if err := c.Start(i); err != nil {
+			return r, err
+		}
+	}
+	if err := c.WaitReady(ctx, 2*time.Minute, nil); err != nil {
+		return r, err
+	}
+	nc, err := cluster.Connect(c.Node(0), cluster.AsAdmin(c.Secrets()), "roombench")
+	if err != nil {
+		return r, err
+	}
+	defer nc.Close()
+	js, err := jetstreamOf(nc)
+	if err != nil {
+		return r, err
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	clients := make([]*client, o.clients)
+	d := &websocket.Dialer{HandshakeTimeout: 15 * time.Second, WriteBufferPool: &sync.Pool{}}
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	welcomed := make(chan struct{}, o.clients)
+	begin := time.Now()
+	for i := range clients {
+		node := (i / rooms) % c.Len() // a room's clients on different nodes: room i mod R, node (i div R) mod 3
+		cl, err := tmclient.New(tmclient.Config{URLs: []string{c.Node(node).WSURL()}, Name: fmt.Sprintf("rb%d", i),
+			Room: fmt.Sprintf("room-%d", i%rooms), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second,
+			Watchdog: -1, ResendAfter: -1, Dialer: d})
+		if err != nil {
+			return r, err
+		}
+		clients[i] = &client{node: c.Node(node).Name, room: fmt.Sprintf("room-%d", i%rooms), cl: cl}
+		at := begin.Add(o.ramp * time.Duration(i) / time.Duration(len(clients)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !cluster.Sleep(cctx, time.Until(at)) {
+				welcomed <- struct{}{}
+				return
+			}
+			clients[i].run(cctx, func() { welcomed <- struct{}{} })
+		}()
+	}
+	for range clients {
+		select {
+		case <-welcomed:
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+	}
+	for _, cl := range clients {
+		if cl.isWelcomed() {
+			r.Welcomed++
+		}
+	}
+	fmt.Fprintf(stdout, "  %d of %d clients welcomed after %v; settling %v\n", r.Welcomed, o.clients, time.Since(begin).Round(time.Second), o.settle)
+	cluster.Sleep(ctx, o.settle)
+
+	// The window.
+	before := sampleNodes(c)
+	seqBefore := streamSeqs(ctx, js)
+	from := time.Now()
+	for _, cl := range clients {
+		cl.startWindow(from)
+	}
+	cluster.Sleep(ctx, o.duration)
+	to := time.Now()
+	for _, cl := range clients {
+		cl.endWindow()
+	}
+	after := sampleNodes(c)
+	seqAfter := streamSeqs(ctx, js)
+	secs := to.Sub(from).Seconds()
+	var cpuTicks, rss uint64
+	for i := range before {
+		cpuTicks += after[i].CPUTicks - before[i].CPUTicks
+		rss += after[i].RSSKB
+	}
+	r.CPU = float64(cpuTicks) * 1000 / float64(clockTicks()) / secs
+	r.RSSMB = float64(rss) / 1024
+	for _, s := range counted {
+		r.Writes[s] = float64(seqAfter[s]-seqBefore[s]) / secs
+	}
+	var got, open float64
+	var lat []time.Duration
+	for _, cl := range clients {
+		n, l, ok := cl.window()
+		if ok {
+			open++
+			got += float64(n)
+			lat = append(lat, l...)
+		}
+	}
+	if open > 0 {
+		r.Delivered = got / (open * secs * float64(o.tickRate))
+	}
+	r.DeliveryP99 = percentile(lat, 0.99)
+	fmt.Fprintf(stdout, "  window: cluster CPU %.0f ms/s, delivered %.2f%%, delivery p99 %v\n", r.CPU, 100*r.Delivered, r.DeliveryP99)
+	if o.failover {
+		failover(ctx, o, c, clients, &r, stdout)
+	}
+	return r, nil
+}
+
+// failover kills the node that owns the most rooms and measures, per room of it with a client elsewhere, the
+// gap from the last tick before the kill to the first of a newer epoch at those clients.
+func failover(ctx context.Context, o options, c *cluster.Cluster, clients []*client, r *result, stdout io.Writer) {
+	v, err := cluster.View(ctx, c.Node(0))
+	if err != nil {
+		r.Note = "failover: " + err.Error()
+		return
+	}
+	busiest := ""
+	for n, k := range v.Owners {
+		if busiest == "" || k > v.Owners[busiest] || k == v.Owners[busiest] && n < busiest {
+			busiest = n
+		}
+	}
+	epochs := map[string]uint64{}
+	for _, ri := range v.Rooms {
+		if ri.Owner == busiest {
+			epochs[ri.Room] = ri.Epoch
+		}
+	}
+	r.KilledName, r.KilledRooms = busiest, len(epochs)
+	watch := map[string][]*client{}
+	for _, cl := range clients {
+		if _, ok := epochs[cl.room]; ok && cl.node != busiest && cl.isWelcomed() {
+			watch[cl.room] = append(watch[cl.room], cl)
+		}
+	}
+	r.Measured = len(watch)
+	killed := time.Now()
+	for _, cl := range clients {
+		cl.markKill(killed)
+	}
+	if err := c.Kill(c.Index(busiest)); err != nil {
+		r.Note = "failover: " + err.Error()
+		return
+	}
+	deadline := killed.Add(o.recoveryTimeout)
+	var gaps []time.Duration
+	pending := map[string]bool{}
+	for room := range watch {
+		pending[room] = true
+	}
+	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		for room := range pending {
+			last, first, by, ok := roomGap(watch[room], epochs[room])
+			if ok {
+				gaps = append(gaps, first.Sub(last))
+				r.TakenBy[by]++
+				delete(pending, room)
+			}
+		}
+		cluster.Sleep(ctx, 50*time.Millisecond)
+	}
+	r.Unrecovered = len(pending)
+	r.GapP50, r.GapP99, r.GapMax = percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1)
+	fmt.Fprintf(stdout, "  killed %s with %d rooms (%d measured): gap p50 %v p99 %v max %v, not recovered %d, taken over by %v\n",
+		busiest, r.KilledRooms, r.Measured, r.GapP50, r.GapP99, r.GapMax, r.Unrecovered, r.TakenBy)
+}
+
+// roomGap is a room's gap at its clients: the last tick any of them got before the kill and the first tick of an
+// epoch above old that any of them got, with the new owner.
+func roomGap(cs []*client, old uint64) (last, first time.Time, owner string, ok bool) {
+	for _, cl := range cs {
+		l, f, o, found := cl.failoverTimes(old)
+		if l.After(last) {
+			last = l
+		}
+		if found && (first.IsZero() || f.Before(first)) {
+			first, owner, ok = f, o, true
+		}
+	}
+	return last, first, owner, ok
+}
+
+// sampleNodes reads the three nodes' CPU and memory.
+func sampleNodes(c *cluster.Cluster) []procfs.Sample {
+	out := make([]procfs.Sample, c.Len())
+	for i := range out {
+		out[i], _ = procfs.Process(c.PID(i))
+	}
+	return out
+}
+
+// clockTicks is the kernel's clock ticks per second (USER_HZ): 100 on Linux.
+func clockTicks() int64 {
+	if out, err := exec.Command("getconf", "CLK_TCK").Output(); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100
+}
+
+// percentile is the nearest-rank percentile p of ds (0 when empty).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	k := int(p*float64(len(s))+0.999999) - 1
+	return s[min(max(k, 0), len(s)-1)]
+}
+
+// machine describes where the run happened.
+func machine() string {
+	out, _ := exec.Command("uname", "-a").Output()
+	return fmt.Sprintf("`%s`; CPU: %s; nproc: %d; %s", strings.TrimSpace(string(out)), procfs.CPUModel(), runtime.NumCPU(), runtime.Version())
+}
+
+// client is one socket: a pkg/client Client that does not reconnect. Its Run goroutine writes the fields under
+// mu; the benchmark reads them.
+type client struct {
+	node, room string
+	cl         *tmclient.Client
+
+	mu       sync.Mutex
+	welcome  bool
+	from, to time.Time // the window; zero: not started or not ended
+	ticks    int
+	lat      []time.Duration
+	epoch    uint64 // of the last fresh tick
+	killAt   time.Time
+	lastPre  time.Time // the last fresh tick of the epoch the room had when the node was killed
+	firstNew time.Time // the first fresh tick of a newer epoch after killAt
+	newOwner string
+	newEpoch uint64
+}
+
+func (c *client) run(ctx context.Context, settled func()) {
+	once := sync.OnceFunc(settled)
+	defer once()
+	_ = c.cl.Run(ctx, tmclient.Handler{
+		Welcome: func(_ tmclient.Conn, _ *protocol.Welcome) error {
+			c.mu.Lock()
+			c.welcome = true
+			c.mu.Unlock()
+			once()
+			return nil
+		},
+		Tick: func(t *tmclient.Tick) error {
+			if !t.Fresh {
+				return nil
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !c.from.IsZero() && c.to.IsZero() && !t.At.Before(c.from) {
+				c.ticks++
+				if c.ticks%10 == 1 {
+					c.lat = append(c.lat, t.At.Sub(time.UnixMilli(t.Time)))
+				}
+			}
+			switch {
+			case c.killAt.IsZero() || t.Epoch <= c.epoch: // before the kill, and the old owner's late ticks
+				c.lastPre = t.At
+			case c.firstNew.IsZero():
+				c.firstNew, c.newEpoch = t.At, t.Epoch
+				if tk, err := t.Decode(); err == nil {
+					c.newOwner = tk.Owner
+				}
+			}
+			c.epoch = max(c.epoch, t.Epoch)
+			return nil
+		},
+	})
+}
+
+func (c *client) isWelcomed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome
+}
+
+func (c *client) startWindow(at time.Time) {
+	c.mu.Lock()
+	c.from = at
+	c.mu.Unlock()
+}
+
+func (c *client) endWindow() {
+	c.mu.Lock()
+	c.to = time.Now()
+	c.mu.Unlock()
+}
+
+// window returns the ticks and latency samples of the window, and whether the client was open throughout.
+func (c *client) window() (int, []time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ticks, c.lat, c.welcome
+}
+
+func (c *client) markKill(at time.Time) {
+	c.mu.Lock()
+	c.killAt = at
+	c.mu.Unlock()
+}
+
+// failoverTimes returns the last tick before the kill and, if one came, the first tick of an epoch above old.
+func (c *client) failoverTimes(old uint64) (last, first time.Time, owner string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.firstNew.IsZero() || c.newEpoch <= old {
+		return c.lastPre, time.Time{}, "", false
+	}
+	return c.lastPre, c.firstNew, c.newOwner, true
+}
