@@ -209,3 +209,95 @@ func TestTheRelayKeepsTheAppliedAcksOfTheTickItsStateIs(t *testing.T) {
 	o.frames(seq+3, true, "pa=100", true)
 	last(seq+3, "pa=100")
 }
+
+// The relay's Silence, a takeover signal of the control loop, ends with every tick it accepts of the room,
+// whatever it is: a keyframe, a delta it cannot apply (its owner is alive all the same) and an old owner's JSON
+// tick; a tick the fence refuses does not end it, and a room the relay does not follow has none.
+func TestTheRelaysSilenceEndsWithEveryTickItAccepts(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	nc := c.Members()[0].Node.Mesh().Conn()
+	const r = "silencetest"
+	fenced, lost := make(chan struct{}, 1), make(chan struct{}, 1)
+	signal := func(ch chan struct{}) func(string) {
+		return func(string) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	relay := room.NewRelay(nc, fence.New(), room.RelayHooks{Fenced: signal(fenced), Lost: signal(lost)})
+	defer relay.Close()
+	if _, ok := relay.Silence(r); ok {
+		t.Fatal("a silence for a room the relay does not follow")
+	}
+	accepted := make(chan struct{}, 1)
+	var last atomic.Uint64 // the seq of the last accepted tick
+	stop, err := relay.Listen(r, func(_ string, tk *room.Tick) {
+		last.Store(tk.Pos.Seq)
+		signal(accepted)(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	wait := func(ch chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not seen", what)
+		}
+	}
+	// heardSince fails unless the room's silence began after before (a tick accepted since).
+	heardSince := func(before time.Time, what string) {
+		t.Helper()
+		if d, ok := relay.Silence(r); !ok || d > time.Since(before) {
+			t.Fatalf("%s: silence %v (ok %v), want at most the %v since it was sent", what, d, ok, time.Since(before))
+		}
+	}
+	// silentFor fails unless the room has been silent for at least d.
+	silentFor := func(d time.Duration, what string) {
+		t.Helper()
+		if got, ok := relay.Silence(r); !ok || got < d {
+			t.Fatalf("%s: silence %v (ok %v), want at least %v", what, got, ok, d)
+		}
+	}
+	const pause = 200 * time.Millisecond
+	time.Sleep(pause)
+	silentFor(pause, "following, nothing yet") // counted from when the relay began following the room
+
+	o := &appliedOwner{t: t, nc: nc, room: r, epoch: 2, enc: compact.NewEncoder(),
+		schema: &compact.Schema{Game: "test", Player: []string{"x"}}}
+	before := time.Now()
+	o.frames(1, true, "", true)
+	wait(accepted, "keyframe")
+	heardSince(before, "keyframe")
+
+	time.Sleep(pause)
+	o.frames(2, false, "", false) // missed
+	before = time.Now()
+	o.frames(3, false, "", true) // a delta that does not apply here
+	wait(lost, "a delta without its base")
+	heardSince(before, "a delta without its base")
+
+	time.Sleep(pause)
+	if err := nc.PublishMsg(wire.FramesMsg(r, 1, 4, keyframe(t, r, 1, 4), 0)); err != nil { // an older epoch's
+		t.Fatal(err)
+	}
+	wait(fenced, "a tick of an older epoch")
+	silentFor(pause, "a tick of an older epoch")
+
+	// An owner from before protocol 2: the relay follows its JSON ticks once the frames are silent for a second.
+	o.epoch = 3
+	seq := uint64(10)
+	var sent time.Time
+	testingutil.WaitFor(t, 10*time.Second, "a JSON tick accepted", func() bool {
+		seq++
+		sent = time.Now()
+		o.json(seq, "")
+		time.Sleep(50 * time.Millisecond)
+		return last.Load() == seq
+	})
+	heardSince(sent, "a JSON tick")
+}
