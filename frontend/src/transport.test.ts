@@ -396,7 +396,7 @@ describe('Transport, protocol 2', () => {
     const s = establish(h);
     expect(JSON.parse(s.sent[0] as string)).toMatchObject({ type: 'hello', protocol: 2 });
     for (let i = 0; i < 5; i++) {
-      h.clock.advance(2000); // under the 3 s watchdog only because the ticks come
+      h.clock.advance(600); // under the 1 s watchdog only because the ticks come
       s.fireBinary(ARENA[i] as Uint8Array);
     }
     const ticks = h.messages.filter((m) => m.type === 'tick');
