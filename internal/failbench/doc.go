@@ -1,16 +1,13 @@
-// Command failbench is the failover benchmark (`task bench:failover`): it starts three real node processes,
-// injects each fault many times and reports the tick gap the surviving nodes see and the stale ticks published
-// and accepted.
+// Package failbench is the failover benchmark behind cmd/failbench (`task bench:failover`): Run starts three real
+// node processes, injects each fault many times and reports the tick gap the surviving nodes see and the stale
+// ticks published and accepted. Config's fields are cmd/failbench's flags (-bin is Bin, -n is N, ...).
 //
-//	go build -o bin/tickmesh-node ./cmd/node
-//	go run ./cmd/failbench -bin bin/tickmesh-node [-n 20] [-faults kill-owner,...] [-out results.md] [-keep]
-//
-// It builds nothing: -bin names the node binary, which is first copied into a temporary directory. Nodes n1..n3
-// (internal/cluster's processes) listen on 127.0.0.1 at -http-port, -admin-port, -nats-port and -route-port plus
-// 0, 1, 2 (far from the development cluster's), route to each other with credentials drawn for the run, keep
-// their data and logs in the temporary directory (kept with -keep) and run in their own process groups;
-// failbench stops every one of them when it ends or is interrupted (SIGTERM, SIGKILL after 10 s), and a
-// parent-death signal kills them should failbench itself be killed.
+// It builds nothing: Config.Bin names the node binary, which is first copied into a temporary directory. Nodes
+// n1..n3 (internal/cluster's processes) listen on 127.0.0.1 at Config.Ports plus 0, 1, 2 (far from the development
+// cluster's), route to each other with credentials drawn for the run, keep their data and logs in the temporary
+// directory (kept with -keep) and run in their own process groups; Run stops every one of them when it ends or
+// ctx ends (SIGTERM, SIGKILL after 10 s), and a parent-death signal kills them should failbench itself be killed.
+// load-owner's busy processes are the running program re-executed with BurnEnv set: its main calls Burn then.
 //
 // Faults, each repeated -n times (-reps overrides per fault, -faults selects):
 //
@@ -60,33 +57,4 @@
 // Goroutines: the nodes' waiters and the observers' lease watchers are internal/cluster's; failbench runs, during
 // a repetition, a sampler of the nodes' metrics and, for the input faults, the bot (one goroutine, and one per
 // publish in flight), and waits for them before the next.
-package main
-
-import (
-	"os"
-
-	"github.com/tickmesh/tickmesh/internal/cli"
-)
-
-// burnEnv makes the process a busy loop (load-owner's other work) instead of the benchmark.
-const burnEnv = "TICKMESH_FAILBENCH_BURN"
-
-func main() {
-	if os.Getenv(burnEnv) == "1" {
-		burn()
-	}
-	cli.Main("failbench", " (see -h)", run)
-}
-
-// burn spins until the process is killed.
-func burn() {
-	x := uint64(1)
-	for {
-		for range 1 << 20 {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-		if x == 0 {
-			os.Exit(0)
-		}
-	}
-}
+package failbench
