@@ -1,8 +1,6 @@
-// Command roombench is the room-count benchmark (`task bench:rooms`, issue #22): the same number of clients
-// spread over more and more rooms on a local 3-node cluster, to show what a room costs the cluster.
-//
-//	go build -o bin/tickmesh-node ./cmd/node
-//	go run ./cmd/roombench -bin bin/tickmesh-node [-clients 1000] [-rooms 10,100,500,1000] [-out results.md]
+// Package roombench is the room-count benchmark behind cmd/roombench (`task bench:rooms`, issue #22): the same
+// number of clients spread over more and more rooms on a local 3-node cluster, to show what a room costs the
+// cluster. Config's fields are cmd/roombench's flags (-clients is Clients, ...).
 //
 // For each room count it starts a fresh cluster (internal/cluster's node processes n1..n3 on 127.0.0.1, with
 // credentials drawn for the run and the per-IP limits raised for one client machine), connects the clients
@@ -23,11 +21,7 @@
 // the kill to the first tick of a newer epoch. It reports p50, p99 and max over the rooms, the rooms that did
 // not tick again within -recovery-timeout, and which nodes took them over.
 //
-// It builds nothing: -bin names the node binary, copied into a temporary directory first (kept with -keep, with
+// It builds nothing: Config.Bin names the node binary, copied into a temporary directory first (kept with -keep, with
 // the nodes' data and logs). Goroutines: one per client (its pkg/client Run), waited for before the next room
 // count; the nodes' waiters are internal/cluster's.
-package main
-
-import "github.com/tickmesh/tickmesh/internal/cli"
-
-func main() { cli.Main("roombench", " (see -h)", run) }
+package roombench
