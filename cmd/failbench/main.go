@@ -76,14 +76,8 @@ func parseFlags(args []string, stdout io.Writer) (cfg failbench.Config, out stri
 	fs.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary directory (data, node logs, events.log)")
 	fs.StringVar(&out, "out", "", "also write the results as a markdown block to this file")
 	fs.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", cfg.RecoveryTimeout, "a repetition that has not recovered after this fails")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, "", err
-		}
-		return cfg, "", cli.Usagef("%s", err.Error())
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", cli.Usagef("unexpected argument %q", fs.Arg(0))
+	if err := cli.Parse(fs, args); err != nil {
+		return cfg, "", err
 	}
 	cfg.Faults = nil
 	for _, f := range strings.Split(*faultsFlag, ",") {
@@ -104,18 +98,6 @@ func parseFlags(args []string, stdout io.Writer) (cfg failbench.Config, out stri
 		}
 		cfg.Reps[name] = c
 	}
-	cfg.CommandLine = commandLine(args)
+	cfg.CommandLine = cli.CommandLine("failbench", args)
 	return cfg, out, nil
-}
-
-// commandLine renders how failbench was invoked, for the report.
-func commandLine(args []string) string {
-	parts := []string{"go run ./cmd/failbench"}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	return strings.Join(parts, " ")
 }

@@ -53,10 +53,3 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestCommandLineQuotes(t *testing.T) {
-	got := commandLine([]string{"-bin", "/tmp/my node", "-out", "x.md"})
-	if got != `go run ./cmd/failbench -bin "/tmp/my node" -out x.md` {
-		t.Errorf("commandLine = %s", got)
-	}
-}

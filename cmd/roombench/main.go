@@ -67,14 +67,8 @@ func parseFlags(args []string, stdout io.Writer) (cfg roombench.Config, out stri
 	nodeFlags := fs.String("node-flags", "", "more flags for every node, space-separated (e.g. -pprof)")
 	fs.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary directory (data, node logs)")
 	fs.StringVar(&out, "out", "", "also write the results as a markdown block to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, "", err
-		}
-		return cfg, "", cli.Usagef("%s", err.Error())
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", cli.Usagef("unexpected argument %q", fs.Arg(0))
+	if err := cli.Parse(fs, args); err != nil {
+		return cfg, "", err
 	}
 	cfg.NodeFlags = strings.Fields(*nodeFlags)
 	cfg.Rooms = nil
@@ -85,14 +79,7 @@ func parseFlags(args []string, stdout io.Writer) (cfg roombench.Config, out stri
 		}
 		cfg.Rooms = append(cfg.Rooms, n)
 	}
-	parts := []string{"go run ./cmd/roombench"}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	cfg.CommandLine = strings.Join(parts, " ")
+	cfg.CommandLine = cli.CommandLine("roombench", args)
 	return cfg, out, nil
 }
 
