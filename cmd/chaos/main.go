@@ -1,5 +1,5 @@
 // Command chaos runs Tickmesh's long chaos suite (package test/chaos): three real node processes on Linux
-// network namespaces, WebSocket bots in the lobby, and a seeded, shuffled list of faults, each checked
+// network namespaces, WebSocket bots in one room (the lobby by default), and a seeded, shuffled list of faults, each checked
 // against the invariants of docs/CHAOS.md. It writes a markdown report and exits 1 when any invariant was
 // violated. It needs root.
 //
@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	restarts := fs.Int("restarts", 20, "whole-cluster restarts")
 	planFlag := fs.String("plan", "", "exact comma-separated list of faults (overrides the counts)")
 	bots := fs.Int("bots", 6, "bots")
+	room := fs.String("room", "lobby", "the room the bots play and the faults follow (its game by the nodes' -games: \"collect-…\" rooms play collect)")
 	leaseTTL := fs.Duration("lease-ttl", 10*time.Second, "the nodes' -lease-ttl")
 	bin := fs.String("bin", "", "node binary (default: build ./cmd/node)")
 	raceNodes := fs.Bool("race-nodes", false, "build the node binary with -race")
@@ -114,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logf("seed %d, output %s", *seed, dir)
 	h, err := chaos.New(ctx, chaos.Config{
-		Seed: *seed, Bots: *bots, LeaseTTL: *leaseTTL, Plan: plan,
+		Seed: *seed, Bots: *bots, Room: *room, LeaseTTL: *leaseTTL, Plan: plan,
 		OwnerKills: *ownerKills, RandomKills: *randomKills, Partitions: *partitions, Freezes: *freezes, Restarts: *restarts,
 		Bin: *bin, Dir: dir, Logf: logf,
 	})

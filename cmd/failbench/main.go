@@ -1,92 +1,103 @@
-// Command failbench is the failover benchmark (`task bench:failover`): it starts three real node processes,
-// injects each fault many times and reports the tick gap the surviving nodes see and the stale ticks published
-// and accepted.
+// Command failbench is the failover benchmark (`task bench:failover`, package internal/failbench): it starts three
+// real node processes, injects each fault many times and reports the tick gap the surviving nodes see and the
+// stale ticks published and accepted.
 //
 //	go build -o bin/tickmesh-node ./cmd/node
 //	go run ./cmd/failbench -bin bin/tickmesh-node [-n 20] [-faults kill-owner,...] [-out results.md] [-keep]
 //
-// It builds nothing: -bin names the node binary, which is first copied into a temporary directory. Nodes n1..n3
-// (internal/cluster's processes) listen on 127.0.0.1 at -http-port, -admin-port, -nats-port and -route-port plus
-// 0, 1, 2 (far from the development cluster's), route to each other with credentials drawn for the run, keep
-// their data and logs in the temporary directory (kept with -keep) and run in their own process groups;
-// failbench stops every one of them when it ends or is interrupted (SIGTERM, SIGKILL after 10 s), and a
-// parent-death signal kills them should failbench itself be killed.
-//
-// Faults, each repeated -n times (-reps overrides per fault, -faults selects):
-//
-//	kill-owner          SIGKILL the lobby's owner
-//	term-owner          SIGTERM the lobby's owner (graceful shutdown: it releases its lease)
-//	kill-owners-leader  SIGKILL the leader of the KV_owners stream while it is not the owner
-//	kill-inputs-leader  SIGKILL the leader of the INPUTS stream while it is not the owner; a bot publishes an
-//	                    input about every tick period through the third node, and the input → applied latency is
-//	                    measured (also over a 30 s baseline without a fault)
-//	stop-owner          SIGSTOP the owner for twice the lease TTL, then SIGCONT
-//	cut-owner           partition the owner from its peers (its route links stall, as on a real network) until
-//	                    the others have taken over and 3 s more, then heal
-//	load-owner          for -load-for, keep every core busy with other processes and pause the owner's process
-//	                    for 100-300 ms (SIGSTOP/SIGCONT, as a long GC pause or a descheduled VM would) every 1-2 s;
-//	                    goal: no takeover at all
-//
-// With -random, each fault is injected at a random moment up to -random-max after every node is ready and
-// ticking again, as users do, without waiting for the owner to be agreed on or for the stream leaders to be
-// placed; the report counts the repetitions in which the owner led a placed stream when the fault came.
-//
-// Before every repetition the cluster must be stable: all three nodes ready, the same lobby owner and epoch on
-// every node for 2 s, ticks arriving everywhere, and the owner leading none of KV_owners, KV_snapshots and
-// INPUTS (waited for up to 10 s: that is the placement the nodes keep by themselves). The nodes put every leader
-// they move on one peer, so before a leader fault -isolate (default true) moves the other streams' leaders to
-// the third node: each leader fault then loses one stream's leader only. A killed node is restarted with the
-// same flags and data directory after each repetition.
-//
-// Observation: failbench subscribes to game.lobby.tick on every node's NATS client port (pinned to that node,
-// also across reconnects) and passes each tick through a fence (pkg/fence) that, like a node's relay, is also
-// raised by the lease epochs of the owners bucket. The temporary directory's events.log records the timeline:
-// faults, tick-free stretches per node, the nodes' tick, pause and renewal counters every 500 ms, slow inputs.
-// Per fault it reports
-//
-//   - the tick gap: on each surviving node, the longest stretch of [fault − 1 s, recovery + 2 s] without an
-//     accepted tick; per repetition the maximum over the surviving nodes; p50, p99 (nearest rank) and max over
-//     the repetitions;
-//   - stale published: ticks that arrived with an epoch lower than one the observer had already seen (a relay
-//     must drop them), summed over the observers;
-//   - fenced by nodes: the increase of tickmesh_room_ticks_fenced_total on the nodes that ran throughout;
-//   - stale accepted: ticks a fenced observer accepted although the benchmark had already seen a higher epoch
-//     anywhere (a tick or a lease on any node): a superseded owner's tick that got through a fence. Goal: 0.
-//
-// Recovery is the first accepted tick of a new epoch on every surviving node (owner faults), or a new stream
-// leader followed by a tick on every surviving node (leader faults). A repetition that does not recover within
-// -recovery-timeout counts as failed.
-//
-// Goroutines: the nodes' waiters and the observers' lease watchers are internal/cluster's; failbench runs, during
-// a repetition, a sampler of the nodes' metrics and, for the input faults, the bot (one goroutine, and one per
-// publish in flight), and waits for them before the next.
+// main parses the flags into a failbench.Config, runs it until it ends or the first SIGINT or SIGTERM, writes
+// the report to -out (also the partial one of an interrupted run) and exits 2 after a usage error, 1 after any
+// other.
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/tickmesh/tickmesh/internal/cli"
+	"github.com/tickmesh/tickmesh/internal/failbench"
 )
 
-// burnEnv makes the process a busy loop (load-owner's other work) instead of the benchmark.
-const burnEnv = "TICKMESH_FAILBENCH_BURN"
-
 func main() {
-	if os.Getenv(burnEnv) == "1" {
-		burn()
+	if os.Getenv(failbench.BurnEnv) == "1" {
+		failbench.Burn()
 	}
 	cli.Main("failbench", " (see -h)", run)
 }
 
-// burn spins until the process is killed.
-func burn() {
-	x := uint64(1)
-	for {
-		for range 1 << 20 {
-			x = x*6364136223846793005 + 1442695040888963407
-		}
-		if x == 0 {
-			os.Exit(0)
+// run parses args, runs the benchmark and writes the report file.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, out, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := failbench.Run(ctx, cfg, stdout)
+	if rep != nil && out != "" {
+		var buf bytes.Buffer
+		rep.WriteMarkdown(&buf)
+		if werr := os.WriteFile(out, buf.Bytes(), 0o644); werr != nil && err == nil {
+			err = werr
 		}
 	}
+	return err
+}
+
+// parseFlags reads the command line into a Config and the report file's path; failbench.Run validates the Config.
+func parseFlags(args []string, stdout io.Writer) (cfg failbench.Config, out string, err error) {
+	cfg = failbench.DefaultConfig()
+	fs := flag.NewFlagSet("failbench", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.StringVar(&cfg.Bin, "bin", "", "node binary (required; build it with: go build -o bin/tickmesh-node ./cmd/node)")
+	fs.IntVar(&cfg.N, "n", cfg.N, "repetitions of each fault")
+	repsFlag := fs.String("reps", "", "per-fault repetitions overriding -n, like stop-owner=5,kill-inputs-leader=8")
+	faultsFlag := fs.String("faults", strings.Join(cfg.Faults, ","), "comma-separated faults to run")
+	fs.IntVar(&cfg.Ports.HTTP, "http-port", cfg.Ports.HTTP, "HTTP port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&cfg.Ports.Admin, "admin-port", cfg.Ports.Admin, "admin HTTP port of n1 (metrics, /api/cluster; n2, n3 use the next ones)")
+	fs.IntVar(&cfg.Ports.NATS, "nats-port", cfg.Ports.NATS, "NATS client port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&cfg.Ports.Route, "route-port", cfg.Ports.Route, "NATS route port of n1 (n2, n3 use the next ones)")
+	fs.IntVar(&cfg.Ports.Link, "link-port", cfg.Ports.Link, "route link of n1, which the peers dial (n2, n3 use the next ones; 0: no links, and no cut-owner)")
+	fs.BoolVar(&cfg.Random, "random", cfg.Random, "inject each fault at a random moment once every node is ready and ticking again, without waiting for agreement or placement")
+	fs.DurationVar(&cfg.RandomMax, "random-max", cfg.RandomMax, "with -random, the longest wait before a fault")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the random moments (-random) and of load-owner's pauses")
+	fs.DurationVar(&cfg.LoadFor, "load-for", cfg.LoadFor, "how long load-owner loads the owner's node in each repetition")
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "passed to the nodes as -lease-ttl (0 = the node default)")
+	fs.IntVar(&cfg.TickRate, "tick-rate", cfg.TickRate, "passed to the nodes as -tick-rate (0 = the node default)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "the nodes' -log-level")
+	fs.BoolVar(&cfg.Isolate, "isolate", cfg.Isolate, "before a leader fault, move the other placed streams' leaders off the node to kill")
+	fs.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the temporary directory (data, node logs, events.log)")
+	fs.StringVar(&out, "out", "", "also write the results as a markdown block to this file")
+	fs.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", cfg.RecoveryTimeout, "a repetition that has not recovered after this fails")
+	if err := cli.Parse(fs, args); err != nil {
+		return cfg, "", err
+	}
+	cfg.Faults = nil
+	for _, f := range strings.Split(*faultsFlag, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			cfg.Faults = append(cfg.Faults, f)
+		}
+	}
+	cfg.Reps = map[string]int{}
+	for _, kv := range strings.Split(*repsFlag, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		name, count, ok := strings.Cut(kv, "=")
+		c, err := strconv.Atoi(count)
+		if !ok || err != nil || c < 1 {
+			return cfg, "", cli.Usagef("-reps: %q: want fault=count with count ≥ 1", kv)
+		}
+		cfg.Reps[name] = c
+	}
+	cfg.CommandLine = cli.CommandLine("failbench", args)
+	return cfg, out, nil
 }

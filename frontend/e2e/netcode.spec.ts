@@ -223,6 +223,77 @@ test.describe('150 ms each way between page and node', () => {
   });
 });
 
+
+/** One frame of the diagnostic trace of the kill tests (what the page knew in that frame). */
+interface TraceFrame {
+  t: number;
+  epoch: number;
+  seq: number;
+  owner: string;
+  node: string;
+  state: string;
+  sx: number;
+  sy: number;
+  ack: number;
+  keys: number;
+  px: number;
+  py: number;
+  last: number;
+  lead: number;
+  pending: number;
+  lastError: number;
+  maxError: number;
+  snaps: number;
+  stalled: number;
+  anchors: number;
+  tickAt: number;
+}
+
+/** Records a TraceFrame every animation frame (after the game's frame), for diagnosing jumps after kills. */
+async function installTrace(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { __trace?: unknown[] };
+    if (w.__trace !== undefined) return;
+    const tr: unknown[] = [];
+    w.__trace = tr;
+    const loop = (t: number) => {
+      const tm = window.__tickmesh;
+      const s = tm.meState;
+      const p = tm.predicted;
+      const st = tm.prediction;
+      const c = tm.clock;
+      tr.push({
+        t, epoch: tm.epoch, seq: tm.lastSeq, owner: tm.owner, node: tm.node, state: tm.state,
+        sx: s?.x ?? NaN, sy: s?.y ?? NaN, ack: s?.ack ?? NaN, keys: (s as { keys?: number } | null)?.keys ?? NaN,
+        px: p?.x ?? NaN, py: p?.y ?? NaN, last: tm.lastInputSeq,
+        lead: st.leadTicks, pending: st.pending, lastError: st.lastError, maxError: st.maxError, snaps: st.snaps,
+        stalled: st.stalledFrames, anchors: c.anchors, tickAt: c.tickAtNow,
+      });
+      if (tr.length > 20000) tr.shift();
+      requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+  });
+}
+
+/** Saves the trace in the test's output directory and prints the frames around t (the largest jump). */
+async function dumpTrace(page: Page, testInfo: TestInfo, at: number): Promise<void> {
+  const tr = await page.evaluate(() => (window as unknown as { __trace: TraceFrame[] }).__trace);
+  writeFileSync(testInfo.outputPath('trace.json'), JSON.stringify(tr));
+  const changes: string[] = [];
+  for (let i = 1; i < tr.length; i++) {
+    const a = tr[i - 1]!;
+    const b = tr[i]!;
+    if (a.epoch !== b.epoch || a.state !== b.state || a.node !== b.node || a.owner !== b.owner || b.ack < a.ack || b.seq < a.seq)
+      changes.push(`${b.t.toFixed(0)}: epoch ${a.epoch}->${b.epoch} seq ${a.seq}->${b.seq} ack ${a.ack}->${b.ack} owner ${a.owner}->${b.owner} node ${a.node}->${b.node} state ${a.state}->${b.state} s=(${b.sx},${b.sy})`);
+  }
+  note(testInfo, 'trace-changes', '\n' + changes.join('\n'));
+  const i = tr.findIndex((f) => f.t >= at);
+  const near = tr.slice(Math.max(0, i - 25), i + 10).map((f) =>
+    `${f.t.toFixed(0)} ep${f.epoch} seq${f.seq} tickAt${f.tickAt.toFixed(2)} s(${f.sx},${f.sy}) ack${f.ack} k${f.keys} last${f.last} p(${f.px.toFixed(1)},${f.py.toFixed(1)}) lead${f.lead.toFixed(2)} pend${f.pending} err${f.lastError.toFixed(1)}/${f.maxError.toFixed(1)} snaps${f.snaps} stall${f.stalled} anch${f.anchors}`);
+  note(testInfo, 'trace-near-jump', '\n' + near.join('\n'));
+}
+
 /** Opens a game page on a node that does not own the lobby. */
 async function openOnNonOwner(browser: Browser, name: string): Promise<Opened & { owner: NodeName; node: NodeName }> {
   await expect.poll(async () => (await ownerOf('lobby')) !== null, { timeout: 20_000, message: 'lobby has an owner' }).toBe(true);
@@ -261,11 +332,13 @@ test('killing the owner: no jump of the own avatar over 60 px, no input applied 
   test.setTimeout(150_000);
   const { context, page, owner } = await openOnNonOwner(browser, 'owner-kill');
   await installProbe(page);
+  await installTrace(page);
   await press(page, await inward(page), 400, 300);
   // A snapshot covers the press by the time of the kill (snapshots every second).
   await page.waitForTimeout(1500);
   const before = await page.evaluate(() => window.__tickmesh.epoch);
   await resetProbe(page);
+  note(testInfo, 'kill-at', (await page.evaluate(() => performance.now())).toFixed(0));
   await killNode(owner);
   // Keys pressed while the room has no owner: they are dropped (not_ready) or wait for the new owner.
   const k = await inward(page);
@@ -281,6 +354,7 @@ test('killing the owner: no jump of the own avatar over 60 px, no input applied 
   const stats = await page.evaluate(() => window.__tickmesh.prediction);
   note(testInfo, 'largest-frame-move', `${jump.toFixed(1)} at ${at.toFixed(0)} ms`);
   note(testInfo, 'prediction', JSON.stringify(stats));
+  await dumpTrace(page, testInfo, at);
   expect(jump, 'no visible jump larger than 60 px').toBeLessThanOrEqual(60);
   await expectAtRestAndAgreed(page);
   await context.close();
@@ -291,11 +365,13 @@ test('killing the node of the page: no jump of the own avatar over 60 px, no inp
   test.setTimeout(120_000);
   const { context, page, node } = await openOnNonOwner(browser, 'node-kill');
   await installProbe(page);
+  await installTrace(page);
   await page.waitForTimeout(500);
   // Hold a key through the node's death: the owner keeps moving the player until the reconnect's join.
   const k = await inward(page);
   await page.keyboard.down(k);
   await page.waitForTimeout(300);
+  note(testInfo, 'kill-at', (await page.evaluate(() => performance.now())).toFixed(0));
   await killNode(node);
   await page.waitForTimeout(300);
   await page.keyboard.up(k);
@@ -309,6 +385,7 @@ test('killing the node of the page: no jump of the own avatar over 60 px, no inp
   const stats = await page.evaluate(() => window.__tickmesh.prediction);
   note(testInfo, 'largest-frame-move', `${jump.toFixed(1)} at ${at.toFixed(0)} ms`);
   note(testInfo, 'prediction', JSON.stringify(stats));
+  await dumpTrace(page, testInfo, at);
   expect(jump, 'no visible jump larger than 60 px').toBeLessThanOrEqual(60);
   await expectAtRestAndAgreed(page);
   await context.close();

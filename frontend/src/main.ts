@@ -92,11 +92,17 @@ let binaryBytes = 0;
 let binaryFrames = 0;
 
 // The games this page plays. The arena's predictor (predict/arena.ts) starts, before the first acknowledged
-// input, from the measured round trip in ticks.
+// input, from the measured round trip in ticks; a lead sample more than MAX_LEAD_MARGIN_TICKS above the round
+// trip is an ack held back after the input was applied (acks mean applied and stored), not the path's lead.
+const MAX_LEAD_MARGIN_TICKS = 3;
 const registry = new Registry([
   arenaModule({
     predictor: predicting
-      ? (p, clk) => createArenaPredictor(p, clk, { initialLead: () => (rttMs === null ? 1 : rttMs / clock.tickMs + 0.25) })
+      ? (p, clk) =>
+          createArenaPredictor(p, clk, {
+            initialLead: () => (rttMs === null ? 1 : rttMs / clock.tickMs + 0.25),
+            maxLead: () => (rttMs === null ? Infinity : rttMs / clock.tickMs + MAX_LEAD_MARGIN_TICKS),
+          })
       : undefined,
   }),
   collectModule,

@@ -1,14 +1,17 @@
-// Package cli holds what the project's tools share around their own logic: the signals that stop them, usage
-// errors and exit codes. It owns no goroutines.
+// Package cli holds what the project's tools share around their own logic: the signals that stop them, flag
+// parsing mistakes as usage errors, exit codes and the command line a report records. It owns no goroutines.
 package cli
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -43,4 +46,32 @@ func report(stderr io.Writer, name, hint string, err error) int {
 		return 1
 	}
 	return 0
+}
+
+// Parse parses args into fs: it returns flag.ErrHelp as it is (the usage is printed; a tool exits 0 then), and any
+// other mistake, a positional argument too, as a UsageError.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return Usagef("%s", err.Error())
+	}
+	if fs.NArg() > 0 {
+		return Usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// CommandLine renders how a tool of cmd/ was invoked, `go run ./cmd/<name>` and args quoted where a shell would
+// need it, for the reports that record it.
+func CommandLine(name string, args []string) string {
+	parts := []string{"go run ./cmd/" + name}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }

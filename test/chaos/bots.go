@@ -2,11 +2,13 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ type BotConfig struct {
 	Index       int
 	Name        string
 	URLs        []string // WebSocket URL of every node; the bot starts at URLs[Index % len] and goes round robin
+	Room        string   // the room to play; a collect room ("collect-…") gets target points, any other the arena's keys
 	Seed        uint64
 	Watchdog    time.Duration // no accepted tick this long (or no welcome 3 s, at least this long, after connecting): reconnect
 	MinInterval time.Duration // inputs every MinInterval..MaxInterval
@@ -56,7 +59,7 @@ type Bot struct {
 // NewBot makes a bot; Run runs it.
 func NewBot(cfg BotConfig, s *Store) (*Bot, error) {
 	cl, err := client.New(client.Config{
-		URLs: cfg.URLs, First: cfg.Index, Name: cfg.Name, Room: "lobby",
+		URLs: cfg.URLs, First: cfg.Index, Name: cfg.Name, Room: cfg.Room,
 		Backoff:     client.Backoff{Min: 50 * time.Millisecond, Base: 100 * time.Millisecond, Cap: time.Second},
 		DialTimeout: 3 * time.Second, WelcomeTimeout: max(cfg.Watchdog, 3*time.Second), Watchdog: cfg.Watchdog,
 		// No resend of unacknowledged inputs: the input checks look at what the cluster did with each input sent
@@ -111,9 +114,19 @@ func (b *Bot) sendInputs(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
-		keys := protocol.KeysFromMask(uint8(rng.IntN(16)))
-		if s, err := b.cl.Input(keys); err == nil {
-			b.store.BotSent(b.cfg.Index, InputObs{Seq: s.Seq, Conn: int32(s.Conn.N), Node: int8(s.Conn.Endpoint), Keys: keys.Mask()})
+		var s client.Sent
+		var err error
+		var mask uint8
+		if strings.HasPrefix(b.cfg.Room, "collect-") {
+			// collect's input: a target point inside its default 1000 x 1000 field.
+			s, err = b.cl.InputData(json.RawMessage(fmt.Sprintf(`{"x":%d,"y":%d}`, rng.IntN(1001), rng.IntN(1001))))
+		} else {
+			keys := protocol.KeysFromMask(uint8(rng.IntN(16)))
+			mask = keys.Mask()
+			s, err = b.cl.Input(keys)
+		}
+		if err == nil {
+			b.store.BotSent(b.cfg.Index, InputObs{Seq: s.Seq, Conn: int32(s.Conn.N), Node: int8(s.Conn.Endpoint), Keys: mask})
 		}
 	}
 }

@@ -104,6 +104,7 @@ type posInfo struct {
 
 // Store keeps everything the receivers observe. All methods are safe for concurrent use.
 type Store struct {
+	room  string // the room recorded
 	start time.Time
 
 	mu         sync.Mutex
@@ -153,8 +154,8 @@ type RelayLog struct {
 }
 
 // NewStore makes a store for bots and nodes (by name).
-func NewStore(bots int, nodes []string) *Store {
-	s := &Store{start: time.Now(), players: map[string]int{}, positions: map[Pos]*posInfo{},
+func NewStore(room string, bots int, nodes []string) *Store {
+	s := &Store{room: room, start: time.Now(), players: map[string]int{}, positions: map[Pos]*posInfo{},
 		epochOwner: map[uint64]string{}, epochFirst: map[uint64]time.Duration{}, nodeNames: nodes}
 	for i := range bots {
 		s.bots = append(s.bots, &BotLog{Name: fmt.Sprintf("bot%d", i+1), Errors: map[string]int{}, lastOnConn: map[int32]Pos{},
@@ -426,7 +427,7 @@ func (s *Store) RelayTick(node int, m *nats.Msg) {
 	}
 	s.notePositionLocked(r.Name, at, m.Data, tk)
 	pos := Pos{Epoch: epoch, Seq: seq}
-	acc := r.fence.Accept("lobby", epoch, seq)
+	acc := r.fence.Accept(s.room, epoch, seq)
 	if acc {
 		r.Accepted++
 		if !less(r.last, pos) {
@@ -451,12 +452,12 @@ func (s *Store) RelayDisconnected(node int) {
 	s.relays[node].Disconnects++
 }
 
-// StartRecorder records into s what node n (index node) relays: a cluster.Observer of the lobby's ticks on n's
+// StartRecorder records into s what node n (index node) relays: a cluster.Observer of the room's ticks on n's
 // client port, from the harness's namespace, talking to n only and reconnecting to it forever, as the read-only
 // viewer (it needs no more).
 func StartRecorder(s *Store, node int, n cluster.Node, secrets cluster.Secrets) (*cluster.Observer, error) {
 	return cluster.Observe(n, cluster.AsViewer(secrets), "tickmesh-chaos-recorder",
-		cluster.Watch{Room: "lobby", Tick: func(_ time.Time, m *nats.Msg) { s.RelayTick(node, m) }},
+		cluster.Watch{Room: s.room, Tick: func(_ time.Time, m *nats.Msg) { s.RelayTick(node, m) }},
 		nats.ReconnectWait(200*time.Millisecond),
 		nats.ReconnectJitter(50*time.Millisecond, 0),
 		nats.RetryOnFailedConnect(true),

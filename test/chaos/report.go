@@ -320,7 +320,7 @@ func (r *Result) Markdown(w io.Writer) {
 	for _, b := range r.Bots {
 		p("| %s | %s | %d | %d | %d | %d | %d | %d | %v | %v |\n", b.Name, b.Player, b.Ticks, b.Accepted, b.FencedAfterReconnect, b.Conns, b.Inputs, b.StaleJoins, b.Errors, b.CloseCodes)
 	}
-	p("\n## Relay recorders\n\nA NATS subscriber on `game.lobby.tick` at each node's client port, every raw message passed through a `pkg/fence` fence. `stale` is what that fence dropped; `node fenced` is the node's own `tickmesh_room_ticks_fenced_total` (summed over its process lives; scraped before each kill and at the end).\n\n")
+	p("\n## Relay recorders\n\nA NATS subscriber on the room's tick subject at each node's client port, every raw message passed through a `pkg/fence` fence. `stale` is what that fence dropped; `node fenced` is the node's own `tickmesh_room_ticks_fenced_total` (summed over its process lives; scraped before each kill and at the end).\n\n")
 	p("| recorder | raw | accepted | stale | disconnects | node fenced |\n|---|---|---|---|---|---|\n")
 	for _, rl := range r.Relays {
 		p("| %s | %d | %d | %d | %d | %.0f |\n", rl.Name, rl.Raw, rl.Accepted, rl.Stale, rl.Disconnects, rl.NodeFenced)

@@ -15,13 +15,17 @@ import (
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/node"
+	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Config of a chaos run.
 type Config struct {
-	Seed     uint64
-	Bots     int           // default 6
+	Seed uint64
+	Bots int    // default 6
+	Room string // the room the bots play and the faults follow; default "lobby" (the arena). Its
+	// game is the nodes' choice (-games); a room of the collect game ("collect-…" by default) gets target
+	// inputs, any other room the arena's keys.
 	LeaseTTL time.Duration // the nodes' -lease-ttl; default 10s
 
 	// Plan is the exact list of faults; when empty, the counts below make a seeded, shuffled plan.
@@ -48,6 +52,12 @@ type Config struct {
 func (c *Config) defaults() error {
 	if c.Bots <= 0 {
 		c.Bots = 6
+	}
+	if c.Room == "" {
+		c.Room = "lobby"
+	}
+	if !wire.ValidRoom(c.Room) {
+		return fmt.Errorf("chaos: room %q is not a valid room name", c.Room)
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 10 * time.Second
@@ -122,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Harness, error) {
 		return nil, err
 	}
 	names := h.Cluster.Names()
-	h.Store = NewStore(cfg.Bots, names)
+	h.Store = NewStore(cfg.Room, cfg.Bots, names)
 	h.fenced = make([]float64, len(names))
 	h.lastFen = make([]float64, len(names))
 	return h, nil
@@ -203,7 +213,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	h.stopBots = stop
 	for i := range h.cfg.Bots {
-		b, err := NewBot(BotConfig{Index: i, Name: fmt.Sprintf("bot%d", i+1), URLs: urls, Seed: h.cfg.Seed,
+		b, err := NewBot(BotConfig{Index: i, Name: fmt.Sprintf("bot%d", i+1), URLs: urls, Room: h.cfg.Room, Seed: h.cfg.Seed,
 			Watchdog: time.Second, MinInterval: 100 * time.Millisecond, MaxInterval: 300 * time.Millisecond}, h.Store)
 		if err != nil {
 			return res, err
@@ -281,7 +291,7 @@ func (h *Harness) runFault(ctx context.Context, f *Fault) error {
 		return err
 	}
 	// Still the same owner after settling? (Placement can move nothing but stream leaders.)
-	if o, e, err := h.agreedOwner(ctx); err == nil {
+	if o, e, err := h.agreedOwner(ctx, h.cfg.Room); err == nil {
 		owner, epoch = o, e
 	}
 	f.OwnerBefore, f.EpochBefore = owner, epoch
@@ -362,7 +372,7 @@ type nodeState struct {
 	err          error
 }
 
-func (h *Harness) poll(ctx context.Context) []nodeState {
+func (h *Harness) poll(ctx context.Context, room string) []nodeState {
 	c := h.Cluster
 	out := make([]nodeState, c.Len())
 	var wg sync.WaitGroup
@@ -385,16 +395,16 @@ func (h *Harness) poll(ctx context.Context) []nodeState {
 				out[i].err = err
 				return
 			}
-			out[i].owner, out[i].epoch = cluster.RoomOwner(v, "lobby")
+			out[i].owner, out[i].epoch = cluster.RoomOwner(v, room)
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-// agreedOwner returns the lobby's owner and epoch when every node is ready and agrees on them.
-func (h *Harness) agreedOwner(ctx context.Context) (int, uint64, error) {
-	st := h.poll(ctx)
+// agreedOwner returns room's owner and epoch when every node is ready and agrees on them.
+func (h *Harness) agreedOwner(ctx context.Context, room string) (int, uint64, error) {
+	st := h.poll(ctx, room)
 	owner, epoch := "", uint64(0)
 	for i, s := range st {
 		switch {
@@ -405,7 +415,7 @@ func (h *Harness) agreedOwner(ctx context.Context) (int, uint64, error) {
 		case !s.ready:
 			return -1, 0, fmt.Errorf("%s not ready: %s", h.name(i), strings.Join(s.readiness.Missing, "; "))
 		case s.owner == "":
-			return -1, 0, fmt.Errorf("%s sees no lobby owner", h.name(i))
+			return -1, 0, fmt.Errorf("%s sees no owner of %s", h.name(i), room)
 		case i > 0 && (s.owner != owner || s.epoch != epoch):
 			return -1, 0, fmt.Errorf("nodes disagree on the owner: %s sees %s/%d, %s sees %s/%d", h.name(0), owner, epoch, h.name(i), s.owner, s.epoch)
 		}
@@ -418,12 +428,13 @@ func (h *Harness) agreedOwner(ctx context.Context) (int, uint64, error) {
 	return o, epoch, nil
 }
 
-// waitCluster waits until every node is ready and agrees on the lobby's owner (no bots involved).
+// waitCluster waits until every node is ready and agrees on the lobby's owner (no bots involved: the lobby is
+// the one room that exists without players; the bots' room opens when they join).
 func (h *Harness) waitCluster(ctx context.Context, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		o, _, err := h.agreedOwner(ctx)
+		o, _, err := h.agreedOwner(ctx, room.Lobby)
 		if err == nil {
 			return o, nil
 		}
@@ -438,7 +449,7 @@ func (h *Harness) waitCluster(ctx context.Context, timeout time.Duration) (int, 
 // healthyNow checks everything once: nodes ready and agreeing, every bot connected with a tick of the
 // current epoch in the last second, every recorder with an accepted tick in the last second.
 func (h *Harness) healthyNow(ctx context.Context) (int, uint64, error) {
-	o, e, err := h.agreedOwner(ctx)
+	o, e, err := h.agreedOwner(ctx, h.cfg.Room)
 	if err != nil {
 		return -1, 0, err
 	}
@@ -580,10 +591,10 @@ func (h *Harness) scrapeFenced(ctx context.Context) {
 	}
 }
 
-// fencedTotal is node i's tickmesh_room_ticks_fenced_total of the lobby (0 while the series does not exist).
+// fencedTotal is node i's tickmesh_room_ticks_fenced_total of the room (0 while the series does not exist).
 func (h *Harness) fencedTotal(ctx context.Context, i int) (float64, error) {
 	m, err := cluster.ReadMetrics(ctx, h.Cluster.Node(i))
-	return m[`tickmesh_room_ticks_fenced_total{room="lobby"}`], err
+	return m[`tickmesh_room_ticks_fenced_total{room="`+h.cfg.Room+`"}`], err
 }
 
 func (h *Harness) botEvidence() []string {
@@ -601,7 +612,7 @@ func (h *Harness) clusterEvidence() []string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var out []string
-	for i, s := range h.poll(ctx) {
+	for i, s := range h.poll(ctx, h.cfg.Room) {
 		out = append(out, fmt.Sprintf("%s: alive=%v ready=%v owner=%s epoch=%d missing=%v streams=%v err=%v",
 			h.name(i), s.alive, s.ready, s.owner, s.epoch, s.readiness.Missing, s.readiness.Streams, s.err))
 	}

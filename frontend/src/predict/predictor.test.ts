@@ -159,6 +159,71 @@ describe('prediction', () => {
     expect(pr.predictedX).toBe(320);
   });
 
+  it('an owner change: inputs sent while the room had no owner give no lead sample, and the press after it does not run ahead', () => {
+    // The e2e owner kill: the new owner restores the last tick the relay saw (107) and numbers on from it, so its
+    // first tick is prevTick + 1 on a new clock line; the inputs sent meanwhile waited ~0.5 s for it.
+    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
+    const pr = predictor(clock, 1);
+    pr.reset(player(500, 500, 4), 100, 5000);
+    for (let t = 101; t <= 107; t++) pr.reconcile(player(500, 500, 4), t, t * TICK);
+    // The owner dies after tick 107; a press (5) and its release (6) while no owner ticks.
+    pr.input(5, KEY_RIGHT, 5500);
+    pr.input(6, 0, 5800);
+    // The new owner's tick 108 arrives at 6000 ms (a new line): it applied 5 and moved once; 6 is not applied yet.
+    clock.offset = 6000 - 108 * TICK;
+    clock.generation++;
+    pr.reconcile(player(510, 500, 5, KEY_RIGHT), 108, 6000);
+    expect(pr.stats.leadSamples, 'the wait for an owner is no lead').toBe(0);
+    expect(pr.lead()).toBe(1);
+    // With the lead it had (1), the release takes effect at the next tick: at most one tick of movement ahead.
+    expect(pr.stats.lastError).toBeLessThanOrEqual(10);
+    pr.frame(6000);
+    pr.reconcile(player(510, 500, 6, 0), 109, 6050);
+    pr.frame(6060);
+    expect(pr.predictedX).toBe(510);
+    expect(pr.stats.maxError).toBeLessThanOrEqual(10);
+    expect(pr.stats.snaps).toBe(0);
+    // A press on the new line: its sample counts (sent after the line began, acked the tick after).
+    pr.input(7, KEY_RIGHT, 6110); // tickAt 110.2, lead 1: effect at 112
+    pr.reconcile(player(510, 500, 6, 0), 110, 6100);
+    pr.reconcile(player(510, 500, 6, 0), 111, 6150);
+    pr.reconcile(player(520, 500, 7, KEY_RIGHT), 112, 6200);
+    expect(pr.stats.leadSamples).toBe(1);
+    expect(pr.stats.lastError).toBeLessThanOrEqual(10);
+  });
+
+  it('an ack held back after the input was applied (the input stream electing a leader) gives no lead sample', () => {
+    // Acks mean applied and stored: the owner applies a press and its release at once, the ack covers them only
+    // 3 s later. Those samples would put the lead at ~50 ticks; the next press would then run that far ahead.
+    const pr = createArenaPredictor(PARAMS, exactClock, { initialLead: () => 1, maxLead: () => 3 });
+    pr.reset(player(500, 500, 4), 100, 5000);
+    pr.input(5, KEY_RIGHT, 5010); // tickAt 100.2: applied at 102
+    pr.input(6, 0, 5210); // tickAt 104.2: applied at 106
+    let x = 500;
+    for (let t = 101; t <= 170; t++) {
+      const keys = t >= 102 && t < 106 ? KEY_RIGHT : 0;
+      if (keys !== 0) x += 10;
+      const acked = t >= 165 ? 6 : 4;
+      const s = player(x, 500, acked, keys);
+      pr.reconcile(s, t, t * TICK);
+    }
+    expect(x).toBe(540);
+    expect(pr.pendingSeqs()).toEqual([]);
+    expect(pr.stats.leadSamples).toBe(0);
+    expect(pr.lead()).toBe(1);
+    // The next press: predicted to take effect a tick later, as the owner does; no run ahead, no snap.
+    pr.input(7, KEY_RIGHT, 8510); // tickAt 170.2: effect at 172
+    pr.frame(8510);
+    pr.frame(8530);
+    pr.reconcile(player(540, 500, 4 + 2, 0), 171, 8550);
+    pr.reconcile(player(550, 500, 7, KEY_RIGHT), 172, 8600);
+    pr.frame(8600);
+    // At most a tick or so of the held key ahead of the server's tick (the lead), not ~50.
+    expect(pr.stats.maxError).toBeLessThanOrEqual(10);
+    expect(pr.predictedX - 550).toBeLessThanOrEqual(20);
+    expect(pr.stats.snaps).toBe(0);
+  });
+
   it('keeps at most capacity pending inputs, dropping the oldest', () => {
     const pr = createArenaPredictor(PARAMS, exactClock, { capacity: 8, initialLead: () => 1 });
     pr.reset(player(500, 500, 1), 10, 500);

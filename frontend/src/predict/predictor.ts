@@ -7,6 +7,11 @@
 // how many ticks pass between sending an input (mapped to a tick number by the
 // tick clock, TickTimeline) and the tick that applies it. An input sent at
 // local time t is then predicted to take effect at tick ceil(tickAt(t) + lead).
+// Only inputs sent on the current clock line, acknowledged by the tick after
+// one seen without them on that line, and within maxLead count: an input sent
+// while the room had no owner waited for one, and an ack (applied and stored)
+// can lag the application by seconds while the input stream elects a leader;
+// neither wait is the lead, and a lead that includes it runs P that far ahead.
 //
 // On every tick (reconcile) the server's state of the own player becomes the
 // base, inputs at or below its ack are dropped, and the rest are replayed in
@@ -118,6 +123,13 @@ export interface ReconcilerOptions {
   tauMs?: number;
   /** Larger differences between drawn and predicted snap at once (world units; default 40). */
   snapDistance?: () => number;
+  /**
+   * The most ticks a lead sample may show beyond the clock's lateness, e.g. the measured RTT plus a margin
+   * (default: no bound). An ack that covers an input later than that was held back after the input was applied
+   * (acks mean applied and stored; while the input stream elects a leader they stop for seconds): its sample
+   * says nothing about the path and is left out.
+   */
+  maxLead?: () => number;
 }
 
 const LEAD_SAMPLES = 9;
@@ -142,6 +154,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private readonly maxOffline: number;
   private readonly tauMs: number;
   private readonly snapDistance: () => number;
+  private readonly maxLead: () => number;
 
   // The server's state of the own player at baseTick.
   private readonly base: S;
@@ -179,6 +192,9 @@ export class Reconciler<S, I> implements Predictor<S, I> {
   private leadEstimate = 1;
   private prevTick = Number.NaN;
   private prevAck = 0;
+  // The clock generation of the previous tick, and when the first tick of the current generation arrived.
+  private prevGen = Number.NaN;
+  private genStart = Number.NaN;
 
   // Prediction output (predict) and what is drawn (frame).
   private px = 0;
@@ -205,6 +221,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.maxOffline = opts.maxOfflineTicks ?? 60;
     this.tauMs = opts.tauMs ?? 50;
     this.snapDistance = opts.snapDistance ?? (() => 40);
+    this.maxLead = opts.maxLead ?? (() => Infinity);
     this.base = rules.create();
     this.sim = rules.create();
     this.next = rules.create();
@@ -268,6 +285,8 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.lastInput = undefined;
     this.prevTick = Number.NaN;
     this.prevAck = 0;
+    this.prevGen = Number.NaN;
+    this.genStart = Number.NaN;
     this.lastFrame = Number.NaN;
     this.offlineSince = Number.NaN;
     this.linkUp = true;
@@ -286,6 +305,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     this.dropAcked(this.rules.ack(server));
     this.prevTick = tick;
     this.prevAck = this.rules.ack(server);
+    this.noteGeneration(now);
     this.predict(now);
     this.dx = this.px;
     this.dy = this.py;
@@ -315,14 +335,22 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     const bx = this.px;
     const by = this.py;
 
-    // Lead samples: inputs first covered by this tick, when the tick before it was seen uncovering them.
-    if (tick === this.prevTick + 1) {
+    // Lead samples: inputs first covered by this tick, when the tick before it was seen uncovering them, on the
+    // same clock line. A new owner numbers its ticks on from the tick it restored, so tick = prevTick + 1 across
+    // an owner change too; an input sent before the line's first tick waited for an owner (or for the new line)
+    // and its wait is no lead.
+    const sameLine = this.prevGen === this.clock.generation;
+    this.noteGeneration(now);
+    if (tick === this.prevTick + 1 && sameLine) {
+      const bound = this.maxLead() + this.clock.lateTicks;
       for (let i = 0; i < this.count; i++) {
         const k = this.slot(i);
         const seq = this.pSeq[k] as number;
         if (seq > ack) break;
-        if (seq <= this.prevAck || this.pResent[k] === 1) continue;
-        this.addSample(tick, this.pSent[k] as number);
+        const sent = this.pSent[k] as number;
+        if (seq <= this.prevAck || this.pResent[k] === 1 || !(sent >= this.genStart)) continue;
+        if (tick - 1 - this.clock.tickAt(sent) > bound) continue; // an ack held back after the input was applied
+        this.addSample(tick, sent);
       }
     }
     this.updateLead();
@@ -438,6 +466,15 @@ export class Reconciler<S, I> implements Predictor<S, I> {
       else this.rules.input(s, seq, this.pInput[k] as I);
     }
     return i;
+  }
+
+  /** Records the clock generation of the tick being taken, and when its line began (the first tick on it). */
+  private noteGeneration(now: number): void {
+    const gen = this.clock.generation;
+    if (gen !== this.prevGen) {
+      this.prevGen = gen;
+      this.genStart = now;
+    }
   }
 
   private slot(i: number): number {

@@ -71,7 +71,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 			o(cfg)
 		}
 	}
-	t.Cleanup(c.StopAll)
+	t.Cleanup(c.KillAll)
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = testingutil.FreePort(t)
@@ -233,6 +233,21 @@ func (c *Cluster) StopAll() {
 		go func() {
 			defer wg.Done()
 			c.Stop(m.Name)
+		}()
+	}
+	wg.Wait()
+}
+
+// KillAll kills every running member at once (Kill), which is how a test's cleanup ends its cluster: a graceful
+// stop of every member together spends seconds on handoffs to members that are stopping too, and the tests of a
+// graceful stop call Stop themselves.
+func (c *Cluster) KillAll() {
+	var wg sync.WaitGroup
+	for _, m := range c.Members() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Kill(m.Name)
 		}()
 	}
 	wg.Wait()

@@ -1,4 +1,4 @@
-package main
+package failbench
 
 import (
 	"context"
@@ -11,39 +11,34 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
-// ports are the first ports of n1's listeners; n2 and n3 use the next ones.
-func (o options) ports() cluster.Ports {
-	return cluster.Ports{HTTP: o.httpPort, Admin: o.adminPort, NATS: o.natsPort, Route: o.routePort, Link: o.linkPort}
-}
-
 // layout is n1..n3 on 127.0.0.1, their data under dir/data, routing to each other through the route links (held
 // by failbench) when -link-port is set.
-func layout(o options, dir string) []cluster.Node {
-	return cluster.Local(3, o.ports(), filepath.Join(dir, "data"))
+func layout(o Config, dir string) []cluster.Node {
+	return cluster.Local(3, o.Ports, filepath.Join(dir, "data"))
 }
 
 // newCluster lays out n1..n3 (layout) and their logs in dir. The nodes get fresh random credentials and nothing of
 // failbench's own environment (NODE_NAME, LEASE_TTL, ... there would change them), and die with failbench should
 // it be killed.
-func newCluster(o options, dir string, logf func(string, ...any)) (*cluster.Cluster, error) {
+func newCluster(o Config, dir string, logf func(string, ...any)) (*cluster.Cluster, error) {
 	nodes := layout(o, dir)
-	flags := []string{"-cluster-name", "failbench", "-log-level", o.logLevel}
-	if o.leaseTTL > 0 {
-		flags = append(flags, "-lease-ttl", o.leaseTTL.String())
+	flags := []string{"-cluster-name", "failbench", "-log-level", o.LogLevel}
+	if o.LeaseTTL > 0 {
+		flags = append(flags, "-lease-ttl", o.LeaseTTL.String())
 	}
-	if o.tickRate > 0 {
-		flags = append(flags, "-tick-rate", strconv.Itoa(o.tickRate))
+	if o.TickRate > 0 {
+		flags = append(flags, "-tick-rate", strconv.Itoa(o.TickRate))
 	}
 	for i := range nodes {
 		nodes[i].Flags = flags
 	}
-	return cluster.New(cluster.Config{Bin: o.bin, Nodes: nodes, Env: cluster.CleanEnv(), LogDir: dir, ParentDeath: true, Logf: logf})
+	return cluster.New(cluster.Config{Bin: o.Bin, Nodes: nodes, Env: cluster.CleanEnv(), LogDir: dir, ParentDeath: true, Logf: logf})
 }
 
 // checkPorts fails when one of the cluster's ports is taken.
-func checkPorts(o options) error {
+func checkPorts(o Config) error {
 	var ls []cluster.Listen
-	for _, n := range cluster.Local(3, o.ports(), "") {
+	for _, n := range cluster.Local(3, o.Ports, "") {
 		ls = append(ls, n.Listens()...)
 		if n.Link != "" {
 			ls = append(ls, cluster.Listen{Addr: n.Link, What: n.Name + " route link"})

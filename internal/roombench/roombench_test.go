@@ -1,13 +1,15 @@
-package main
+package roombench
 
 import (
 	"bytes"
-	"io"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
 func TestPercentileIsTheNearestRank(t *testing.T) {
@@ -25,18 +27,29 @@ func TestPercentileIsTheNearestRank(t *testing.T) {
 	}
 }
 
-func TestOptionsNeedABinaryAndRoomCounts(t *testing.T) {
+func TestConfigNeedsABinaryAndRoomCounts(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "node")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o, err := parseOptions([]string{"-bin", bin, "-rooms", "10, 100,1000", "-clients", "500"}, io.Discard)
-	if err != nil || len(o.rooms) != 3 || o.rooms[2] != 1000 || o.clients != 500 {
-		t.Fatalf("options %+v, %v", o, err)
+	o := DefaultConfig()
+	o.Bin = bin
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
 	}
-	for _, args := range [][]string{{}, {"-bin", bin, "-rooms", "10,x"}, {"-bin", bin, "-rooms", "0"}, {"-bin", bin, "-clients", "0"}} {
-		if _, err := parseOptions(args, io.Discard); err == nil {
-			t.Errorf("%v accepted", args)
+	for name, change := range map[string]func(*Config){
+		"no binary":    func(o *Config) { o.Bin = "" },
+		"no rooms":     func(o *Config) { o.Rooms = nil },
+		"zero rooms":   func(o *Config) { o.Rooms = []int{10, 0} },
+		"no clients":   func(o *Config) { o.Clients = 0 },
+		"short":        func(o *Config) { o.Duration = time.Millisecond },
+		"no tick rate": func(o *Config) { o.TickRate = 0 },
+	} {
+		c := o
+		change(&c)
+		var ue *cli.UsageError
+		if err := c.Validate(); !errors.As(err, &ue) {
+			t.Errorf("%s: Validate() = %v, want a usage error", name, err)
 		}
 	}
 }
@@ -63,14 +76,14 @@ func TestARoomsGapSpansItsClientsAndIgnoresLateOldTicks(t *testing.T) {
 }
 
 func TestReportShowsTheDifferencesAgainstTheFirstRoomCount(t *testing.T) {
-	r := report{o: options{clients: 100, tickRate: 20, failover: true, commandLine: "go run ./cmd/roombench"}, load: []float64{1, 2},
+	r := Report{o: Config{Clients: 100, TickRate: 20, Failover: true, CommandLine: "go run ./cmd/roombench"}, load: []float64{1, 2},
 		results: []result{
 			{Rooms: 10, Clients: 100, Welcomed: 100, Delivered: 1, CPU: 400, RSSMB: 300, Writes: map[string]float64{}},
 			{Rooms: 110, Clients: 100, Welcomed: 100, Delivered: 0.999, CPU: 430, RSSMB: 310, Writes: map[string]float64{},
 				KilledName: "n2", KilledRooms: 55, Measured: 50, GapP99: 700 * time.Millisecond, TakenBy: map[string]int{"n1": 30, "n3": 20}},
 		}}
 	var buf bytes.Buffer
-	r.write(&buf, true)
+	r.Write(&buf, true)
 	out := buf.String()
 	for _, want := range []string{"| 110 | 100/100 | 99.90% |", "| 0.300 ms |", "| 102.4 KB |", "| 110 | n2 | 55 | 50 |", "n1 30, n3 20"} {
 		if !strings.Contains(out, want) {

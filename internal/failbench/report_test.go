@@ -1,9 +1,8 @@
-package main
+package failbench
 
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"github.com/tickmesh/tickmesh/internal/cli"
 )
 
-func sampleReport() report {
+func sampleReport() Report {
 	period := 50 * time.Millisecond
 	kill := faultResult{Name: faultKillOwner, Goal: goalFor(faultKillOwner, period)}
 	for _, g := range []int{300, 350, 420} {
@@ -26,7 +25,7 @@ func sampleReport() report {
 		Latency: []time.Duration{msD(20), msD(40), msD(60)}, AckFailed: 4}}
 	stop := faultResult{Name: faultStopOwner, Goal: goalFor(faultStopOwner, period)}
 	stop.Reps = []repResult{{Recovered: false, Gap: 20 * time.Second}}
-	return report{
+	return Report{
 		Command:  "go run ./cmd/failbench -bin /tmp/tm-node -n 3",
 		Started:  time.Date(2026, 11, 28, 15, 4, 0, 0, time.UTC),
 		Duration: 5 * time.Minute,
@@ -95,7 +94,7 @@ func TestGoalsAndMet(t *testing.T) {
 
 func TestMarkdownReport(t *testing.T) {
 	var buf bytes.Buffer
-	sampleReport().writeMarkdown(&buf)
+	sampleReport().WriteMarkdown(&buf)
 	out := buf.String()
 	for _, want := range []string{
 		"### Run of 2026-11-28 15:04 UTC",
@@ -142,50 +141,46 @@ func TestMs(t *testing.T) {
 	}
 }
 
-func TestParseOptions(t *testing.T) {
+func TestConfig(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "node")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	o, err := parseOptions([]string{"-bin", bin, "-n", "4", "-faults", "stop-owner,kill-owner", "-reps", "stop-owner=2"}, io.Discard)
-	if err != nil {
+	o := DefaultConfig()
+	o.Bin, o.N, o.Faults, o.Reps = bin, 4, []string{"stop-owner", "kill-owner"}, map[string]int{"stop-owner": 2}
+	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(o.faults, ",") != "kill-owner,stop-owner" {
-		t.Errorf("faults = %v, want them in run order", o.faults)
+	if strings.Join(o.faults(), ",") != "kill-owner,stop-owner" {
+		t.Errorf("faults = %v, want them in run order", o.faults())
 	}
-	if o.reps[faultKillOwner] != 4 || o.reps[faultStopOwner] != 2 {
-		t.Errorf("reps = %v", o.reps)
+	if o.reps(faultKillOwner) != 4 || o.reps(faultStopOwner) != 2 {
+		t.Errorf("reps = %d, %d", o.reps(faultKillOwner), o.reps(faultStopOwner))
 	}
 	if o.effectiveLeaseTTL() != 10*time.Second || o.tickPeriod() != 50*time.Millisecond {
 		t.Errorf("defaults: lease %v, period %v", o.effectiveLeaseTTL(), o.tickPeriod())
 	}
-	if !strings.HasPrefix(o.commandLine, "go run ./cmd/failbench -bin ") {
-		t.Errorf("command line %q", o.commandLine)
-	}
 
-	for _, args := range [][]string{
-		{},
-		{"-bin", filepath.Join(t.TempDir(), "missing")},
-		{"-bin", bin, "-faults", "kill-everything"},
-		{"-bin", bin, "-faults", ","},
-		{"-bin", bin, "-reps", "term-owner=x"},
-		{"-bin", bin, "-faults", "kill-owner", "-reps", "term-owner=3"},
-		{"-bin", bin, "-lease-ttl", "1500ms"},
-		{"-bin", bin, "-n", "0"},
-		{"-bin", bin, "extra"},
+	for name, change := range map[string]func(*Config){
+		"no binary":            func(o *Config) { o.Bin = "" },
+		"missing binary":       func(o *Config) { o.Bin = filepath.Join(t.TempDir(), "missing") },
+		"unknown fault":        func(o *Config) { o.Faults = []string{"kill-everything"} },
+		"no fault":             func(o *Config) { o.Faults = nil },
+		"reps of no fault":     func(o *Config) { o.Faults, o.Reps = []string{"kill-owner"}, map[string]int{"term-owner": 3} },
+		"zero reps":            func(o *Config) { o.Reps = map[string]int{"term-owner": 0} },
+		"lease not whole":      func(o *Config) { o.LeaseTTL = 1500 * time.Millisecond },
+		"n 0":                  func(o *Config) { o.N = 0 },
+		"cut-owner, no links":  func(o *Config) { o.Ports.Link = 0 },
+		"short load":           func(o *Config) { o.LoadFor = time.Second },
+		"port out of range":    func(o *Config) { o.Ports.NATS = 70000 },
+		"short recovery limit": func(o *Config) { o.RecoveryTimeout = 0 },
 	} {
-		_, err := parseOptions(args, io.Discard)
+		c := DefaultConfig()
+		c.Bin = bin
+		change(&c)
 		var ue *cli.UsageError
-		if !errors.As(err, &ue) {
-			t.Errorf("parseOptions(%q) = %v, want a usage error", args, err)
+		if err := c.Validate(); !errors.As(err, &ue) {
+			t.Errorf("%s: Validate() = %v, want a usage error", name, err)
 		}
-	}
-}
-
-func TestCommandLineQuotes(t *testing.T) {
-	got := commandLine([]string{"-bin", "/tmp/my node", "-out", "x.md"})
-	if got != `go run ./cmd/failbench -bin "/tmp/my node" -out x.md` {
-		t.Errorf("commandLine = %s", got)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package roombench
 
 import (
 	"context"
@@ -31,24 +31,24 @@ func streamSeqs(ctx context.Context, js jetstream.JetStream) map[string]uint64 {
 	return out
 }
 
-// report is a whole run.
-type report struct {
-	o       options
+// Report is a whole run.
+type Report struct {
+	o       Config
 	results []result
 	started time.Time
 	took    time.Duration
 	load    []float64
 }
 
-// write renders the results, as markdown for docs/BENCHMARKS.md or aligned for a terminal.
-func (r report) write(w io.Writer, markdown bool) {
+// Write renders the results, as markdown for docs/BENCHMARKS.md or aligned for a terminal.
+func (r Report) Write(w io.Writer, markdown bool) {
 	if markdown {
 		fmt.Fprintf(w, "### Run of %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
-		fmt.Fprintf(w, "- Command: `%s`\n", r.o.commandLine)
+		fmt.Fprintf(w, "- Command: `%s`\n", r.o.CommandLine)
 		fmt.Fprintf(w, "- Machine: %s\n", machine())
 		fmt.Fprintf(w, "- 1-minute load average between room counts: %s; run took %s\n\n", loads(r.load), r.took.Round(time.Second))
 	} else {
-		fmt.Fprintf(w, "\nRoom-count benchmark: %d clients, 3 nodes, %d ticks/s, %s; load average %s\n\n", r.o.clients, r.o.tickRate, r.took.Round(time.Second), loads(r.load))
+		fmt.Fprintf(w, "\nRoom-count benchmark: %d clients, 3 nodes, %d ticks/s, %s; load average %s\n\n", r.o.Clients, r.o.TickRate, r.took.Round(time.Second), loads(r.load))
 	}
 	base := r.results[0]
 	header := []string{"rooms", "clients welcomed", "delivered", "delivery p99", "cluster CPU", "CPU per room·s (vs first)",
@@ -65,7 +65,7 @@ func (r report) write(w io.Writer, markdown bool) {
 			fmt.Sprintf("%.1f", x.Writes[counted[0]]), fmt.Sprintf("%.1f", x.Writes[counted[1]]), fmt.Sprintf("%.1f", x.Writes[counted[2]])})
 	}
 	table(w, rows, markdown)
-	if !r.o.failover {
+	if !r.o.Failover {
 		return
 	}
 	fmt.Fprintln(w)

@@ -1,9 +1,7 @@
-package main
+package roombench
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,95 +16,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/procfs"
 	tmclient "github.com/tickmesh/tickmesh/pkg/client"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
-
-// options are roombench's settings.
-type options struct {
-	bin             string
-	clients         int
-	rooms           []int
-	ramp            time.Duration
-	settle          time.Duration
-	duration        time.Duration
-	failover        bool
-	recoveryTimeout time.Duration
-	tickRate        int
-	ports           cluster.Ports
-	logLevel        string
-	nodeFlags       []string
-	keep            bool
-	out             string
-	commandLine     string
-}
-
-func parseOptions(args []string, stdout io.Writer) (options, error) {
-	var o options
-	fs := flag.NewFlagSet("roombench", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.StringVar(&o.bin, "bin", "", "node binary (required; build it with: go build -o bin/tickmesh-node ./cmd/node)")
-	fs.IntVar(&o.clients, "clients", 1000, "clients, the same for every room count")
-	roomsFlag := fs.String("rooms", "10,100,500,1000", "comma-separated room counts; the first is the baseline of the per-room differences")
-	fs.DurationVar(&o.ramp, "ramp", 10*time.Second, "spread the connections over this long")
-	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait this long after the last client is welcomed (rooms placed and balanced, first snapshots written)")
-	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measurement window")
-	fs.BoolVar(&o.failover, "failover", true, "after the window, kill the node that owns the most rooms and measure the rooms' tick gaps")
-	fs.DurationVar(&o.recoveryTimeout, "recovery-timeout", 30*time.Second, "a room that has not ticked again after this counts as not recovered")
-	fs.IntVar(&o.tickRate, "tick-rate", 20, "the nodes' tick rate")
-	fs.IntVar(&o.ports.HTTP, "http-port", 18481, "HTTP port of n1 (n2, n3 use the next ones)")
-	fs.IntVar(&o.ports.Admin, "admin-port", 18581, "admin HTTP port of n1")
-	fs.IntVar(&o.ports.NATS, "nats-port", 14622, "NATS client port of n1")
-	fs.IntVar(&o.ports.Route, "route-port", 16622, "NATS route port of n1")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "the nodes' -log-level")
-	nodeFlags := fs.String("node-flags", "", "more flags for every node, space-separated (e.g. -pprof)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (data, node logs)")
-	fs.StringVar(&o.out, "out", "", "also write the results as a markdown block to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, cli.Usagef("%s", err.Error())
-	}
-	if fs.NArg() > 0 {
-		return o, cli.Usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if o.bin == "" {
-		return o, cli.Usagef("-bin is required (build the node with: go build -o bin/tickmesh-node ./cmd/node)")
-	}
-	if st, err := os.Stat(o.bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		return o, cli.Usagef("-bin %q is not an executable file", o.bin)
-	}
-	o.nodeFlags = strings.Fields(*nodeFlags)
-	for _, f := range strings.Split(*roomsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return o, cli.Usagef("-rooms: %q is not a room count", f)
-		}
-		o.rooms = append(o.rooms, n)
-	}
-	switch {
-	case len(o.rooms) == 0:
-		return o, cli.Usagef("-rooms selects nothing")
-	case o.clients < 1:
-		return o, cli.Usagef("-clients must be at least 1")
-	case o.duration < time.Second || o.tickRate < 1:
-		return o, cli.Usagef("-duration must be at least 1s and -tick-rate positive")
-	}
-	parts := []string{"go run ./cmd/roombench"}
-	for _, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t'\"$`\\") {
-			a = strconv.Quote(a)
-		}
-		parts = append(parts, a)
-	}
-	o.commandLine = strings.Join(parts, " ")
-	return o, nil
-}
 
 // Streams whose writes are counted.
 var counted = []string{wire.KVStream(wire.OwnersBucket), wire.KVStream(wire.SnapshotsBucket), wire.InputsStream}
@@ -127,66 +42,56 @@ type result struct {
 	Note                                       string
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
-	o, err := parseOptions(args, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
+// Run measures every room count of o, each on a fresh cluster, and writes its progress and the results as text
+// to stdout.
+func Run(ctx context.Context, o Config, stdout io.Writer) (rep *Report, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "roombench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
-		if o.keep || err != nil {
+		if o.Keep || err != nil {
 			fmt.Fprintf(stdout, "node logs and data kept in %s\n", dir)
 			return
 		}
 		os.RemoveAll(dir)
 	}()
 	bin := filepath.Join(dir, "tickmesh-node")
-	data, err := os.ReadFile(o.bin)
+	data, err := os.ReadFile(o.Bin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	var results []result
 	started := time.Now()
 	load := []float64{procfs.LoadAvg()}
-	for _, rooms := range o.rooms {
-		fmt.Fprintf(stdout, "%s %d clients in %d rooms\n", time.Now().Format("15:04:05"), o.clients, rooms)
+	for _, rooms := range o.Rooms {
+		fmt.Fprintf(stdout, "%s %d clients in %d rooms\n", time.Now().Format("15:04:05"), o.Clients, rooms)
 		r, err := runRooms(ctx, o, bin, filepath.Join(dir, fmt.Sprintf("rooms-%d", rooms)), rooms, stdout)
 		load = append(load, procfs.LoadAvg())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		results = append(results, r)
 	}
-	rep := report{o: o, results: results, started: started, took: time.Since(started), load: load}
-	rep.write(stdout, false)
-	if o.out != "" {
-		f, err := os.Create(o.out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		rep.write(f, true)
-	}
-	return nil
+	rep = &Report{o: o, results: results, started: started, took: time.Since(started), load: load}
+	rep.Write(stdout, false)
+	return rep, nil
 }
 
 // runRooms measures one room count on a fresh cluster.
-func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout io.Writer) (result, error) {
-	r := result{Rooms: rooms, Clients: o.clients, Writes: map[string]float64{}, TakenBy: map[string]int{}}
-	nodes := cluster.Local(3, o.ports, filepath.Join(dir, "data"))
-	flags := []string{"-cluster-name", "roombench", "-log-level", o.logLevel, "-tick-rate", strconv.Itoa(o.tickRate),
-		"-max-conns-per-ip", strconv.Itoa(o.clients + 100), "-max-rooms", strconv.Itoa(max(1000, rooms+10)),
+func runRooms(ctx context.Context, o Config, bin, dir string, rooms int, stdout io.Writer) (result, error) {
+	r := result{Rooms: rooms, Clients: o.Clients, Writes: map[string]float64{}, TakenBy: map[string]int{}}
+	nodes := cluster.Local(3, o.Ports, filepath.Join(dir, "data"))
+	flags := []string{"-cluster-name", "roombench", "-log-level", o.LogLevel, "-tick-rate", strconv.Itoa(o.TickRate),
+		"-max-conns-per-ip", strconv.Itoa(o.Clients + 100), "-max-rooms", strconv.Itoa(max(1000, rooms+10)),
 		"-max-rooms-per-ip", strconv.Itoa(max(1000, rooms+10))}
-	flags = append(flags, o.nodeFlags...)
+	flags = append(flags, o.NodeFlags...)
 	for i := range nodes {
 		nodes[i].Flags = flags
 	}
@@ -220,14 +125,14 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
-	clients := make([]*client, o.clients)
+	clients := make([]*client, o.Clients)
 	d := &websocket.Dialer{HandshakeTimeout: 15 * time.Second, WriteBufferPool: &sync.Pool{}}
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
-	welcomed := make(chan struct{}, o.clients)
+	welcomed := make(chan struct{}, o.Clients)
 	begin := time.Now()
 	for i := range clients {
 		node := (i / rooms) % c.Len() // a room's clients on different nodes: room i mod R, node (i div R) mod 3
@@ -238,7 +143,7 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 			return r, err
 		}
 		clients[i] = &client{node: c.Node(node).Name, room: fmt.Sprintf("room-%d", i%rooms), cl: cl}
-		at := begin.Add(o.ramp * time.Duration(i) / time.Duration(len(clients)))
+		at := begin.Add(o.Ramp * time.Duration(i) / time.Duration(len(clients)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -261,8 +166,8 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 			r.Welcomed++
 		}
 	}
-	fmt.Fprintf(stdout, "  %d of %d clients welcomed after %v; settling %v\n", r.Welcomed, o.clients, time.Since(begin).Round(time.Second), o.settle)
-	cluster.Sleep(ctx, o.settle)
+	fmt.Fprintf(stdout, "  %d of %d clients welcomed after %v; settling %v\n", r.Welcomed, o.Clients, time.Since(begin).Round(time.Second), o.Settle)
+	cluster.Sleep(ctx, o.Settle)
 
 	// The window.
 	before := sampleNodes(c)
@@ -271,7 +176,7 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 	for _, cl := range clients {
 		cl.startWindow(from)
 	}
-	cluster.Sleep(ctx, o.duration)
+	cluster.Sleep(ctx, o.Duration)
 	to := time.Now()
 	for _, cl := range clients {
 		cl.endWindow()
@@ -300,11 +205,11 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 		}
 	}
 	if open > 0 {
-		r.Delivered = got / (open * secs * float64(o.tickRate))
+		r.Delivered = got / (open * secs * float64(o.TickRate))
 	}
 	r.DeliveryP99 = percentile(lat, 0.99)
 	fmt.Fprintf(stdout, "  window: cluster CPU %.0f ms/s, delivered %.2f%%, delivery p99 %v\n", r.CPU, 100*r.Delivered, r.DeliveryP99)
-	if o.failover {
+	if o.Failover {
 		failover(ctx, o, c, clients, &r, stdout)
 	}
 	return r, nil
@@ -312,7 +217,7 @@ func runRooms(ctx context.Context, o options, bin, dir string, rooms int, stdout
 
 // failover kills the node that owns the most rooms and measures, per room of it with a client elsewhere, the
 // gap from the last tick before the kill to the first of a newer epoch at those clients.
-func failover(ctx context.Context, o options, c *cluster.Cluster, clients []*client, r *result, stdout io.Writer) {
+func failover(ctx context.Context, o Config, c *cluster.Cluster, clients []*client, r *result, stdout io.Writer) {
 	v, err := cluster.View(ctx, c.Node(0))
 	if err != nil {
 		r.Note = "failover: " + err.Error()
@@ -346,7 +251,7 @@ func failover(ctx context.Context, o options, c *cluster.Cluster, clients []*cli
 		r.Note = "failover: " + err.Error()
 		return
 	}
-	deadline := killed.Add(o.recoveryTimeout)
+	deadline := killed.Add(o.RecoveryTimeout)
 	var gaps []time.Duration
 	pending := map[string]bool{}
 	for room := range watch {

@@ -1,4 +1,4 @@
-package main
+package failbench
 
 import (
 	"crypto/sha256"
@@ -139,8 +139,8 @@ func (l latencyResult) met() bool {
 	return len(l.Latency) > 0 && l.Unapplied == 0 && summarize(l.Latency).P99 <= l.Goal
 }
 
-// report is a whole run.
-type report struct {
+// Report is a whole run.
+type Report struct {
 	Command   string
 	Started   time.Time
 	Duration  time.Duration
@@ -228,7 +228,7 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.0f ms", f)
 }
 
-// table is one of the report's tables, rendered for people (writeText) and for docs/BENCHMARKS.md (writeMarkdown).
+// table is one of the report's tables, rendered for people (writeText) and for docs/BENCHMARKS.md (WriteMarkdown).
 type table struct {
 	title  string
 	header []string
@@ -237,7 +237,7 @@ type table struct {
 }
 
 // tables are the results: per fault, and the input latencies when there are some. no marks a goal not met.
-func (r report) tables(no string) []table {
+func (r Report) tables(no string) []table {
 	met := func(ok bool) string {
 		if ok {
 			return "yes"
@@ -291,7 +291,7 @@ func (t table) render(w io.Writer, markdown bool) {
 }
 
 // writeText writes the human tables.
-func (r report) writeText(w io.Writer) {
+func (r Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nFailover benchmark: 3 nodes, lease TTL %v, %d ticks/s, %s\n", r.LeaseTTL, r.TickRate, r.Duration.Round(time.Second))
 	if r.Load.Samples > 0 {
 		fmt.Fprintf(w, "1-minute load average %.2f to %.2f on %d CPUs\n", r.Load.Min, r.Load.Max, r.Machine.NProc)
@@ -304,8 +304,8 @@ func (r report) writeText(w io.Writer) {
 	}
 }
 
-// writeMarkdown writes the run as a markdown block for docs/BENCHMARKS.md.
-func (r report) writeMarkdown(w io.Writer) {
+// WriteMarkdown writes the run as a markdown block for docs/BENCHMARKS.md.
+func (r Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "### Run of %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- Command: `%s`\n", r.Command)
 	fmt.Fprintf(w, "- Machine: `%s`; CPU: %s; nproc: %d; %s\n", r.Machine.Uname, r.Machine.CPU, r.Machine.NProc, r.Machine.Go)

@@ -1,4 +1,4 @@
-package main
+package failbench
 
 import (
 	"context"
@@ -34,7 +34,8 @@ const (
 	faultLoadOwner        = "load-owner"
 )
 
-var faultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner,
+// FaultOrder is every fault, in the order a run injects them.
+var FaultOrder = []string{faultKillOwner, faultTermOwner, faultKillOwnersLeader, faultKillInputsLeader, faultStopOwner,
 	faultCutOwner, faultLoadOwner}
 
 // Streams whose leaders the leader faults kill.
@@ -91,7 +92,7 @@ func goalFor(fault string, tickPeriod time.Duration) goal {
 
 // bench runs the faults against a cluster.
 type bench struct {
-	o     options
+	o     Config
 	c     *cluster.Cluster
 	links *cluster.Links // the route links the nodes dial (nil without -link-port)
 	rng   *rand.Rand     // -seed: random moments, load-owner's pauses
@@ -316,7 +317,7 @@ func (b *bench) runFault(ctx context.Context, fault string, reps int) faultResul
 	for i := 1; i <= reps && ctx.Err() == nil; i++ {
 		var st stableState
 		var err error
-		if b.o.random {
+		if b.o.Random {
 			st, err = b.waitRunning(ctx)
 		} else {
 			st, err = b.waitStable(ctx)
@@ -429,7 +430,7 @@ func (b *bench) ownerFault(ctx context.Context, st stableState, sig syscall.Sign
 	if err := b.c.Signal(b.i(st.owner), sig); err != nil {
 		return r, err
 	}
-	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.RecoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
 	if err != nil && ctx.Err() != nil {
 		return r, ctx.Err()
 	}
@@ -462,7 +463,7 @@ func (b *bench) stopOwner(ctx context.Context, st stableState) (repResult, error
 		return r, err
 	}
 	thawed := time.Now()
-	rec, err := b.waitRecovery(ctx, survivors, t0, thawed.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	rec, err := b.waitRecovery(ctx, survivors, t0, thawed.Add(b.o.RecoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
 	if err != nil && ctx.Err() != nil {
 		return r, ctx.Err()
 	}
@@ -488,7 +489,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 	}
 	third := b.others(target, st.owner)[0]
 	also := b.alsoLed(ctx, target, stream)
-	if len(also) > 0 && b.o.isolate {
+	if len(also) > 0 && b.o.Isolate {
 		// The nodes put every leader they move on the same peer; move the others to the third node so that
 		// this fault measures the loss of one stream's leader only.
 		for _, s := range also {
@@ -519,7 +520,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 		}
 		return r, err
 	}
-	until := t0.Add(b.o.recoveryTimeout)
+	until := t0.Add(b.o.RecoveryTimeout)
 	var elected time.Time
 	var newLeader string
 	for elected.IsZero() && time.Now().Before(until) && ctx.Err() == nil {
@@ -554,7 +555,7 @@ func (b *bench) leaderFault(ctx context.Context, st stableState, stream string, 
 		r.Note = fmt.Sprintf("owner changed %s/%d → %s/%d; ", st.owner, st.epoch, own, ep)
 	}
 	if elected.IsZero() {
-		r.Note += fmt.Sprintf("no new %s leader within %v", stream, b.o.recoveryTimeout)
+		r.Note += fmt.Sprintf("no new %s leader within %v", stream, b.o.RecoveryTimeout)
 	} else {
 		r.Election = elected.Sub(t0)
 		r.Note += fmt.Sprintf("%s leader %s → %s after %s", stream, target, newLeader, ms(r.Election))
@@ -734,8 +735,8 @@ func (b *bench) waitRunning(ctx context.Context) (stableState, error) {
 		cluster.Sleep(ctx, 50*time.Millisecond)
 	}
 	wait := time.Duration(0)
-	if b.o.randomMax > 0 {
-		wait = time.Duration(b.rng.Int64N(int64(b.o.randomMax)))
+	if b.o.RandomMax > 0 {
+		wait = time.Duration(b.rng.Int64N(int64(b.o.RandomMax)))
 	}
 	cluster.Sleep(ctx, wait)
 	owner, epoch := b.ownerNow(ctx, b.c.Names())
@@ -764,7 +765,7 @@ func (b *bench) cutOwner(ctx context.Context, st stableState) (repResult, error)
 	before := b.fencedOf(ctx, survivors)
 	t0 := time.Now()
 	b.links.Cut(map[string]bool{st.owner: true})
-	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.recoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
+	rec, err := b.waitRecovery(ctx, survivors, t0, t0.Add(b.o.RecoveryTimeout), func(t tickRec) bool { return t.Epoch > st.epoch })
 	if err != nil && ctx.Err() != nil {
 		b.links.Cut(map[string]bool{})
 		return r, ctx.Err()
@@ -800,7 +801,7 @@ func (b *bench) loadOwner(ctx context.Context, st stableState) (repResult, error
 	defer stop()
 	p := b.i(st.owner)
 	t0 := time.Now()
-	end := t0.Add(b.o.loadFor)
+	end := t0.Add(b.o.LoadFor)
 	pauses := 0
 	for ctx.Err() == nil && time.Now().Before(end) {
 		wait := time.Second + time.Duration(b.rng.Int64N(int64(time.Second)))
@@ -832,7 +833,7 @@ func (b *bench) loadOwner(ctx context.Context, st stableState) (repResult, error
 	}
 	r.Takeovers = len(epochs)
 	r.OwnerChanged = r.Takeovers > 0
-	r.Note = fmt.Sprintf("%d pauses of the owner over %v", pauses, b.o.loadFor)
+	r.Note = fmt.Sprintf("%d pauses of the owner over %v", pauses, b.o.LoadFor)
 	b.finish(ctx, &r, all, before, t0, time.Now())
 	return r, nil
 }
@@ -854,7 +855,7 @@ func startBurners(n int) (stop func(), err error) {
 	}
 	for range n {
 		c := exec.Command(self)
-		c.Env = append(os.Environ(), burnEnv+"=1")
+		c.Env = append(os.Environ(), BurnEnv+"=1")
 		if err := c.Start(); err != nil {
 			stop()
 			return nil, fmt.Errorf("start a busy process: %w", err)
@@ -862,4 +863,21 @@ func startBurners(n int) (stop func(), err error) {
 		cmds = append(cmds, c)
 	}
 	return stop, nil
+}
+
+// BurnEnv set to 1 makes failbench's program a busy loop (load-owner's other work) instead of the benchmark: its
+// main calls Burn.
+const BurnEnv = "TICKMESH_FAILBENCH_BURN"
+
+// Burn spins until the process is killed.
+func Burn() {
+	x := uint64(1)
+	for {
+		for range 1 << 20 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if x == 0 {
+			os.Exit(0)
+		}
+	}
 }

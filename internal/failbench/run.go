@@ -1,10 +1,7 @@
-package main
+package failbench
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -19,25 +16,23 @@ import (
 	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
-// run is the whole benchmark: parse args, start the cluster, run the faults, report, stop everything.
-func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
-	o, err := parseOptions(args, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
+// Run is the whole benchmark: start the cluster, run the faults, report, stop everything. It writes its progress
+// and, at the end, the results as text to stdout. The report is returned also when the run fails or ctx ends
+// once the cluster has formed (then with partial results), nil before.
+func Run(ctx context.Context, o Config, stdout io.Writer) (rep *Report, err error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if err := checkPorts(o); err != nil {
-		return err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "failbench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	events, err := os.Create(filepath.Join(dir, "events.log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var evMu sync.Mutex
 	logf := func(format string, a ...any) {
@@ -47,21 +42,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer func() {
 		events.Close()
-		if o.keep || err != nil {
+		if o.Keep || err != nil {
 			fmt.Fprintf(stdout, "node logs, data and events.log kept in %s\n", dir)
 			return
 		}
 		os.RemoveAll(dir)
 	}()
 
-	binInfo := describeBinary(o.bin)
+	binInfo := describeBinary(o.Bin)
 	// Run a private copy of the binary: a rebuild or removal of -bin during the run must not change the nodes.
-	if o.bin, err = copyBinary(o.bin, filepath.Join(dir, "tickmesh-node")); err != nil {
-		return err
+	if o.Bin, err = copyBinary(o.Bin, filepath.Join(dir, "tickmesh-node")); err != nil {
+		return nil, err
 	}
 	c, err := newCluster(o, dir, logf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var links *cluster.Links
 	defer func() {
@@ -71,19 +66,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			links.Close()
 		}
 	}()
-	if o.linkPort > 0 {
+	if o.Ports.Link > 0 {
 		nodes := make([]cluster.Node, c.Len())
 		for i := range nodes {
 			nodes[i] = c.Node(i)
 		}
 		if links, err = cluster.StartLinks(nodes); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.bin, dir)
+	fmt.Fprintf(stdout, "starting n1..n3 from %s in %s\n", o.Bin, dir)
 	for i := range c.Len() {
 		if err := c.Start(i); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// A node that exits while the fresh cluster forms is restarted (twice at most) and reported: that is a node
@@ -101,7 +96,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		return c.Start(i)
 	}); err != nil {
-		return err
+		return nil, err
 	}
 
 	rec := newRecorder(c.Names(), func(node string, s staleRec, accepted bool) {
@@ -112,7 +107,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		logf("%s at %s observer: epoch %d seq %d, epoch %d already seen", kind, node, s.Epoch, s.Seq, s.Above)
 	})
 	b := &bench{o: o, c: c, links: links, rec: rec, obs: map[string]*observer{}, out: stdout, logf: logf,
-		rng: rand.New(rand.NewPCG(o.seed, 0xfa11))}
+		rng: rand.New(rand.NewPCG(o.Seed, 0xfa11))}
 	defer func() {
 		for _, ob := range b.obs {
 			ob.Close()
@@ -121,12 +116,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	for i := range c.Len() {
 		ob, err := observe(c.Node(i), c.Secrets(), rec, &b.track, logf)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		b.obs[c.Node(i).Name] = ob
 	}
 
-	rep := report{Command: o.commandLine, Started: time.Now(), Machine: describeMachine(),
+	rep = &Report{Command: o.CommandLine, Started: time.Now(), Machine: describeMachine(),
 		LeaseTTL: o.effectiveLeaseTTL(), TickRate: o.effectiveTickRate(), Notes: startupNotes, Binary: binInfo}
 	defer func() {
 		rep.Duration = time.Since(rep.Started)
@@ -141,36 +136,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			rep.Notes = append(rep.Notes, "interrupted: partial results")
 		}
 		rep.writeText(stdout)
-		if o.out != "" {
-			var buf bytes.Buffer
-			rep.writeMarkdown(&buf)
-			if werr := os.WriteFile(o.out, buf.Bytes(), 0o644); werr != nil && err == nil {
-				err = werr
-			}
-		}
 	}()
 
-	if slices.Contains(o.faults, faultKillInputsLeader) {
+	if slices.Contains(o.Faults, faultKillInputsLeader) {
 		fmt.Fprintf(stdout, "%s baseline input latency (%v, no fault)\n", time.Now().Format("15:04:05"), baselineWindow)
 		l, err := b.baseline(ctx)
 		if err != nil {
-			return err
+			return rep, err
 		}
 		rep.Latencies = append(rep.Latencies, l)
 	}
-	for _, f := range o.faults {
-		fmt.Fprintf(stdout, "%s %s × %d\n", time.Now().Format("15:04:05"), f, o.reps[f])
-		logf("=== %s × %d", f, o.reps[f])
-		res := b.runFault(ctx, f, o.reps[f])
+	for _, f := range o.faults() {
+		fmt.Fprintf(stdout, "%s %s × %d\n", time.Now().Format("15:04:05"), f, o.reps(f))
+		logf("=== %s × %d", f, o.reps(f))
+		res := b.runFault(ctx, f, o.reps(f))
 		rep.Faults = append(rep.Faults, res)
 		if f == faultKillInputsLeader {
 			rep.Latencies = append(rep.Latencies, res.latency())
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return rep, ctx.Err()
 		}
 	}
-	return nil
+	return rep, nil
 }
 
 // lastLine is the last line of a file ("" if none).
