@@ -650,7 +650,7 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 	p.acked(3)
 
 	// A late tick of the first owner's epoch: every relay drops it.
-	stale := nats.NewMsg(wire.TickSubject(roomName))
+	stale := nats.NewMsg(wire.FramesSubject(roomName))
 	stale.Data = []byte(`{"type":"tick"}`)
 	stale.Header.Set(wire.HeaderEpoch, strconv.FormatUint(epoch, 10))
 	stale.Header.Set(wire.HeaderSeq, "1")

@@ -45,7 +45,7 @@ ready() { # <http port> <log>
   done
 }
 
-common="-max-conns-per-ip 100000 -max-conns 100000 -log-level warn ${BENCH_NODE_FLAGS:-}"
+common="-max-conns-per-ip 100000 -max-conns 100000 -max-rooms-per-ip 1000 -max-rooms 1000 -log-level warn ${BENCH_NODE_FLAGS:-}"
 if [ "${BENCH_SINGLE:-}" = 1 ]; then
   $pin0 "$node" -name relay -http 127.0.0.1:28080 -admin-http 127.0.0.1:29080 -nats 127.0.0.1:24222 -data "$dir/relay" $common 2>"$dir/relay.log" &
   relay=$!; pids="$relay"

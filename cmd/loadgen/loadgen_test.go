@@ -111,17 +111,35 @@ func TestFailureReasonsHaveNoAddresses(t *testing.T) {
 }
 
 func TestFlagsAndURLs(t *testing.T) {
-	cfg, js, _, err := parseFlags([]string{"-url", "http://127.0.0.1:8081, ws://h:1/ws", "-n", "7", "-rooms", "3", "-json", "-"}, &bytes.Buffer{})
+	cfg, protocols, js, _, err := parseFlags([]string{"-url", "http://127.0.0.1:8081, ws://h:1/ws", "-n", "7", "-rooms", "3", "-json", "-",
+		"-protocol", "1,2", "-moving", "0.1"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if js != "-" || cfg.Clients != 7 || len(cfg.URLs) != 2 || cfg.URLs[0] != "ws://127.0.0.1:8081/ws" || cfg.URLs[1] != "ws://h:1/ws" {
 		t.Fatalf("config %+v", cfg)
 	}
+	if fmt.Sprint(protocols) != "[1 2]" || cfg.Moving != 0.1 || cfg.TurnEvery != 2*time.Second {
+		t.Fatalf("protocols %v, moving %v every %v", protocols, cfg.Moving, cfg.TurnEvery)
+	}
+	if _, _, _, _, err := parseFlags([]string{"-protocol", "3"}, &bytes.Buffer{}); err == nil {
+		t.Fatal("protocol 3 accepted")
+	}
+	// Movers: the first share of each room's clients (room i%3, index i/3 in it).
+	moving := Config{Clients: 30, Rooms: 3, Moving: 0.1}
+	var movers []int
+	for i := range 30 {
+		if moving.mover(i) {
+			movers = append(movers, i)
+		}
+	}
+	if fmt.Sprint(movers) != "[0 1 2]" {
+		t.Fatalf("movers %v: want one per room", movers)
+	}
 	if cfg.roomOf(4) != "lobby-1" || (Config{Room: "lobby", Rooms: 1}).roomOf(4) != "lobby" {
 		t.Fatalf("rooms: %q", cfg.roomOf(4))
 	}
-	if _, _, _, err := parseFlags([]string{"-url", "ftp://x"}, &bytes.Buffer{}); err == nil {
+	if _, _, _, _, err := parseFlags([]string{"-url", "ftp://x"}, &bytes.Buffer{}); err == nil {
 		t.Fatal("ftp URL accepted")
 	}
 	bad := cfg
@@ -131,14 +149,20 @@ func TestFlagsAndURLs(t *testing.T) {
 	}
 }
 
-// TestSmokeAgainstAnInProcessNode runs 20 clients for 3 s against a real node.
+// TestSmokeAgainstAnInProcessNode runs 20 clients for 3 s against a real node, in each protocol.
 func TestSmokeAgainstAnInProcessNode(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
 	url, _ := wsURL(c.Member("n1").Node.URL())
+	for _, p := range []int{1, 2} {
+		t.Run(fmt.Sprintf("protocol %d", p), func(t *testing.T) { smoke(t, c, url, p) })
+	}
+}
+
+func smoke(t *testing.T, c *nodetest.Cluster, url string, proto int) {
 	var progress bytes.Buffer
 	admin := strings.TrimPrefix(c.Member("n1").Node.AdminURL(), "http://")
 	cfg := Config{URLs: []string{url}, Clients: 20, Room: "lobby", Rooms: 1, Ramp: 500 * time.Millisecond, Duration: 3 * time.Second,
-		InputRate: 5, TickRate: 20, PID: os.Getpid(), Sample: 1, Name: "smoke", Progress: &progress,
+		InputRate: 5, TickRate: 20, PID: os.Getpid(), Sample: 1, Name: "smoke", Progress: &progress, Protocol: proto,
 		Nodes: []NodeSpec{{Name: "n1", PID: os.Getpid(), Admin: admin}}}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -165,6 +189,9 @@ func TestSmokeAgainstAnInProcessNode(t *testing.T) {
 	if r.Server == nil || r.Server.RSSEndKB == 0 || r.Server.SampleErrorsText != "" {
 		t.Errorf("server sample %+v", r.Server)
 	}
+	if r.BytesPerTick <= 0 || r.BytesPerSocketSecond <= 0 {
+		t.Errorf("bytes per tick %.1f, per socket per second %.1f", r.BytesPerTick, r.BytesPerSocketSecond)
+	}
 	// The input-heavy part: the node's events stored, in fewer messages than events, and its CPU per event.
 	in := r.Inputs
 	if in == nil || len(in.Nodes) != 1 || in.Nodes[0].Error != "" {
@@ -176,7 +203,7 @@ func TestSmokeAgainstAnInProcessNode(t *testing.T) {
 }
 
 func TestInputModeFlagsAndReport(t *testing.T) {
-	cfg, _, steps, err := parseFlags([]string{"-node", "n1=12@127.0.0.1:9091", "-node", "n2=13@127.0.0.1:9092", "-input-steps", "2, 5,10"}, &bytes.Buffer{})
+	cfg, _, _, steps, err := parseFlags([]string{"-node", "n1=12@127.0.0.1:9091", "-node", "n2=13@127.0.0.1:9092", "-input-steps", "2, 5,10"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +212,7 @@ func TestInputModeFlagsAndReport(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"-node", "n1@1"}, {"-node", "n1=x@h:1"}, {"-node", "=1@h:1"}, {"-node", "n1=1@"},
 		{"-input-steps", "5,2"}, {"-input-steps", "2,0"}, {"-input-steps", "-1"}, {"-input-steps", "31"}, {"-input-steps", "x"}} {
-		if _, _, _, err := parseFlags(bad, &bytes.Buffer{}); err == nil {
+		if _, _, _, _, err := parseFlags(bad, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
@@ -232,5 +259,39 @@ func TestInputModeFlagsAndReport(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "52.1") {
 		t.Fatalf("steps table:\n%s", out.String())
+	}
+}
+
+// Moving players, protocols 1 and 2 in turn with the same players: the side-by-side report, and protocol 2's
+// ticks a fraction of protocol 1's.
+func TestProtocolsSideBySideWithMovingPlayers(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	url, _ := wsURL(c.Member("n1").Node.URL())
+	var out, errs bytes.Buffer
+	code := run([]string{"-url", url, "-n", "12", "-room", "cmp", "-ramp", "300ms", "-duration", "2s", "-protocol", "1,2",
+		"-moving", "0.5", "-turn-every", "500ms", "-between", "1s", "-json", "-"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	text := out.String()
+	if !strings.Contains(text, "bytes per tick (wire)") || !strings.Contains(text, "relay CPU") {
+		t.Fatalf("no side-by-side table:\n%s", text)
+	}
+	var reports []Report
+	if err := json.Unmarshal([]byte(text[strings.Index(text, "\n[")+1:]), &reports); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, text)
+	}
+	if len(reports) != 2 || reports[0].Config.Protocol != 1 || reports[1].Config.Protocol != 2 {
+		t.Fatalf("reports %+v", reports)
+	}
+	for _, r := range reports {
+		if r.Connected != 12 || r.InputsSent == 0 || r.InputsAcked == 0 || r.FractionDelivered < 0.8 {
+			t.Errorf("protocol %d: connected %d, inputs %d acked %d, delivered %.3f", r.Config.Protocol, r.Connected, r.InputsSent,
+				r.InputsAcked, r.FractionDelivered)
+		}
+	}
+	t.Logf("\n%s", text[:strings.Index(text, "\n[")])
+	if p1, p2 := reports[0].BytesPerTick, reports[1].BytesPerTick; p2*5 > p1 {
+		t.Errorf("bytes per tick: protocol 1 %.1f, protocol 2 %.1f", p1, p2)
 	}
 }

@@ -63,6 +63,11 @@ type Report struct {
 	TicksSkipped        uint64  `json:"ticks_skipped"`         // seq gaps within an epoch (replaced or dropped on the way)
 	TicksOutOfOrder     uint64  `json:"ticks_out_of_order"`    // (epoch, seq) not above the previous one: must be 0
 	BytesPerSecond      float64 `json:"bytes_per_second"`
+	// BytesIn, BytesPerTick and BytesPerSocketSecond count tick frames as they travel: the payload and its
+	// WebSocket header (2-10 bytes), not TCP/IP.
+	BytesIn              uint64  `json:"bytes_in"`
+	BytesPerTick         float64 `json:"bytes_per_tick"`
+	BytesPerSocketSecond float64 `json:"bytes_per_socket_second"`
 
 	TickLatency  Percentiles    `json:"tick_latency_ms"` // receive time - tick.time
 	InputLatency Percentiles    `json:"input_latency_ms"`
@@ -91,6 +96,9 @@ type ReportConfig struct {
 	Duration  string   `json:"duration"`
 	InputRate float64  `json:"input_rate"`
 	Sample    int      `json:"sample"`
+	Protocol  int      `json:"protocol"`
+	Moving    float64  `json:"moving"`
+	TurnEvery string   `json:"turn_every"`
 }
 
 // ProcReport is what a process used during the run.
@@ -154,8 +162,9 @@ func formatProc(p *ProcReport) string {
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
-	row("run", "%d clients over %d room(s) from %s, ramp %s, window %.1f s, input rate %g/s per client",
-		r.Config.Clients, r.Config.Rooms, strings.Join(r.Config.URLs, ","), r.Config.Ramp, r.WindowSeconds, r.Config.InputRate)
+	row("run", "%d clients over %d room(s) from %s, ramp %s, window %.1f s, input rate %g/s per client, protocol %d, moving %.0f%% (turning every %s)",
+		r.Config.Clients, r.Config.Rooms, strings.Join(r.Config.URLs, ","), r.Config.Ramp, r.WindowSeconds, r.Config.InputRate,
+		r.Config.Protocol, 100*r.Config.Moving, r.Config.TurnEvery)
 	row("clients", "connected %d of %d; failed: %s; seen in ticks %d; open at the end %d",
 		r.Connected, r.Requested, formatCounts(r.Failed), r.SeenInTicks, r.OpenAtWindowEnd)
 	row("closed in window", "%s (during the ramp: %s)", formatCounts(r.ClosedInWindow), formatCounts(r.ClosedBeforeWindow))
@@ -164,6 +173,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("ticks published", "%d seen in the clients' rooms (%.1f/s per room, mean over clients): %.4f of them delivered",
 		r.TicksPublished, r.RoomTickRate, r.FractionOfPublished)
 	row("ticks skipped", "%d (seq gaps); out of order %d", r.TicksSkipped, r.TicksOutOfOrder)
+	row("tick bytes", "%.1f per tick on the wire (payload and WebSocket header), %.0f per socket per second", r.BytesPerTick, r.BytesPerSocketSecond)
 	row("tick latency ms", "%s", formatPercentiles(r.TickLatency))
 	row("input→tick ms", "%s; inputs sent %d, acked %d", formatPercentiles(r.InputLatency), r.InputsSent, r.InputsAcked)
 	row("error frames", "%s", formatCounts(r.ErrorFrames))
@@ -183,5 +193,44 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		row("cores busy", "%s", strings.Join(parts, ", "))
 	}
+	return tw.Flush()
+}
+
+// WriteComparison prints runs of the same load in different protocols side by side, one column per run.
+func WriteComparison(w io.Writer, rs []*Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	line := func(k string, f func(r *Report) string) {
+		fmt.Fprintf(tw, "%s\t", k)
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%s\t", f(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	line("protocol", func(r *Report) string { return fmt.Sprint(r.Config.Protocol) })
+	line("clients, rooms, moving", func(r *Report) string {
+		return fmt.Sprintf("%d, %d, %.0f%%", r.Connected, r.Config.Rooms, 100*r.Config.Moving)
+	})
+	line("bytes per tick (wire)", func(r *Report) string { return fmt.Sprintf("%.1f", r.BytesPerTick) })
+	line("bytes per socket per s", func(r *Report) string { return fmt.Sprintf("%.0f", r.BytesPerSocketSecond) })
+	line("relay CPU µs per message", func(r *Report) string {
+		if r.Server == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", r.Server.CPUMicrosPerMsg)
+	})
+	line("delivered / expected", func(r *Report) string { return fmt.Sprintf("%.4f", r.FractionDelivered) })
+	line("tick latency p50 / p99 ms", func(r *Report) string {
+		return fmt.Sprintf("%.1f / %.1f", r.TickLatency.P50, r.TickLatency.P99)
+	})
+	line("input→tick p50 / p99 ms", func(r *Report) string {
+		return fmt.Sprintf("%.1f / %.1f", r.InputLatency.P50, r.InputLatency.P99)
+	})
+	line("cores busy", func(r *Report) string {
+		parts := make([]string, len(r.CoreBusy))
+		for i, b := range r.CoreBusy {
+			parts[i] = fmt.Sprintf("%.0f%%", 100*b)
+		}
+		return strings.Join(parts, " / ")
+	})
 	return tw.Flush()
 }

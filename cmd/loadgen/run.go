@@ -36,6 +36,18 @@ type Config struct {
 	Name      string        // player name prefix
 	Nodes     []NodeSpec    // the nodes of the cluster under test (-node), for the input-heavy report
 	Progress  io.Writer     // progress lines (nil: none)
+	// Protocol is the protocol the clients speak: 1 (JSON ticks) or 2 (binary keyframes and deltas, read by a
+	// light client: the tick's position and the client's own ack, without keeping the room's state).
+	Protocol int
+	// Moving is the share of each room's clients that hold a key all along (the arena's players walk), each
+	// changing direction every TurnEvery, at its own moment.
+	Moving    float64
+	TurnEvery time.Duration
+	// Stores are the clients' sessions, one per client (nil: new players). A run given the stores of an
+	// earlier one resumes its players: the rooms keep their size from one run to the next.
+	Stores []tmclient.Store
+	// Between is the pause between the runs of several protocols (main's loop).
+	Between time.Duration
 }
 
 func (c Config) validate() error {
@@ -54,8 +66,21 @@ func (c Config) validate() error {
 		return fmt.Errorf("-input-rate must be in [0, %d] (the server's sustained limit)", protocol.DefaultRate)
 	case c.TickRate < 1 || c.Sample < 1:
 		return errors.New("-tick-rate and -sample must be positive")
+	case c.Protocol < protocol.Version || c.Protocol > protocol.MaxVersion:
+		return fmt.Errorf("-protocol %d: want 1 or 2", c.Protocol)
+	case c.Moving < 0 || c.Moving > 1 || (c.Moving > 0 && c.TurnEvery <= 0):
+		return errors.New("-moving must be in [0, 1], with a positive -turn-every")
+	case c.Stores != nil && len(c.Stores) != c.Clients:
+		return errors.New("one store per client")
 	}
 	return nil
+}
+
+// mover reports whether client i holds a key: the first Moving share of its room's clients.
+func (c Config) mover(i int) bool {
+	rooms := max(c.Rooms, 1)
+	perRoom := (c.Clients + rooms - 1) / rooms
+	return float64(i/rooms) < c.Moving*float64(perRoom)
 }
 
 // roomOf is client i's room.
@@ -208,7 +233,7 @@ func (c *client) tick(t *tmclient.Tick) {
 		}
 		c.spanLast = t.Seq
 		c.ticks++
-		c.bytes += uint64(len(t.Data))
+		c.bytes += uint64(wireSize(len(t.Data)))
 		if c.ticks%uint64(c.sample) == 0 {
 			c.lat = append(c.lat, float64(t.At.UnixNano())/1e6-float64(t.Time))
 		}
@@ -223,6 +248,17 @@ func (c *client) tick(t *tmclient.Tick) {
 			c.resolve(ack, t.At)
 		}
 	}
+}
+
+// wireSize is the size of a WebSocket frame (server to client: no mask) with a payload of n bytes.
+func wireSize(n int) int {
+	switch {
+	case n <= 125:
+		return n + 2
+	case n <= 0xffff:
+		return n + 4
+	}
+	return n + 10
 }
 
 // resolve records the latency of every pending input that ack acknowledges.
@@ -247,13 +283,27 @@ var keyCycle = []protocol.Keys{{Right: true}, {Down: true}, {Left: true}, {Up: t
 
 // input sends the client's next key state.
 func (c *client) input() {
+	c.inputMu(func() protocol.Keys { return keyCycle[c.inputs%uint64(len(keyCycle))] })
+}
+
+// directions are the eight ways a moving player walks.
+var directions = []protocol.Keys{{Up: true}, {Down: true}, {Left: true}, {Right: true},
+	{Up: true, Left: true}, {Up: true, Right: true}, {Down: true, Left: true}, {Down: true, Right: true}}
+
+// turn sends the client's new direction (the n-th turn).
+func (c *client) turn(n uint64) {
+	c.inputMu(func() protocol.Keys { return directions[(uint64(c.i)*7+n*3)%uint64(len(directions))] })
+}
+
+// inputMu sends the key state keys returns, under mu (after counting the input).
+func (c *client) inputMu(keys func() protocol.Keys) {
 	if !c.welcomed.Load() || c.closed.Load() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inputs++
-	s, err := c.cl.Input(keyCycle[c.inputs%uint64(len(keyCycle))])
+	s, err := c.cl.Input(keys())
 	if err != nil {
 		return
 	}
@@ -322,6 +372,38 @@ func sendInputs(ctx context.Context, cs []*client, rate float64) {
 	}
 }
 
+// turnMovers makes every client of cs hold a key from its welcome on, and change direction every `every`, each
+// at its own moment, until ctx ends.
+func turnMovers(ctx context.Context, cs []*client, every time.Duration) {
+	if len(cs) == 0 {
+		return
+	}
+	turns := make([]uint64, len(cs))
+	next := make([]time.Time, len(cs))
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for i, c := range cs {
+				if !c.welcomed.Load() || now.Before(next[i]) {
+					continue
+				}
+				if next[i].IsZero() {
+					// The first key at once; the turns after it spread over the period.
+					next[i] = now.Add(every * time.Duration(i%97+1) / 98)
+				} else {
+					next[i] = now.Add(every)
+				}
+				c.turn(turns[i])
+				turns[i]++
+			}
+		}
+	}
+}
+
 // Run performs a load run and reports on it.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
@@ -347,9 +429,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range clients {
 		// Once: a client that closes is counted, not reconnected; no watchdog: a slow tick is measured, not
 		// abandoned; no resend: every input is measured once, as it went.
+		var store tmclient.Store
+		if cfg.Stores != nil {
+			store = cfg.Stores[i]
+		}
 		cl, err := tmclient.New(tmclient.Config{URLs: []string{cfg.URLs[i%len(cfg.URLs)]}, Name: fmt.Sprintf("%s%d", cfg.Name, i),
 			Room: cfg.roomOf(i), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second, Watchdog: -1,
-			ResendAfter: -1, Dialer: d})
+			ResendAfter: -1, Dialer: d, Protocol: cfg.Protocol, Light: true, Store: store})
 		if err != nil {
 			return nil, err
 		}
@@ -401,6 +487,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				sendInputs(inCtx, cs, cfg.InputRate)
 			}()
 		}
+	}
+
+	if cfg.Moving > 0 {
+		var movers []*client
+		for i, c := range clients {
+			if cfg.mover(i) {
+				movers = append(movers, c)
+			}
+		}
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			turnMovers(inCtx, movers, cfg.TurnEvery)
+		}()
 	}
 
 	waitCh := make(chan struct{})
@@ -507,7 +607,8 @@ func build(cfg Config, clients []*client, connected, openAtEnd int, startAt, end
 	windowSec := endAt.Sub(startAt).Seconds()
 	r := &Report{
 		Config: ReportConfig{URLs: cfg.URLs, Clients: cfg.Clients, Room: cfg.Room, Rooms: cfg.Rooms, Ramp: cfg.Ramp.String(),
-			Duration: cfg.Duration.String(), InputRate: cfg.InputRate, Sample: cfg.Sample},
+			Duration: cfg.Duration.String(), InputRate: cfg.InputRate, Sample: cfg.Sample, Protocol: cfg.Protocol,
+			Moving: cfg.Moving, TurnEvery: cfg.TurnEvery.String()},
 		Requested: cfg.Clients, Connected: connected, OpenAtWindowEnd: openAtEnd, WindowSeconds: windowSec, TickRate: cfg.TickRate,
 		Failed: map[string]int{}, ClosedInWindow: map[string]int{}, ClosedBeforeWindow: map[string]int{}, ErrorFrames: map[string]int{},
 	}
@@ -543,6 +644,7 @@ func build(cfg Config, clients []*client, connected, openAtEnd int, startAt, end
 	}
 	r.TickLatency = summarize(lat)
 	r.InputLatency = summarize(inLat)
+	r.BytesIn = bytesIn
 	r.finish(bytesIn)
 	return r
 }
@@ -552,6 +654,12 @@ func (r *Report) finish(bytesIn uint64) {
 	if r.WindowSeconds > 0 {
 		r.TicksPerSecond = float64(r.TicksDelivered) / r.WindowSeconds
 		r.BytesPerSecond = float64(bytesIn) / r.WindowSeconds
+	}
+	if r.TicksDelivered > 0 {
+		r.BytesPerTick = float64(bytesIn) / float64(r.TicksDelivered)
+	}
+	if r.Connected > 0 {
+		r.BytesPerSocketSecond = r.BytesPerSecond / float64(r.Connected)
 	}
 	r.TicksExpected = r.WindowSeconds * float64(r.TickRate) * float64(r.Connected)
 	if r.TicksExpected > 0 {

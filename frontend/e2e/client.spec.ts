@@ -62,11 +62,12 @@ async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void>
 test('joins, draws itself red and sends input only on change', async ({ page }, testInfo) => {
   await page.goto(`${node.base}/?name=alice`);
   await connected(page);
+  // The page asked for protocol 2 first (seq 1, refused: the fake node speaks protocol 1 only), then 1.
   const hello = node.messages('hello');
-  expect(hello).toEqual([{ type: 'hello', protocol: 1, name: 'alice', room: 'lobby', seq: 1 }]);
+  expect(hello).toEqual([{ type: 'hello', protocol: 1, name: 'alice', room: 'lobby', seq: 2 }]);
   // One input with the current keys right after the welcome.
   await expect.poll(() => node.messages('input').length).toBe(1);
-  expect(node.messages('input')[0]).toEqual({ type: 'input', seq: 2, keys: { up: false, down: false, left: false, right: false } });
+  expect(node.messages('input')[0]).toEqual({ type: 'input', seq: 3, keys: { up: false, down: false, left: false, right: false } });
   await expect.poll(() => redNearMe(page)).toBeGreaterThan(20);
   await expect(page.getByTestId('status-node')).toHaveText('fake1');
   await expect(page.getByTestId('status-rtt')).toHaveText(/\d+ ms/);
@@ -80,7 +81,7 @@ test('joins, draws itself red and sends input only on change', async ({ page }, 
   await page.keyboard.up('ArrowRight');
   await expect.poll(() => node.messages('input').length).toBe(3);
   const inputs = node.messages('input');
-  expect(inputs.map((m) => m['seq'])).toEqual([2, 3, 4]);
+  expect(inputs.map((m) => m['seq'])).toEqual([3, 4, 5]);
   expect(inputs[1]!['keys']).toEqual({ up: false, down: false, left: false, right: true });
   expect(inputs[2]!['keys']).toEqual({ up: false, down: false, left: false, right: false });
   await expect.poll(async () => (await state(page)).me!.x).toBeGreaterThan(x0 + 50);
@@ -104,9 +105,9 @@ test('reconnects with its resume token after a retryable close', async ({ page }
   expect(after.player).toBe(before.player);
   const hellos = node.messages('hello');
   expect(hellos).toHaveLength(2);
-  expect(hellos[1]!['resume']).toBe(`tok-${before.player}-1`);
-  // The seq counter continued past the first connection's hello and input.
-  expect(hellos[1]!['seq']).toBe(3);
+  expect(hellos[1]!['resume']).toBe(`tok-${before.player}-2`);
+  // The seq counter continued past the refused protocol 2 hello, the first connection's hello and its input.
+  expect(hellos[1]!['seq']).toBe(4);
   await expect(page.getByTestId('status-banner')).toBeHidden();
 });
 
@@ -174,6 +175,20 @@ test('a rejected resume token (4501) is forgotten and the client joins once as a
   expect(hellos[1]!['resume']).toBeDefined();
   expect(hellos[2]!['resume']).toBeUndefined();
   expect(hellos[2]!['seq']).toBe(1);
+});
+
+test('a node that speaks protocol 1 only gets protocol 1 at once (4500 to protocol 2), and the page plays', async ({ page }) => {
+  await page.goto(`${node.base}/?name=grace`);
+  await connected(page);
+  expect(node.protocolRejects).toBe(1);
+  const hellos = node.messages('hello');
+  expect(hellos.length).toBe(1);
+  expect(hellos[0]!['protocol']).toBe(1);
+  expect(await page.evaluate(() => [window.__tickmesh.protocol, window.__tickmesh.protocolWanted])).toEqual([1, 1]);
+  // ?protocol=1 asks for protocol 1 from the start.
+  await page.goto(`${node.base}/?name=heidi&protocol=1`);
+  await connected(page);
+  expect(node.protocolRejects).toBe(1);
 });
 
 test('protocol mismatch (4500) is terminal', async ({ page }) => {

@@ -1,5 +1,7 @@
 // A fake Tickmesh node for browser tests that need no Go binary: serves
-// frontend/dist/app over HTTP and speaks protocol v1 on /ws with a minimal
+// frontend/dist/app over HTTP and speaks protocol v1 only on /ws (a hello of
+// another version gets bad_protocol and close 4500, as a node from before
+// protocol 2 answers the browser's default protocol 2) with a minimal
 // RFC 6455 implementation (text frames, close, ping). It runs a tiny 20 Hz
 // simulation (speed 10 units per tick) and records every client message.
 
@@ -121,6 +123,8 @@ export class FakeNode {
   seq = 0;
   /** When false, the node accepts WebSocket connections but sends no ticks. */
   ticking = true;
+  /** Hellos of another protocol than 1, answered with bad_protocol and close 4500. */
+  protocolRejects = 0;
   /** Close code for every new connection right after the hello (0 = none). */
   rejectWith = 0;
   /** Delay before answering a WebSocket upgrade, so a test can see the client between connections. */
@@ -187,6 +191,13 @@ export class FakeNode {
 
   onMessage(c: FakeConn, text: string): void {
     const msg = JSON.parse(text) as Record<string, unknown>;
+    if (msg['type'] === 'hello' && msg['protocol'] !== 1) {
+      // Not recorded in received: the hellos a test counts are those of the protocol the node speaks.
+      this.protocolRejects++;
+      c.send({ type: 'error', code: 'bad_protocol', message: 'unsupported protocol version; this server speaks protocol 1' });
+      c.close(4500, 'protocol version mismatch');
+      return;
+    }
     this.received.push({ player: c.player?.id ?? null, msg });
     switch (msg['type']) {
       case 'hello': {

@@ -56,11 +56,11 @@ interface Game {
   page: Page;
 }
 
-async function openGame(browser: Browser, node: NodeName, name: string, room = 'lobby'): Promise<Game> {
+async function openGame(browser: Browser, node: NodeName, name: string, room = 'lobby', query = ''): Promise<Game> {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[${name}] page error: ${e.message}`));
-  await page.goto(`${nodeUrl(node)}/?name=${encodeURIComponent(name)}&room=${room}`);
+  await page.goto(`${nodeUrl(node)}/?name=${encodeURIComponent(name)}&room=${room}${query}`);
   await expect
     .poll(async () => {
       const s = await snap(page);
@@ -193,6 +193,33 @@ test('a second player appears in blue on the first page', async ({ browser }, te
   expect(bob.player).not.toBe((await snap(a.page)).player);
   await shot(a.page, testInfo, 'alice-sees-bob');
   await shot(b.page, testInfo, 'bob-sees-alice');
+  await a.context.close();
+  await b.context.close();
+});
+
+test('pages speak protocol 2 by default and protocol 1 with ?protocol=1, and see the same game', async ({ browser }, testInfo) => {
+  const a = await openGame(browser, 'n1', 'binary');
+  const b = await openGame(browser, 'n2', 'json', 'lobby', '&protocol=1');
+  const proto = (p: Page) => p.evaluate(() => ({ protocol: window.__tickmesh.protocol, binary: window.__tickmesh.binary }));
+  await expect.poll(async () => (await proto(a.page)).binary.frames).toBeGreaterThan(20);
+  expect((await proto(a.page)).protocol).toBe(2);
+  expect(await proto(b.page)).toEqual({ protocol: 1, binary: { frames: 0, bytes: 0 } });
+  // The binary page moves, stops; the JSON page draws it where the binary page's ticks put it.
+  const id = (await snap(a.page)).player;
+  const s = await snap(a.page);
+  await a.page.keyboard.down(s.me!.x > (s.arena?.width ?? 1000) / 2 ? 'a' : 'd');
+  await a.page.waitForTimeout(700);
+  await a.page.keyboard.up(s.me!.x > (s.arena?.width ?? 1000) / 2 ? 'a' : 'd');
+  await a.page.waitForTimeout(800);
+  const me = (await snap(a.page)).me!;
+  expect(Math.abs(me.x - s.me!.x)).toBeGreaterThan(50);
+  await expect
+    .poll(async () => b.page.evaluate((id) => window.__tickmesh.drawn().find((p) => p.id === id) ?? null, id))
+    .toEqual({ id, x: me.x, y: me.y });
+  // A binary tick is a fraction of a JSON one: bytes per tick of the binary page, with two players, mostly still.
+  const { binary } = await proto(a.page);
+  testInfo.annotations.push({ type: 'binary-bytes-per-frame', description: (binary.bytes / binary.frames).toFixed(1) });
+  expect(binary.bytes / binary.frames).toBeLessThan(100);
   await a.context.close();
   await b.context.close();
 });

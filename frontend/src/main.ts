@@ -7,7 +7,9 @@
 // games/registry.ts), ?name= (default player-xxxx), ?predict=0 (no client-side
 // prediction: the own player is drawn from the interpolated ticks like
 // everyone else; for debugging and the benchmark), ?netgraph=1 (show the net
-// graph from the start; the N key toggles it).
+// graph from the start; the N key toggles it), ?protocol=1 (JSON ticks instead
+// of protocol 2's binary keyframes and deltas: readable in the browser's
+// network panel, for debugging).
 
 import './style.css';
 import { arenaModule } from './games/arena';
@@ -53,6 +55,7 @@ const room = (params.get('room') || DEFAULT_ROOM).toLowerCase();
 const name = sanitizeName(params.get('name') ?? '') || randomName();
 
 const predicting = params.get('predict') !== '0';
+const protocolWanted = params.get('protocol') === '1' ? 1 : 2;
 
 const session = new Session(browserSessionStorage(), room);
 const clock = new TickClock();
@@ -84,6 +87,9 @@ let meState: MeState | null = null;
 let onlineCount = 0;
 let playerCount = 0;
 let welcomes = 0;
+let welcomeProtocol = 0;
+let binaryBytes = 0;
+let binaryFrames = 0;
 
 // The games this page plays. The arena's predictor (predict/arena.ts) starts, before the first acknowledged
 // input, from the measured round trip in ticks; a lead sample more than MAX_LEAD_MARGIN_TICKS above the round
@@ -134,13 +140,19 @@ const transport = new Transport({
   // The DOM WebSocket has these members with narrower event types (Event,
   // CloseEvent, MessageEvent); the transport reads only code/reason/data.
   createSocket: (url) => new WebSocket(url) as unknown as WebSocketLike,
+  protocol: protocolWanted,
   hooks: {
     onOpen: () => {
       const seq = session.nextSeq();
-      transport.send(helloMessage({ name, room, seq, resume: session.resume }));
+      transport.send(helloMessage({ name, room, seq, resume: session.resume, protocol: transport.protocol }));
       game?.prediction?.hook.join(seq, performance.now());
     },
     onText: (text) => net.addBytes(utf8Length(text), performance.now()),
+    onBinary: (n) => {
+      binaryBytes += n;
+      binaryFrames++;
+      net.addBytes(n, performance.now());
+    },
     onMessage: (msg) => handle(msg),
     onResetIdentity: () => {
       // 4501: the server does not know our resume token. Forget it and its
@@ -193,6 +205,7 @@ function onWelcome(msg: WelcomeMessage): void {
   welcomes++;
   net.reconnects = welcomes - 1;
   net.protocol = msg.protocol;
+  welcomeProtocol = msg.protocol;
   if (session.player !== '' && msg.player !== session.player) game?.prediction?.hook.clear();
   session.welcome(msg.player, msg.resume, msg.ack);
   node = msg.node;
@@ -439,6 +452,11 @@ export interface TickmeshDebug {
   readonly lastInputSeq: number;
   /** The net graph is shown. */
   readonly netgraph: boolean;
+  /** The protocol of the connection (welcome.protocol; 0 before the first welcome), and the one asked for next. */
+  readonly protocol: number;
+  readonly protocolWanted: number;
+  /** Binary frames (protocol 2 ticks) received, and their bytes. */
+  readonly binary: { frames: number; bytes: number };
 }
 
 const debug: TickmeshDebug = Object.freeze({
@@ -544,6 +562,15 @@ const debug: TickmeshDebug = Object.freeze({
   },
   get netgraph() {
     return netgraph.visible;
+  },
+  get protocol() {
+    return welcomeProtocol;
+  },
+  get protocolWanted() {
+    return transport.protocol;
+  },
+  get binary() {
+    return { frames: binaryFrames, bytes: binaryBytes };
   },
 });
 

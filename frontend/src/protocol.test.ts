@@ -82,6 +82,7 @@ describe('shared fixtures', () => {
             if (want['seq'] !== undefined) opts.seq = want['seq'] as number;
             if (want['resume'] !== undefined) opts.resume = want['resume'] as string;
             if (want['room'] !== undefined) opts.room = want['room'] as string;
+            opts.protocol = want['protocol'] as number;
             msg = helloMessage(opts);
             break;
           }

@@ -1,10 +1,14 @@
-// Tickmesh client protocol, version 1: WebSocket, one JSON object per text frame.
+// Tickmesh client protocol, versions 1 and 2: WebSocket, one JSON object per text frame (and, in version 2,
+// ticks as binary frames: frames.ts).
 //
 // This module is pure: types, decoding of server messages with validation, and
 // encoding of client messages. It is shared by the game page and the unit tests
 // (which check it against the Go fixtures in pkg/protocol/testdata/fixtures).
 
+/** Protocol 1: JSON ticks. */
 export const PROTOCOL_VERSION = 1;
+/** Protocol 2: ticks are binary keyframes and deltas (frames.ts); every other message is protocol 1's. */
+export const PROTOCOL_VERSION_2 = 2;
 export const DEFAULT_ROOM = 'lobby';
 /** Display names are 1-32 code points after trimming (protocol.MaxNameRunes). */
 export const MAX_NAME_RUNES = 32;
@@ -370,7 +374,7 @@ export function checkClientMessage(msg: unknown): string | null {
   const only = (allowed: readonly string[]) => Object.keys(msg).find((k) => !allowed.includes(k)) ?? null;
   switch (msg['type']) {
     case 'hello': {
-      if (msg['protocol'] !== PROTOCOL_VERSION) return 'protocol';
+      if (msg['protocol'] !== PROTOCOL_VERSION && msg['protocol'] !== PROTOCOL_VERSION_2) return 'protocol';
       const extra = only(['type', 'protocol', 'name', 'resume', 'room', 'seq']);
       if (extra !== null) return extra;
       const name = msg['name'];
@@ -448,8 +452,8 @@ export function inputMessage(seq: number, payload: InputPayload): InputMessage {
   return 'keys' in payload ? { type: 'input', seq, keys: payload.keys } : { type: 'input', seq, data: payload.data };
 }
 
-export function helloMessage(opts: { name: string; seq?: number; resume?: string | null; room?: string }): HelloMessage {
-  const m: HelloMessage = { type: 'hello', protocol: PROTOCOL_VERSION, name: opts.name };
+export function helloMessage(opts: { name: string; seq?: number; resume?: string | null; room?: string; protocol?: number }): HelloMessage {
+  const m: HelloMessage = { type: 'hello', protocol: opts.protocol ?? PROTOCOL_VERSION, name: opts.name };
   if (opts.resume) m.resume = opts.resume;
   if (opts.room !== undefined) m.room = opts.room;
   if (opts.seq !== undefined) m.seq = opts.seq;

@@ -27,6 +27,8 @@ export interface Snapshot {
   readonly index: Map<string, number>;
 }
 
+type MutableSnapshot = { -readonly [K in keyof Snapshot]: Snapshot[K] } & { index: Map<string, number> };
+
 /** One interpolated player, reused between frames. */
 export interface RenderPlayer {
   id: string;
@@ -76,7 +78,8 @@ export class SnapshotBuffer {
   readonly clock: TickClock;
   readonly maxExtrapolation: number;
 
-  private buf: Snapshot[] = [];
+  private buf: MutableSnapshot[] = [];
+  private spare: MutableSnapshot[] = [];
   private _epoch = -1;
   private _lastSeq = -1;
   private _renderTick = Number.NaN;
@@ -124,19 +127,29 @@ export class SnapshotBuffer {
     return this._renderTick;
   }
 
-  /** Offers a tick, applying epoch fencing. */
+  /**
+   * Offers a tick, applying epoch fencing. The buffer keeps the tick object (its capacity of them): a decoder
+   * that reuses tick objects (frames.ts) must not reuse one sooner.
+   */
   push(tick: TickMessage, now: number): PushResult {
     if (tick.epoch < this._epoch) return 'stale-epoch';
     if (tick.epoch === this._epoch && tick.seq <= this._lastSeq) return 'stale-seq';
     if (tick.epoch > this._epoch) {
-      this.buf = [];
+      for (const s of this.buf) this.spare.push(s);
+      this.buf.length = 0;
       this._epoch = tick.epoch;
       this._renderTick = Number.NaN;
     }
-    const index = new Map<string, number>();
-    for (let i = 0; i < tick.players.length; i++) index.set((tick.players[i] as TickPlayer).id, i);
-    this.buf.push({ epoch: tick.epoch, seq: tick.seq, arrival: now, tick, index });
-    if (this.buf.length > this.capacity) this.buf.shift();
+    // Snapshots (and their index maps) are reused: no allocation per tick once the buffer is full.
+    const snap = this.spare.pop() ?? { epoch: 0, seq: 0, arrival: 0, tick, index: new Map<string, number>() };
+    snap.epoch = tick.epoch;
+    snap.seq = tick.seq;
+    snap.arrival = now;
+    snap.tick = tick;
+    snap.index.clear();
+    for (let i = 0; i < tick.players.length; i++) snap.index.set((tick.players[i] as TickPlayer).id, i);
+    this.buf.push(snap);
+    if (this.buf.length > this.capacity) this.spare.push(this.buf.shift() as MutableSnapshot);
     this._lastSeq = tick.seq;
     this.accepted++;
     this.clock.observe(tick.epoch, tick.seq, now);
@@ -145,7 +158,8 @@ export class SnapshotBuffer {
 
   /** Forgets everything, including the fence (e.g. when switching rooms). */
   clear(): void {
-    this.buf = [];
+    for (const s of this.buf) this.spare.push(s);
+    this.buf.length = 0;
     this._epoch = -1;
     this._lastSeq = -1;
     this._renderTick = Number.NaN;

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { splitStream } from './frames';
 import type { ServerMessage } from './protocol';
 import { Backoff, EndpointList, normalizeWsUrl, originWsUrl, Transport } from './transport';
 import { FakeClock, FakeSocket, scriptedRandom, tick, welcome } from './testutil/fakes';
@@ -125,7 +128,7 @@ interface Harness {
   last(): FakeSocket;
 }
 
-function harness(random: () => number = () => 0.5): Harness {
+function harness(random: () => number = () => 0.5, protocol?: number): Harness {
   const clock = new FakeClock();
   const sockets: FakeSocket[] = [];
   const h: Harness = {
@@ -142,6 +145,7 @@ function harness(random: () => number = () => 0.5): Harness {
     endpoints,
     clock,
     random,
+    ...(protocol === undefined ? {} : { protocol }),
     createSocket: (url) => {
       const s = new FakeSocket(url);
       sockets.push(s);
@@ -150,7 +154,7 @@ function harness(random: () => number = () => 0.5): Harness {
     hooks: {
       onOpen: () => {
         h.opens++;
-        h.t.send({ type: 'hello', protocol: 1, name: 'alice', seq: h.opens });
+        h.t.send({ type: 'hello', protocol: h.t.protocol, name: 'alice', seq: h.opens });
       },
       onMessage: (m) => h.messages.push(m),
       onResetIdentity: () => h.resets++,
@@ -378,5 +382,79 @@ describe('Transport', () => {
     expect(h.t.state).toBe('stopped');
     h.clock.advance(60_000);
     expect(h.sockets).toHaveLength(1);
+  });
+});
+
+// The golden arena stream (pkg/protocol/testdata/fixtures/frames): what a protocol 2 socket receives.
+const ARENA = splitStream(new Uint8Array(readFileSync(fileURLToPath(new URL('../../pkg/protocol/testdata/fixtures/frames/arena.frames', import.meta.url)))));
+
+describe('Transport, protocol 2', () => {
+  it('asks for protocol 2, reads binary ticks into decoded ticks and keeps the watchdog fed', () => {
+    const h = harness();
+    h.t.start();
+    expect(h.last().binaryType).toBe('arraybuffer');
+    const s = establish(h);
+    expect(JSON.parse(s.sent[0] as string)).toMatchObject({ type: 'hello', protocol: 2 });
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(600); // under the 1 s watchdog only because the ticks come
+      s.fireBinary(ARENA[i] as Uint8Array);
+    }
+    const ticks = h.messages.filter((m) => m.type === 'tick');
+    expect(ticks).toHaveLength(5);
+    expect(ticks.map((t) => (t.type === 'tick' ? t.seq : 0))).toEqual([1, 2, 3, 4, 5]);
+    expect(h.t.state).toBe('connected');
+    expect(h.sockets).toHaveLength(1);
+  });
+
+  it('falls back to protocol 1 at once when a node closes with 4500 before its welcome, and stays there', () => {
+    const h = harness();
+    h.t.start();
+    const s = h.last();
+    s.fireOpen();
+    expect(JSON.parse(s.sent[0] as string)).toMatchObject({ protocol: 2 });
+    s.fireMessage({ type: 'error', code: 'bad_protocol', message: 'this server speaks protocol 1' });
+    s.fireClose(4500);
+    expect(h.t.state).not.toBe('stopped');
+    const s2 = nextSocket(h);
+    expect(h.clock.now()).toBeLessThanOrEqual(1);
+    s2.fireOpen();
+    expect(JSON.parse(s2.sent[0] as string)).toMatchObject({ protocol: 1 });
+    s2.fireMessage(welcome());
+    expect(h.t.state).toBe('connected');
+    // A later reconnect keeps protocol 1; a 4500 answering protocol 1 is terminal, as before.
+    s2.fireClose(1006);
+    const s3 = nextSocket(h);
+    s3.fireOpen();
+    expect(JSON.parse(s3.sent[0] as string)).toMatchObject({ protocol: 1 });
+    s3.fireClose(4500);
+    expect(h.t.state).toBe('stopped');
+  });
+
+  it('starts over on a new connection when a frame does not apply (it begins with a keyframe)', () => {
+    const h = harness();
+    h.t.start();
+    const s = establish(h);
+    s.fireBinary(ARENA[0] as Uint8Array);
+    s.fireBinary(ARENA[2] as Uint8Array); // frame 1 missing: a delta of another base
+    expect(h.t.state).toBe('reconnecting');
+    const s2 = nextSocket(h);
+    establish(h);
+    s2.fireBinary(ARENA[1] as Uint8Array); // a delta first on a new connection does not apply either
+    expect(h.t.state).toBe('reconnecting');
+    const s3 = nextSocket(h);
+    establish(h);
+    s3.fireBinary(ARENA[0] as Uint8Array);
+    s3.fireBinary(ARENA[1] as Uint8Array);
+    expect(h.t.state).toBe('connected');
+    expect(h.messages.filter((m) => m.type === 'tick')).toHaveLength(3);
+  });
+
+  it('speaks protocol 1 when asked to', () => {
+    const h = harness(() => 0.5, 1);
+    h.t.start();
+    const s = establish(h);
+    expect(JSON.parse(s.sent[0] as string)).toMatchObject({ protocol: 1 });
+    s.fireMessage(tick(1, 1));
+    expect(h.messages.filter((m) => m.type === 'tick')).toHaveLength(1);
   });
 });

@@ -3,6 +3,7 @@
 // injected WebSocket factory, clock and random source, so it is unit-tested
 // with fakes.
 
+import { DELTA, FrameError, KEYFRAME, TickDecoder } from './frames';
 import {
   classifyClose,
   decodeServerMessage,
@@ -177,6 +178,8 @@ export interface WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
+  /** Set to 'arraybuffer': protocol 2's ticks are binary frames. */
+  binaryType?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
@@ -200,6 +203,8 @@ export interface TransportHooks {
   onDecodeError?(err: DecodeError, text: string): void;
   /** Every text frame of the current connection, before decoding (for byte counts). */
   onText?(text: string): void;
+  /** The size of every binary frame (a protocol 2 tick) of the current connection (for byte counts). */
+  onBinary?(bytes: number): void;
 }
 
 export interface TransportOptions {
@@ -218,6 +223,14 @@ export interface TransportOptions {
    * (the node closes sockets itself when it knows it is cut off): move to another node.
    */
   watchdogMs?: number;
+  /**
+   * The protocol to ask for in hello (default 2: binary keyframes and deltas). A node that does not speak it
+   * answers bad_protocol and closes with 4500 before any welcome: the transport then uses protocol 1 from the
+   * next connection on, for as long as it lives.
+   */
+  protocol?: number;
+  /** Tick objects the protocol 2 decoder reuses in turn (default 48): more than a consumer keeps. */
+  ringSize?: number;
   /** No welcome this long (ms) after connecting: dead. */
   connectTimeoutMs?: number;
 }
@@ -242,6 +255,10 @@ export class Transport {
   private retryTimer: TimerHandle | null = null;
   private resetUsed = false;
   private started = false;
+  private readonly decoder: TickDecoder;
+
+  /** The protocol of the next hello (and of the current connection). */
+  protocol: number;
 
   /** Clock time of the next connection attempt while waiting, else null. */
   nextRetryAt: number | null = null;
@@ -267,6 +284,8 @@ export class Transport {
     this.stableMs = opts.stableMs ?? 10_000;
     this.watchdogMs = opts.watchdogMs ?? 1000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    this.protocol = opts.protocol ?? 2;
+    this.decoder = new TickDecoder(opts.ringSize ?? 48);
   }
 
   get state(): TransportState {
@@ -331,6 +350,12 @@ export class Transport {
       return;
     }
     this.ws = ws;
+    try {
+      ws.binaryType = 'arraybuffer';
+    } catch {
+      /* a socket without binary frames: protocol 1 only */
+    }
+    this.decoder.reset(); // a new connection starts with a keyframe
     ws.onopen = () => {
       if (g !== this.gen) return;
       this.hooks.onOpen?.();
@@ -351,6 +376,10 @@ export class Transport {
   }
 
   private onFrame(data: unknown): void {
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+      this.onBinaryFrame(data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return;
+    }
     if (typeof data !== 'string') return;
     this.hooks.onText?.(data);
     let msg: ServerMessage;
@@ -384,8 +413,41 @@ export class Transport {
     this.hooks.onMessage?.(msg);
   }
 
+  /** A protocol 2 tick: the decoder's state after it, as a decoded tick. */
+  private onBinaryFrame(b: Uint8Array): void {
+    this.hooks.onBinary?.(b.byteLength);
+    // A frame of a kind this client does not know is ignored, as a client ignores what it does not know.
+    if (b.byteLength === 0 || (b[0] !== KEYFRAME && b[0] !== DELTA)) return;
+    let tick: ServerMessage;
+    try {
+      tick = this.decoder.apply(b);
+    } catch (e) {
+      if (!(e instanceof FrameError)) throw e;
+      // The ticks after it would not apply either: start over on a new connection, which begins with a keyframe.
+      this.hooks.onDecodeError?.(new DecodeError(`tick frame: ${e.message}`, 'shape'), '');
+      this.onSocketClosed(this.gen, 1002, `a tick frame that does not decode: ${e.message}`);
+      return;
+    }
+    this.lastAliveAt = this.clock.now();
+    this.hooks.onMessage?.(tick);
+  }
+
   private onSocketClosed(g: number, code: number, reason: string): void {
     if (g !== this.gen || this._state === 'stopped') return;
+    if (code === 4500 && this.protocol > 1 && this.welcomedAt === null) {
+      // A node that does not speak this protocol (one from before protocol 2, during a rolling upgrade):
+      // protocol 1 from now on, at once.
+      this.teardownSocket();
+      this.protocol = 1;
+      this.lastCloseCode = code;
+      this.lastCloseReason = `the node speaks protocol 1 only: using it${reason !== '' ? ` (${reason})` : ''}`;
+      this.retryTimer = this.clock.setTimeout(() => {
+        this.retryTimer = null;
+        this.connect();
+      }, 0);
+      this.hooks.onChange?.();
+      return;
+    }
     const cls = classifyClose(code);
     const stable = this.welcomedAt !== null && this.clock.now() - this.welcomedAt >= this.stableMs;
     this.teardownSocket();

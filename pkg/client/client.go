@@ -28,8 +28,14 @@ type Config struct {
 	Discover bool
 	Name     string // player name; "" = "bot"
 	Room     string // room; "" = protocol.DefaultRoom
-	// Protocol is the version the client speaks; 0 = protocol.Version, the only one it knows so far.
+	// Protocol is the version the client asks for in hello; 0 = protocol.MaxVersion (2: binary keyframes and
+	// deltas). A node that does not speak it answers 4500 before the welcome: the client then speaks protocol 1
+	// from its next connection on, at once, as the browser does.
 	Protocol int
+	// Light reads protocol 2 ticks with a compact.Follower: their position and time and the client's own ack
+	// only, without keeping the room's state (Tick.Decode then fails). For load generators, whose thousands of
+	// clients would each keep a copy of the room.
+	Light bool
 	// Store keeps the resume token and the sequence counter; nil = in memory, for the life of the Client.
 	Store Store
 	// Once makes Run return when the first connection ends, whatever the close code: load generators count
@@ -95,6 +101,8 @@ type Client struct {
 	retries   int  // consecutive attempts since the last stable connection
 	resetUsed bool // a 4501 reset the identity and no welcome came since
 	tick      Tick // reused for every tick frame
+	proto     int  // the protocol of the next hello: Config.Protocol, or 1 after a node refused it
+	frames2   frames2
 
 	mu      sync.Mutex      // guards the fields below, which Input reads
 	sess    session         // the identity
@@ -134,10 +142,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("tickmesh client: %q is not a valid room name", cfg.Room)
 	}
 	if cfg.Protocol == 0 {
-		cfg.Protocol = protocol.Version
+		cfg.Protocol = protocol.MaxVersion
 	}
-	if cfg.Protocol != protocol.Version {
-		return nil, fmt.Errorf("tickmesh client: protocol %d: this client speaks %d", cfg.Protocol, protocol.Version)
+	if cfg.Protocol < protocol.Version || cfg.Protocol > protocol.MaxVersion {
+		return nil, fmt.Errorf("tickmesh client: protocol %d: this client speaks %d to %d", cfg.Protocol, protocol.Version, protocol.MaxVersion)
 	}
 	if cfg.Store == nil {
 		cfg.Store = &MemoryStore{}
@@ -167,7 +175,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tickmesh client: load the session: %w", err)
 	}
-	return &Client{cfg: cfg, eps: newEndpoints(urls, max(cfg.First, 0)), fence: fence.New(),
+	return &Client{cfg: cfg, eps: newEndpoints(urls, max(cfg.First, 0)), fence: fence.New(), proto: cfg.Protocol,
 		sess: session{store: cfg.Store, room: cfg.Room, state: st}}, nil
 }
 
@@ -233,6 +241,12 @@ func (c *Client) Run(ctx context.Context, h Handler) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !d.Abandoned && d.Code == protocol.CloseBadProtocol && d.Welcomed.IsZero() && c.proto > protocol.Version {
+			// A node that does not speak this protocol (one from before protocol 2, during a rolling upgrade):
+			// protocol 1 from now on, at once, on the same endpoint.
+			c.proto = protocol.Version
+			continue
 		}
 		if !d.Abandoned {
 			switch Classify(d.Code) {
@@ -316,6 +330,7 @@ func (c *Client) connect(ctx context.Context, h *Handler) (d Disconnect) {
 		}
 	}()
 
+	c.frames2.reset(c.cfg.Light, c.sess.player)
 	if err := c.hello(ws, &d); err != nil {
 		d.Stage, d.Reason, d.Err = StageHello, err.Error(), err
 		return d
@@ -332,7 +347,7 @@ func (c *Client) connect(ctx context.Context, h *Handler) (d Disconnect) {
 			stopping = true
 			_ = ws.SetReadDeadline(time.Now().Add(time.Second))
 		}
-		_, r, err := ws.NextReader()
+		mt, r, err := ws.NextReader()
 		if err != nil {
 			c.ended(ctx, ws, &d, err)
 			return d
@@ -344,7 +359,11 @@ func (c *Client) connect(ctx context.Context, h *Handler) (d Disconnect) {
 		var reason string
 		// A frame cut short is followed by the error of the next read; a frame after ctx ended is not delivered.
 		if err == nil && ctx.Err() == nil {
-			reason = c.frame(ws, &d, buf.Bytes(), at, h)
+			if mt == websocket.BinaryMessage {
+				reason = c.binary(ws, &d, buf.Bytes(), at, h)
+			} else {
+				reason = c.frame(ws, &d, buf.Bytes(), at, h)
+			}
 		}
 		frames.Put(buf)
 		if reason != "" {
@@ -365,7 +384,7 @@ func (c *Client) hello(ws *websocket.Conn, d *Disconnect) error {
 		return fmt.Errorf("save the session: %w", err)
 	}
 	d.Conn.HelloSeq = seq
-	data, err := protocol.Encode(&protocol.Hello{Protocol: c.cfg.Protocol, Name: c.cfg.Name, Room: c.cfg.Room,
+	data, err := protocol.Encode(&protocol.Hello{Protocol: c.proto, Name: c.cfg.Name, Room: c.cfg.Room,
 		Resume: c.sess.state.Resume, Seq: seq})
 	if err != nil {
 		return err
@@ -423,6 +442,11 @@ func (c *Client) frame(ws *websocket.Conn, d *Disconnect, data []byte, at time.T
 			return ""
 		}
 	}
+	return c.tickFrame(ws, d, t, at, h)
+}
+
+// tickFrame fences a tick of either protocol, acknowledges inputs and hands it to the handler.
+func (c *Client) tickFrame(ws *websocket.Conn, d *Disconnect, t *Tick, at time.Time, h *Handler) string {
 	if d.Stage != StagePlay || t.Room != c.cfg.Room {
 		return ""
 	}
@@ -446,9 +470,10 @@ func (c *Client) welcome(ws *websocket.Conn, d *Disconnect, w *protocol.Welcome,
 	if d.Stage == StagePlay {
 		return "" // a second welcome is a server bug; the first one counts
 	}
-	if w.Protocol != c.cfg.Protocol {
-		return fmt.Sprintf("the server speaks protocol %d, this client %d", w.Protocol, c.cfg.Protocol)
+	if w.Protocol != c.proto {
+		return fmt.Sprintf("the server speaks protocol %d, this client %d", w.Protocol, c.proto)
 	}
+	c.frames2.player(w.Player)
 	c.mu.Lock()
 	err := c.sess.welcome(w.Player, w.Resume, w.Ack)
 	// A new connection: its own inputs replace anything unacknowledged.

@@ -4,9 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/tickmesh/tickmesh/pkg/client"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -35,12 +40,20 @@ func result(t *testing.T, done <-chan error) error {
 }
 
 // TestClientPlaysResumesAndStops runs a client against a real node: welcomed, fresh ticks, an input applied,
-// a connection given up by the handler and resumed as the same player with a higher join seq, and a clean stop.
+// a connection given up by the handler and resumed as the same player with a higher join seq, and a clean stop;
+// in protocol 1, protocol 2 (the default), and protocol 2 read lightly (position and own ack only).
 func TestClientPlaysResumesAndStops(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
+	for _, cfg := range []client.Config{{Protocol: 1}, {}, {Light: true}} {
+		t.Run(fmt.Sprintf("protocol %d light %v", cfg.Protocol, cfg.Light), func(t *testing.T) { testClientPlays(t, c, cfg) })
+	}
+}
+
+func testClientPlays(t *testing.T, c *nodetest.Cluster, cfg client.Config) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	cl, err := client.New(client.Config{URLs: []string{c.Member("n1").Node.URL()}, Name: "alice"})
+	cfg.URLs, cfg.Name = []string{c.Member("n1").Node.URL()}, "alice"
+	cl, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +82,12 @@ func TestClientPlaysResumesAndStops(t *testing.T) {
 			defer mu.Unlock()
 			if !tk.Fresh || tk.Room != "lobby" || tk.Epoch == 0 {
 				return nil
+			}
+			if want := byte(0); cfg.Protocol != 1 && tk.Kind == want || cfg.Protocol == 1 && tk.Kind != want {
+				return fmt.Errorf("test: a tick of kind %#x", tk.Kind)
+			}
+			if full, err := tk.Decode(); cfg.Light != (err != nil) || err == nil && (full.Seq != tk.Seq || full.Epoch != tk.Epoch) {
+				return fmt.Errorf("test: Decode = %v, %v", full, err)
 			}
 			switch {
 			case sent.Seq == 0:
@@ -346,5 +365,86 @@ func TestAGamesOwnInputIsApplied(t *testing.T) {
 	}
 	if game != "collect" {
 		t.Fatalf("welcome names game %q, want collect", game)
+	}
+}
+
+// oldNode is a node from before protocol 2, for the client's fallback: it answers a hello of any other
+// protocol with bad_protocol and close 4500, and welcomes protocol 1 with JSON ticks of an empty lobby.
+func oldNode(t *testing.T, hellos *[]int, mu *sync.Mutex) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		msg, err := protocol.DecodeClient(data)
+		h, ok := msg.(*protocol.Hello)
+		mu.Lock()
+		if ok {
+			*hellos = append(*hellos, h.Protocol)
+		}
+		mu.Unlock()
+		if err != nil || h.Protocol != protocol.Version {
+			e, _ := protocol.Encode(&protocol.Error{Code: protocol.CodeBadProtocol, Message: "this server speaks protocol 1"})
+			_ = ws.WriteMessage(websocket.TextMessage, e)
+			_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(protocol.CloseBadProtocol, "protocol version mismatch"))
+			return
+		}
+		wel, _ := protocol.Encode(&protocol.Welcome{Protocol: protocol.Version, Player: "p0000000000000001", Resume: "tok", Room: "lobby", Node: "old"})
+		_ = ws.WriteMessage(websocket.TextMessage, wel)
+		for seq := uint64(1); seq <= 50; seq++ {
+			tk, _ := protocol.Encode(&protocol.Tick{Room: "lobby", Epoch: 1, Seq: seq, Owner: "old", Time: 1})
+			if ws.WriteMessage(websocket.TextMessage, tk) != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A node that does not speak protocol 2 answers the default hello with 4500: the client says hello in protocol 1
+// on its next connection, at once, and plays.
+func TestAClientFallsBackToProtocol1WhenANodeRefuses2(t *testing.T) {
+	var mu sync.Mutex
+	var hellos []int
+	url := oldNode(t, &hellos, &mu)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cl, err := client.New(client.Config{URLs: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks int
+	var closes []client.Disconnect
+	start := time.Now()
+	done := run(t, ctx, cl, client.Handler{
+		Tick: func(tk *client.Tick) error {
+			if ticks++; ticks == 3 {
+				cancel()
+			}
+			return nil
+		},
+		Closed: func(d client.Disconnect) { closes = append(closes, d) },
+	})
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(hellos) != "[2 1]" || ticks < 3 {
+		t.Fatalf("hellos of protocols %v, %d ticks", hellos, ticks)
+	}
+	if closes[0].Code != protocol.CloseBadProtocol || !closes[0].Welcomed.IsZero() {
+		t.Fatalf("first connection %+v", closes[0])
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("%v to play: the fallback waited", d)
 	}
 }

@@ -26,9 +26,13 @@
 //     4502, 4503 taken over by a newer connection, 4504) end Run with a *CloseError.
 //   - A connection without a welcome for Config.WelcomeTimeout, or without a fresh tick for Config.Watchdog after
 //     it, is dead: the client abandons it and reconnects.
-//   - Protocol versions: hello names the version the client speaks (Config.Protocol) and the welcome the one the
-//     server speaks; ticks are decoded by that version's decoder. Version 1 is JSON (docs/PROTOCOL.md); the
-//     binary keyframes and deltas of version 2 get a decoder of their own behind the same Tick.
+//   - Protocol versions: hello names the version the client speaks (Config.Protocol, by default 2) and the
+//     welcome the one the server speaks; ticks are decoded by that version's decoder behind the same Tick.
+//     Version 1 is JSON; version 2's ticks are binary keyframes and deltas (docs/PROTOCOL.md, package compact),
+//     applied to the room's state the client keeps for the connection, or, with Config.Light, read only as far
+//     as the tick's position and the client's own ack. A frame that does not apply abandons the connection (the
+//     next one starts with a keyframe). A node that answers protocol 2 with 4500 before the welcome gets
+//     protocol 1 from the next connection on.
 //
 // Goroutines: Run runs in its caller's goroutine and calls the handler's functions from it, one at a time. While
 // a connection is open, context.AfterFunc holds one more, which closes the socket when the context ends; Run

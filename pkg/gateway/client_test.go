@@ -21,6 +21,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
 )
 
 // Test timeouts: generous, because every test runs a real cluster under the race detector.
@@ -52,6 +53,11 @@ type client struct {
 	closeText string
 	closedAt  time.Time
 	seq       uint64 // the player's seq counter: the last seq used in a hello or input
+
+	proto  int             // the protocol of the hello: 1 (JSON ticks) or 2 (binary keyframes and deltas)
+	dec    compact.Decoder // protocol 2: the state the frames make (the reader's)
+	kinds  map[byte]int    // protocol 2: frames received by kind (under mu)
+	frames []byte          // protocol 2: the last frame received (under mu)
 }
 
 // recvTick is one received tick with its arrival time. The reader only reads the tick's position (a big tick
@@ -65,6 +71,7 @@ type recvTick struct {
 
 // dialOpts tune dial.
 type dialOpts struct {
+	proto  int         // the protocol to speak (0: 1)
 	noRead bool        // do not start the reader: the client never reads (a slow client)
 	rcvBuf int         // SO_RCVBUF of the client socket, when > 0
 	header http.Header // handshake headers (Origin, X-Real-IP)
@@ -96,7 +103,7 @@ func dial(t testing.TB, c *nodetest.Cluster, name, player string, o dialOpts) *c
 	if err != nil {
 		t.Fatalf("%s: dial %s: %v", player, name, err)
 	}
-	cl := &client{t: t, name: player, node: name, ws: ws, done: make(chan struct{})}
+	cl := &client{t: t, name: player, node: name, ws: ws, done: make(chan struct{}), proto: max(o.proto, protocol.Version), kinds: map[byte]int{}}
 	if o.noRead {
 		close(cl.done)
 	} else {
@@ -148,8 +155,16 @@ func (cl *client) read() {
 			cl.mu.Unlock()
 			return
 		}
+		if mt == websocket.BinaryMessage && cl.proto >= protocol.Version2 {
+			cl.binaryTick(data, now)
+			continue
+		}
 		if mt != websocket.TextMessage {
 			cl.t.Errorf("%s: server sent a non-text frame (type %d)", cl.name, mt)
+			continue
+		}
+		if cl.proto >= protocol.Version2 && bytes.HasPrefix(data, []byte(`{"type":"tick"`)) {
+			cl.t.Errorf("%s: a JSON tick on a protocol 2 socket", cl.name)
 			continue
 		}
 		if pos, ok := peekTick(data); ok {
@@ -190,6 +205,38 @@ func (cl *client) read() {
 		}
 		cl.mu.Unlock()
 	}
+}
+
+// binaryTick applies a protocol 2 frame to the client's state and keeps the tick it makes.
+func (cl *client) binaryTick(data []byte, now time.Time) {
+	if err := cl.dec.Apply(data); err != nil {
+		cl.t.Errorf("%s: a frame (kind %#x) that does not apply: %v", cl.name, data[0], err)
+		return
+	}
+	tk := new(protocol.Tick)
+	cl.dec.State().Tick(tk)
+	pos := fence.Position{Epoch: tk.Epoch, Seq: tk.Seq}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.kinds[data[0]]++
+	cl.frames = data
+	if cl.welcome == nil {
+		cl.t.Errorf("%s: tick before the welcome", cl.name)
+	}
+	if n := len(cl.ticks); n > 0 {
+		prev := cl.ticks[n-1].pos
+		if pos.Epoch < prev.Epoch || (pos.Epoch == prev.Epoch && pos.Seq <= prev.Seq) {
+			cl.fenceErrs = append(cl.fenceErrs, fmt.Sprintf("%+v after %+v", pos, prev))
+		}
+	}
+	cl.ticks = append(cl.ticks, &recvTick{pos: pos, at: now, tick: tk})
+}
+
+// frameKinds is how many protocol 2 frames of each kind the client received.
+func (cl *client) frameKinds() (keyframes, deltas int) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.kinds[compact.Keyframe], cl.kinds[compact.Delta]
 }
 
 func (cl *client) write(mt int, data []byte) error {
@@ -263,7 +310,7 @@ func (cl *client) helloIn(r, token string, seq uint64) {
 	cl.mu.Lock()
 	cl.seq = max(seq, 1)
 	cl.mu.Unlock()
-	cl.send(&protocol.Hello{Protocol: protocol.Version, Name: cl.name, Resume: token, Room: r, Seq: seq})
+	cl.send(&protocol.Hello{Protocol: cl.proto, Name: cl.name, Resume: token, Room: r, Seq: seq})
 }
 
 // data sends an input with a game payload and the next seq, and returns that seq.

@@ -17,15 +17,70 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
+	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/session"
 	"github.com/tickmesh/tickmesh/pkg/sim"
 )
 
-// tickFrame is one tick, framed once for every socket of the room.
+// tickFrame is one tick as one kind of frame (protocol 1 JSON, a protocol 2 keyframe or delta), framed once for
+// every socket of the room that gets it.
 type tickFrame struct {
-	pos   fence.Position
-	frame []byte // the WebSocket frame (textFrame)
-	at    time.Time
+	pos    fence.Position
+	serial uint64 // the relay's number of the tick (room.Tick.Serial)
+	kind   frameKind
+	frame  []byte // the WebSocket frame
+	at     time.Time
+}
+
+// tickFrames is one tick as every socket of the room may get it: each kind of frame is made on its first use, at
+// most once. It is used on the relay's delivery goroutine (the fan-out) or inside Relay.With (a new socket's
+// first tick), while the relay holds the room: the tick's keyframe and JSON may be read then.
+type tickFrames struct {
+	pos     fence.Position
+	serial  uint64 // the relay's number of the tick
+	chained bool   // src's delta takes a socket from the tick numbered serial-1 to this one
+	src     tickSource
+	at      time.Time
+	frames  [numKinds]tickFrame
+	made    [numKinds]bool
+}
+
+// tickSource is where a tick's frames come from: *room.Tick.
+type tickSource interface {
+	Delta() []byte
+	Keyframe() []byte
+	JSON() []byte
+}
+
+func newTickFrames(t *room.Tick, at time.Time) *tickFrames {
+	return &tickFrames{pos: t.Pos, serial: t.Serial, chained: t.Chained(), src: t, at: at}
+}
+
+// forSocket returns the frame for a socket of the given protocol that last got the tick numbered lastSerial:
+// the delta when it takes the socket from there, else the keyframe; JSON for protocol 1.
+func (f *tickFrames) forSocket(proto int, lastSerial uint64) *tickFrame {
+	k := kindJSON
+	if proto >= protocol.Version2 {
+		k = kindKeyframe
+		if f.chained && lastSerial == f.serial-1 {
+			k = kindDelta
+		}
+	}
+	if !f.made[k] {
+		var frame []byte
+		switch k {
+		case kindJSON:
+			frame = textFrame(f.src.JSON())
+		case kindKeyframe:
+			frame = binaryFrame(f.src.Keyframe())
+		case kindDelta:
+			frame = binaryFrame(f.src.Delta())
+		}
+		f.frames[k] = tickFrame{pos: f.pos, serial: f.serial, kind: k, frame: frame, at: f.at}
+		f.made[k] = true
+	}
+	return &f.frames[k]
 }
 
 // maxControl bounds queued control frames; a socket that lets more pile up is too slow.
@@ -53,6 +108,7 @@ type conn struct {
 	joinSeq uint64
 	game    game.Game       // the room's game: it validates input payloads
 	lkeys   game.LegacyKeys // the game's, when its inputs travel as key bitmasks (the arena)
+	proto   int             // the protocol version of the hello: 1 JSON ticks, 2 binary keyframes and deltas
 
 	// Owned by the reader: greet, then watch and the readBurst goroutine it hands the socket to, one at a time.
 	errs        *budget   // error budget
@@ -66,24 +122,27 @@ type conn struct {
 	// The writer's queues and the socket's state, shared by the relay's fan-out (offerTick), housekeeping, the
 	// reader and the writer. At most one writer runs at a time (flushing): a flush goroutine, or offerTick
 	// writing a tick at once.
-	mu        sync.Mutex
-	welcome   bool           // guarded by mu: welcome queued; ticks and node lists may go out
-	partial   []byte         // guarded by mu: the rest of a tick frame that writeNow could not write at once
-	tick      *tickFrame     // guarded by mu: newest unsent tick (the one-slot queue)
-	tickSince time.Time      // guarded by mu: when the oldest unsent tick was offered
-	ctrl      [][]byte       // guarded by mu: queued control frames (at most maxControl)
-	pingDue   bool           // guarded by mu: housekeeping asked for a WebSocket ping
-	pongDue   *string        // guarded by mu: the payload of the client's latest WebSocket ping, to answer
-	closing   bool           // guarded by mu: a close frame is due after the queued frames
-	closeCode int            // guarded by mu
-	closeText string         // guarded by mu
-	echoing   bool           // guarded by mu: the close frame due answers the client's (its code is the client's)
-	flushing  bool           // guarded by mu: a writer holds the socket
-	dead      bool           // guarded by mu: the socket is closed: nothing more is written
-	lastSent  fence.Position // guarded by mu: the last tick handed to a writer
-	lastTick  time.Time      // guarded by mu: the last tick offered (NoTickAfter)
-	lastPing  time.Time      // guarded by mu: the last ping queued
-	flushes   sync.WaitGroup // writers (flushing), for end
+	mu          sync.Mutex
+	welcome     bool           // guarded by mu: welcome queued; ticks and node lists may go out
+	partial     []byte         // guarded by mu: the rest of a tick frame that writeNow could not write at once
+	partialKind frameKind      // guarded by mu: what that frame is
+	partialLen  int            // guarded by mu: and its whole length
+	tick        *tickFrame     // guarded by mu: newest unsent tick (the one-slot queue)
+	tickSince   time.Time      // guarded by mu: when the oldest unsent tick was offered
+	ctrl        [][]byte       // guarded by mu: queued control frames (at most maxControl)
+	pingDue     bool           // guarded by mu: housekeeping asked for a WebSocket ping
+	pongDue     *string        // guarded by mu: the payload of the client's latest WebSocket ping, to answer
+	closing     bool           // guarded by mu: a close frame is due after the queued frames
+	closeCode   int            // guarded by mu
+	closeText   string         // guarded by mu
+	echoing     bool           // guarded by mu: the close frame due answers the client's (its code is the client's)
+	flushing    bool           // guarded by mu: a writer holds the socket
+	dead        bool           // guarded by mu: the socket is closed: nothing more is written
+	lastSent    fence.Position // guarded by mu: the last tick handed to a writer
+	lastSer     uint64         // guarded by mu: its serial (room.Tick.Serial), the base a delta must have
+	lastTick    time.Time      // guarded by mu: the last tick offered (NoTickAfter)
+	lastPing    time.Time      // guarded by mu: the last ping queued
+	flushes     sync.WaitGroup // writers (flushing), for end
 }
 
 func newConn(g *Gateway, ws *websocket.Conn, br *bufio.Reader, raw syscall.RawConn, ip string, now time.Time) *conn {
@@ -109,16 +168,23 @@ func (c *conn) welcomed() bool {
 // offerTick gives the socket a tick. It never waits: when the socket has nothing else to write and no writer,
 // the tick is written at once, as much of it as the socket's send buffer takes (writeNow), and a flush is
 // started only for a rest; otherwise the tick goes in the socket's one-slot queue, where the newest tick wins.
-func (c *conn) offerTick(t *tickFrame) {
+//
+// A protocol 2 socket gets the tick's delta when the last tick handed to its writer is the one the delta
+// starts from, else the keyframe. Deciding here is deciding at write time: what the socket last got changes only
+// when a writer takes the tick from the queue, and the queue then holds this tick alone. A tick that replaces an
+// unsent one in the queue therefore goes out as a keyframe: the socket never gets a delta it cannot apply.
+func (c *conn) offerTick(f *tickFrames) {
 	c.mu.Lock()
 	if c.closing || !c.welcome {
 		c.mu.Unlock()
 		return
 	}
-	if !after(t.pos, c.lastSent) || (c.tick != nil && !after(t.pos, c.tick.pos)) {
+	pos := f.pos
+	if !after(pos, c.lastSent) || (c.tick != nil && !after(pos, c.tick.pos)) {
 		c.mu.Unlock()
 		return
 	}
+	t := f.forSocket(c.proto, c.lastSer)
 	c.lastTick = t.at
 	if !c.flushing && !c.dead && !c.pendingLocked() {
 		c.writeTick(t)
@@ -143,7 +209,7 @@ func (c *conn) offerTick(t *tickFrame) {
 func (c *conn) writeTick(t *tickFrame) {
 	c.flushing = true
 	c.flushes.Add(1)
-	c.lastSent = t.pos
+	c.lastSent, c.lastSer = t.pos, t.serial
 	c.mu.Unlock()
 	n, err := writeNow(c.raw, t.frame)
 	c.mu.Lock()
@@ -156,10 +222,11 @@ func (c *conn) writeTick(t *tickFrame) {
 		c.flushes.Done()
 		return
 	case n < len(t.frame):
-		c.partial = t.frame[n:]
+		c.partial, c.partialKind = t.frame[n:], t.kind
+		c.partialLen = len(t.frame)
 		c.tickSince = t.at
 	default:
-		c.g.metrics.ticksSent.Inc()
+		c.g.metrics.tickWritten(t.kind, len(t.frame))
 	}
 	if c.pendingLocked() {
 		c.scheduleLocked() // before Done: end's wait must not see zero writers in between
@@ -262,9 +329,12 @@ func (c *conn) flush() {
 		c.mu.Lock()
 		var frame, raw []byte
 		ping, pong := false, false
+		var kind frameKind
+		length := 0
 		switch {
 		case c.partial != nil:
 			raw, c.partial = c.partial, nil
+			kind, length = c.partialKind, c.partialLen
 		case c.pongDue != nil:
 			frame, pong = []byte(*c.pongDue), true
 			c.pongDue = nil
@@ -279,7 +349,8 @@ func (c *conn) flush() {
 			c.pingDue, ping = false, true
 		case c.tick != nil:
 			raw = c.tick.frame
-			c.lastSent = c.tick.pos
+			kind, length = c.tick.kind, len(raw)
+			c.lastSent, c.lastSer = c.tick.pos, c.tick.serial
 			c.tick = nil
 		case c.closing:
 			code, text := c.closeCode, c.closeText
@@ -308,7 +379,7 @@ func (c *conn) flush() {
 			nc := c.ws.NetConn()
 			_ = nc.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
 			if _, err = nc.Write(raw); err == nil {
-				c.g.metrics.ticksSent.Inc()
+				c.g.metrics.tickWritten(kind, length)
 			}
 		default:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
@@ -634,7 +705,7 @@ func (c *conn) start(h *protocol.Hello, player string) bool {
 	roomName := h.RoomName()
 	// Every welcome carries a fresh token, so that an active player's token does not expire.
 	token := g.signer.Issue(player, time.Now())
-	c.player, c.name, c.room, c.joinSeq = player, h.Name, roomName, h.JoinSeq()
+	c.player, c.name, c.room, c.joinSeq, c.proto = player, h.Name, roomName, h.JoinSeq(), h.Protocol
 	gm, params := g.rooms.Game(roomName)
 	c.game = gm
 	c.lkeys, _ = gm.(game.LegacyKeys)
@@ -659,7 +730,7 @@ func (c *conn) start(h *protocol.Hello, player string) bool {
 		return false
 	}
 	ack := lastAck(g, roomName, player)
-	w := &protocol.Welcome{Protocol: protocol.Version, Player: player, Resume: token, Room: roomName, Node: g.cfg.Node,
+	w := &protocol.Welcome{Protocol: c.proto, Player: player, Resume: token, Room: roomName, Node: g.cfg.Node,
 		Nodes: g.nodes(), Ack: ack, Game: gm.Info().Name, Params: params}
 	frame, err := protocol.Encode(w)
 	if err != nil {
@@ -671,9 +742,11 @@ func (c *conn) start(h *protocol.Hello, player string) bool {
 	c.lastTick = time.Now()
 	c.scheduleLocked()
 	c.mu.Unlock()
-	if last := g.rooms.Relay().Last(roomName); last != nil {
-		c.offerTick(&tickFrame{pos: last.Pos, frame: textFrame(last.Data), at: time.Now()})
-	}
+	g.rooms.Relay().With(roomName, func(last *room.Tick) {
+		if last != nil {
+			c.offerTick(newTickFrames(last, time.Now()))
+		}
+	})
 	// Joins are always taken (publisher.send): one per socket.
 	g.pub.send(event{room: roomName, ev: sim.Event{Kind: sim.KindJoin, Player: player, Name: h.Name, Seq: c.joinSeq}, from: c})
 	return true
@@ -701,16 +774,16 @@ func lastAck(g *Gateway, roomName, player string) uint64 {
 
 // playerAck is the player's ack in the room's last tick on this node, and whether the tick has the player.
 func playerAck(g *Gateway, roomName, player string) (uint64, bool) {
-	last := g.rooms.Relay().Last(roomName)
-	if last == nil {
-		return 0, false
-	}
-	tk, err := last.Decode()
-	if err != nil {
-		return 0, false
-	}
-	p, ok := tk.Player(player)
-	return p.Ack, ok
+	var ack uint64
+	var ok bool
+	g.rooms.Relay().With(roomName, func(last *room.Tick) {
+		if last != nil {
+			var p compact.Roster
+			p, ok = last.State().Lookup(player)
+			ack = p.Ack
+		}
+	})
+	return ack, ok
 }
 
 // decodeFrame decodes one client frame strictly; every failure is a DecodeError with the code to send.

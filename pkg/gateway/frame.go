@@ -5,8 +5,12 @@ import "encoding/binary"
 // textFrame is data as one unmasked, final WebSocket text frame (RFC 6455 §5.2), as a server sends it when no
 // extension is negotiated (the Upgrader offers none). A tick is framed once and the same bytes are written to
 // every socket of its room, straight to the socket (writeNow) or by the socket's flush.
-func textFrame(data []byte) []byte {
-	const finText = 0x80 | 0x1
+func textFrame(data []byte) []byte { return wsFrame(0x80|0x1, data) }
+
+// binaryFrame is data as one unmasked, final WebSocket binary frame: a protocol 2 tick.
+func binaryFrame(data []byte) []byte { return wsFrame(0x80|0x2, data) }
+
+func wsFrame(first byte, data []byte) []byte {
 	n := len(data)
 	var f []byte
 	switch {
@@ -22,6 +26,6 @@ func textFrame(data []byte) []byte {
 		f[1] = 127
 		binary.BigEndian.PutUint64(f[2:], uint64(n))
 	}
-	f[0] = finText
+	f[0] = first
 	return append(f, data...)
 }

@@ -577,10 +577,11 @@ func (g *Gateway) notice(h *hub, data []byte) {
 	}
 }
 
-// fanout frames a tick once and offers it to every socket of the room. It runs on the relay's delivery
-// goroutine and never blocks.
+// fanout offers a tick to every socket of the room: each socket gets the frame its protocol and position call
+// for, each kind of frame made at most once (tickFrames). It runs on the relay's delivery goroutine, while the
+// relay holds the room, and never blocks.
 func (g *Gateway) fanout(h *hub, t *room.Tick) {
-	tf := &tickFrame{pos: t.Pos, frame: textFrame(t.Data), at: time.Now()}
+	tf := newTickFrames(t, time.Now())
 	g.mu.Lock()
 	cs := make([]*conn, 0, len(h.conns))
 	for c := range h.conns {
@@ -593,8 +594,7 @@ func (g *Gateway) fanout(h *hub, t *room.Tick) {
 		c.offerTick(tf)
 	}
 	if check {
-		// After the offers: decoding a big tick must not hold this tick back (nor let the next one catch up
-		// with it in the sockets' one-slot queues).
+		// After the offers, so that the check holds none of them back.
 		closeTakenOver(cs, t)
 	}
 }
@@ -603,15 +603,9 @@ func (g *Gateway) fanout(h *hub, t *room.Tick) {
 // (players[].conn) is newer than the socket's own join: the player connected again, through another node (a
 // takeover on this node is handled by claim).
 func closeTakenOver(cs []*conn, t *room.Tick) {
-	if len(cs) == 0 {
-		return
-	}
-	tk, err := t.Decode()
-	if err != nil {
-		return
-	}
+	s := t.State()
 	for _, c := range cs {
-		if p, ok := tk.Player(c.player); ok && p.Conn > c.joinSeq {
+		if p, ok := s.Lookup(c.player); ok && p.Conn > c.joinSeq {
 			c.closeWith(protocol.CloseTakenOver, "session taken over by a newer connection")
 		}
 	}

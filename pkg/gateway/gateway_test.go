@@ -172,12 +172,18 @@ func TestResumeOnAnotherNodeKeepsPlayerIDAndPosition(t *testing.T) {
 }
 
 func TestKillingTheLobbyOwnerKeepsTicksFlowingOnSurvivorsWithAHigherEpoch(t *testing.T) {
+	for _, proto := range []int{protocol.Version, protocol.Version2} {
+		t.Run(fmt.Sprintf("protocol %d", proto), func(t *testing.T) { testKillingTheLobbyOwner(t, proto) })
+	}
+}
+
+func testKillingTheLobbyOwner(t *testing.T, proto int) {
 	c := nodetest.StartCluster(t, 3)
 	name, epoch := lobbyOwner(t, c, 0)
 	var survivors []*client
 	for _, m := range c.Members() {
 		if m.Name != name {
-			survivors = append(survivors, join(t, c, m.Name, "on-"+m.Name))
+			survivors = append(survivors, joinProto(t, c, m.Name, "on-"+m.Name, "", proto))
 		}
 	}
 	doomed := join(t, c, name, "on-owner")
@@ -227,6 +233,14 @@ func TestKillingTheLobbyOwnerKeepsTicksFlowingOnSurvivorsWithAHigherEpoch(t *tes
 	}
 	code := doomed.waitClose(waitLong)
 	t.Logf("client on the killed owner closed with %d", code)
+	if proto >= protocol.Version2 {
+		for _, s := range survivors {
+			// The new epoch's first tick is a keyframe for everyone: the first keyframe, and at least one more.
+			if keys, deltas := s.frameKinds(); keys < 2 || deltas < 10 {
+				t.Errorf("%s: %d keyframes, %d deltas", s.name, keys, deltas)
+			}
+		}
+	}
 }
 
 func TestSlowClientIsClosedWithoutDelayingAFastClientOnTheSameNode(t *testing.T) {
@@ -383,7 +397,7 @@ func TestBadClientFramesGetErrorsAndClosesWhileOthersKeepTicking(t *testing.T) {
 	})
 	t.Run("wrong protocol is bad_protocol then close 4500", func(t *testing.T) {
 		cl := dial(t, c, "n1", "future", dialOpts{})
-		cl.sendRaw(`{"type":"hello","protocol":2,"name":"future"}`)
+		cl.sendRaw(`{"type":"hello","protocol":3,"name":"future"}`)
 		if code := cl.waitClose(waitShort); code != protocol.CloseBadProtocol {
 			t.Fatalf("close %d, want %d", code, protocol.CloseBadProtocol)
 		}

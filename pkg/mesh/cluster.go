@@ -308,3 +308,14 @@ func (m *Mesh) StepDownStreamLeader(ctx context.Context, stream, preferred strin
 	}
 	return nil
 }
+
+// Interest reports whether any subscription in the cluster matches subject, in the game's account: this
+// server's clients' and, through the routes, the other servers' (each server propagates its interest to its
+// peers). Owners publish a room's protocol 1 JSON ticks only while something listens (pkg/room).
+func (m *Mesh) Interest(subject string) bool {
+	acc, err := m.srv.LookupAccount(AppAccount)
+	if err != nil {
+		return true // unknown: publish, as before this check
+	}
+	return acc.SubscriptionInterest(subject)
+}

@@ -39,17 +39,17 @@ func (s *viewSource) Observe(withPlayers bool, maxRooms int) clusterview.Observa
 	rooms := make([]clusterview.RoomView, 0, min(len(all), maxRooms))
 	add := func(i room.Info) {
 		v := clusterview.RoomView{Room: i.Room, Owner: i.Owner, Epoch: i.Epoch}
-		last := n.rooms.Relay().Last(i.Room)
-		if last != nil && last.Pos.Epoch > i.Epoch {
-			// The new owner's ticks arrived before its lease did (this node's owners watcher may be restarting
-			// after the death of the server that fed it): fenced ticks prove the newer owner.
-			if tk, err := last.Decode(); err == nil {
-				v.Owner, v.Epoch = tk.Owner, last.Pos.Epoch
+		// The relay's state of the room is read while it holds the room (With).
+		n.rooms.Relay().With(i.Room, func(last *room.Tick) {
+			if last != nil && last.Pos.Epoch > i.Epoch {
+				// The new owner's ticks arrived before its lease did (this node's owners watcher may be
+				// restarting after the death of the server that fed it): fenced ticks prove the newer owner.
+				v.Owner, v.Epoch = last.State().Owner, last.Pos.Epoch
 			}
-		}
-		if withPlayers {
-			v.Players, v.Online = players(last)
-		}
+			if withPlayers {
+				v.Players, v.Online = players(last)
+			}
+		})
 		rooms = append(rooms, v)
 	}
 	for _, i := range all {
@@ -68,18 +68,16 @@ func (s *viewSource) Observe(withPlayers bool, maxRooms int) clusterview.Observa
 	}
 }
 
-// players counts the players (and those online) in a relayed tick; nil when there is none.
+// players counts the players (and those online) in a relayed tick; nil when there is none. The relay must hold
+// the room (Relay.With).
 func players(t *room.Tick) (total, online *int) {
 	if t == nil {
 		return nil, nil
 	}
-	tk, err := t.Decode()
-	if err != nil {
-		return nil, nil
-	}
-	p, o := len(tk.Players), 0
-	for _, pl := range tk.Players {
-		if pl.Online {
+	s := t.State()
+	p, o := s.Players(), 0
+	for i := range p {
+		if r, _, _ := s.Player(i); r.Online {
 			o++
 		}
 	}
@@ -105,11 +103,7 @@ func (o viewObserver) LeaseChanged(c room.LeaseChange) {
 func (o viewObserver) LeasesCurrent() { o.h.LeasesCurrent() }
 
 func (o viewObserver) EpochChanged(r string, from fence.Position, to *room.Tick, gap time.Duration) {
-	owner := ""
-	if tk, err := to.Decode(); err == nil {
-		owner = tk.Owner
-	}
-	o.h.Resumed(r, from.Epoch, to.Pos.Epoch, owner, gap)
+	o.h.Resumed(r, from.Epoch, to.Pos.Epoch, to.State().Owner, gap)
 }
 
 // handleEvents is GET /api/cluster/events: the cluster view's Server-Sent Events (package clusterview).

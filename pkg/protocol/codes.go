@@ -8,7 +8,7 @@ const (
 	CodeUnknownType = "unknown_type"
 	// CodeBadField: a field is missing, duplicated, unknown, of the wrong type or out of range.
 	CodeBadField = "bad_field"
-	// CodeBadProtocol: a hello whose "protocol" is missing or not the integer Version. The server sends
+	// CodeBadProtocol: a hello whose "protocol" is missing or not a version this server speaks (1 or 2). The server sends
 	// this error and then closes with CloseBadProtocol.
 	CodeBadProtocol = "bad_protocol"
 	// CodeBadState: a valid message that is not allowed now (anything but hello before the welcome, or a

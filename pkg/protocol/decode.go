@@ -18,7 +18,7 @@ import (
 //     object.
 //  2. CodeBadField: "type" is missing, duplicated or not a string.
 //  3. CodeUnknownType: "type" is not hello, input or ping.
-//  4. CodeBadProtocol (hello only): "protocol" is missing or not the integer 1 (checked before any other
+//  4. CodeBadProtocol (hello only): "protocol" is missing or not the integer 1 or 2 (checked before any other
 //     field, so that a hello of any other version is recognised as such).
 //  5. CodeBadField: for each member in order, an unknown or duplicated name (names are case-sensitive),
 //     null, a wrong type, a non-integer for an integer field (42.0 and 4.2e1 are not integers), a value out
@@ -330,13 +330,23 @@ func decodeHello(ms []member, h *Hello) *DecodeError {
 		if string(m.name) != "protocol" {
 			continue
 		}
-		found = true
-		if string(m.val) != "1" {
-			return &DecodeError{Code: CodeBadProtocol, Message: "unsupported protocol version; this server speaks protocol 1"}
+		v := 0
+		switch string(m.val) {
+		case "1":
+			v = Version
+		case "2":
+			v = Version2
 		}
+		if v == 0 || (found && v != h.Protocol) {
+			// Two different versions are no version this server speaks either (a repeat of the same one is a
+			// duplicate field, below).
+			return &DecodeError{Code: CodeBadProtocol, Message: "unsupported protocol version; this server speaks protocols 1 and 2"}
+		}
+		found = true
+		h.Protocol = v
 	}
 	if !found {
-		return &DecodeError{Code: CodeBadProtocol, Message: "protocol: missing required field; this server speaks protocol 1"}
+		return &DecodeError{Code: CodeBadProtocol, Message: "protocol: missing required field; this server speaks protocols 1 and 2"}
 	}
 	var seen fieldSet
 	for _, m := range ms {
@@ -350,7 +360,6 @@ func decodeHello(ms []member, h *Hello) *DecodeError {
 			if seen.see(fProtocol) {
 				return duplicateField("protocol")
 			}
-			h.Protocol = Version
 		case "name":
 			if seen.see(fName) {
 				return duplicateField("name")

@@ -29,7 +29,7 @@ var requiredFixtures = []string{
 	"invalid/hello_unknown_field.json", "invalid/input_seq_string.json", "invalid/input_seq_zero.json",
 	"invalid/input_seq_fraction.json", "invalid/input_seq_too_big.json", "invalid/hello_name_too_long.json",
 	"invalid/hello_bad_room_uppercase.json", "invalid/unknown_type.json", "invalid/trailing_garbage.json",
-	"invalid/not_object_array.json", "invalid/missing_type.json", "invalid/hello_protocol_2.json",
+	"invalid/not_object_array.json", "invalid/missing_type.json", "invalid/hello_protocol_3.json", "client/hello_protocol_2.json",
 	"server/tick_collect.json", "server/welcome_arena.json", "server/welcome_collect.json", "client/input_data.json",
 	"invalid/input_keys_and_data.json", "invalid/input_data_too_large.json", "games/arena.json", "games/collect.json",
 }

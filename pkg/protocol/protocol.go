@@ -1,7 +1,8 @@
-// Package protocol defines version 1 of the Tickmesh WebSocket protocol spoken between browsers and nodes:
+// Package protocol defines the Tickmesh WebSocket protocol spoken between browsers and nodes, versions 1 and 2:
 // the message types, strict decoding of client messages, canonical encoding, error codes and close codes.
 //
-// Every frame is a WebSocket text frame holding one JSON object with a "type" member. Client messages
+// Every frame is a WebSocket text frame holding one JSON object with a "type" member, except the ticks of
+// version 2, which are binary frames of package compact. Client messages
 // (hello, input, ping) are decoded strictly by DecodeClient; server messages (welcome, nodes, tick, error,
 // pong) are produced by Encode. docs/PROTOCOL.md is the normative description; the golden fixtures under
 // testdata/fixtures are shared with the TypeScript client.
@@ -19,8 +20,14 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/game"
 )
 
-// Version is the protocol version implemented by this package, sent in hello and welcome.
-const Version = 1
+// Protocol versions, sent in hello and welcome. Version 2 differs from version 1 in ticks only: they are binary
+// frames, keyframes and deltas (package compact), instead of JSON text frames; every other message is the same.
+const (
+	Version  = 1 // JSON ticks
+	Version2 = 2 // binary ticks (keyframes and deltas)
+	// MaxVersion is the newest version this package speaks; it speaks every one from Version on.
+	MaxVersion = Version2
+)
 
 // Message type names (the "type" member).
 const (
@@ -65,7 +72,7 @@ const (
 
 // Hello is the first message of a connection (client → server).
 type Hello struct {
-	// Protocol is the protocol version; DecodeClient only accepts Version.
+	// Protocol is the protocol version; DecodeClient accepts Version to MaxVersion.
 	Protocol int `json:"protocol"`
 	// Name is the display name, trimmed of surrounding white space, 1-32 printable runes.
 	Name string `json:"name"`

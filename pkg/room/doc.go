@@ -8,7 +8,8 @@
 //     with a per-message TTL (default 10 s); a room's lease names the session and is written only when the room
 //     changes hands (create, takeover, handoff, release), each by CAS. A healthy owner rides through the 4-9 s
 //     Raft election of a lost stream leader (renewals stop, ticks do not).
-//   - Takeover: a holder whose session renewals and ticks (its beacons) have both been silent for StealAfter
+//   - Takeover: a holder whose session renewals and ticks (the tick count of its beacons, and the frames of its
+//     rooms that this node's relay accepts: Relay.Silence) have both been silent for StealAfter
 //     (HangAfter while its node is still routed) has its session fenced (deleted by CAS) by a node in contact
 //     with a majority, and its rooms are taken over by the survivors (a node that follows a room's ticks first,
 //     the others in the room's hash order). An owner that hears from no majority for ContactLoss withholds its
@@ -28,6 +29,10 @@
 //     stream stored after the snapshot's input position (batches of events, or single events from nodes before
 //     batches). The simulation applies each event at most once (by per-player sequence), so replays and the two
 //     delivery paths (core NATS for speed, the stream for durability) never double-apply.
+//   - Ticks: the owner publishes every tick as protocol 2 frames (a keyframe at its first tick, every second and
+//     on a relay's request, deltas between) and as protocol 1 JSON only while something subscribes to the room's
+//     tick subject (Interest); relays keep each room's state from the frames, and follow an old owner's JSON
+//     ticks only while the frames are silent.
 //   - Acks mean applied and durable (durable.go): a tick shows, per player, the highest seq both applied and seen
 //     stored in INPUTS; the applied acks above that travel in the tick's Tm-Applied header and the snapshot's
 //     durable member, so that a node restoring from either applies nothing twice.
@@ -43,5 +48,5 @@
 // keeper, the control loop and the snapshot writer; one goroutine per acquisition in progress (which runs the
 // term while it holds the lease) and per fence of a silent session; and, per owned room, the owner loop's stream
 // follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions deliver on the client's
-// goroutines and are unsubscribed by Close.
+// goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.
 package room

@@ -40,7 +40,7 @@ func logAcks(t *testing.T, c *nodetest.Cluster, via, player string) *ackLog {
 		if err != nil {
 			return
 		}
-		e := ackEntry{epoch: tk.Pos.Epoch, seq: tk.Pos.Seq, applied: tk.Applied, tick: *dec}
+		e := ackEntry{epoch: tk.Pos.Epoch, seq: tk.Pos.Seq, applied: tk.Applied(), tick: *dec}
 		if p, ok := dec.Player(player); ok {
 			e.found, e.ack = true, p.Ack
 			e.x, _ = dec.Field(&p, "x")

@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tickmesh/tickmesh/games/arena"
 	"github.com/tickmesh/tickmesh/internal/testingutil"
+	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
 	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
@@ -88,10 +90,7 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	nc := c.Member("n1").Node.Mesh().Conn()
 	send := func(seq uint64, sent time.Time) {
 		t.Helper()
-		m := nats.NewMsg(wire.TickSubject(r))
-		m.Data = []byte(`{"type":"tick"}`)
-		m.Header.Set(wire.HeaderEpoch, "1")
-		m.Header.Set(wire.HeaderSeq, strconv.FormatUint(seq, 10))
+		m := wire.FramesMsg(r, 1, seq, keyframe(t, r, 1, seq), 0)
 		if !sent.IsZero() {
 			m.Header.Set(wire.HeaderTime, strconv.FormatInt(sent.UnixMicro(), 10))
 		}
@@ -128,4 +127,21 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	if histCount(g) != 1 || g.GetSampleSum() < 0.2 {
 		t.Fatalf("tick gaps: %d observed, sum %.3f s; want 1 of at least 0.2 s", histCount(g), g.GetSampleSum())
 	}
+}
+
+// keyframe is the keyframe of an empty arena tick of room r.
+func keyframe(t testing.TB, r string, epoch, seq uint64) []byte {
+	t.Helper()
+	g, err := arena.New(arena.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := g.Info()
+	var v game.View
+	g.New(1).View(&v)
+	enc := compact.NewEncoder()
+	if err := enc.Fill(compact.Header{Room: r, Owner: "nobody", Epoch: epoch, Seq: seq, Time: 1}, compact.SchemaOf(info.Name, &info.Schema), nil, &v); err != nil {
+		t.Fatal(err)
+	}
+	return enc.AppendKeyframe(nil)
 }

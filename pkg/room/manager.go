@@ -46,22 +46,23 @@ type peerSession struct {
 // Manager runs ownership on this node: its session, the owners watcher, and the rooms it owns.
 type Manager struct {
 	// Set by NewManager, read-only afterwards.
-	cfg     Config
-	log     *slog.Logger
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	owners  jetstream.KeyValue
-	snaps   jetstream.KeyValue
-	inputs  jetstream.Stream
-	cluster Cluster
-	relay   *Relay
-	metrics *metrics
-	lcfg    lease.Config
-	live    *liveness
-	writer  *snapshotWriter
-	placed  chan struct{}               // wakes the placement loop (a stream leader was elected)
-	kick    chan struct{}               // wakes the control loop (a lease or a want changed)
-	obs     atomic.Pointer[observerBox] // SetObserver's observer, if any
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	owners   jetstream.KeyValue
+	snaps    jetstream.KeyValue
+	inputs   jetstream.Stream
+	cluster  Cluster
+	interest Interest // the cluster's, when it implements it
+	relay    *Relay
+	metrics  *metrics
+	lcfg     lease.Config
+	live     *liveness
+	writer   *snapshotWriter
+	placed   chan struct{}               // wakes the placement loop (a stream leader was elected)
+	kick     chan struct{}               // wakes the control loop (a lease or a want changed)
+	obs      atomic.Pointer[observerBox] // SetObserver's observer, if any
 
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
@@ -122,8 +123,10 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
 		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
 		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+		Lost:   func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
 		Epoch:  m.observeEpoch,
 	})
+	m.interest, _ = cluster.(Interest)
 	m.writer = newSnapshotWriter(m)
 	return m, nil
 }
@@ -410,16 +413,19 @@ func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
 // of players and player is not one of them. A room with no tick here is not known to be full (the owner's
 // answer to the join then comes as a wire.Notice).
 func (m *Manager) Full(room, player string) bool {
-	last := m.relay.Last(room)
-	if last == nil {
-		return false
-	}
-	tk, err := last.Decode()
-	if err != nil || len(tk.Players) < m.cfg.Sim.MaxPlayers {
-		return false
-	}
-	_, in := tk.Player(player)
-	return !in
+	full := false
+	m.relay.With(room, func(t *Tick) {
+		if t == nil {
+			return
+		}
+		s := t.State()
+		if s.Players() < m.cfg.Sim.MaxPlayers {
+			return
+		}
+		_, in := s.Lookup(player)
+		full = !in
+	})
+	return full
 }
 
 // CutOff reports whether this node looks cut off from the majority of a live cluster: out of contact with a

@@ -24,6 +24,8 @@ type metrics struct {
 	sessionsFenced   prometheus.Counter
 	snapshotBatches  prometheus.Counter
 	restoredFromTick *prometheus.CounterVec
+	lost             *prometheus.CounterVec
+	jsonTicks        *prometheus.CounterVec
 	fenced           *prometheus.CounterVec
 	acquired         *prometheus.CounterVec
 	purges           *prometheus.CounterVec
@@ -62,6 +64,8 @@ func newMetrics() *metrics {
 		snapshotBatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "snapshot_batches_total", Help: "Atomic batches of snapshots this node wrote (one replicated write each)."}),
 		withheld:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_withheld_total", Help: "Ticks not published because this node was out of contact with a majority of the cluster."}, []string{"room"}),
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
+		jsonTicks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "json_ticks_total", Help: "Owner only: ticks also published as protocol 1 JSON on the room's tick subject, because something listened there (a node from before protocol 2, the nats CLI, a tool)."}, []string{"room"}),
+		lost:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_lost_total", Help: "Ticks this node's relay accepted but could not apply (a delta after a missed tick, before the room's first keyframe here): a keyframe was asked for."}, []string{"room"}),
 		fenced:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_fenced_total", Help: "Ticks dropped by this node's relay fence (stale epoch or seq)."}, []string{"room"}),
 		acquired:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "acquired_total", Help: "Leases acquired, by how."}, []string{"room", "how"}),
 		purges:           prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "input_purges_total", Help: "Purges of a room's stored events that two snapshots cover."}, []string{"room"}),
@@ -74,7 +78,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.snapshotBatches,
-		m.restoredFromTick, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
+		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 
 // forget deletes every series of room: a node that no longer serves a room keeps no metrics of it, so the number

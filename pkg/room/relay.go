@@ -1,77 +1,157 @@
 package room
 
 import (
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// Tick is one tick the relay accepted: its position, its body (forwarded to sockets as it is) and its decoded
-// contents, which are decoded at most once on this node, and only when someone asks (Decode): the hot path
-// forwards bytes.
+// Tick is one tick the relay accepted and applied to the room's state. It carries what sockets get, each made at
+// most once on this node: the delta that takes a socket from the relay's previous tick of the room to this one
+// (Delta), the tick's keyframe (Keyframe) and its protocol 1 JSON (JSON). The delta and, when the owner sent
+// them, the keyframe and the JSON are the owner's bytes, forwarded as they came; the others are encoded here from
+// the room's state, on the first call.
+//
+// Keyframe, JSON, State and Decode read the room's state as of this tick: they may be called only while the
+// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Header, Applied and Delta may
+// be read at any time.
 type Tick struct {
-	Pos  fence.Position
-	Data []byte
-	// Applied is the tick's wire.HeaderApplied ("" when it has none): the players whose applied ack is above the
-	// ack the body shows. A node restoring the room from this tick needs it; sockets never see it.
-	Applied string
+	Pos fence.Position
+	// Serial numbers the ticks this relay accepted of the room, one after the other. A socket that last got
+	// tick n can take Delta of tick n+1 (when Chained).
+	Serial uint64
+	// Header is the NATS headers the tick came with (the owner's Tm-Epoch, Tm-Seq, Tm-Time, Tm-Applied, ...):
+	// those of the message that made the relay's state this tick (see Applied).
+	Header nats.Header
 
-	once sync.Once
-	dec  *protocol.Tick
-	err  error
+	delta []byte // nil unless chained
+	key   []byte
+	json  []byte
+	rr    *relayRoom
 }
 
-// NewTick wraps an accepted tick's body.
-func NewTick(pos fence.Position, data []byte) *Tick { return &Tick{Pos: pos, Data: data} }
+// Applied is the tick's wire.HeaderApplied ("" when it has none): the players whose applied ack is above the
+// ack the state shows, with the applied one. It is what a node restoring the room from this tick needs besides
+// the state; sockets never see it.
+func (t *Tick) Applied() string { return t.Header.Get(wire.HeaderApplied) }
 
-// Decode returns the tick's contents. The result is shared: callers must not modify it.
-func (t *Tick) Decode() (*protocol.Tick, error) {
-	t.once.Do(func() {
-		msg, err := protocol.DecodeServer(t.Data)
+// Chained reports whether Delta takes the relay's previous tick of the room (Serial-1) to this one.
+func (t *Tick) Chained() bool { return t.delta != nil }
+
+// Delta is the frame that takes a socket that got tick Serial-1 to this tick; nil unless Chained.
+func (t *Tick) Delta() []byte { return t.delta }
+
+// Keyframe is the tick's keyframe: the owner's, or encoded here once.
+func (t *Tick) Keyframe() []byte {
+	if t.key == nil {
+		t.key = compact.AppendKeyframe(make([]byte, 0, 256), t.rr.state())
+	}
+	return t.key
+}
+
+// JSON is the tick as protocol 1 JSON: the owner's, or encoded here once.
+func (t *Tick) JSON() []byte {
+	if t.json == nil {
+		t.rr.state().Tick(&t.rr.jsonTick)
+		b, err := protocol.Encode(&t.rr.jsonTick)
 		if err != nil {
-			t.err = err
-			return
+			b = nil // unreachable: a decoded state has integer values only
 		}
-		tk, ok := msg.(*protocol.Tick)
-		if !ok {
-			t.err = &protocol.DecodeError{Code: protocol.CodeUnknownType, Message: "not a tick"}
-			return
-		}
-		t.dec = tk
-	})
-	return t.dec, t.err
+		t.json = b
+	}
+	return t.json
 }
 
-// TickFunc receives an accepted tick. It must not block and must not modify the tick (every listener gets the
-// same one).
+// State is the room's state at this tick. It is the relay's: not to be modified or kept.
+func (t *Tick) State() *compact.State { return t.rr.state() }
+
+// Decode returns the tick as a protocol 1 tick of its own (the caller may keep it).
+func (t *Tick) Decode() (*protocol.Tick, error) {
+	tk := new(protocol.Tick)
+	t.rr.state().Tick(tk)
+	return tk, nil
+}
+
+// TickFunc receives an accepted tick. It runs while the relay holds the room: it must not block, must not call
+// the relay, and must not modify the tick (every listener gets the same one).
 type TickFunc func(room string, t *Tick)
 
 // Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
-// number of sockets), fences them by (epoch, seq) and hands accepted ticks to listeners. It keeps the last
-// accepted tick of each room for new sockets and for an owner restoring after a takeover.
+// number of sockets), fences them by (epoch, seq), keeps each room's state and hands accepted ticks to
+// listeners. The state is what new sockets start from and what an owner restoring after a takeover continues.
+//
+// Ticks come as protocol 2 frames (wire.FramesSubject). A delta that does not apply (a tick missed, a room just
+// joined) makes the relay ask the owner for a keyframe (wire.SyncSubject, at most every syncEvery per room) and
+// wait for it. When a room's frames stay silent for jsonAfter while it is served, the relay also follows its
+// protocol 1 JSON ticks (wire.TickSubject): an owner from before protocol 2 publishes only those, during a
+// rolling upgrade. It serves protocol 2 from them (encoding deltas itself) and stops following them as soon
+// as frames come again.
+//
+// Goroutines: NATS delivers each subscription's messages on its own goroutine; a room's deliveries and With
+// are serialised by the room's lock. The only timers are each room's JSON fallback (time.AfterFunc), stopped
+// when the room is released.
 type Relay struct {
 	nc    *nats.Conn
 	fence *fence.Fence
 	hooks RelayHooks
+	born  time.Time // when the relay was made (the origin of relayRoom.heard)
 
-	mu    sync.Mutex
-	rooms map[string]*relayRoom // guarded by mu
-	next  int                   // guarded by mu: the next listener id
+	mu      sync.Mutex
+	rooms   map[string]*relayRoom // guarded by mu
+	next    int                   // guarded by mu: the next listener id
+	serials atomic.Uint64         // the serial range of the next room (rooms number their ticks from it)
 }
 
+// Tunables of the relay.
+const (
+	// jsonAfter: frames silent this long while a room is served → follow its JSON ticks too.
+	jsonAfter = time.Second
+	// syncEvery: the shortest time between two keyframe requests of one room.
+	syncEvery = 100 * time.Millisecond
+)
+
 type relayRoom struct {
-	refs      int // guarded by Relay.mu
-	sub       *nats.Subscription
-	last      *Tick            // guarded by Relay.mu
-	heardAt   time.Time        // guarded by Relay.mu: when the last tick was accepted, or the subscription began
-	listeners map[int]TickFunc // guarded by Relay.mu
-	lastAt    time.Time        // when the last accepted tick arrived; used by the delivery goroutine only
-	lastPos   fence.Position   // the last accepted tick's position; used by the delivery goroutine only
+	room string
+
+	// Guarded by Relay.mu.
+	refs      int
+	listeners map[int]TickFunc
+	frames    *nats.Subscription
+	json      *nats.Subscription // while following JSON ticks
+	fallback  *time.Timer
+	released  bool
+	following atomic.Bool // json != nil, readable without Relay.mu
+	// heard is when the last tick of the room was accepted here, or the relay began following the room if none
+	// was since (Relay.since): read without any lock by Silence, a takeover signal of the control loop.
+	heard atomic.Int64
+
+	// Guarded by mu: the room's state. Held across a delivery (apply and listeners) and With.
+	mu       sync.Mutex
+	fromJSON bool             // the state comes from JSON ticks (enc), else from frames (dec)
+	dec      compact.Decoder  // the owner's frames
+	enc      *compact.Encoder // JSON ticks, as an owner would encode them
+	schema   *compact.Schema  // the names of the last JSON tick
+	last     *Tick
+	serial   uint64
+	lastAt   time.Time      // when the last accepted tick arrived
+	lastPos  fence.Position // and its position
+	lastSync time.Time      // when a keyframe was last asked for
+	jsonTick protocol.Tick
+}
+
+func (rr *relayRoom) state() *compact.State {
+	if rr.fromJSON {
+		return rr.enc.Current()
+	}
+	return rr.dec.State()
 }
 
 // RelayHooks receive what the relay observes, for metrics. They run on the room's delivery goroutine and must
@@ -87,8 +167,13 @@ type RelayHooks struct {
 	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
 	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
 	Fanout func(room string, age time.Duration)
+	// Lost is called for every accepted tick the relay could not apply: a delta whose base it does not have
+	// (a missed tick, a room it just started serving) or a frame that does not decode. A keyframe was asked
+	// for.
+	Lost func(room string)
 	// Epoch is called for a room's first tick of a higher epoch than its previous accepted tick on this node (a
-	// new owner's first tick), with the previous tick's position, the new tick (not to be modified) and the time
+	// new owner's first tick), with the previous tick's position, the new tick (not to be modified; its state
+	// may be read during the call, as in a TickFunc) and the time
 	// between the two ticks' arrivals: the pause the players on this node saw at the handover. Not called for a
 	// room's first tick after the relay subscribed.
 	Epoch func(room string, from fence.Position, to *Tick, gap time.Duration)
@@ -105,10 +190,13 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	if hooks.Fanout == nil {
 		hooks.Fanout = func(string, time.Duration) {}
 	}
+	if hooks.Lost == nil {
+		hooks.Lost = func(string) {}
+	}
 	if hooks.Epoch == nil {
 		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
 	}
-	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks}
+	return &Relay{nc: nc, fence: f, rooms: map[string]*relayRoom{}, hooks: hooks, born: time.Now()}
 }
 
 // Fence is the relay's fence.
@@ -139,6 +227,10 @@ func (r *Relay) Listen(room string, fn TickFunc) (stop func(), err error) {
 	}, nil
 }
 
+// pendingLimits: ticks are small and frequent: a subscription buffers a few seconds of them before the client
+// calls it slow.
+func pendingLimits(sub *nats.Subscription) { _ = sub.SetPendingLimits(4096, 64<<20) }
+
 func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	rr, ok := r.rooms[room]
 	if ok {
@@ -148,15 +240,19 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 	if !wire.ValidRoom(room) {
 		return nil, wire.ErrBadRoom
 	}
-	rr = &relayRoom{refs: 1, listeners: map[int]TickFunc{}, heardAt: time.Now()}
-	sub, err := r.nc.Subscribe(wire.TickSubject(room), func(m *nats.Msg) { r.deliver(room, rr, m) })
+	rr = &relayRoom{room: room, refs: 1, listeners: map[int]TickFunc{}, enc: compact.NewEncoder(),
+		serial: r.serials.Add(1) << 32}
+	rr.heard.Store(r.since())
+	sub, err := r.nc.Subscribe(wire.FramesSubject(room), func(m *nats.Msg) { r.deliver(rr, m, false) })
 	if err != nil {
 		return nil, err
 	}
-	// Ticks are small and frequent: let the client buffer a few seconds of them before it calls us slow.
-	_ = sub.SetPendingLimits(4096, 64<<20)
-	rr.sub = sub
+	pendingLimits(sub)
+	rr.frames = sub
+	rr.fallback = time.AfterFunc(jsonAfter, func() { r.followJSON(rr) })
 	r.rooms[room] = rr
+	// A room this node just started serving: ask for a keyframe rather than wait for the periodic one.
+	r.requestSync(rr, time.Now())
 	return rr, nil
 }
 
@@ -165,19 +261,99 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 	if rr.refs > 0 {
 		return
 	}
-	_ = rr.sub.Unsubscribe()
+	r.closeLocked(rr)
 	delete(r.rooms, room)
 }
 
-func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
+func (r *Relay) closeLocked(rr *relayRoom) {
+	rr.released = true
+	rr.fallback.Stop()
+	_ = rr.frames.Unsubscribe()
+	if rr.json != nil {
+		_ = rr.json.Unsubscribe()
+		rr.json = nil
+		rr.following.Store(false)
+	}
+}
+
+// followJSON starts following the room's JSON ticks: its frames have been silent for jsonAfter.
+func (r *Relay) followJSON(rr *relayRoom) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rr.released || rr.json != nil {
+		return
+	}
+	sub, err := r.nc.Subscribe(wire.TickSubject(rr.room), func(m *nats.Msg) { r.deliver(rr, m, true) })
+	if err != nil {
+		rr.fallback.Reset(jsonAfter)
+		return
+	}
+	pendingLimits(sub)
+	rr.json = sub
+	rr.following.Store(true)
+}
+
+// framesCame stops following JSON ticks and restarts the fallback's clock.
+func (r *Relay) framesCame(rr *relayRoom) {
+	rr.fallback.Reset(jsonAfter)
+	if !rr.following.Load() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rr.json != nil {
+		_ = rr.json.Unsubscribe()
+		rr.json = nil
+		rr.following.Store(false)
+	}
+}
+
+// requestSync asks the owner for a keyframe, at most every syncEvery. rr.mu must be held, or rr not yet shared.
+func (r *Relay) requestSync(rr *relayRoom, now time.Time) {
+	if now.Sub(rr.lastSync) < syncEvery {
+		return
+	}
+	rr.lastSync = now
+	_ = r.nc.Publish(wire.SyncSubject(rr.room), nil)
+}
+
+var errNotTick = errors.New("not a tick of this room")
+
+func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
+	room := rr.room
+	if !json {
+		r.framesCame(rr)
+	}
 	epoch, seq, err := wire.ParseTickHeader(m.Header)
-	if err != nil || !r.fence.Accept(room, epoch, seq) {
+	if err != nil {
 		r.hooks.Fenced(room)
 		return
 	}
-	t := NewTick(fence.Position{Epoch: epoch, Seq: seq}, m.Data)
-	t.Applied = m.Header.Get(wire.HeaderApplied)
+	if json && m.Header.Get(wire.HeaderFrames) != "" {
+		// The owner publishes frames too: take those (JSON is published because something listens, maybe this
+		// very subscription, until the frames come).
+		return
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if !r.fence.Accept(room, epoch, seq) {
+		r.hooks.Fenced(room)
+		return
+	}
 	now := time.Now()
+	// The room's owner is ticking, whether or not this tick applies here.
+	rr.heard.Store(r.since())
+	t := &Tick{Pos: fence.Position{Epoch: epoch, Seq: seq}, Header: m.Header, rr: rr}
+	if json {
+		err = r.applyJSON(rr, t, m.Data)
+	} else {
+		err = r.applyFrames(rr, t, m)
+	}
+	if err != nil {
+		r.hooks.Lost(room)
+		r.requestSync(rr, now)
+		return
+	}
 	if !rr.lastAt.IsZero() {
 		r.hooks.Gap(room, now.Sub(rr.lastAt))
 		if epoch > rr.lastPos.Epoch {
@@ -185,11 +361,10 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 		}
 	}
 	rr.lastAt, rr.lastPos = now, t.Pos
-	r.mu.Lock()
-	// The fence accepted (epoch, seq) above; another delivery of this room cannot interleave because NATS
-	// delivers one subscription's messages on one goroutine, in order.
+	rr.serial++
+	t.Serial = rr.serial
 	rr.last = t
-	rr.heardAt = now
+	r.mu.Lock()
 	ls := make([]TickFunc, 0, len(rr.listeners))
 	for _, fn := range rr.listeners {
 		ls = append(ls, fn)
@@ -203,35 +378,156 @@ func (r *Relay) deliver(room string, rr *relayRoom, m *nats.Msg) {
 	}
 }
 
-// Last returns the last accepted tick of room, nil if none.
+// applyFrames applies an owner's frames message to the room's state: its delta when the state is the delta's
+// base, else its keyframe, if it has one.
+func (r *Relay) applyFrames(rr *relayRoom, t *Tick, m *nats.Msg) error {
+	first, key, err := wire.SplitFrames(m.Header, m.Data)
+	if err != nil {
+		return err
+	}
+	info, err := compact.Peek(first)
+	if err != nil {
+		return err
+	}
+	if info.Epoch != t.Pos.Epoch || info.Seq != t.Pos.Seq {
+		return errNotTick
+	}
+	applied := false
+	if info.Kind == compact.Delta {
+		// While the state comes from JSON ticks the decoder has none (it was reset): only a keyframe applies.
+		if err = rr.dec.Apply(first); err == nil {
+			// The decoder's state was the relay's last tick of the room (it changes only with the ticks the
+			// relay accepts), so the delta takes a socket from that tick to this one.
+			applied = true
+			t.delta = first
+		} else if key == nil {
+			return err // the state is unchanged: still the last tick's
+		}
+	} else {
+		key = first
+	}
+	if !applied {
+		if err := rr.dec.Apply(key); err != nil {
+			return err
+		}
+	}
+	t.key = key
+	if s := rr.dec.State(); s.Room != rr.room {
+		rr.dec.Reset()
+		if !rr.fromJSON {
+			rr.last = nil // its state is gone
+		}
+		return errNotTick
+	}
+	if rr.fromJSON {
+		rr.fromJSON = false
+		rr.enc.Reset()
+	}
+	return nil
+}
+
+// applyJSON applies an old owner's JSON tick: the state is encoded as an owner would, so that sockets of
+// protocol 2 get deltas and keyframes from it.
+func (r *Relay) applyJSON(rr *relayRoom, t *Tick, data []byte) error {
+	msg, err := protocol.DecodeServer(data)
+	if err != nil {
+		return err
+	}
+	tk, ok := msg.(*protocol.Tick)
+	if !ok || tk.Room != rr.room || tk.Epoch != t.Pos.Epoch || tk.Seq != t.Pos.Seq {
+		return errNotTick
+	}
+	wasJSON := rr.fromJSON
+	if !wasJSON {
+		rr.enc.Reset() // unused while the state comes from frames
+	}
+	if rr.schema == nil || !rr.schema.Equal(compact.SchemaOfTick(tk)) {
+		rr.schema = compact.SchemaOfTick(tk)
+	}
+	if err := rr.enc.FillTick(tk, rr.schema); err != nil {
+		rr.enc.Reset()
+		if wasJSON {
+			rr.last = nil // its state, the encoder's, is gone
+		}
+		return err
+	}
+	if !wasJSON {
+		rr.fromJSON = true
+		rr.dec.Reset()
+	}
+	if rr.enc.CanDelta() && rr.last != nil {
+		t.delta = rr.enc.AppendDelta(make([]byte, 0, 64))
+	}
+	rr.enc.Commit()
+	t.json = data
+	return nil
+}
+
+// Last returns the last accepted tick of room, nil if none. Its Pos, Serial, Header and Delta may be read; the
+// rest only inside With.
 func (r *Relay) Last(room string) *Tick {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rr, ok := r.rooms[room]
-	if !ok {
+	rr := r.room(room)
+	if rr == nil {
 		return nil
 	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
 	return rr.last
 }
 
-// Silence is how long room has had no accepted tick here (counted from when the relay began following it, if
-// none came since); ok is false when the relay does not follow room.
-func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
+func (r *Relay) room(room string) *relayRoom {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rr, ok := r.rooms[room]
-	if !ok {
+	return r.rooms[room]
+}
+
+// With calls fn with the last accepted tick of room (nil if none) while holding the room: fn may read the
+// tick's state and encodings, and must return quickly.
+func (r *Relay) With(room string, fn func(t *Tick)) {
+	rr := r.room(room)
+	if rr == nil {
+		fn(nil)
+		return
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	fn(rr.last)
+}
+
+// LastTick returns the last accepted tick of room decoded, with its Tm-Applied header (Tick.Applied), for an
+// owner that restores from it; ok is false when there is none.
+func (r *Relay) LastTick(room string) (pos fence.Position, tk *protocol.Tick, applied string, ok bool) {
+	r.With(room, func(t *Tick) {
+		if t == nil {
+			return
+		}
+		tk, _ = t.Decode()
+		pos, applied, ok = t.Pos, t.Applied(), true
+	})
+	return pos, tk, applied, ok
+}
+
+// Silence is how long room has had no accepted tick here (counted from when the relay began following it, if
+// none came since); ok is false when the relay does not follow room. The frames count, and an old owner's JSON
+// ticks while the relay follows them; so does a tick accepted but not applied (a delta whose base this node
+// missed): its owner is alive. It does not wait for the room's delivery in progress.
+func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
+	rr := r.room(room)
+	if rr == nil {
 		return 0, false
 	}
-	return time.Since(rr.heardAt), true
+	return time.Duration(r.since() - rr.heard.Load()), true
 }
+
+// since is the time since the relay was made, by the monotonic clock: the unit of relayRoom.heard.
+func (r *Relay) since() int64 { return int64(time.Since(r.born)) }
 
 // Close unsubscribes from every room.
 func (r *Relay) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for room, rr := range r.rooms {
-		_ = rr.sub.Unsubscribe()
+		r.closeLocked(rr)
 		delete(r.rooms, room)
 	}
 }

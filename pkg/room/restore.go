@@ -10,10 +10,11 @@ import (
 )
 
 // restore picks the newest state this node can prove: the snapshot, or the last fenced tick relayed here when
-// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View. The roster's
-// acks are the applied ones (a tick's Tm-Applied header, or the snapshot's roster), so that an event applied
-// before is not applied again when the stream brings it; the acks players see start at the durable ones the
-// tick showed, or that the snapshot's "durable" member lists.
+// it is newer (same or later epoch, later tick): ticks carry the roster and the game's whole View, and the relay
+// keeps the state its keyframes and deltas (or an old owner's JSON ticks) make, with the headers of the tick that
+// made it. The roster's acks are the applied ones (the tick's Tm-Applied header, or the snapshot's roster), so
+// that an event applied before is not applied again when the stream brings it; the acks players see start at the
+// durable ones the tick showed, or that the snapshot's "durable" member lists.
 func (t *term) restore(snap *Snapshot, snapRev uint64) {
 	notDurable := t.restoreState(snap, snapRev)
 	t.acks.restored(t.state, notDurable)
@@ -47,22 +48,21 @@ func (t *term) restoreState(snap *Snapshot, snapRev uint64) (notDurable map[stri
 	if base == nil {
 		t.state = sim.New(t.game, t.cfg.Sim, sim.Seed(t.room))
 	}
-	last := t.relay.Last(t.room)
-	if last == nil {
+	pos, tk, header, ok := t.relay.LastTick(t.room)
+	if !ok {
 		return
 	}
 	snapEpoch, snapTick := uint64(0), int64(-1)
 	if snap != nil {
 		snapEpoch, snapTick = snap.Epoch, base.Tick()
 	}
-	if last.Pos.Epoch < snapEpoch || int64(last.Pos.Seq) <= snapTick {
+	if pos.Epoch < snapEpoch || int64(pos.Seq) <= snapTick {
 		return
 	}
-	tk, err := last.Decode()
-	if err != nil || tk.Room != t.room {
+	if tk.Room != t.room {
 		return // not usable: keep the snapshot
 	}
-	applied, err := wire.ParseApplied(last.Applied)
+	applied, err := wire.ParseApplied(header)
 	if err != nil {
 		t.log.Warn("the last relayed tick is not usable; restoring the snapshot", "err", err)
 		return notDurable

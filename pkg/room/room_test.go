@@ -30,6 +30,9 @@ type recorder struct {
 	pos   []fence.Position
 	last  protocol.Tick
 	times []time.Time
+	// applied is, for a relay's recorder, each accepted tick's Tm-Applied header (parsed), by position: what a
+	// socket's tick of the same position leaves out (see socketRecorder.appliedTicks).
+	applied map[fence.Position]map[string]uint64
 }
 
 func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
@@ -40,13 +43,15 @@ func record(t *testing.T, c *nodetest.Cluster, name string) *recorder {
 // recordRoom records the ticks of room r that node name's relay accepts.
 func recordRoom(t *testing.T, c *nodetest.Cluster, name, r string) *recorder {
 	t.Helper()
-	rec := &recorder{node: name}
+	rec := &recorder{node: name, applied: map[fence.Position]map[string]uint64{}}
 	stop, err := c.Member(name).Node.Rooms().Relay().Listen(r, func(_ string, tk *room.Tick) {
 		dec, err := appliedView(tk)
 		if err != nil {
 			return
 		}
+		applied, _ := wire.ParseApplied(tk.Applied()) // appliedView parsed it
 		rec.mu.Lock()
+		rec.applied[tk.Pos] = applied
 		rec.pos = append(rec.pos, tk.Pos)
 		rec.times = append(rec.times, time.Now())
 		rec.last = dec
@@ -67,18 +72,23 @@ func appliedView(tk *room.Tick) (protocol.Tick, error) {
 	if err != nil {
 		return protocol.Tick{}, err
 	}
-	applied, err := wire.ParseApplied(tk.Applied)
+	applied, err := wire.ParseApplied(tk.Applied())
 	if err != nil {
 		return protocol.Tick{}, err
 	}
-	out := *dec
-	out.Players = slices.Clone(dec.Players)
+	return withApplied(*dec, applied), nil
+}
+
+// withApplied is tk with the acks of the players applied lists raised to their applied ones.
+func withApplied(tk protocol.Tick, applied map[string]uint64) protocol.Tick {
+	out := tk
+	out.Players = slices.Clone(tk.Players)
 	for i, p := range out.Players {
 		if a, ok := applied[p.ID]; ok && a > p.Ack {
 			out.Players[i].Ack = a
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (r *recorder) lastTick() protocol.Tick {
@@ -304,7 +314,9 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 	c := nodetest.StartCluster(t, 3)
 	name, epoch := g.open(t, c, 0)
 	watcher := other(c, name)
+	// The watcher node's relay, and a protocol 2 socket on it, see the same failover.
 	rec := recordRoom(t, c, watcher, g.room)
+	sock := recordSocket(t, c, watcher, g.room)
 	via := other(c, name, watcher)
 	pub := func(ev sim.Event) { publishIn(t, c.Member(via).Node, g.room, ev) }
 
@@ -319,32 +331,43 @@ func testKilledOwner(t *testing.T, g gameRoom) {
 		prev = tk
 		return moving
 	})
+	sock.hasPlayer(t, "pa")
 	// An input acknowledged (PubAck) just before the owner dies must be applied exactly once afterwards.
 	pub(g.second)
-	before := rec.lastTick()
+	befores := []protocol.Tick{rec.lastTick(), sock.appliedLast(t, rec)}
 	c.Kill(name)
 
 	newName, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
 	if newName == name {
 		t.Fatalf("killed node %s still owner", name)
 	}
-	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
-	after := rec.lastTick()
-	p, ok := player(after, "pa")
-	if !ok {
-		t.Fatalf("alice lost in failover: %+v", after)
+	for i, r := range []*recorder{rec, sock.recorder} {
+		testingutil.WaitFor(t, 10*time.Second, r.node+": ticks of the new epoch", func() bool { return r.lastTick().Epoch == newEpoch })
+		before, after := befores[i], r.lastTick()
+		if r == sock.recorder {
+			after = sock.appliedLast(t, rec)
+		}
+		p, ok := player(after, "pa")
+		if !ok {
+			t.Fatalf("%s: alice lost in failover: %+v", r.node, after)
+		}
+		if p.Ack != 3 {
+			t.Fatalf("%s: acknowledged input not applied: %+v", r.node, p)
+		}
+		if after.Seq <= before.Seq {
+			t.Fatalf("%s: tick number went back: %d then %d", r.node, before.Seq, after.Seq)
+		}
+		// In place: the new owner's room is the old owner's, ticked on, with the last input applied once.
+		if !continues(t, c, before, after, g.second) {
+			t.Fatalf("%s: the new owner's room (tick %d) does not continue the old one's (tick %d):\n%+v\n%+v", r.node, after.Seq, before.Seq, before, after)
+		}
+		r.checkMonotonic(t)
 	}
-	if p.Ack != 3 {
-		t.Fatalf("acknowledged input not applied: %+v", p)
+	sock.mu.Lock()
+	defer sock.mu.Unlock()
+	if sock.keyframes < 2 {
+		t.Fatalf("the socket got %d keyframes: want its first, and the new epoch's", sock.keyframes)
 	}
-	if after.Seq <= before.Seq {
-		t.Fatalf("tick number went back: %d then %d", before.Seq, after.Seq)
-	}
-	// In place: the new owner's room is the old owner's, ticked on, with the last input applied once.
-	if !continues(t, c, before, after, g.second) {
-		t.Fatalf("the new owner's room (tick %d) does not continue the old one's (tick %d):\n%+v\n%+v", after.Seq, before.Seq, before, after)
-	}
-	rec.checkMonotonic(t)
 }
 
 func TestGracefulStopHandsTheRoomOverWithoutLosingATick(t *testing.T) {
@@ -367,6 +390,7 @@ func testGracefulStop(t *testing.T, g gameRoom) {
 		t.Fatal(err)
 	}
 	defer stop()
+	sock := recordSocket(t, c, rec.node, g.room)
 	via := other(c, name)
 	publishIn(t, c.Member(via).Node, g.room, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publishIn(t, c.Member(via).Node, g.room, g.first)
@@ -374,24 +398,36 @@ func testGracefulStop(t *testing.T, g gameRoom) {
 		p, ok := player(rec.lastTick(), "pa")
 		return ok && p.Ack == 2
 	})
+	sock.hasPlayer(t, "pa")
 	c.Stop(name)
 	_, newEpoch := c.AgreedOwner(g.room, epoch, 30*time.Second)
 	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch", func() bool { return rec.lastTick().Epoch == newEpoch })
+	testingutil.WaitFor(t, 10*time.Second, "ticks of the new epoch on the socket", func() bool { return sock.lastTick().Epoch == newEpoch })
 	rec.checkMonotonic(t)
+	sock.checkMonotonic(t)
 	// The old owner's final snapshot lets the new one continue at the very next tick number, from the very state
-	// the last tick showed.
+	// the last tick showed: on the relay, and on the protocol 2 socket (whose acks are the durable ones: with the
+	// applied ones its relay's Tm-Applied names, its ticks must be the relay's).
+	handoff(t, c, sock.node, sock.appliedTicks(t, rec), epoch, newEpoch)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	handoff(t, c, rec.node, ticks, epoch, newEpoch)
+}
+
+// handoff checks that ticks, as a node's relay or socket received them, show the room handed over from epoch to
+// newEpoch at the very next tick number, from the very state the last tick of epoch showed.
+func handoff(t *testing.T, c *nodetest.Cluster, who string, ticks []protocol.Tick, epoch, newEpoch uint64) {
+	t.Helper()
 	for i := 1; i < len(ticks); i++ {
 		a, b := ticks[i-1], ticks[i]
 		if b.Epoch == newEpoch && a.Epoch == epoch {
 			if b.Seq != a.Seq+1 {
-				t.Fatalf("handoff skipped or repeated ticks: %d/%d then %d/%d", a.Epoch, a.Seq, b.Epoch, b.Seq)
+				t.Fatalf("%s: handoff skipped or repeated ticks: %d/%d then %d/%d", who, a.Epoch, a.Seq, b.Epoch, b.Seq)
 			}
 			r := roomOf(t, c, a)
 			r.Step()
 			if !sameRoom(t, c, r, b) {
-				t.Fatalf("the new owner's first tick is not the old owner's last one ticked once:\n%+v\n%+v", a, b)
+				t.Fatalf("%s: the new owner's first tick is not the old owner's last one ticked once:\n%+v\n%+v", who, a, b)
 			}
 			return
 		}
@@ -400,7 +436,7 @@ func testGracefulStop(t *testing.T, g gameRoom) {
 	for _, tk := range ticks {
 		seen = append(seen, fmt.Sprintf("%d/%d", tk.Epoch, tk.Seq))
 	}
-	t.Fatalf("no handoff from epoch %d to %d seen in %v", epoch, newEpoch, seen)
+	t.Fatalf("%s: no handoff from epoch %d to %d seen in %v", who, epoch, newEpoch, seen)
 }
 
 func TestFrozenOwnerPastItsLeaseIsFencedEverywhere(t *testing.T) {
@@ -415,7 +451,7 @@ func testFrozenOwner(t *testing.T, g gameRoom) {
 	}
 	var recs []*recorder
 	for _, m := range c.Members() {
-		recs = append(recs, recordRoom(t, c, m.Name, g.room))
+		recs = append(recs, recordRoom(t, c, m.Name, g.room), recordSocket(t, c, m.Name, g.room).recorder)
 	}
 	// Freeze the owner (loop and renewals) past its lease, with its deadline checks disabled: only fencing
 	// stands between its stale ticks and the players.
@@ -508,16 +544,12 @@ func TestRoomsRunIndependentlyEachWithItsOwnLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		testingutil.WaitFor(t, 20*time.Second, r+" ticks with its player", func() bool {
-			last := n1.Rooms().Relay().Last(r)
-			if last == nil {
-				return false
-			}
-			dec, err := last.Decode()
-			if err != nil {
+			_, dec, _, ok := n1.Rooms().Relay().LastTick(r)
+			if !ok {
 				return false
 			}
 			got = *dec
-			_, ok := player(got, "p-"+r)
+			_, ok = player(got, "p-"+r)
 			return ok && got.Room == r && len(got.Players) == 1
 		})
 		stop()

@@ -329,12 +329,8 @@ func TestAnEmptyRoomClosesAndStartsAgainWhenAPlayerComesBack(t *testing.T) {
 	publishIn(t, n1, r, sim.Event{Kind: sim.KindJoin, Player: "p-" + r, Name: r, Seq: 3})
 	testingutil.WaitFor(t, 30*time.Second, "room open again with its player", func() bool {
 		o, _ := n1.Rooms().Owner(r)
-		last := n1.Rooms().Relay().Last(r)
-		if o == "" || last == nil {
-			return false
-		}
-		tk, err := last.Decode()
-		if err != nil {
+		_, tk, _, ok := n1.Rooms().Relay().LastTick(r) // the relay's state, read while it holds the room
+		if o == "" || !ok {
 			return false
 		}
 		_, in := tk.Player("p-" + r)

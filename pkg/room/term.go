@@ -39,20 +39,21 @@ var (
 // for it before returning. Its periodic snapshots go through the node's snapshot writer (snapwriter.go).
 type term struct {
 	// Set by newTerm, read-only afterwards.
-	room   string
-	lease  *lease.Lease
-	cfg    Config
-	log    *slog.Logger
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	inputs jetstream.Stream
-	snaps  jetstream.KeyValue
-	writer *snapshotWriter // the node's: writes the periodic snapshots in batches
-	relay  *Relay
-	met    *metrics
-	nodes  *liveness    // this node's contact with the cluster
-	fault  func() Fault // the fault injected on this room, if any
-	game   game.Game    // the room's game (cfg.Games)
+	room     string
+	lease    *lease.Lease
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	inputs   jetstream.Stream
+	snaps    jetstream.KeyValue
+	writer   *snapshotWriter // the node's: writes the periodic snapshots in batches
+	relay    *Relay
+	met      *metrics
+	nodes    *liveness    // this node's contact with the cluster
+	fault    func() Fault // the fault injected on this room, if any
+	game     game.Game    // the room's game (cfg.Games)
+	interest Interest     // the cluster's subscription interest, when it can tell (nil: always interested)
 
 	// Owned by run.
 	state    *sim.Room
@@ -91,7 +92,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
-		game: m.cfg.Games.For(room), acks: newAcks(),
+		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
 }
@@ -104,6 +105,11 @@ func (t *term) run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	syncs, err := t.subscribeSync()
+	if err != nil {
+		return err
+	}
+	defer syncs.Unsubscribe()
 	hctx, cancel := context.WithCancel(ctx)
 	var once sync.Once
 	t.stop = func() {

@@ -1,97 +1,143 @@
 package room
 
 import (
+	"fmt"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
+	"github.com/tickmesh/tickmesh/pkg/protocol/compact"
 	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// publish sends the current state as the tick of this term (its epoch) on the room's tick subject. The players
-// see the acks that are applied and durable (acks.of); the players whose applied ack is above that go in the
-// Tm-Applied header, for a node that restores the room from this tick.
+// Interest reports whether anything in the cluster subscribes to a subject (pkg/mesh implements it with the
+// server's own subscription interest, which includes the other nodes' through the routes). An owner publishes a
+// room's protocol 1 JSON ticks only while something listens.
+type Interest interface {
+	Interest(subject string) bool
+}
+
+// publish sends the current state as the tick of this term (its epoch): as frames on the room's frames subject
+// (a keyframe at the term's first tick, every second after it and when a relay asks; a delta every tick but the
+// first), and as JSON on its tick subject while something listens there. The players see the acks that are
+// applied and durable (acks.of), in both encodings; the players whose applied ack is above that go in the
+// Tm-Applied header of both messages, for a node that restores the room from this tick (its relay keeps the
+// header with the state the frames make).
 func (t *term) publish(now time.Time) error {
-	t.tick.fill(t.room, t.lease.Epoch(), t.cfg.Node, now, t.state, t.acks)
-	data, err := protocol.Encode(&t.tick.msg)
-	if err != nil {
+	b := &t.tick
+	h := compact.Header{Room: t.room, Owner: t.cfg.Node, Epoch: t.lease.Epoch(), Seq: uint64(t.state.Tick()), Time: now.UnixMilli()}
+	if err := b.fill(h, t.state, t.acks); err != nil {
 		return err
 	}
-	m := wire.TickMsg(t.room, t.tick.msg.Epoch, t.tick.msg.Seq, data)
+	applied := ""
 	if pending := t.acks.pending(t.state); len(pending) > 0 {
-		m.Header[wire.HeaderApplied] = []string{wire.EncodeApplied(pending)}
+		applied = wire.EncodeApplied(pending)
+	}
+	enc := b.enc
+	keyAt := 0
+	b.data = b.data[:0]
+	switch {
+	case !enc.CanDelta():
+		b.data = enc.AppendKeyframe(b.data)
+	default:
+		b.data = enc.AppendDelta(b.data)
+		if b.sync.Swap(false) || h.Seq >= b.keySeq+uint64(t.cfg.TickRate) {
+			keyAt = len(b.data)
+			b.data = enc.AppendKeyframe(b.data)
+		}
+	}
+	m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
+	if applied != "" {
+		m.Header[wire.HeaderApplied] = []string{applied}
 	}
 	sent := time.Now()
 	wire.StampTickTime(m, sent)
 	if err := t.nc.PublishMsg(m); err != nil {
-		return err // the events stay waiting for the next tick, which carries them too
+		return err // the events stay waiting for the next tick, which carries them too; so does its delta
 	}
-	h := t.met.inputToTick.WithLabelValues(t.room)
+	enc.Commit()
+	if keyAt > 0 || m.Data[0] == compact.Keyframe {
+		b.keySeq = h.Seq
+	}
+	// The data went to the NATS client's buffer: the next tick may reuse it.
+	if t.interest == nil || t.interest.Interest(wire.TickSubject(t.room)) {
+		if err := t.publishJSON(sent, applied); err != nil {
+			return err
+		}
+		t.met.jsonTicks.WithLabelValues(t.room).Inc()
+	}
+	hist := t.met.inputToTick.WithLabelValues(t.room)
 	for _, at := range t.waiting {
-		h.Observe(sent.Sub(at).Seconds())
+		hist.Observe(sent.Sub(at).Seconds())
 	}
 	t.waiting = t.waiting[:0]
 	return nil
 }
 
-// tickBuf builds a room's tick messages, reusing its storage from one tick to the next (the owner loop's only).
-type tickBuf struct {
-	view   game.View
-	schema game.Schema
-	msg    protocol.Tick
-	nums   []float64
+// publishJSON publishes the tick just published as frames as protocol 1 JSON, marked so that relays speaking
+// protocol 2 leave it for the frames, with the same Tm-Applied value (applied; "" for none): a relay from before
+// protocol 2 keeps it for a takeover.
+func (t *term) publishJSON(sent time.Time, applied string) error {
+	b := &t.tick
+	b.enc.Current().Tick(&b.msg)
+	data, err := protocol.Encode(&b.msg)
+	if err != nil {
+		return err
+	}
+	m := wire.TickMsg(t.room, b.msg.Epoch, b.msg.Seq, data)
+	m.Header[wire.HeaderFrames] = []string{"1"}
+	if applied != "" {
+		m.Header[wire.HeaderApplied] = []string{applied}
+	}
+	wire.StampTickTime(m, sent)
+	return t.nc.PublishMsg(m)
 }
 
-// fill makes b.msg the tick of room r: the roster's members, each player's ack as a says, and the game's View,
-// with the names of its schema.
-func (b *tickBuf) fill(room string, epoch uint64, owner string, now time.Time, r *sim.Room, a *acks) {
+// subscribeSync makes a relay's request for a keyframe add one to the next tick.
+func (t *term) subscribeSync() (*nats.Subscription, error) {
+	sub, err := t.nc.Subscribe(wire.SyncSubject(t.room), func(*nats.Msg) { t.tick.sync.Store(true) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to keyframe requests: %w", err)
+	}
+	return sub, nil
+}
+
+// tickBuf builds a room's ticks, reusing its storage from one tick to the next (the owner loop's only, but for
+// sync, which the sync subscription sets).
+type tickBuf struct {
+	enc    *compact.Encoder // one per term: its first tick is a keyframe, its slots the term's
+	schema *compact.Schema
+	game   string
+	view   game.View
+	roster []compact.Roster
+	data   []byte
+	msg    protocol.Tick
+	keySeq uint64      // the last tick published with a keyframe
+	sync   atomic.Bool // a relay asked for a keyframe
+}
+
+// fill makes the encoder's current state the tick of room r: the roster's members, each player's ack as a says,
+// and the game's View.
+func (b *tickBuf) fill(h compact.Header, r *sim.Room, a *acks) error {
+	if b.enc == nil {
+		b.enc = compact.NewEncoder()
+	}
+	info := r.Game().Info()
+	if b.schema == nil || b.game != info.Name {
+		b.schema, b.game = compact.SchemaOf(info.Name, &info.Schema), info.Name
+	}
 	r.View(&b.view)
-	b.schema = r.Game().Info().Schema
-	v := &b.view
-	n := len(v.Globals)
-	for _, p := range v.Players {
-		n += len(p.Fields)
-	}
-	for _, l := range v.Objects {
-		for _, o := range l {
-			n += len(o.Fields)
-		}
-	}
-	if cap(b.nums) < n {
-		b.nums = make([]float64, n)
-	}
-	nums := b.nums[:n]
-	take := func(vals []int64) []float64 {
-		out := nums[:len(vals):len(vals)]
-		for i, x := range vals {
-			out[i] = float64(x)
-		}
-		nums = nums[len(vals):]
-		return out
-	}
-	m := &b.msg
-	*m = protocol.Tick{Room: room, Epoch: epoch, Seq: uint64(r.Tick()), Owner: owner, Time: now.UnixMilli(),
-		Schema: &b.schema, Globals: take(v.Globals), Players: m.Players[:0], Objects: m.Objects[:0]}
-	for i, p := range r.Players() {
-		tp := protocol.TickPlayer{ID: p.ID, Name: p.Name, Ack: a.of(p), Conn: p.Conn, Online: p.Online}
+	b.roster = b.roster[:0]
+	for _, p := range r.Players() {
+		rp := compact.Roster{ID: p.ID, Name: p.Name, Ack: a.of(p), Conn: p.Conn, Online: p.Online}
 		if !p.Online {
-			tp.Away = uint64(p.AwaySince)
+			rp.Away = uint64(p.AwaySince)
 		}
-		if i < len(v.Players) {
-			tp.Fields = take(v.Players[i].Fields)
-		}
-		m.Players = append(m.Players, tp)
+		b.roster = append(b.roster, rp)
 	}
-	for k, l := range v.Objects {
-		if k < cap(m.Objects) {
-			m.Objects = m.Objects[:k+1]
-			m.Objects[k] = m.Objects[k][:0]
-		} else {
-			m.Objects = append(m.Objects, nil)
-		}
-		for _, o := range l {
-			m.Objects[k] = append(m.Objects[k], protocol.TickObject{ID: o.ID, Fields: take(o.Fields)})
-		}
-	}
+	return b.enc.Fill(h, b.schema, b.roster, &b.view)
 }

@@ -5,8 +5,11 @@
 //
 // Subjects, per room (room names are validated with ValidRoom before a subject is built):
 //
-//	game.<room>.tick   every tick of the room, published by its owner on core NATS; headers Tm-Epoch, Tm-Seq,
-//	                   Tm-Time, Tm-Applied
+//	game.<room>.frames every tick of the room as protocol 2 frames, published by its owner on core NATS; headers
+//	                   Tm-Epoch, Tm-Seq, Tm-Time, Tm-Applied (and Tm-Key when a keyframe follows the delta)
+//	game.<room>.tick   the same ticks as protocol 1 JSON, published while something listens there; the same
+//	                   headers but Tm-Key, and Tm-Frames
+//	game.<room>.sync   a relay asking the owner for a keyframe
 //	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id):
 //	                   a batch of a room's events per message (or one event, the form before batches)
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)

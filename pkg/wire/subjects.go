@@ -6,8 +6,19 @@ import "github.com/tickmesh/tickmesh/pkg/protocol"
 // subjects, so nothing else is allowed.
 func ValidRoom(s string) bool { return protocol.ValidRoom(s) }
 
-// TickSubject is where a room's ticks are published.
+// TickSubject is where a room's ticks are published as protocol 1 JSON: by an owner while something listens
+// there (a node from before protocol 2 during a rolling upgrade, the nats CLI, a tool), and by nodes from before
+// protocol 2 always. Owners check the subject's interest every tick, so JSON costs nothing while nobody reads it.
 func TickSubject(room string) string { return "game." + room + ".tick" }
+
+// FramesSubject is where a room's owner publishes every tick as protocol 2 frames (package compact): a delta,
+// a keyframe, or a delta followed by a keyframe (HeaderKey). Relays follow it and forward the delta to sockets
+// that are in step.
+func FramesSubject(room string) string { return "game." + room + ".frames" }
+
+// SyncSubject is where a relay that lost track of a room's frames (a missed delta, a room it just started
+// serving) asks the owner for a keyframe; the owner adds one to its next tick. Core NATS, no reply.
+func SyncSubject(room string) string { return "game." + room + ".sync" }
 
 // InputSubject is where a room's player events are published durably: INPUTS stores them and the owner follows
 // the stream.
@@ -22,6 +33,7 @@ func LiveSubject(room string) string { return "game." + room + ".live" }
 // Wildcards over every room.
 const (
 	AllTicks  = "game.*.tick"
+	AllFrames = "game.*.frames"
 	AllInputs = "game.*.input"
 	AllGame   = "game.>"
 )

@@ -19,6 +19,11 @@ const (
 	HeaderSeq     = "Tm-Seq"
 	HeaderTime    = "Tm-Time"
 	HeaderApplied = "Tm-Applied"
+	// HeaderKey marks a frames message that carries a keyframe after its delta: the keyframe's byte offset.
+	HeaderKey = "Tm-Key"
+	// HeaderFrames marks a JSON tick whose owner also publishes it as frames: a relay that speaks protocol 2
+	// takes the frames instead.
+	HeaderFrames = "Tm-Frames"
 )
 
 // MaxCounter is the largest epoch, seq or ack the cluster accepts: 2^53-1, the largest integer a JavaScript
@@ -31,6 +36,32 @@ func TickMsg(room string, epoch, seq uint64, data []byte) *nats.Msg {
 	m.Header[HeaderEpoch] = []string{strconv.FormatUint(epoch, 10)}
 	m.Header[HeaderSeq] = []string{strconv.FormatUint(seq, 10)}
 	return m
+}
+
+// FramesMsg is the publish of one tick of room as protocol 2 frames: data is a delta or a keyframe, or, when
+// keyAt > 0, a delta (data[:keyAt]) followed by the keyframe of the same tick.
+func FramesMsg(room string, epoch, seq uint64, data []byte, keyAt int) *nats.Msg {
+	m := &nats.Msg{Subject: FramesSubject(room), Data: data, Header: nats.Header{}}
+	m.Header[HeaderEpoch] = []string{strconv.FormatUint(epoch, 10)}
+	m.Header[HeaderSeq] = []string{strconv.FormatUint(seq, 10)}
+	if keyAt > 0 {
+		m.Header[HeaderKey] = []string{strconv.Itoa(keyAt)}
+	}
+	return m
+}
+
+// SplitFrames returns the frames of a frames message: its first frame, and the keyframe that follows it (nil
+// when there is none). A HeaderKey that does not fall inside the data is ErrBadHeader.
+func SplitFrames(h nats.Header, data []byte) (first, key []byte, err error) {
+	v := h.Get(HeaderKey)
+	if v == "" {
+		return data, nil, nil
+	}
+	at, perr := strconv.Atoi(v)
+	if perr != nil || at <= 0 || at >= len(data) {
+		return nil, nil, fmt.Errorf("%w: %s=%q for %d bytes", ErrBadHeader, HeaderKey, v, len(data))
+	}
+	return data[:at:at], data[at:], nil
 }
 
 // StampTickTime sets m's HeaderTime to t, the instant of its publish.

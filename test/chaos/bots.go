@@ -40,7 +40,7 @@ type Live struct {
 	InSession bool     // the last accepted tick shows the bot's player online with this connection's join seq
 }
 
-// Bot is one player of the lobby, a pkg/client Client: it keeps its resume token and seq counter across
+// Bot is one player of the lobby, a pkg/client Client speaking protocol 2 (its default): it keeps its resume token and seq counter across
 // connections like the browser client, goes round robin over the nodes with a short backoff (50 ms plus up to
 // 1 s), and sends an input with seeded random keys every 100-300 ms. Everything it sends and receives goes to
 // the Store. Its connection numbers are the client's (Conn.N), which count every dial, as the Store's do.
@@ -191,7 +191,16 @@ func (b *Bot) tick(t *client.Tick) error {
 	if err != nil {
 		return nil // not a tick this bot can read: ignored, like a client must
 	}
-	if !b.store.BotTick(b.cfg.Index, int32(t.Conn.N), t.Conn.Endpoint, t.Data, tk) {
+	data := t.Data
+	if t.Kind != 0 {
+		// A protocol 2 frame (a keyframe or a delta: not the same bytes for every receiver): the store compares
+		// ticks by their protocol 1 JSON, which is what the frames make, byte for byte, and what the relays'
+		// recorders read from the tick subject.
+		if data, err = protocol.Encode(tk); err != nil {
+			return nil
+		}
+	}
+	if !b.store.BotTick(b.cfg.Index, int32(t.Conn.N), t.Conn.Endpoint, data, tk) {
 		return nil
 	}
 	ids := make([]string, len(tk.Players))

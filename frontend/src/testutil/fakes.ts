@@ -57,6 +57,7 @@ export class FakeSocket implements WebSocketLike {
   static readonly CLOSED = 3;
 
   readyState = FakeSocket.CONNECTING;
+  binaryType = 'blob';
   sent: string[] = [];
   closedWith: { code?: number; reason?: string } | null = null;
 
@@ -111,6 +112,12 @@ export class FakeSocket implements WebSocketLike {
 
   fireMessage(msg: unknown): void {
     const data = typeof msg === 'string' ? msg : JSON.stringify(msg);
+    for (const h of this.all.message) h({ data });
+  }
+
+  /** A binary frame, as a browser with binaryType 'arraybuffer' delivers it. */
+  fireBinary(bytes: Uint8Array): void {
+    const data = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     for (const h of this.all.message) h({ data });
   }
 
