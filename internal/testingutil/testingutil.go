@@ -5,6 +5,7 @@ package testingutil
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -97,4 +98,19 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.String()
+}
+
+// SnapshotRoster counts the players and the tombstones ("gone") in a room snapshot as stored in the snapshots
+// bucket, for tests of its bounds; it reads only those two members of the room's state.
+func SnapshotRoster(data []byte) (players, gone int, err error) {
+	var s struct {
+		State struct {
+			Players []json.RawMessage `json:"players"`
+			Gone    []json.RawMessage `json:"gone"`
+		} `json:"state"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return 0, 0, fmt.Errorf("decode snapshot: %w", err)
+	}
+	return len(s.State.Players), len(s.State.Gone), nil
 }
