@@ -646,6 +646,16 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.AgreedOwner(roomName, epoch, 30*time.Second)
+	// The cluster agrees on the new epoch as soon as its owner ticks; the node whose term ended counts the
+	// step-down when its term's goroutines have stopped, which can come later on a busy machine.
+	testingutil.WaitFor(t, 20*time.Second, "the step-down counted", func() bool {
+		for _, m := range c.Members() {
+			if strings.Contains(scrape(t, metricsURL(m)), `tickmesh_room_step_downs_total{`) {
+				return true
+			}
+		}
+		return false
+	})
 	p.send(map[string]any{"type": "input", "seq": 3, "keys": map[string]bool{"up": true, "down": false, "left": false, "right": false}})
 	p.acked(3)
 

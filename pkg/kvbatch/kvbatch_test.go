@@ -9,8 +9,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/kvbatch"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // bucket makes an R3 bucket named name on a 3-node cluster, with atomic batches allowed when allow is set, and
@@ -24,6 +26,15 @@ func bucket(t *testing.T, c *nodetest.Cluster, name string, allow bool) jetstrea
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A batch's commit is a request to the stream's leader: with none elected yet it finds no responders.
+	testingutil.WaitFor(t, 30*time.Second, "a leader for "+name+"'s stream", func() bool {
+		s, err := m.JetStream().Stream(ctx, wire.KVStream(name))
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx)
+		return err == nil && info.Cluster != nil && info.Cluster.Leader != ""
+	})
 	if allow {
 		if err := kvbatch.Allow(ctx, m.JetStream(), name); err != nil {
 			t.Fatal(err)
