@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -633,21 +632,12 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 		}
 	}
 
-	// An operator deletes the room's lease (nats kv del owners dashboard): the owner loses it at its next renewal,
-	// steps down and takes the room again with a higher epoch.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	owners, err := n1.Node.Mesh().JetStream().KeyValue(ctx, wire.OwnersBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, epoch := c.AgreedOwner(roomName, 0, 30*time.Second)
-	if err := owners.Delete(ctx, roomName); err != nil {
-		t.Fatal(err)
-	}
+	// The room's owner freezes for 3 s (its loop and renewals stall, as a stopped process's would): another node
+	// takes the room over with a higher epoch, and the old owner, thawed and superseded, steps down and keeps
+	// running, so its step-down is on a live node's /metrics.
+	holder, epoch := c.AgreedOwner(roomName, 0, 30*time.Second)
+	c.Member(holder).Node.Rooms().InjectFault(roomName, room.Fault{Until: time.Now().Add(3 * time.Second)})
 	c.AgreedOwner(roomName, epoch, 30*time.Second)
-	// The cluster agrees on the new epoch as soon as its owner ticks; the node whose term ended counts the
-	// step-down when its term's goroutines have stopped, which can come later on a busy machine.
 	testingutil.WaitFor(t, 20*time.Second, "the step-down counted", func() bool {
 		for _, m := range c.Members() {
 			if strings.Contains(scrape(t, metricsURL(m)), `tickmesh_room_step_downs_total{`) {
