@@ -54,8 +54,14 @@ func histCount(h *dto.Histogram) uint64 {
 func TestInputToTickIsObservedOnceForEveryAppliedEvent(t *testing.T) {
 	c := nodetest.StartCluster(t, 1)
 	owner(t, c, 0)
-	// room.Publish sends each event twice (core NATS and the stream): the owner applies it once and observes it
-	// once, from the first copy's arrival to the tick that carries it.
+	// Only events that arrive during a term are observed (a term's replay of the stream has no arrival time):
+	// publish once the owner has ticked for a second in one epoch, past the start of its first term.
+	rec := record(t, c, "n1")
+	testingutil.WaitFor(t, 20*time.Second, "the owner ticking for a second", func() bool {
+		return rec.lastTick().Seq >= 20
+	})
+	// Each event goes twice (core NATS and the stream): the owner applies it once and observes it once, from
+	// the first copy's arrival to the tick that carries it.
 	publish(t, c, "n1", sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
 	publish(t, c, "n1", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 2, Keys: 8})
 	count := func() uint64 {
