@@ -128,6 +128,19 @@ func (s *socketRecorder) appliedLast(t *testing.T, rel *recorder) protocol.Tick 
 }
 
 // hasPlayer waits until the socket's ticks show player id.
+// joined waits until the socket's own player (named "watcher") is in the room's ticks: its join is applied.
+func (s *socketRecorder) joined(t *testing.T) {
+	t.Helper()
+	testingutil.WaitFor(t, 10*time.Second, s.node+" sees its own player", func() bool {
+		for _, p := range s.lastTick().Players {
+			if p.Name == "watcher" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func (s *socketRecorder) hasPlayer(t *testing.T, id string) {
 	t.Helper()
 	testingutil.WaitFor(t, 10*time.Second, s.node+" sees "+id, func() bool {
