@@ -57,6 +57,7 @@ func parseFlags(args []string, stdout io.Writer) (cfg failbench.Config, out stri
 	fs := flag.NewFlagSet("failbench", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	fs.StringVar(&cfg.Bin, "bin", "", "node binary (required; build it with: go build -o bin/tickmesh-node ./cmd/node)")
+	fs.StringVar(&cfg.Room, "room", cfg.Room, "the room whose owner the faults hit (its game by the nodes' default rule, e.g. collect-… for the collect game); a room other than the lobby is held open by a WebSocket player")
 	fs.IntVar(&cfg.N, "n", cfg.N, "repetitions of each fault")
 	repsFlag := fs.String("reps", "", "per-fault repetitions overriding -n, like stop-owner=5,kill-inputs-leader=8")
 	faultsFlag := fs.String("faults", strings.Join(cfg.Faults, ","), "comma-separated faults to run")

@@ -16,12 +16,12 @@ func TestParseFlags(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg, out, err := parseFlags([]string{"-bin", bin, "-n", "4", "-faults", "stop-owner, kill-owner", "-reps", "stop-owner=2", "-out", "r.md"}, io.Discard)
+	cfg, out, err := parseFlags([]string{"-bin", bin, "-n", "4", "-faults", "stop-owner, kill-owner", "-reps", "stop-owner=2", "-room", "collect-fb", "-out", "r.md"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Bin != bin || cfg.N != 4 || strings.Join(cfg.Faults, ",") != "stop-owner,kill-owner" || len(cfg.Reps) != 1 ||
-		cfg.Reps["stop-owner"] != 2 || out != "r.md" {
+		cfg.Reps["stop-owner"] != 2 || cfg.Room != "collect-fb" || out != "r.md" {
 		t.Errorf("config %+v, out %q", cfg, out)
 	}
 	if !strings.HasPrefix(cfg.CommandLine, "go run ./cmd/failbench -bin ") {
@@ -40,6 +40,7 @@ func TestParseFlags(t *testing.T) {
 		{"-bin", bin, "-faults", "kill-owner", "-reps", "term-owner=3"},
 		{"-bin", bin, "-lease-ttl", "1500ms"},
 		{"-bin", bin, "-n", "0"},
+		{"-bin", bin, "-room", "no such room!"},
 		{"-bin", bin, "extra"},
 		{"-bin", bin, "-no-such-flag"},
 	} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/internal/cli"
 	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
@@ -16,6 +17,7 @@ import (
 // internal/cli) name those flags.
 type Config struct {
 	Bin             string         // the node binary
+	Room            string         // the room whose owner the faults hit; a room other than the lobby is held open by a player (keeper.go)
 	Faults          []string       // the faults to run (names of FaultOrder); a run injects them in FaultOrder
 	N               int            // repetitions of each fault
 	Reps            map[string]int // per-fault repetitions overriding N, each of a selected fault
@@ -36,6 +38,7 @@ type Config struct {
 // DefaultConfig is every fault 20 times on ports far from the development cluster's; Bin must still be set.
 func DefaultConfig() Config {
 	return Config{
+		Room:            room.Lobby,
 		Faults:          slices.Clone(FaultOrder),
 		N:               20,
 		Ports:           cluster.Ports{HTTP: 18181, Admin: 18281, NATS: 14322, Route: 16322, Link: 16422},
@@ -55,6 +58,9 @@ func (o Config) Validate() error {
 	}
 	if st, err := os.Stat(o.Bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return cli.Usagef("-bin %q is not an executable file", o.Bin)
+	}
+	if !protocol.ValidRoom(o.Room) {
+		return cli.Usagef("-room %q is not a valid room name", o.Room)
 	}
 	if o.N < 1 {
 		return cli.Usagef("-n must be at least 1")

@@ -11,8 +11,8 @@
 //
 // Faults, each repeated -n times (-reps overrides per fault, -faults selects):
 //
-//	kill-owner          SIGKILL the lobby's owner
-//	term-owner          SIGTERM the lobby's owner (graceful shutdown: it releases its lease)
+//	kill-owner          SIGKILL the room's owner
+//	term-owner          SIGTERM the room's owner (graceful shutdown: it releases its lease)
 //	kill-owners-leader  SIGKILL the leader of the KV_owners stream while it is not the owner
 //	kill-inputs-leader  SIGKILL the leader of the INPUTS stream while it is not the owner; a bot publishes an
 //	                    input about every tick period through the third node, and the input → applied latency is
@@ -24,18 +24,23 @@
 //	                    for 100-300 ms (SIGSTOP/SIGCONT, as a long GC pause or a descheduled VM would) every 1-2 s;
 //	                    goal: no takeover at all
 //
+// The room is the lobby unless -room names another (Config.Room): its game follows the nodes' default rule
+// (collect-… rooms play the collect game). A room other than the lobby closes when it has no players, so a keeper
+// (keeper.go: one pkg/client player on the nodes' WebSocket endpoints in turn) holds it open for the whole run;
+// its welcome names the game, which decides the bot's inputs (the arena's keys, collect's target points).
+//
 // With -random, each fault is injected at a random moment up to -random-max after every node is ready and
 // ticking again, as users do, without waiting for the owner to be agreed on or for the stream leaders to be
 // placed; the report counts the repetitions in which the owner led a placed stream when the fault came.
 //
-// Before every repetition the cluster must be stable: all three nodes ready, the same lobby owner and epoch on
+// Before every repetition the cluster must be stable: all three nodes ready, the same room owner and epoch on
 // every node for 2 s, ticks arriving everywhere, and the owner leading none of KV_owners, KV_snapshots and
 // INPUTS (waited for up to 10 s: that is the placement the nodes keep by themselves). The nodes put every leader
 // they move on one peer, so before a leader fault -isolate (default true) moves the other streams' leaders to
 // the third node: each leader fault then loses one stream's leader only. A killed node is restarted with the
 // same flags and data directory after each repetition.
 //
-// Observation: failbench subscribes to game.lobby.tick on every node's NATS client port (pinned to that node,
+// Observation: failbench subscribes to the room's tick subject (game.<room>.tick) on every node's NATS client port (pinned to that node,
 // also across reconnects) and passes each tick through a fence (pkg/fence) that, like a node's relay, is also
 // raised by the lease epochs of the owners bucket. The temporary directory's events.log records the timeline:
 // faults, tick-free stretches per node, the nodes' tick, pause and renewal counters every 500 ms, slow inputs.

@@ -99,6 +99,7 @@ type bench struct {
 	rec   *recorder
 	obs   map[string]*observer
 	track atomic.Pointer[string]
+	input input // the bot's inputs, for the room's game
 	out   io.Writer
 	logf  func(format string, args ...any)
 	notes []string // unplanned events, for the report
@@ -112,7 +113,7 @@ type stableState struct {
 	placed bool // the owner leads none of the placed streams
 }
 
-// waitStable waits until every node runs and is ready, every node names the same lobby owner and epoch for
+// waitStable waits until every node runs and is ready, every node names the same room owner and epoch for
 // stableFor, every observer receives ticks of that epoch, and (up to placementWait) the owner leads none of the
 // placed streams. A node that exited on its own is restarted and reported.
 func (b *bench) waitStable(ctx context.Context) (stableState, error) {
@@ -152,7 +153,7 @@ func (b *bench) waitStable(ctx context.Context) (stableState, error) {
 	}
 }
 
-// agreed reports whether all nodes are ready, agree on the lobby's owner and epoch, and all observers got a
+// agreed reports whether all nodes are ready, agree on the room's owner and epoch, and all observers got a
 // tick of that epoch in the last half second.
 func (b *bench) agreed(ctx context.Context) (bool, string, uint64) {
 	var owner string
@@ -161,7 +162,7 @@ func (b *bench) agreed(ctx context.Context) (bool, string, uint64) {
 		if !b.ready(ctx, name) {
 			return false, "", 0
 		}
-		o, e, err := b.lobbyOwner(ctx, name)
+		o, e, err := b.roomOwner(ctx, name)
 		if err != nil || o == "" || (i > 0 && (o != owner || e != epoch)) {
 			return false, "", 0
 		}
@@ -230,7 +231,7 @@ func (b *bench) fencedOf(ctx context.Context, nodes []string) map[string]float64
 			out[n] = -1
 			continue
 		}
-		out[n] = m[fencedMetric]
+		out[n] = m[b.series(fencedMetric)]
 	}
 	return out
 }
@@ -405,8 +406,8 @@ func (b *bench) sampleOwners(ctx context.Context) (stop func()) {
 					line += fmt.Sprintf(" %s=?", name)
 					continue
 				}
-				line += fmt.Sprintf(" %s(owned=%g ticks=%g pauses=%g renew_errors=%g)", name, m[ownedMetric], m[ticksMetric],
-					m[pausesMetric], m[renewErrorsMetric])
+				line += fmt.Sprintf(" %s(owned=%g ticks=%g pauses=%g renew_errors=%g)", name, m[b.series(ownedMetric)],
+					m[b.series(ticksMetric)], m[b.series(pausesMetric)], m[b.series(renewErrorsMetric)])
 			}
 			line += " | observers:"
 			for _, n := range b.c.Names() {
@@ -608,10 +609,10 @@ func (b *bench) leaderNot(ctx context.Context, stream, avoid string) (string, er
 	}
 }
 
-// ownerNow is the lobby's owner and epoch according to the first of nodes that answers.
+// ownerNow is the room's owner and epoch according to the first of nodes that answers.
 func (b *bench) ownerNow(ctx context.Context, nodes []string) (string, uint64) {
 	for _, n := range nodes {
-		if o, e, err := b.lobbyOwner(ctx, n); err == nil {
+		if o, e, err := b.roomOwner(ctx, n); err == nil {
 			return o, e
 		}
 	}
@@ -640,7 +641,7 @@ func (b *bench) startBot(ctx context.Context, via string) *bot {
 	player := "fb" + hex.EncodeToString(raw[:])
 	b.track.Store(&player)
 	b.logf("bot %s publishes through %s", player, via)
-	return startBot(ctx, b.obs[via].JetStream(), player, b.o.tickPeriod())
+	return startBot(ctx, b.obs[via].JetStream(), b.o.Room, b.input, player, b.o.tickPeriod())
 }
 
 // baseline measures input → applied latency through a non-owner node without a fault.
@@ -741,7 +742,7 @@ func (b *bench) waitRunning(ctx context.Context) (stableState, error) {
 	cluster.Sleep(ctx, wait)
 	owner, epoch := b.ownerNow(ctx, b.c.Names())
 	if owner == "" {
-		return st, fmt.Errorf("no lobby owner known %v after the cluster ran again", wait)
+		return st, fmt.Errorf("no owner of the room known %v after the cluster ran again", wait)
 	}
 	st.owner, st.epoch, st.placed = owner, epoch, true
 	for _, s := range wire.PlacedStreams {
@@ -788,7 +789,7 @@ func (b *bench) cutOwner(ctx context.Context, st stableState) (repResult, error)
 
 // loadOwner keeps every core busy with other processes for -load-for, pauses the owner's process for 100-300 ms
 // every 1-2 s (SIGSTOP and SIGCONT: a whole-process stall, as a long GC pause or a descheduled VM is), and counts
-// the lobby's epochs newer than st's that any observer saw: takeovers, which must not happen. The gap is the
+// the room's epochs newer than st's that any observer saw: takeovers, which must not happen. The gap is the
 // longest tick-free stretch over all nodes, for information.
 func (b *bench) loadOwner(ctx context.Context, st stableState) (repResult, error) {
 	var r repResult

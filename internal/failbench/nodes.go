@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
-	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // layout is n1..n3 on 127.0.0.1, their data under dir/data, routing to each other through the route links (held
@@ -50,15 +49,18 @@ func checkPorts(o Config) error {
 	return nil
 }
 
-// Series failbench reads from the nodes' /metrics, all of the lobby.
+// Metrics failbench reads from the nodes' /metrics, each of the benchmark's room (series).
 const (
-	fencedMetric = `tickmesh_room_ticks_fenced_total{room="lobby"}` // ticks a node's relay dropped
-	ticksMetric  = `tickmesh_room_ticks_total{room="lobby"}`        // ticks a node published as owner
-	ownedMetric  = `tickmesh_room_owned{room="lobby"}`              // 1 while the node owns the room
-	pausesMetric = `tickmesh_room_pauses_total{room="lobby"}`       // owner loop found itself paused and re-confirmed its lease
+	fencedMetric = "tickmesh_room_ticks_fenced_total" // ticks a node's relay dropped
+	ticksMetric  = "tickmesh_room_ticks_total"        // ticks a node published as owner
+	ownedMetric  = "tickmesh_room_owned"              // 1 while the node owns the room
+	pausesMetric = "tickmesh_room_pauses_total"       // owner loop found itself paused and re-confirmed its lease
 	// renewErrorsMetric counts lease renewals with an unknown outcome.
-	renewErrorsMetric = `tickmesh_room_lease_renew_errors_total{room="lobby"}`
+	renewErrorsMetric = "tickmesh_room_lease_renew_errors_total"
 )
+
+// series is the benchmark room's series of metric, as /metrics names it.
+func (b *bench) series(metric string) string { return fmt.Sprintf("%s{room=%q}", metric, b.o.Room) }
 
 // i is the index of the node called name.
 func (b *bench) i(name string) int { return b.c.Index(name) }
@@ -84,13 +86,13 @@ func (b *bench) ready(ctx context.Context, name string) bool {
 	return code == http.StatusOK
 }
 
-// lobbyOwner asks the node who owns the lobby.
-func (b *bench) lobbyOwner(ctx context.Context, name string) (owner string, epoch uint64, err error) {
+// roomOwner asks the node who owns the benchmark's room.
+func (b *bench) roomOwner(ctx context.Context, name string) (owner string, epoch uint64, err error) {
 	v, err := cluster.View(ctx, b.c.Node(b.i(name)))
 	if err != nil {
 		return "", 0, err
 	}
-	owner, epoch = cluster.RoomOwner(v, room.Lobby)
+	owner, epoch = cluster.RoomOwner(v, b.o.Room)
 	return owner, epoch, nil
 }
 

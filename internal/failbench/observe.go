@@ -13,12 +13,11 @@ import (
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
-	"github.com/tickmesh/tickmesh/pkg/room"
 	"github.com/tickmesh/tickmesh/pkg/sim"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
-// observer watches one node (a cluster.Observer): the lobby's ticks go into the recorder, and the lobby's lease
+// observer watches one node (a cluster.Observer): the room's ticks go into the recorder, and the room's lease
 // in the owners bucket raises the observer's fence there, as a node's owners watcher raises its relay's. It also
 // answers JetStream questions (stream leaders) and carries the bot's publishes.
 type observer struct {
@@ -29,12 +28,12 @@ type observer struct {
 }
 
 // observe starts watching node n.
-func observe(n cluster.Node, secrets cluster.Secrets, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
+func observe(n cluster.Node, secrets cluster.Secrets, roomName string, rec *recorder, track *atomic.Pointer[string], logf func(string, ...any)) (*observer, error) {
 	o := &observer{node: n.Name, rec: rec, track: track}
 	var err error
 	// As the admin user: the observer also carries the bot's publishes.
 	o.Observer, err = cluster.Observe(n, cluster.AsAdmin(secrets), "failbench-"+n.Name,
-		cluster.Watch{Room: room.Lobby, Tick: o.onTick, Lease: func(epoch uint64) { rec.lease(n.Name, epoch) }},
+		cluster.Watch{Room: roomName, Tick: o.onTick, Lease: func(epoch uint64) { rec.lease(n.Name, epoch) }},
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
@@ -74,7 +73,7 @@ func (o *observer) onTick(at time.Time, m *nats.Msg) {
 	o.rec.tick(o.node, at, epoch, seq, ack)
 }
 
-// bot is a player that joins the lobby and sends an input about every period through one node, recording when each
+// bot is a player that joins the room and sends an input about every period through one node, recording when each
 // was published. Each publish is the event's live copy on core NATS, then its durable publish (wire.EventMsg, with
 // the event's message id) with a short timeout: whatever the PubAck outcome, the owner receives the live copy.
 //
@@ -85,6 +84,7 @@ func (o *observer) onTick(at time.Time, m *nats.Msg) {
 // replace the PubAck count by the gateway's retries, which failbench cannot see: another benchmark. The
 // gateway's own path has its tests in pkg/gateway and the chaos suite's bots.
 type bot struct {
+	room   string
 	player string
 	js     jetstream.JetStream
 	cancel context.CancelFunc
@@ -98,9 +98,12 @@ type bot struct {
 
 const botPublishTimeout = time.Second
 
-func startBot(ctx context.Context, js jetstream.JetStream, player string, period time.Duration) *bot {
+// input makes the bot's seq-th input event for the room's game.
+type input func(player string, seq uint64) sim.Event
+
+func startBot(ctx context.Context, js jetstream.JetStream, roomName string, in input, player string, period time.Duration) *bot {
 	bctx, cancel := context.WithCancel(ctx)
-	b := &bot{player: player, js: js, cancel: cancel, done: make(chan struct{})}
+	b := &bot{room: roomName, player: player, js: js, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(b.done)
 		b.send(ctx, sim.Event{Kind: sim.KindJoin, Player: player, Name: "failbench", Seq: 1}, false)
@@ -120,7 +123,7 @@ func startBot(ctx context.Context, js jetstream.JetStream, player string, period
 			case <-t.C:
 				t.Reset(next())
 				seq++
-				b.send(ctx, sim.Event{Kind: sim.KindInput, Player: player, Seq: seq, Keys: uint8(seq % 16)}, true)
+				b.send(ctx, in(player, seq), true)
 			}
 		}
 	}()
@@ -139,7 +142,7 @@ func (b *bot) send(ctx context.Context, ev sim.Event, record bool) {
 		defer b.wg.Done()
 		pctx, cancel := context.WithTimeout(ctx, botPublishTimeout)
 		defer cancel()
-		if err := cluster.PublishEvent(pctx, b.js, room.Lobby, ev); err != nil {
+		if err := cluster.PublishEvent(pctx, b.js, b.room, ev); err != nil {
 			b.mu.Lock()
 			b.ackFailed++
 			b.mu.Unlock()

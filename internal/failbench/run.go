@@ -14,6 +14,7 @@ import (
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/procfs"
+	"github.com/tickmesh/tickmesh/pkg/room"
 )
 
 // Run is the whole benchmark: start the cluster, run the faults, report, stop everything. It writes its progress
@@ -114,11 +115,29 @@ func Run(ctx context.Context, o Config, stdout io.Writer) (rep *Report, err erro
 		}
 	}()
 	for i := range c.Len() {
-		ob, err := observe(c.Node(i), c.Secrets(), rec, &b.track, logf)
+		ob, err := observe(c.Node(i), c.Secrets(), o.Room, rec, &b.track, logf)
 		if err != nil {
 			return nil, err
 		}
 		b.obs[c.Node(i).Name] = ob
+	}
+
+	game := lobbyGame
+	if o.Room != room.Lobby {
+		urls := make([]string, c.Len())
+		for i := range urls {
+			urls[i] = c.Node(i).WSURL()
+		}
+		k, err := startKeeper(ctx, urls, o.Room, logf)
+		if err != nil {
+			return nil, err
+		}
+		defer k.stop()
+		game = k.roomGame()
+		fmt.Fprintf(stdout, "room %s (game %s) held open by a WebSocket player\n", o.Room, game)
+	}
+	if b.input, err = inputFor(game); err != nil && slices.Contains(o.Faults, faultKillInputsLeader) {
+		return nil, err
 	}
 
 	rep = &Report{Command: o.CommandLine, Started: time.Now(), Machine: describeMachine(),
