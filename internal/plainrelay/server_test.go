@@ -39,15 +39,7 @@ func TestRoomsGetTheirOwnTicks(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ExtraPlayers = 1
 	cfg.Shards = 2
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := Start(context.Background(), cfg, ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "ws://" + srv.Addr().String() + "/ws"
+	srv, url := start(t, cfg)
 
 	rooms := []string{"room-a", "room-a", "room-b"}
 	protos := []int{0, 1, 1} // 0: pkg/client's default, protocol 2
@@ -205,20 +197,27 @@ func TestRoomsGetTheirOwnTicks(t *testing.T) {
 	wg.Wait()
 }
 
-// TestLimits: a socket beyond MaxSockets is refused before the upgrade, a room beyond MaxRooms after the hello.
-func TestLimits(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.MaxSockets, cfg.MaxRooms = 2, 1
+// start starts a server with cfg on a free loopback port; it returns the server and its /ws URL.
+func start(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := Start(context.Background(), cfg, ln)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
+	return srv, "ws://" + srv.Addr().String() + "/ws"
+}
+
+// TestLimits: a socket beyond MaxSockets is refused before the upgrade, a room beyond MaxRooms after the hello.
+func TestLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxSockets, cfg.MaxRooms = 2, 1
+	srv, url := start(t, cfg)
 	defer srv.Close()
-	url := "ws://" + srv.Addr().String() + "/ws"
 	dial := func(room string) (*websocket.Conn, error) {
 		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 		if err != nil {
