@@ -44,7 +44,7 @@ for shape in ${BENCH_SHAPES:-250x4 20x50}; do
     sleep 0.1
   done
   $pin1 "$loadgen" -url ws://127.0.0.1:28090/ws -pid "$pid" $flags -json "$out/plain-$shape.json" "$@" | tee -a "$out/plain-$shape.txt"
-  kill "$pid"; wait "$pid" || true; pid=""
+  kill "$pid" 2>/dev/null || true; wait "$pid" || true; pid=""
 
   summary="$summary$shape"
   for k in cpu_us_per_message fraction_delivered bytes_per_tick; do

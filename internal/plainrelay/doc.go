@@ -12,8 +12,9 @@
 //     closes the socket (1008). The socket then joins its room; nothing it sends later is read as a message.
 //   - Every 1/TickRate s each room with sockets gets one protocol 1 tick (pkg/protocol Tick, encoded by
 //     protocol.Encode): epoch 1, seq counting from 1, owner "plain", time now in Unix ms, the arena's globals and,
-//     per player, an idle arena player (spawn position from arena.Spawn, no velocity, no keys, ack 0, conn 1,
-//     online), sorted by id: the shape and size of a real node's protocol 1 tick of an idle arena room.
+//     per player, an idle arena player (spawn position from arena.Spawn, no velocity, no keys, ack 0, conn the
+//     hello's join seq, online), sorted by id: the shape and size of a real node's protocol 1 tick of an idle
+//     arena room.
 //     Config.ExtraPlayers adds players without a socket to each room's tick, standing for the fan-out setup's
 //     seed client, which is in the relay's ticks but not on its sockets.
 //   - The tick is encoded once, prepared once (websocket.NewPreparedMessage: its frame is built on the first
