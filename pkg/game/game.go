@@ -114,7 +114,7 @@ func (i Info) Validate() error {
 	seen := map[string]bool{}
 	for _, p := range i.Params {
 		switch {
-		case !validFieldName(p.Name):
+		case !ValidFieldName(p.Name):
 			errs = append(errs, fmt.Errorf("param %q: %w", p.Name, errBadName))
 		case p.Name == "tick_rate":
 			errs = append(errs, errors.New("param tick_rate: set by the framework"))

@@ -48,7 +48,9 @@ var (
 
 var errBadName = errors.New("want [a-z][a-z0-9_]{0,31}")
 
-func validFieldName(s string) bool {
+// ValidFieldName reports whether s is a valid name of a field, an object kind or a parameter:
+// [a-z][a-z0-9_]{0,31}.
+func ValidFieldName(s string) bool {
 	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
 		return false
 	}
@@ -69,7 +71,7 @@ func (s *Schema) Validate() error {
 		seen := map[string]bool{}
 		for _, f := range fs {
 			switch {
-			case !validFieldName(f.Name):
+			case !ValidFieldName(f.Name):
 				errs = append(errs, fmt.Errorf("%s field %q: %w", scope, f.Name, errBadName))
 			case slices.Contains(reserved, f.Name):
 				errs = append(errs, fmt.Errorf("%s field %q: reserved name", scope, f.Name))
@@ -88,7 +90,7 @@ func (s *Schema) Validate() error {
 	checkFields("player", s.Player, ReservedPlayerNames)
 	for _, k := range s.Objects {
 		switch {
-		case !validFieldName(k.Name):
+		case !ValidFieldName(k.Name):
 			errs = append(errs, fmt.Errorf("object kind %q: %w", k.Name, errBadName))
 		case slices.Contains(ReservedTopNames, k.Name):
 			errs = append(errs, fmt.Errorf("object kind %q: reserved name", k.Name))

@@ -245,23 +245,10 @@ func (r *reader) str(what string) string {
 // name reads a field or object kind name: [a-z][a-z0-9_]{0,31}, the rule of game.Schema.
 func (r *reader) name(what string) string {
 	s := r.str(what)
-	if r.err == nil && !validName(s) {
+	if r.err == nil && !game.ValidFieldName(s) {
 		r.fail("%s %q: want [a-z][a-z0-9_]{0,31}", what, s)
 	}
 	return s
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 32 || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *reader) id() string {
