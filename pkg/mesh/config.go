@@ -80,12 +80,12 @@ func (c Config) Validate() error {
 		return setting.Errorf("-name", "must not be empty")
 	}
 	if c.ClientAddr != "off" {
-		if err := checkAddr("-nats", c.ClientAddr); err != nil {
+		if err := setting.Addr("-nats", c.ClientAddr); err != nil {
 			return err
 		}
 	}
 	if c.ClusterAddr != "" {
-		if err := checkAddr("-cluster", c.ClusterAddr); err != nil {
+		if err := setting.Addr("-cluster", c.ClusterAddr); err != nil {
 			return err
 		}
 	}
@@ -96,7 +96,7 @@ func (c Config) Validate() error {
 		if h, _, err := net.SplitHostPort(c.ClusterAdvertise); err != nil || h == "" {
 			return setting.Errorf("-cluster-advertise", "%q: want host:port", c.ClusterAdvertise)
 		}
-		if err := checkAddr("-cluster-advertise", c.ClusterAdvertise); err != nil {
+		if err := setting.Addr("-cluster-advertise", c.ClusterAdvertise); err != nil {
 			return err
 		}
 	}
@@ -188,17 +188,6 @@ func (c Config) validateUsers() error {
 		if err := setting.Secret(x.pass, x.u.Password, MinPasswordLen); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func checkAddr(name, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return setting.Errorf(name, "%q: want host:port or :port", addr)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return setting.Errorf(name, "%q: bad port", addr)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -189,10 +188,10 @@ func (c Config) Validate() error {
 	if c.Name == "" || SanitizeName(c.Name) != c.Name {
 		return setting.Errorf("-name", "%q: use lowercase letters, digits, '-' and '_' (at most 64)", c.Name)
 	}
-	if err := checkAddr("-http", c.HTTPAddr); err != nil {
+	if err := setting.Addr("-http", c.HTTPAddr); err != nil {
 		return err
 	}
-	if err := checkAddr("-admin-http", c.AdminAddr); err != nil {
+	if err := setting.Addr("-admin-http", c.AdminAddr); err != nil {
 		return err
 	}
 	if c.AdminAddr == c.HTTPAddr && !portZero(c.HTTPAddr) {
@@ -323,17 +322,6 @@ func newGames(c Config) (*sim.Games, error) {
 		return nil, setting.Errorf("-games", "%q: %v", c.Games, err)
 	}
 	return gs, nil
-}
-
-func checkAddr(name, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return setting.Errorf(name, "%q: want host:port or :port", addr)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return setting.Errorf(name, "%q: bad port", addr)
-	}
-	return nil
 }
 
 func checkURL(name, raw string) error {

@@ -9,7 +9,9 @@ package setting
 
 import (
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -49,6 +51,18 @@ func Secret(name, value string, minLen int) *Error {
 	}
 	if len(value) < minLen {
 		return Errorf(name, "must be at least %d bytes, got %d: set a random value, e.g. from `openssl rand -hex 32`", minLen, len(value))
+	}
+	return nil
+}
+
+// Addr checks a listen address's form: host:port or :port, the port 0-65535. Its problem is an *Error.
+func Addr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Errorf(name, "%q: want host:port or :port", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return Errorf(name, "%q: bad port", addr)
 	}
 	return nil
 }
