@@ -55,18 +55,8 @@ func ParseGameRules(s string) ([]GameRule, error) {
 	return rules, nil
 }
 
-func validRoomPrefix(s string) bool {
-	if len(s) > 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// validRoomPrefix: a room-name prefix of a rule is empty or made of a game name's characters.
+func validRoomPrefix(s string) bool { return s == "" || game.ValidGameName(s) }
 
 // Games is the set of games a node runs and the rule that picks a room's game. It is immutable and safe for
 // concurrent use.
