@@ -13,8 +13,7 @@
 # The nodes start with credentials drawn for the run (never with -dev-insecure), as in production.
 set -eu
 node=$1; loadgen=$2; shift 2
-dir=$(mktemp -d)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. "$(dirname "$0")/bench-lib.sh"
 pin0="" pin1=""
 if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 if [ $# -eq 0 ]; then set -- -n 1000 -rooms 20 -ramp 10s -duration 30s; fi
@@ -24,26 +23,6 @@ for a in "$@"; do
   case $a in -rooms=*) rooms=${a#-rooms=} ;; esac
   prev=$a
 done
-
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null || true; done
-  for p in $pids; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-# Credentials of this run: the same for both nodes, exported to them only.
-secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
-export CLUSTER_USER=bench CLUSTER_PASSWORD="$(secret)" SESSION_SECRET="$(secret)"
-
-ready() { # <http port> <log>
-  i=0
-  until curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1; do
-    i=$((i+1)); [ $i -gt 300 ] && { echo "node on :$1 not ready:"; cat "$2"; exit 1; }
-    sleep 0.1
-  done
-}
 
 common="-max-conns-per-ip 100000 -max-conns 100000 -max-rooms-per-ip 1000 -max-rooms 1000 -log-level warn ${BENCH_NODE_FLAGS:-}"
 if [ "${BENCH_SINGLE:-}" = 1 ]; then

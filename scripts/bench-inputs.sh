@@ -13,28 +13,8 @@
 # Nothing is pinned: three nodes and loadgen share the machine's cores.
 set -eu
 node=$1; loadgen=$2; shift 2
-dir=$(mktemp -d)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+. "$(dirname "$0")/bench-lib.sh"
 if [ $# -eq 0 ]; then set -- -n 1000 -rooms 20 -ramp 10s -duration 30s -input-rate 2; fi
-
-pids=""
-cleanup() {
-  for p in $pids; do kill "$p" 2>/dev/null || true; done
-  for p in $pids; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
-export CLUSTER_USER=bench CLUSTER_PASSWORD="$(secret)" SESSION_SECRET="$(secret)"
-
-ready() { # <http port> <log>
-  i=0
-  until curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1; do
-    i=$((i+1)); [ $i -gt 300 ] && { echo "node on :$1 not ready:"; cat "$2"; exit 1; }
-    sleep 0.1
-  done
-}
 
 common="-max-conns-per-ip 100000 -max-conns 100000 -log-level warn ${BENCH_NODE_FLAGS:-}"
 nodes="" urls=""
