@@ -11,13 +11,17 @@
 // revision) as no news. A key deleted while no watcher ran may not be replayed at all, so after each replay
 // Follow tells Config.Resync which keys the bucket holds, for the caller to forget the others.
 //
-// Follow runs in its caller's goroutine and starts none of its own; it stops every watcher it starts.
+// Follow runs in its caller's goroutine. It stops every watcher it starts; a watcher it gives up on is stopped by
+// a goroutine of its own, which Follow waits for before it returns: stopping a watcher deletes its consumer
+// through the JetStream API, which answers nothing for up to its 5 s timeout while the meta leader is being
+// elected (as when this node has just been thawed or healed), and the next watcher must not wait for that.
 package kvwatch
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,8 +77,10 @@ func Follow(ctx context.Context, b Bucket, cfg Config, apply func(jetstream.KeyV
 	if cfg.Retry == 0 {
 		cfg.Retry = 250 * time.Millisecond
 	}
+	var stopping sync.WaitGroup
+	defer stopping.Wait()
 	for ctx.Err() == nil {
-		delivered, quiet, err := followOnce(ctx, b, cfg, apply)
+		delivered, quiet, err := followOnce(ctx, b, cfg, apply, &stopping)
 		if err != nil && delivered && cfg.OnRestart != nil {
 			cfg.OnRestart(err, quiet)
 		}
@@ -89,13 +95,20 @@ func Follow(ctx context.Context, b Bucket, cfg Config, apply func(jetstream.KeyV
 	return nil
 }
 
-// followOnce runs one watcher until ctx ends (nil error), it closes or it stalls.
-func followOnce(ctx context.Context, b Bucket, cfg Config, apply func(jetstream.KeyValueEntry)) (delivered bool, quiet time.Duration, err error) {
+// followOnce runs one watcher until ctx ends (nil error), it closes or it stalls; then it leaves the watcher to
+// be stopped by a goroutine that stopping counts.
+func followOnce(ctx context.Context, b Bucket, cfg Config, apply func(jetstream.KeyValueEntry), stopping *sync.WaitGroup) (delivered bool, quiet time.Duration, err error) {
 	w, err := b.WatchAll(ctx)
 	if err != nil {
 		return false, 0, fmt.Errorf("start watcher: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() {
+		stopping.Add(1)
+		go func() {
+			defer stopping.Done()
+			_ = w.Stop()
+		}()
+	}()
 	stall := time.NewTimer(cfg.Stall)
 	defer stall.Stop()
 	last := time.Now()

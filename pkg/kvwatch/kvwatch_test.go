@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -32,17 +33,27 @@ func (e entry) Operation() jetstream.KeyValueOp { return e.op }
 
 type watcher struct {
 	ch      chan jetstream.KeyValueEntry
-	stopped bool
+	hang    chan struct{} // Stop waits for it to close, as a real Stop waits for the JetStream API; nil: no wait
+	stopped atomic.Bool
 }
 
 func (w *watcher) Updates() <-chan jetstream.KeyValueEntry { return w.ch }
-func (w *watcher) Stop() error                             { w.stopped = true; return nil }
 
-// bucket hands out watchers; failures makes the next WatchAll calls fail.
+func (w *watcher) Stop() error {
+	if w.hang != nil {
+		<-w.hang
+	}
+	w.stopped.Store(true)
+	return nil
+}
+
+// bucket hands out watchers; failures makes the next WatchAll calls fail; hang, when set, is every new
+// watcher's.
 type bucket struct {
 	mu       sync.Mutex
 	watchers []*watcher
 	failures int
+	hang     chan struct{}
 }
 
 func (b *bucket) WatchAll(context.Context, ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
@@ -52,7 +63,7 @@ func (b *bucket) WatchAll(context.Context, ...jetstream.WatchOpt) (jetstream.Key
 		b.failures--
 		return nil, errors.New("no responders")
 	}
-	w := &watcher{ch: make(chan jetstream.KeyValueEntry, 16)}
+	w := &watcher{ch: make(chan jetstream.KeyValueEntry, 16), hang: b.hang}
 	b.watchers = append(b.watchers, w)
 	return w, nil
 }
@@ -128,8 +139,8 @@ func TestAQuietWatcherIsRestartedOnlyWhileUpdatesAreDue(t *testing.T) {
 		time.Sleep(2*time.Second + time.Millisecond)
 		synctest.Wait()
 		ws := b.started()
-		if len(ws) != 2 || !ws[0].stopped {
-			t.Fatalf("watchers %d (first stopped %v), want the first stopped and a second", len(ws), ws[0].stopped)
+		if len(ws) != 2 || !ws[0].stopped.Load() {
+			t.Fatalf("watchers %d (first stopped %v), want the first stopped and a second", len(ws), ws[0].stopped.Load())
 		}
 		if r := restarts(); len(r) != 1 || !errors.Is(r[0], ErrStalled) {
 			t.Fatalf("restarts %v, want one ErrStalled", r)
@@ -144,11 +155,50 @@ func TestAQuietWatcherIsRestartedOnlyWhileUpdatesAreDue(t *testing.T) {
 			t.Fatalf("%d watchers after steady updates, want 2", n)
 		}
 		stop()
-		if !b.started()[1].stopped {
+		if !b.started()[1].stopped.Load() {
 			t.Fatal("the last watcher was not stopped")
 		}
 		if got := applied(); len(got) != 12 || got[0] != "lobby" || got[1] != "<end>" {
 			t.Fatalf("applied %v", got)
+		}
+	})
+}
+
+// Stopping a stalled watcher can wait seconds for the JetStream API; the next watcher starts at once all the
+// same, and Follow returns only once every Stop has.
+func TestTheNextWatcherDoesNotWaitForTheStalledOneToStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &bucket{hang: make(chan struct{})}
+		_, restarts, stop := run(t, b, Config{Stall: time.Second})
+		synctest.Wait()
+		b.started()[0].ch <- nil
+		time.Sleep(time.Second + time.Millisecond)
+		synctest.Wait()
+		ws := b.started()
+		if len(ws) != 2 || ws[0].stopped.Load() {
+			t.Fatalf("%d watchers (first stopped: %v), want a second one while the first is still stopping", len(ws), ws[0].stopped.Load())
+		}
+		if r := restarts(); len(r) != 1 || !errors.Is(r[0], ErrStalled) {
+			t.Fatalf("restarts %v, want one ErrStalled", r)
+		}
+		ws[1].ch <- entry{key: "lobby", rev: 1, op: jetstream.KeyValuePut}
+		returned := make(chan struct{})
+		go func() {
+			stop()
+			close(returned)
+		}()
+		synctest.Wait()
+		select {
+		case <-returned:
+			t.Fatal("Follow returned while a watcher was still stopping")
+		default:
+		}
+		close(b.hang)
+		<-returned
+		for i, w := range b.started() {
+			if !w.stopped.Load() {
+				t.Errorf("watcher %d not stopped", i)
+			}
 		}
 	})
 }

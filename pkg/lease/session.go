@@ -185,6 +185,13 @@ func (s *Session) Revision() uint64 {
 	return s.rev
 }
 
+// Confirmed is the send time of the session's latest successful write.
+func (s *Session) Confirmed() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.confirmed
+}
+
 // Deadline is when the session may have run out anywhere, by the local monotonic clock (zero once lost).
 func (s *Session) Deadline() time.Time {
 	s.mu.Lock()

@@ -15,7 +15,9 @@ const (
 	controlInterval = 50 * time.Millisecond // the rules are evaluated this often, and at every change seen
 	rankStep        = 250 * time.Millisecond
 	balanceInterval = time.Second
-	maxHandoffs     = 8 // rooms handed over per balance round
+	balanceSettle   = 5 * time.Second // a peer's session this young gets no room by balance (settledLocked)
+	balanceCalm     = 3 * time.Second // no balance this soon after a sign of stream trouble (calmLocked)
+	maxHandoffs     = 8               // rooms handed over per balance round
 )
 
 // control evaluates the ownership rules for every room this node knows until ctx ends: one loop for all rooms,
@@ -293,6 +295,38 @@ func (m *Manager) placeNew(room, except string) (string, string) {
 	return best, m.sessions[best].val.Session
 }
 
+// calmLocked reports whether the ownership streams take writes steadily enough for a handoff: this node's session
+// was renewed within the last two renewal periods, and nothing went wrong with them for balanceCalm (no failed
+// renewal or snapshot batch, no leader elected). A handoff stops the room's ticks until its final snapshot is
+// written and the lease rewritten; in the seconds after a node comes back from a freeze or a partition the
+// streams can lose their leaders for a while, and a handoff then leaves the room without ticks until the writes
+// give up.
+func (m *Manager) calmLocked(now time.Time) bool {
+	if m.sess == nil || now.Sub(m.sess.Confirmed()) > 2*m.cfg.RenewInterval {
+		return false
+	}
+	return now.Sub(m.trouble) >= balanceCalm
+}
+
+// noteTrouble records a sign that the ownership streams take no writes now (see calmLocked).
+func (m *Manager) noteTrouble() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.noteTroubleLocked()
+}
+
+func (m *Manager) noteTroubleLocked() { m.trouble = time.Now() }
+
+// settledLocked reports whether node's current session has been known here for balanceSettle. A node that has
+// just started, or come back from a freeze or a partition, gets no room by balance before that: its return
+// comes with route churn that can leave the ownership streams without a leader for a second or two, and its
+// owners watcher may still be catching up, while a handoff stops the room's ticks until the final snapshot is
+// written and the receiver adopts the lease.
+func (m *Manager) settledLocked(node string, now time.Time) bool {
+	s, ok := m.sessions[node]
+	return ok && now.Sub(s.opened) >= balanceSettle
+}
+
 // countsLocked is the number of rooms each node holds under a live session, as the owners bucket shows them.
 func (m *Manager) countsLocked() map[string]int {
 	counts := map[string]int{}
@@ -309,9 +343,9 @@ func (m *Manager) countsLocked() map[string]int {
 // ownership stream while others remain), rounded up; a node that leads such a stream, with others left, has a
 // share of none. A node that joins thus takes rooms from the others. Each handoff ends the term with
 // errHandoff: the owner writes its final snapshot and rewrites the lease for the other node, which continues at
-// the next tick. At most maxHandoffs rooms per round.
+// the next tick. At most maxHandoffs rooms per round, and only to nodes whose session has settled.
 func (m *Manager) balanceLocked(now time.Time, majority bool) {
-	if !majority || now.Sub(m.balanced) < balanceInterval {
+	if !majority || now.Sub(m.balanced) < balanceInterval || !m.calmLocked(now) {
 		return
 	}
 	m.balanced = now
@@ -338,7 +372,7 @@ func (m *Manager) balanceLocked(now time.Time, majority bool) {
 		}
 		dest := ""
 		for _, n := range cands {
-			if n != m.cfg.Node && (dest == "" || counts[n] < counts[dest]) {
+			if n != m.cfg.Node && m.settledLocked(n, now) && (dest == "" || counts[n] < counts[dest]) {
 				dest = n
 			}
 		}

@@ -38,9 +38,19 @@ type holder struct {
 
 // peerSession is a node's session key as the owners watch last showed it.
 type peerSession struct {
-	val  lease.SessionValue
-	rev  uint64
-	seen time.Time // local time of the last update (its last renewal seen)
+	val    lease.SessionValue
+	rev    uint64
+	seen   time.Time // local time of the last update (its last renewal seen)
+	opened time.Time // local time this node first saw the session (val.Session)
+}
+
+// renewed is s after an update to val at rev, seen now: opened stays while the session is the same one.
+func (s peerSession) renewed(val lease.SessionValue, rev uint64, now time.Time) peerSession {
+	opened := s.opened
+	if s.val.Session != val.Session || opened.IsZero() {
+		opened = now
+	}
+	return peerSession{val: val, rev: rev, seen: now, opened: opened}
 }
 
 // Manager runs ownership on this node: its session, the owners watcher, and the rooms it owns.
@@ -77,6 +87,7 @@ type Manager struct {
 	retryAt  map[string]time.Time     // guarded by mu: no new attempt on a room before this (after a failed start)
 	backoff  map[string]time.Duration // guarded by mu: the next such wait per room
 	balanced time.Time                // guarded by mu: the last balance round
+	trouble  time.Time                // guarded by mu: the latest sign of ownership streams taking no writes (noteTroubleLocked)
 	leaders  map[string]string        // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
 	replayed bool                     // guarded by mu: the owners watcher has delivered its first replay
 	settled  bool                     // guarded by mu: placement was seen settled once (startup readiness)
@@ -405,7 +416,7 @@ func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
 		if ok && s.val.Session != v.Session {
 			m.wakeLocked() // a new session of that node: its old rooms are orphans
 		}
-		m.sessions[node] = peerSession{val: v, rev: e.Revision(), seen: time.Now()}
+		m.sessions[node] = s.renewed(v, e.Revision(), time.Now())
 	}
 }
 

@@ -51,6 +51,7 @@ func (m *Manager) placement(ctx context.Context) {
 			}
 			m.mu.Lock()
 			m.leaders[stream] = adv.Leader
+			m.noteTroubleLocked() // an election: the stream had no leader until now
 			m.mu.Unlock()
 			select {
 			case m.placed <- struct{}{}:

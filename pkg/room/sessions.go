@@ -74,6 +74,7 @@ func (m *Manager) renewSession(ctx context.Context, s *lease.Session) error {
 			return err
 		default:
 			m.metrics.renewErrors.WithLabelValues("").Inc()
+			m.noteTrouble()
 			if !s.Valid() && ctx.Err() == nil {
 				// Past its deadline the session guards nothing any more (its rooms stopped at the deadline):
 				// start a new one, under which they can be reclaimed.
@@ -186,7 +187,7 @@ func (m *Manager) refreshSession(ctx context.Context, node string) {
 	case err == nil:
 		v, perr := lease.ParseSession(e.Value())
 		if s, ok := m.sessions[node]; perr == nil && (!ok || e.Revision() > s.rev) {
-			m.sessions[node] = peerSession{val: v, rev: e.Revision(), seen: time.Now()}
+			m.sessions[node] = s.renewed(v, e.Revision(), time.Now())
 		}
 	}
 }

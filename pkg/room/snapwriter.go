@@ -162,6 +162,7 @@ func (w *snapshotWriter) writeBatch(ctx context.Context, batch []snapOffer) {
 	default:
 		// Unknown outcome (no leader, a timeout): the rooms are still changed, and offer again next time.
 		w.m.log.Warn("snapshot batch failed", "rooms", len(live), "err", err)
+		w.m.noteTrouble()
 		for _, o := range live {
 			w.m.metrics.snapshotErrors.WithLabelValues(o.t.room).Inc()
 		}
