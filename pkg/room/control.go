@@ -165,19 +165,29 @@ func (m *Manager) sessionLiveLocked(node, id string) bool {
 }
 
 // adoptDelayLocked is how long after seeing room orphaned this node waits before taking it over: 0 when it
-// follows the room's ticks (it has the freshest state, and its players are there); otherwise rankStep times
-// its rank among the candidates in the room's hash order (one rank ahead of nothing: the followers); and the
-// nodes leading an ownership stream come after every other candidate.
+// follows the room's ticks (it has the freshest state, and its players are there), or when it is the only
+// candidate; otherwise rankStep times its rank among the candidates in the room's hash order (one rank ahead of
+// nothing: the followers); and the nodes leading an ownership stream come after every other candidate.
 func (m *Manager) adoptDelayLocked(room string) time.Duration {
 	leader := m.leadsPlacedLocked()
-	if _, following := m.relay.Silence(room); following && !leader {
+	_, following := m.relay.Silence(room)
+	cands := m.candidatesLocked(true)
+	return adoptDelay(following, leader, hrwRank(room, m.cfg.Node, cands), len(cands), m.cfg.LeaderDefer)
+}
+
+// adoptDelay is adoptDelayLocked's rule for a node at rank among n candidates (rank n: not a candidate). The
+// head start a non-follower gives the followers is for another candidate: the only candidate waits for no one
+// (with three nodes, the one survivor that leads no stream, whatever room it follows).
+func adoptDelay(following, leader bool, rank, n int, leaderDefer time.Duration) time.Duration {
+	switch {
+	case following && !leader:
+		return 0
+	case leader && n > 0:
+		return time.Duration(n+1)*rankStep + leaderDefer
+	case n == 1 && rank == 0:
 		return 0
 	}
-	cands := m.candidatesLocked(true)
-	if leader && len(cands) > 0 {
-		return time.Duration(len(cands)+1)*rankStep + m.cfg.LeaderDefer
-	}
-	return time.Duration(hrwRank(room, m.cfg.Node, cands)+1) * rankStep
+	return time.Duration(rank+1) * rankStep
 }
 
 // candidatesLocked lists the nodes that may own rooms now as this node sees them: those with a session that

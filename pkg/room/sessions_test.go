@@ -37,3 +37,24 @@ func TestAPeerSessionSettlesForBalanceOnlyAfterItHasBeenKnownForAWhile(t *testin
 		t.Fatal("a node without a session is not settled")
 	}
 }
+
+func TestAnOrphanWaitsForAFollowerOnlyWhenAnotherCandidateCouldBeOne(t *testing.T) {
+	defer0 := 250 * time.Millisecond
+	for _, c := range []struct {
+		name              string
+		following, leader bool
+		rank, n           int
+		want              time.Duration
+	}{
+		{"a follower goes first", true, false, 1, 2, 0},
+		{"the only candidate goes at once", false, false, 0, 1, 0},
+		{"first of two non-followers: one step for a follower", false, false, 0, 2, rankStep},
+		{"second of two", false, false, 1, 2, 2 * rankStep},
+		{"a stream leader comes after every candidate", true, true, 2, 2, 3*rankStep + defer0},
+		{"not a candidate (rank n)", false, false, 1, 1, 2 * rankStep},
+	} {
+		if got := adoptDelay(c.following, c.leader, c.rank, c.n, defer0); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
