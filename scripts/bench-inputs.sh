@@ -16,7 +16,7 @@ node=$1; loadgen=$2; shift 2
 . "$(dirname "$0")/bench-lib.sh"
 if [ $# -eq 0 ]; then set -- -n 1000 -rooms 20 -ramp 10s -duration 30s -input-rate 2; fi
 
-common="-max-conns-per-ip 100000 -max-conns 100000 -log-level warn ${BENCH_NODE_FLAGS:-}"
+common="-max-conns-per-ip 100000 -max-conns 100000 -max-rooms-per-ip 1000 -max-rooms 1000 -log-level warn ${BENCH_NODE_FLAGS:-}"
 nodes="" urls=""
 for i in 1 2 3; do
   routes=""
