@@ -172,7 +172,11 @@ func (m *Manager) adoptDelayLocked(room string) time.Duration {
 	leader := m.leadsPlacedLocked()
 	_, following := m.relay.Silence(room)
 	cands := m.candidatesLocked(true)
-	return adoptDelay(following, leader, hrwRank(room, m.cfg.Node, cands), len(cands), m.cfg.LeaderDefer)
+	n := len(cands)
+	if n == 1 && len(m.candidatesLocked(false)) < 2 {
+		n = 2 // it knows of no other live session (a node just started, its view incomplete): not "the only candidate"
+	}
+	return adoptDelay(following, leader, hrwRank(room, m.cfg.Node, cands), n, m.cfg.LeaderDefer)
 }
 
 // adoptDelay is adoptDelayLocked's rule for a node at rank among n candidates (rank n: not a candidate). The
