@@ -29,9 +29,11 @@
 // (keeper.go: one pkg/client player on the nodes' WebSocket endpoints in turn) holds it open for the whole run;
 // its welcome names the game, which decides the bot's inputs (the arena's keys, collect's target points).
 //
-// With -random, each fault is injected at a random moment up to -random-max after every node is ready and
-// ticking again, as users do, without waiting for the owner to be agreed on or for the stream leaders to be
-// placed; the report counts the repetitions in which the owner led a placed stream when the fault came.
+// With -random, each fault is injected at a random moment up to -random-max after every node is ready and every
+// observer has had ticks for a second without a gap (the gap window's lead, so that the window never holds a
+// restarted node's own start), as users do, without waiting for the owner to be agreed on or for the stream
+// leaders to be placed; the report counts the repetitions in which the owner led a placed stream when the fault
+// came.
 //
 // Before every repetition the cluster must be stable: all three nodes ready, the same room owner and epoch on
 // every node for 2 s, ticks arriving everywhere, and the owner leading none of KV_owners, KV_snapshots and

@@ -699,6 +699,13 @@ func pubsIn(pubs []publish, from, to time.Time) []publish {
 	return out
 }
 
+// tickingFor reports whether node's observer received ticks over the last d with no stretch longer than four
+// tick periods, its last one included.
+func (b *bench) tickingFor(node string, d time.Duration) bool {
+	from := time.Now().Add(-d)
+	return stats.Longest(stats.Offsets(b.rec.tickTimes(node), from), 0, d).Len() <= 4*b.o.tickPeriod()
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -706,8 +713,10 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// waitRunning is -random's start of a repetition: every node runs and is ready and every observer gets ticks
-// again, then a random wait of up to -random-max, as a user's next fault comes. It does not wait for the owner to
+// waitRunning is -random's start of a repetition: every node runs and is ready and every observer has received
+// ticks without a gap for the gap window's lead (windowBefore: a node restarted by the previous repetition is
+// back, and its own start lies outside the window), then a random wait of up to -random-max, as a user's next
+// fault comes. It does not wait for the owner to
 // be agreed on or for the stream leaders to be placed: it records whether the owner led a placed stream when the
 // fault came (placed false), and the owner and epoch it reads then.
 func (b *bench) waitRunning(ctx context.Context) (stableState, error) {
@@ -729,7 +738,7 @@ func (b *bench) waitRunning(ctx context.Context) (stableState, error) {
 				running = false
 				break
 			}
-			if t, ok := b.rec.last(name); !ok || time.Since(t.At) > 500*time.Millisecond {
+			if !b.tickingFor(name, windowBefore) {
 				running = false
 				break
 			}
