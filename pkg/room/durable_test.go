@@ -16,7 +16,8 @@ func ownerOf(t *testing.T) *term {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &term{room: "acks", cfg: DefaultConfig("n1"), met: newMetrics(), acks: newAcks(),
+	met := newMetrics()
+	return &term{room: "acks", cfg: DefaultConfig("n1"), met: met, series: met.room("acks"), acks: newAcks(),
 		state: sim.New(g, sim.DefaultConfig(), sim.Seed("acks"))}
 }
 

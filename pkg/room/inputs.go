@@ -25,7 +25,7 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 	sub, err := t.nc.Subscribe(wire.LiveSubject(t.room), func(msg *nats.Msg) {
 		evs, bad := wire.DecodeEvents(msg.Data)
 		if bad > 0 {
-			t.met.badEvents.WithLabelValues(t.room).Add(float64(bad))
+			t.series.badEvents.Add(float64(bad))
 		}
 		if len(evs) == 0 {
 			return
@@ -33,7 +33,7 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 		select {
 		case t.live <- inbound{evs: evs, at: time.Now()}:
 		default:
-			t.met.liveDropped.WithLabelValues(t.room).Add(float64(len(evs)))
+			t.series.liveDropped.Add(float64(len(evs)))
 		}
 	})
 	if err != nil {
@@ -146,7 +146,7 @@ func (t *term) follow(ctx context.Context, start uint64) {
 func (t *term) fromStream(data []byte, seq uint64) inbound {
 	evs, bad := wire.DecodeEvents(data)
 	if bad > 0 {
-		t.met.badEvents.WithLabelValues(t.room).Add(float64(bad))
+		t.series.badEvents.Add(float64(bad))
 	}
 	return inbound{evs: evs, streamSeq: seq}
 }
@@ -183,14 +183,19 @@ func (t *term) apply(in inbound) {
 			_ = t.nc.Publish(wire.NoticeSubject(t.room), wire.EncodeNotice(wire.Notice{Player: ev.Player, Conn: ev.Seq, Code: wire.NoticeRoomFull}))
 		}
 		if err != nil {
-			t.met.badEvents.WithLabelValues(t.room).Inc()
+			t.series.badEvents.Inc()
 			continue
 		}
 		if in.streamSeq > 0 {
 			t.acks.stored(t.state, ev)
 		}
 		if applied {
-			t.met.applied.WithLabelValues(t.room, string(ev.Kind)).Inc()
+			c := t.series.applied[string(ev.Kind)]
+			if c == nil {
+				c = t.met.applied.WithLabelValues(t.room, string(ev.Kind))
+				t.series.applied[string(ev.Kind)] = c
+			}
+			c.Inc()
 			if !in.at.IsZero() && len(t.waiting) < maxWaiting {
 				t.waiting = append(t.waiting, in.at)
 			}

@@ -132,8 +132,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 	m.live = newLiveness(cfg.Node, cfg.contactLoss(), cluster.ClusterSize, nil)
 	m.relay = NewRelay(nc, fence.New(), RelayHooks{
 		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
-		Gap:    func(room string, d time.Duration) { m.metrics.tickGap.WithLabelValues(room).Observe(d.Seconds()) },
-		Fanout: func(room string, age time.Duration) { m.metrics.delivery.WithLabelValues(room).Observe(age.Seconds()) },
+		Room:   m.metrics.relayHooks,
 		Lost:   func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
 		Epoch:  m.observeEpoch,
 	})

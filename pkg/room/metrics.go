@@ -1,6 +1,10 @@
 package room
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics of room ownership on one node. Labels are room names (validated, bounded by the rooms that exist).
 type metrics struct {
@@ -79,6 +83,38 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.snapshotBatches,
 		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
+}
+
+// roomSeries are the series of one room that its owner loop updates on every tick or event, looked up once per
+// term: the term keeps the room active, so forget does not delete them meanwhile.
+type roomSeries struct {
+	ticks       prometheus.Counter
+	tickSeconds prometheus.Observer
+	snapshotAge prometheus.Gauge
+	inputToTick prometheus.Observer
+	jsonTicks   prometheus.Counter
+	badEvents   prometheus.Counter
+	liveDropped prometheus.Counter
+	applied     map[string]prometheus.Counter // by event kind, filled as kinds come (sim's four at most)
+}
+
+func (m *metrics) room(room string) *roomSeries {
+	return &roomSeries{
+		ticks: m.ticks.WithLabelValues(room), tickSeconds: m.tickSeconds.WithLabelValues(room),
+		snapshotAge: m.snapshotAge.WithLabelValues(room), inputToTick: m.inputToTick.WithLabelValues(room),
+		jsonTicks: m.jsonTicks.WithLabelValues(room), badEvents: m.badEvents.WithLabelValues(room),
+		liveDropped: m.liveDropped.WithLabelValues(room), applied: map[string]prometheus.Counter{},
+	}
+}
+
+// relayHooks are the relay's per-tick reports of room, on the room's series looked up once: the series live
+// while the relay serves the room (forget runs only for a room this node no longer serves).
+func (m *metrics) relayHooks(room string) RoomHooks {
+	gap, delivery := m.tickGap.WithLabelValues(room), m.delivery.WithLabelValues(room)
+	return RoomHooks{
+		Gap:    func(d time.Duration) { gap.Observe(d.Seconds()) },
+		Fanout: func(age time.Duration) { delivery.Observe(age.Seconds()) },
+	}
 }
 
 // forget deletes every series of room: a node that no longer serves a room keeps no metrics of it, so the number

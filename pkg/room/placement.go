@@ -3,7 +3,9 @@ package room
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -161,12 +163,23 @@ func (m *Manager) stepDown(ctx context.Context, stream string, current []string,
 // waits (at most placeWait) until they have moved. Whether this node leads a stream is its own server's Raft
 // state: no request on the takeover's path unless there is something to move.
 func (m *Manager) placeBeforeTicking(ctx context.Context) {
+	began := time.Now()
 	m.mu.Lock()
 	rooms := m.roomCountsLocked()
 	m.mu.Unlock()
+	locked := time.Since(began)
 	var moved []string
+	var checks []string
+	defer func() {
+		if took := time.Since(began); took > 100*time.Millisecond {
+			m.log.Warn("placement before the first tick was slow", "took", took.Round(time.Millisecond), "lock", locked.Round(time.Millisecond), "checks", strings.Join(checks, " "), "moved", moved)
+		}
+	}()
 	for _, stream := range wire.PlacedStreams {
-		if !m.cluster.LeadsStream(stream) {
+		c := time.Now()
+		leads := m.cluster.LeadsStream(stream)
+		checks = append(checks, fmt.Sprintf("%s=%v/%s", stream, leads, time.Since(c).Round(time.Millisecond)))
+		if !leads {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)

@@ -119,7 +119,8 @@ const (
 )
 
 type relayRoom struct {
-	room string
+	room  string
+	hooks RoomHooks // made by RelayHooks.Room when the relay started serving the room
 
 	// Guarded by Relay.mu.
 	refs      int
@@ -159,14 +160,10 @@ func (rr *relayRoom) state() *compact.State {
 type RelayHooks struct {
 	// Fenced is called for every tick the fence refuses (or whose headers do not parse).
 	Fenced func(room string)
-	// Gap is the time since the room's previous accepted tick on this node (by this node's clock): one tick
-	// period normally, the pause players saw at a failover. Not called for a room's first tick after the relay
-	// subscribed to it.
-	Gap func(room string, gap time.Duration)
-	// Fanout is the age of an accepted tick that carries wire.HeaderTime once its listeners returned: the
-	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
-	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
-	Fanout func(room string, age time.Duration)
+	// Room is called once when the relay starts serving a room, for the room's per-tick reports (RoomHooks):
+	// they run for every tick, and looking up a room's metric series on every tick costs more than the rest of
+	// the relay's bookkeeping of a tick.
+	Room func(room string) RoomHooks
 	// Lost is called for every accepted tick the relay could not apply: a delta whose base it does not have
 	// (a missed tick, a room it just started serving) or a frame that does not decode. A keyframe was asked
 	// for.
@@ -179,16 +176,25 @@ type RelayHooks struct {
 	Epoch func(room string, from fence.Position, to *Tick, gap time.Duration)
 }
 
+// RoomHooks are one room's per-tick reports (RelayHooks.Room); a nil hook is skipped.
+type RoomHooks struct {
+	// Gap is the time since the room's previous accepted tick on this node (by this node's clock): one tick
+	// period normally, the pause players saw at a failover. Not called for a room's first tick after the relay
+	// subscribed to it.
+	Gap func(gap time.Duration)
+	// Fanout is the age of an accepted tick that carries wire.HeaderTime once its listeners returned: the
+	// owner's publish to the end of this node's fan-out (the listeners write to idle sockets at once). The age
+	// crosses two clocks: skew between the owner's node and this one adds to it (a negative age counts as 0).
+	Fanout func(age time.Duration)
+}
+
 // NewRelay makes a relay over nc that reports to hooks.
 func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	if hooks.Fenced == nil {
 		hooks.Fenced = func(string) {}
 	}
-	if hooks.Gap == nil {
-		hooks.Gap = func(string, time.Duration) {}
-	}
-	if hooks.Fanout == nil {
-		hooks.Fanout = func(string, time.Duration) {}
+	if hooks.Room == nil {
+		hooks.Room = func(string) RoomHooks { return RoomHooks{} }
 	}
 	if hooks.Lost == nil {
 		hooks.Lost = func(string) {}
@@ -241,7 +247,13 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 		return nil, wire.ErrBadRoom
 	}
 	rr = &relayRoom{room: room, refs: 1, listeners: map[int]TickFunc{}, enc: compact.NewEncoder(),
-		serial: r.serials.Add(1) << 32}
+		serial: r.serials.Add(1) << 32, hooks: r.hooks.Room(room)}
+	if rr.hooks.Gap == nil {
+		rr.hooks.Gap = func(time.Duration) {}
+	}
+	if rr.hooks.Fanout == nil {
+		rr.hooks.Fanout = func(time.Duration) {}
+	}
 	rr.heard.Store(r.since())
 	sub, err := r.nc.Subscribe(wire.FramesSubject(room), func(m *nats.Msg) { r.deliver(rr, m, false) })
 	if err != nil {
@@ -355,7 +367,7 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 		return
 	}
 	if !rr.lastAt.IsZero() {
-		r.hooks.Gap(room, now.Sub(rr.lastAt))
+		rr.hooks.Gap(now.Sub(rr.lastAt))
 		if epoch > rr.lastPos.Epoch {
 			r.hooks.Epoch(room, rr.lastPos, t, now.Sub(rr.lastAt))
 		}
@@ -374,7 +386,7 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 		fn(room, t)
 	}
 	if sent, ok := wire.TickTime(m.Header); ok {
-		r.hooks.Fanout(room, max(0, time.Since(sent)))
+		rr.hooks.Fanout(max(0, time.Since(sent)))
 	}
 }
 

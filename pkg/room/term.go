@@ -50,6 +50,7 @@ type term struct {
 	writer   *snapshotWriter // the node's: writes the periodic snapshots in batches
 	relay    *Relay
 	met      *metrics
+	series   *roomSeries  // met's series of this room that change every tick or event
 	nodes    *liveness    // this node's contact with the cluster
 	fault    func() Fault // the fault injected on this room, if any
 	game     game.Game    // the room's game (cfg.Games)
@@ -91,7 +92,7 @@ const maxWaiting = 4096
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
-		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, nodes: m.live, fault: func() Fault { return m.fault(room) },
+		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
@@ -221,7 +222,7 @@ func (t *term) loop(ctx, hctx context.Context) error {
 				lastOffer = now
 				t.offerSnapshot(now)
 			}
-			t.met.snapshotAge.WithLabelValues(t.room).Set(t.snapshotAge(now).Seconds())
+			t.series.snapshotAge.Set(t.snapshotAge(now).Seconds())
 			if t.emptyFor(now, &emptySince) >= t.cfg.EmptyAfter {
 				t.stop()
 				t.writer.withdraw(t)
@@ -278,8 +279,8 @@ func (t *term) step(now time.Time) {
 		t.met.publishErrors.WithLabelValues(t.room).Inc()
 	}
 	t.nodes.ticks.Add(1)
-	t.met.ticks.WithLabelValues(t.room).Inc()
-	t.met.tickSeconds.WithLabelValues(t.room).Observe(time.Since(start).Seconds())
+	t.series.ticks.Inc()
+	t.series.tickSeconds.Observe(time.Since(start).Seconds())
 }
 
 // emptyFor is how long a room other than the lobby has had no players, as of now (since tracks it across

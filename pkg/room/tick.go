@@ -68,9 +68,9 @@ func (t *term) publish(now time.Time) error {
 		if err := t.publishJSON(sent, applied); err != nil {
 			return err
 		}
-		t.met.jsonTicks.WithLabelValues(t.room).Inc()
+		t.series.jsonTicks.Inc()
 	}
-	hist := t.met.inputToTick.WithLabelValues(t.room)
+	hist := t.series.inputToTick
 	for _, at := range t.waiting {
 		hist.Observe(sent.Sub(at).Seconds())
 	}

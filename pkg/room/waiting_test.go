@@ -15,7 +15,8 @@ func TestInputToTickSamplesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := &term{room: "bounded", cfg: DefaultConfig("n1"), met: newMetrics(), acks: newAcks(), state: sim.New(g, sim.DefaultConfig(), sim.Seed("bounded"))}
+	met := newMetrics()
+	tm := &term{room: "bounded", cfg: DefaultConfig("n1"), met: met, series: met.room("bounded"), acks: newAcks(), state: sim.New(g, sim.DefaultConfig(), sim.Seed("bounded"))}
 	now := time.Now()
 	tm.apply(inbound{evs: []sim.Event{{Kind: sim.KindJoin, Player: "p1", Name: "one", Seq: 1}}, at: now})
 	const events = maxWaiting + 500
