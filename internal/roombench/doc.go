@@ -4,8 +4,8 @@
 //
 // For each room count it starts a fresh cluster (internal/cluster's node processes n1..n3 on 127.0.0.1, with
 // credentials drawn for the run and the per-IP limits raised for one client machine), connects the clients
-// (pkg/client, client i to room i mod R and node (i div R) mod 3: a room with several players has them on
-// several nodes), waits
+// (pkg/client, client i to room i mod R and node (i + i div R) mod 3: a room with several players has them on
+// several nodes, and with one player per room the rooms' players spread over the nodes), waits
 // -settle, and measures for -duration:
 //
 //   - the cluster's CPU (the three node processes' utime + stime, /proc) in ms per second, and per room per

@@ -135,7 +135,9 @@ func runRooms(ctx context.Context, o Config, bin, dir string, rooms int, stdout 
 	welcomed := make(chan struct{}, o.Clients)
 	begin := time.Now()
 	for i := range clients {
-		node := (i / rooms) % c.Len() // a room's clients on different nodes: room i mod R, node (i div R) mod 3
+		// Client i is in room i mod R, on node (i + i div R) mod N: a room's clients go round the nodes, and so
+		// do the rooms when there is one client per room.
+		node := (i + i/rooms) % c.Len()
 		cl, err := tmclient.New(tmclient.Config{URLs: []string{c.Node(node).WSURL()}, Name: fmt.Sprintf("rb%d", i),
 			Room: fmt.Sprintf("room-%d", i%rooms), Once: true, DialTimeout: time.Minute, WelcomeTimeout: 15 * time.Second,
 			Watchdog: -1, ResendAfter: -1, Dialer: d})
