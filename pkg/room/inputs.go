@@ -44,10 +44,11 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 }
 
 // replay applies the stream's events stored after the snapshot, up to the last one stored when the term began.
-// It reads them with direct gets (next message of the room's subject at or after a sequence), which any
-// replica answers: no consumer, so neither a consumer's creation nor the JetStream meta leader (whose loss delays
-// consumer creation by seconds) stands in the way of a takeover. It gives up after ReplayWait; the follower then
-// applies the rest (events are idempotent).
+// It reads them with batched direct gets (batchread.go: the room's messages from a sequence on, up to 256 per
+// answer), which any replica answers: no consumer, so neither a consumer's creation nor the JetStream meta leader
+// (whose loss delays consumer creation by seconds) stands in the way of a takeover. Each message is applied as
+// it arrives, in order. It gives up after ReplayWait; the follower then applies the rest (events are
+// idempotent).
 func (t *term) replay(ctx context.Context) error {
 	subj := wire.InputSubject(t.room)
 	last, err := readFresh(ctx, time.Second, func(lctx context.Context) (*jetstream.RawStreamMsg, error) {
@@ -63,26 +64,16 @@ func (t *term) replay(ctx context.Context) error {
 		t.log.Warn("replay: cannot read the input stream's position; the follower will catch up", "err", err)
 		return nil
 	}
-	giveUp := time.Now().Add(t.cfg.ReplayWait)
-	for seq := t.inputSeq + 1; seq <= target; {
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		if time.Now().After(giveUp) {
-			t.log.Warn("replay: input stream slow; the follower will catch up", "at", t.inputSeq, "target", target)
-			return nil
-		}
-		msg, err := readFresh(ctx, time.Until(giveUp), func(gctx context.Context) (*jetstream.RawStreamMsg, error) {
-			return t.inputs.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
-		})
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			continue
-		}
-		t.apply(t.fromStream(msg.Data, msg.Sequence))
-		seq = msg.Sequence + 1
+	rctx, cancel := context.WithTimeout(ctx, t.cfg.ReplayWait)
+	defer cancel()
+	_, err = readRange(rctx, t.nc, wire.InputsStream, subj, t.inputSeq+1, target, func(data []byte, seq uint64) {
+		t.apply(t.fromStream(data, seq))
+	})
+	switch {
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case err != nil:
+		t.log.Warn("replay: input stream slow; the follower will catch up", "at", t.inputSeq, "target", target, "err", err)
 	}
 	return nil
 }

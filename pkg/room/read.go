@@ -11,7 +11,8 @@ import (
 // up: about a third of the reads routed to it wait for their whole timeout (docs/FAILOVER.md, nats-facts). On a
 // takeover the frozen replica is usually the old owner's. So the reads on a takeover's path are sent twice at
 // once, each routed on its own, the first answer wins, and a pair that gets no answer within readAttempt (a
-// healthy cluster answers in a few milliseconds) is sent again, within the read's overall bound.
+// healthy cluster answers in a few milliseconds) is sent again, within the read's overall bound. Replay's
+// batched reads (batchread.go) do the same with each batch, and also leave an answer that stops for readAttempt.
 const readAttempt = 50 * time.Millisecond
 
 // readFresh is a read of type T in the way described above: read is called twice at a time with a readAttempt
