@@ -56,7 +56,8 @@ func BenchmarkReplayReads(b *testing.B) {
 	}
 	for _, n := range []int{60, 600} {
 		room := fmt.Sprintf("r%d", n)
-		msgs := fill(b, ms, ms[0], n, room, room+"-x", room+"-y")[room]
+		byRoom, _ := fill(b, ms, ms[0], n, room, room+"-x", room+"-y")
+		msgs := byRoom[room]
 		from, to, subject := msgs[0].seq, msgs[n-1].seq, wire.InputSubject(room)
 		check := func(b *testing.B, got int) {
 			if got != n {
