@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Ways of acquiring a room's lease (the label of tickmesh_room_acquired_total).
@@ -227,6 +228,7 @@ func (m *Manager) handOver(ctx context.Context, room string, l *lease.Lease, cau
 	}
 	m.metrics.handoffs.WithLabelValues(room).Inc()
 	m.log.Info("handed room over", "room", room, "to", dest, "epoch", val.Epoch)
+	_ = m.nc.Publish(wire.HandoffSubject(dest), []byte(room))
 	return true
 }
 

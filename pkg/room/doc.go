@@ -45,7 +45,8 @@
 //     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.
 //
 // Goroutines: Manager.Run owns the owners-bucket watcher, the beacon publisher, the placement loop, the session
-// keeper, the control loop and the snapshot writer; one goroutine per acquisition in progress (which runs the
+// keeper, the control loop, the snapshot writer and the reader of handoff notices (which reads a lease handed to
+// this node directly, not to wait for a lagging watcher); one goroutine per acquisition in progress (which runs the
 // term while it holds the lease) and per fence of a silent session; and, per owned room, the owner loop's stream
 // follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions deliver on the client's
 // goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.

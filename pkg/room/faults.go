@@ -9,6 +9,9 @@ type Fault struct {
 	// IgnoreDeadline makes the owner skip its local deadline and pause checks (a broken clock): only fencing
 	// (relays by epoch, snapshots by CAS) then stands between a superseded owner and the game.
 	IgnoreDeadline bool
+	// HideLeases makes this node's owners watcher skip the room's lease, as a watcher that lags would: the node
+	// learns of the room's holders only by reading the lease directly (a handoff notice, a failed CAS).
+	HideLeases bool
 }
 
 // InjectFault sets a fault on room's owner on this node (Fault{} clears it).

@@ -18,6 +18,7 @@ import (
 	"github.com/tickmesh/tickmesh/pkg/game"
 	"github.com/tickmesh/tickmesh/pkg/kvwatch"
 	"github.com/tickmesh/tickmesh/pkg/lease"
+	"github.com/tickmesh/tickmesh/pkg/wire"
 )
 
 // Info is a room as /api/cluster shows it.
@@ -164,7 +165,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	release := m.Want(Lobby)
 	defer release()
-	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run}
+	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs}
 	m.wg.Add(len(loops))
 	for _, loop := range loops {
 		go func() {
@@ -343,8 +344,47 @@ func ownersStall(renew time.Duration) time.Duration {
 	return max(time.Second, 4*renew)
 }
 
-// applyOwner takes one entry of the owners bucket. A replayed entry (same revision) leaves the holder's last
-// sign of life as it was.
+// handoffs adopts, until ctx ends, the rooms other nodes say they handed to this node (wire.HandoffSubject): it
+// reads each room's lease directly and applies it as the watcher would, so that the adoption does not wait for a
+// watcher that lags. The notices wait in a bounded queue; one that does not fit is dropped (the watcher still
+// delivers the lease).
+func (m *Manager) handoffs(ctx context.Context) {
+	rooms := make(chan string, maxHandoffNotices)
+	sub, err := m.nc.Subscribe(wire.HandoffSubject(m.cfg.Node), func(msg *nats.Msg) {
+		room := string(msg.Data)
+		if !wire.ValidRoom(room) {
+			return
+		}
+		select {
+		case rooms <- room:
+		default:
+		}
+	})
+	if err != nil {
+		m.log.Error("subscribe to handoff notices", "err", err)
+		return
+	}
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case room := <-rooms:
+			e, err := readFresh(ctx, time.Second, func(gctx context.Context) (jetstream.KeyValueEntry, error) {
+				return m.owners.Get(gctx, room)
+			})
+			if err == nil {
+				m.applyLease(e)
+			}
+		}
+	}
+}
+
+// maxHandoffNotices bounds the handoff notices waiting to be read: a balance round hands over at most eight
+// rooms, a shutdown all of a node's rooms at once.
+const maxHandoffNotices = 256
+
+// applyOwner takes one entry of the owners bucket from the watcher.
 func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 	m.observeOwner(e)
 	if e == nil {
@@ -358,10 +398,24 @@ func (m *Manager) applyOwner(e jetstream.KeyValueEntry) {
 		m.applySession(node, e)
 		return
 	}
+	if m.fault(e.Key()).HideLeases {
+		return
+	}
+	m.applyLease(e)
+}
+
+// applyLease takes one room's entry of the owners bucket, from the watcher or from a direct read (handoffs). A
+// replayed entry (same revision) leaves the holder's last sign of life as it was; an entry older than the one
+// known (the watcher catching up with a direct read) is ignored.
+func (m *Manager) applyLease(e jetstream.KeyValueEntry) {
 	room := e.Key()
 	var stop func(error)
 	var cause error
 	m.mu.Lock()
+	if h, ok := m.holders[room]; ok && e.Revision() < h.rev {
+		m.mu.Unlock()
+		return
+	}
 	ours, owned := m.owned[room]
 	if e.Operation() == jetstream.KeyValuePut {
 		v, err := lease.Parse(e.Value())

@@ -795,3 +795,23 @@ func TestAForgedSeqCannotSilenceAPlayerAndChurnKeepsTheSnapshotBounded(t *testin
 	before := rec.lastTick().Seq
 	testingutil.WaitFor(t, 5*time.Second, "the lobby still ticks", func() bool { return rec.lastTick().Seq > before+5 })
 }
+
+// TestAHandedOverRoomIsAdoptedWithoutTheWatcher: the receiver of a handoff adopts the room on the handing node's
+// notice, by reading the lease itself, even while its owners watcher shows nothing of the room (a watcher that
+// lags just after a freeze took seconds): without the notice the room would stand still, its lease naming a live
+// session that never starts it.
+func TestAHandedOverRoomIsAdoptedWithoutTheWatcher(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	name, epoch := owner(t, c, 0)
+	rec := recordRoom(t, c, other(c, name), room.Lobby)
+	for _, m := range c.Members() {
+		if m.Name != name {
+			m.Node.Rooms().InjectFault(room.Lobby, room.Fault{HideLeases: true})
+		}
+	}
+	stopped := time.Now()
+	c.Stop(name)
+	testingutil.WaitFor(t, 5*time.Second, "ticks of a newer epoch", func() bool { return rec.lastTick().Epoch > epoch })
+	t.Logf("adopted: a tick of epoch %d %v after the stop began", rec.lastTick().Epoch, time.Since(stopped).Round(time.Millisecond))
+	rec.checkMonotonic(t)
+}

@@ -42,3 +42,9 @@ const (
 // so that the player's socket gets an answer instead of silence. Core NATS: a lost notice costs an answer, not
 // state.
 func NoticeSubject(room string) string { return "game." + room + ".notice" }
+
+// HandoffSubject is where a node that handed a room over tells the receiving node (Node.Name: [a-z0-9_-], a
+// valid subject token) the room's name: the receiver reads the room's lease directly and adopts it without
+// waiting for its owners watcher, which may lag (just after a freeze, or while its consumer is re-created). Core
+// NATS: a lost notice costs the watcher's delay, not state; the lease in the owners bucket is what counts.
+func HandoffSubject(node string) string { return "tickmesh.handoff." + node }
