@@ -122,19 +122,23 @@ func TestUnrenewedLeaseExpiresAndHoldStopsTheWork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Hold must cancel the work with ErrLost when someone else takes over (retrying: the holder's renewals keep moving the revision).
+	// Hold must cancel the work with ErrLost when someone else takes over (retrying until it wins: the holder's
+	// renewals keep moving the revision, and on a loaded machine a takeover may lose that race many times). The
+	// hold gives up after a while, so that a takeover that never wins fails the test instead of hanging it.
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	stolen := make(chan struct{})
 	go func() {
 		defer close(stolen)
 		time.Sleep(300 * time.Millisecond)
-		for range 100 {
-			if _, err := lease.Takeover(ctx, kvs[1], "r", lease.Value{Node: "n2", Epoch: 2}, l.Revision(), cfg); err == nil {
+		for hctx.Err() == nil {
+			if _, err := lease.Takeover(hctx, kvs[1], "r", lease.Value{Node: "n2", Epoch: 2}, l.Revision(), cfg); err == nil {
 				return
 			}
 		}
 	}()
 	defer func() { <-stolen }()
-	cause := l.Hold(ctx, lease.HoldConfig{}, func(wctx context.Context) error {
+	cause := l.Hold(hctx, lease.HoldConfig{}, func(wctx context.Context) error {
 		<-wctx.Done()
 		return nil
 	})
@@ -172,7 +176,9 @@ func TestHoldStopsWhenQuorumIsLost(t *testing.T) {
 		quorum = false
 		mu.Unlock()
 	}()
-	cause := l.Hold(context.Background(), lease.HoldConfig{Quorum: func() bool { mu.Lock(); defer mu.Unlock(); return quorum }},
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a failure, not a hang
+	defer cancel()
+	cause := l.Hold(ctx, lease.HoldConfig{Quorum: func() bool { mu.Lock(); defer mu.Unlock(); return quorum }},
 		func(wctx context.Context) error { <-wctx.Done(); return nil })
 	if !errors.Is(cause, lease.ErrNoQuorum) {
 		t.Fatalf("cause %v, want ErrNoQuorum", cause)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/wire"
@@ -33,6 +34,18 @@ func sessionBuckets(t *testing.T, ttl time.Duration) ([]jetstream.KeyValue, []je
 		}
 		kvs = append(kvs, kv)
 		jss = append(jss, m.Node.Mesh().JetStream())
+	}
+	// A bucket just created may refuse a write through a node the stream's interest has not reached yet ("no
+	// responders"): the tests start once a write works through every node.
+	for i, kv := range kvs {
+		probe := "probe-" + c.Members()[i].Name
+		testingutil.WaitFor(t, 10*time.Second, "a write to the new bucket through "+c.Members()[i].Name, func() bool {
+			_, err := kv.Put(ctx, probe, nil)
+			return err == nil
+		})
+		if err := kv.Delete(ctx, probe); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return kvs, jss
 }
