@@ -34,8 +34,8 @@ func TestAReadIsSentTwiceAndTheFirstAnswerWins(t *testing.T) {
 	})
 }
 
-// A pair of reads that both go unanswered is sent again after readAttempt, within the overall bound; any other
-// outcome is final.
+// While a read goes unanswered, another pair is sent after readAttempt, then after twice as long each time,
+// within the overall bound; any other outcome is final.
 func TestUnansweredReadsAreSentAgainWithinTheirBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var calls atomic.Int32
@@ -47,8 +47,8 @@ func TestUnansweredReadsAreSentAgainWithinTheirBound(t *testing.T) {
 			}
 			return 7, nil
 		})
-		if err != nil || v != 7 || time.Since(start) != 2*readAttempt {
-			t.Fatalf("read %d, %v after %v and %d calls; want 7 after %v", v, err, time.Since(start), calls.Load(), 2*readAttempt)
+		if err != nil || v != 7 || time.Since(start) != 3*readAttempt {
+			t.Fatalf("read %d, %v after %v and %d calls; want 7 after %v", v, err, time.Since(start), calls.Load(), 3*readAttempt)
 		}
 		start = time.Now()
 		_, err = readFresh(t.Context(), time.Second, func(ctx context.Context) (int, error) {
@@ -65,6 +65,38 @@ func TestUnansweredReadsAreSentAgainWithinTheirBound(t *testing.T) {
 		}
 		if calls.Load() > 2 {
 			t.Fatalf("a final error was sent again: %d calls", calls.Load())
+		}
+	})
+}
+
+// An answer that comes after readAttempt (busy servers, not a silent replica) is taken: the pairs sent before
+// stay in flight while another is sent, and every call has returned when readFresh does.
+func TestALateAnswerIsTakenWhileTheNextPairIsOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls, running atomic.Int32
+		start := time.Now()
+		v, err := readFresh(t.Context(), 2*time.Second, func(ctx context.Context) (int, error) {
+			running.Add(1)
+			defer running.Add(-1)
+			if calls.Add(1) > 2 {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			}
+			select {
+			case <-time.After(120 * time.Millisecond):
+				return 5, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		})
+		if err != nil || v != 5 || time.Since(start) != 120*time.Millisecond {
+			t.Fatalf("read %d, %v after %v; want 5 after 120ms", v, err, time.Since(start))
+		}
+		if n := calls.Load(); n != 4 {
+			t.Fatalf("%d calls, want 4 (a pair at once, one more after %v)", n, readAttempt)
+		}
+		if n := running.Load(); n != 0 {
+			t.Fatalf("%d calls of read still running after readFresh returned", n)
 		}
 	})
 }
