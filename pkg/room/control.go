@@ -54,13 +54,16 @@ func (m *Manager) control(ctx context.Context) {
 const sweepInterval = 500 * time.Millisecond
 
 // evaluate applies the rules once: to sessions always, to rooms when full. It reports whether a decision waits
-// on time.
+// on time. Nothing is decided before the owners watcher's first replay is complete: the replay delivers keys in
+// the order of their last writes, so rooms' leases (written when they changed hands) come before the sessions
+// (renewed every RenewInterval) that hold them, and a node that just started would see live owners' rooms as
+// orphans for as long as its replay takes.
 func (m *Manager) evaluate(ctx context.Context, now time.Time, full bool) (pending bool) {
 	majority := m.cluster.HasMajority() && m.live.contact()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sess := m.sess
-	if sess == nil || !sess.Valid() || ctx.Err() != nil {
+	if sess == nil || !sess.Valid() || !m.replayed || ctx.Err() != nil {
 		return true
 	}
 	m.fenceSilentLocked(ctx, now, majority)
