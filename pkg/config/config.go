@@ -87,7 +87,7 @@ func newLoader(getenv func(string) string) *loader {
 	l.strFlag(&n.AdminAddr, "admin-http", "ADMIN_HTTP_ADDR", "admin listen address: /metrics, /api/cluster, /cluster.html, /debug/pprof/ (with -pprof), /healthz, /readyz")
 	l.strFlag(&n.AdminPublicURL, "admin-public-url", "ADMIN_PUBLIC_URL", "base URL where operators reach the admin listener (default from -admin-http)")
 	l.boolFlag(&n.DevInsecure, "dev-insecure", "DEV_INSECURE", "DEVELOPMENT ONLY: accept routes without credentials, and sign resume tokens with a public key when SESSION_SECRET is unset")
-	l.boolFlag(&n.Pprof, "pprof", "PPROF", "serve Go profiles under /debug/pprof/ on the admin listener")
+	l.boolFlag(&n.Pprof, "pprof", "PPROF", "serve Go profiles under /debug/pprof/ on the admin listener (lock contention sampled too)")
 	l.strFlag(&n.Mesh.ClientAddr, "nats", "NATS_ADDR", "NATS client listen address for operators, or off")
 	l.strFlag(&n.Mesh.ClusterAddr, "cluster", "CLUSTER_ADDR", "NATS cluster (route) listen address; empty = standalone")
 	l.strFlag(&n.Mesh.ClusterAdvertise, "cluster-advertise", "CLUSTER_ADVERTISE", "route address peers should dial (behind NAT or a proxy); empty = the -cluster address")

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -252,6 +253,9 @@ func (n *Node) setup(ctx context.Context) error {
 	adm.Handle("GET /assets/", client)
 	adm.Handle("GET /{$}", http.RedirectHandler("/cluster.html", http.StatusFound))
 	if n.cfg.Pprof {
+		// /debug/pprof/mutex shows who holds the locks others wait for (a mass takeover's lock waits); one
+		// contention event in mutexProfileFraction is sampled, for the process, while profiles are served.
+		runtime.SetMutexProfileFraction(mutexProfileFraction)
 		adm.HandleFunc("GET /debug/pprof/", pprof.Index)
 		adm.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -261,6 +265,10 @@ func (n *Node) setup(ctx context.Context) error {
 	n.parts = append(n.parts, part{"members", n.members.Run}, part{"readiness", n.prober.Run}, part{"rooms", n.rooms.Run}, part{"gateway", n.gateway.Run})
 	return nil
 }
+
+// mutexProfileFraction is the sampling of lock contention with -pprof: low enough to leave a loaded node's
+// timing as it is.
+const mutexProfileFraction = 100
 
 // self is this node's membership entry.
 func (n *Node) self() members.Info {
