@@ -1,6 +1,9 @@
 package room
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // Fault is an injected fault for tests and drills.
 type Fault struct {
@@ -16,19 +19,27 @@ type Fault struct {
 
 // InjectFault sets a fault on room's owner on this node (Fault{} clears it).
 func (m *Manager) InjectFault(room string, f Fault) {
-	m.mu.Lock()
+	m.mu.Lock() // serialises the writers; readers load the map without it
 	defer m.mu.Unlock()
-	if f == (Fault{}) {
-		delete(m.faults, room)
-		return
+	next := map[string]Fault{}
+	if cur := m.faults.Load(); cur != nil {
+		maps.Copy(next, *cur)
 	}
-	m.faults[room] = f
+	if f == (Fault{}) {
+		delete(next, room)
+	} else {
+		next[room] = f
+	}
+	m.faults.Store(&next)
 }
 
+// fault is the fault injected on room, if any. Every owner loop asks before each tick, so it takes no lock: the
+// faults are a map replaced whole by InjectFault.
 func (m *Manager) fault(room string) Fault {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.faults[room]
+	if cur := m.faults.Load(); cur != nil {
+		return (*cur)[room]
+	}
+	return Fault{}
 }
 
 // stall blocks while the fault's stall lasts, as a frozen process would.
@@ -41,13 +52,13 @@ func (f Fault) stall() {
 // stallAll blocks while any room's injected stall lasts: node-wide work (the session's renewals) stalls as it
 // would in a frozen process.
 func (m *Manager) stallAll() {
-	m.mu.Lock()
 	var until time.Time
-	for _, f := range m.faults {
-		if f.Until.After(until) {
-			until = f.Until
+	if cur := m.faults.Load(); cur != nil {
+		for _, f := range *cur {
+			if f.Until.After(until) {
+				until = f.Until
+			}
 		}
 	}
-	m.mu.Unlock()
 	Fault{Until: until}.stall()
 }

@@ -71,9 +71,10 @@ type Manager struct {
 	lcfg     lease.Config
 	live     *liveness
 	writer   *snapshotWriter
-	placed   chan struct{}               // wakes the placement loop (a stream leader was elected)
-	kick     chan struct{}               // wakes the control loop (a lease or a want changed)
-	obs      atomic.Pointer[observerBox] // SetObserver's observer, if any
+	placed   chan struct{}                    // wakes the placement loop (a stream leader was elected)
+	kick     chan struct{}                    // wakes the control loop (a lease or a want changed)
+	obs      atomic.Pointer[observerBox]      // SetObserver's observer, if any
+	faults   atomic.Pointer[map[string]Fault] // injected faults by room: read by every tick without mu, replaced whole by InjectFault (under mu)
 
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
@@ -92,7 +93,6 @@ type Manager struct {
 	leaders  map[string]string        // guarded by mu: leaders of wire.PlacedStreams as last learnt ("" unknown)
 	replayed bool                     // guarded by mu: the owners watcher has delivered its first replay
 	settled  bool                     // guarded by mu: placement was seen settled once (startup readiness)
-	faults   map[string]Fault         // guarded by mu: injected faults by room
 	runCtx   context.Context          // guarded by mu: Run's context, in which attempts start
 
 	wg sync.WaitGroup // the watcher, beacons, placement, session and control loops, waited for by Run
@@ -127,8 +127,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		sessions: map[string]peerSession{}, holders: map[string]holder{}, wanted: map[string]*want{},
 		active: map[string]*attempt{}, owned: map[string]uint64{}, ran: map[string]uint64{}, stopTerm: map[string]func(error){},
 		fencing: map[string]time.Time{}, retryAt: map[string]time.Time{}, backoff: map[string]time.Duration{},
-		leaders: map[string]string{}, faults: map[string]Fault{},
-		placed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		leaders: map[string]string{}, placed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 	}
 	m.live = newLiveness(cfg.Node, cfg.contactLoss(), cluster.ClusterSize, nil)
 	m.relay = NewRelay(nc, fence.New(), RelayHooks{
