@@ -16,10 +16,12 @@
 //   - ticks delivered (against 20 per second per client) and the tick delivery latency p99 (receive time minus
 //     the owner's publish time in the tick; same machine, same clock).
 //
-// Then, with -failover, it SIGKILLs the node that owns the most rooms (/api/cluster "owners") and measures, for
-// each of its rooms that has a client on another node, the tick gap those clients saw: from the last tick before
-// the kill to the first tick of a newer epoch. It reports p50, p99 and max over the rooms, the rooms that did
-// not tick again within -recovery-timeout, and which nodes took them over.
+// Then, with -failover, it waits until no room has changed owner or epoch for 3 s (balance may still be handing
+// rooms over; at most 60 s, noted if it never settles), SIGKILLs the node that owns the most rooms (/api/cluster
+// "owners") and measures, for each of its rooms that has a client on another node, the tick gap those clients
+// saw: from the last tick before the kill to the first tick of a newer epoch. It reports p50, p99 and max over
+// the rooms, the rooms that did not tick again within -recovery-timeout, and which nodes took them over; a room
+// handed over between the view and the kill is counted apart, not measured.
 //
 // It builds nothing: Config.Bin names the node binary, copied into a temporary directory first (kept with -keep, with
 // the nodes' data and logs). Goroutines: one per client (its pkg/client Run), waited for before the next room

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/tickmesh/tickmesh/internal/cluster"
 	"github.com/tickmesh/tickmesh/internal/procfs"
 	tmclient "github.com/tickmesh/tickmesh/pkg/client"
+	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
 	"github.com/tickmesh/tickmesh/pkg/wire"
 )
@@ -35,11 +37,11 @@ type result struct {
 	RSSMB                    float64 // the three nodes' resident memory at the end of the window
 	Writes                   map[string]float64
 	// Failover.
-	Killed, KilledRooms, Measured, Unrecovered int
-	GapP50, GapP99, GapMax                     time.Duration
-	TakenBy                                    map[string]int
-	KilledName                                 string
-	Note                                       string
+	Killed, KilledRooms, Measured, Moved, Unrecovered int
+	GapP50, GapP99, GapMax                            time.Duration
+	TakenBy                                           map[string]int
+	KilledName                                        string
+	Note                                              string
 }
 
 // Run measures every room count of o, each on a fresh cluster, and writes its progress and the results as text
@@ -220,10 +222,13 @@ func runRooms(ctx context.Context, o Config, bin, dir string, rooms int, stdout 
 // failover kills the node that owns the most rooms and measures, per room of it with a client elsewhere, the
 // gap from the last tick before the kill to the first of a newer epoch at those clients.
 func failover(ctx context.Context, o Config, c *cluster.Cluster, clients []*client, r *result, stdout io.Writer) {
-	v, err := cluster.View(ctx, c.Node(0))
+	v, steady, err := steadyView(ctx, c.Node(0), ownershipSteady, ownershipWait)
 	if err != nil {
 		r.Note = "failover: " + err.Error()
 		return
+	}
+	if !steady {
+		r.Note = fmt.Sprintf(" (rooms still changing hands %v after the window)", ownershipWait)
 	}
 	busiest := ""
 	for n, k := range v.Owners {
@@ -262,18 +267,63 @@ func failover(ctx context.Context, o Config, c *cluster.Cluster, clients []*clie
 	for len(pending) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		for room := range pending {
 			last, first, by, ok := roomGap(watch[room], epochs[room])
-			if ok {
+			switch {
+			case !ok:
+				continue
+			case first.Before(killed):
+				r.Moved++ // handed over between the view and the kill: no failover to measure
+			default:
 				gaps = append(gaps, first.Sub(last))
 				r.TakenBy[by]++
-				delete(pending, room)
 			}
+			delete(pending, room)
 		}
 		cluster.Sleep(ctx, 50*time.Millisecond)
 	}
 	r.Unrecovered = len(pending)
 	r.GapP50, r.GapP99, r.GapMax = percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1)
-	fmt.Fprintf(stdout, "  killed %s with %d rooms (%d measured): gap p50 %v p99 %v max %v, not recovered %d, taken over by %v\n",
-		busiest, r.KilledRooms, r.Measured, r.GapP50, r.GapP99, r.GapMax, r.Unrecovered, r.TakenBy)
+	r.Measured -= r.Moved
+	if r.Moved > 0 {
+		r.Note += fmt.Sprintf(" (%d handed over before the kill, not measured)", r.Moved)
+	}
+	fmt.Fprintf(stdout, "  killed %s with %d rooms (%d measured): gap p50 %v p99 %v max %v, not recovered %d, taken over by %v%s\n",
+		busiest, r.KilledRooms, r.Measured, r.GapP50, r.GapP99, r.GapMax, r.Unrecovered, r.TakenBy, r.Note)
+}
+
+// Before the kill the rooms' owners must have stopped changing: balance hands rooms over for a while after the
+// clients came (up to eight a second per node), and a room handed over just before the kill has no failover to
+// measure, while the busiest node's rooms would not be the ones it held.
+const (
+	ownershipSteady = 3 * time.Second  // no room changed owner or epoch for this long
+	ownershipWait   = 60 * time.Second // at most this long after the window
+)
+
+// steadyView polls n's cluster view until no room has changed owner or epoch for steady, at most wait; it
+// returns the last view and whether it was steady.
+func steadyView(ctx context.Context, n cluster.Node, steady, wait time.Duration) (node.ClusterView, bool, error) {
+	deadline := time.Now().Add(wait)
+	var last map[string]string
+	since := time.Now()
+	for {
+		v, err := cluster.View(ctx, n)
+		if err != nil {
+			return v, false, err
+		}
+		cur := make(map[string]string, len(v.Rooms))
+		for _, ri := range v.Rooms {
+			cur[ri.Room] = fmt.Sprint(ri.Owner, "/", ri.Epoch)
+		}
+		if !maps.Equal(cur, last) {
+			last, since = cur, time.Now()
+		}
+		if time.Since(since) >= steady {
+			return v, true, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return v, false, ctx.Err()
+		}
+		cluster.Sleep(ctx, 500*time.Millisecond)
+	}
 }
 
 // roomGap is a room's gap at its clients: the last tick any of them got before the kill and the first tick of an
