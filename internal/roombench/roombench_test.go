@@ -75,6 +75,26 @@ func TestARoomsGapSpansItsClientsAndIgnoresLateOldTicks(t *testing.T) {
 	}
 }
 
+// A client's gap ends at the first tick of the new epoch: the new owner's later ticks do not move the last tick
+// before the gap (they did, and made gaps negative when the benchmark looked at a room after its second new tick).
+func TestAClientsGapEndsAtTheNewEpochsFirstTick(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	c := &client{}
+	owner := func() string { return "n2" }
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	c.noteFailoverLocked(at(0), 1, owner)
+	c.noteFailoverLocked(at(50), 1, owner)
+	c.markKill(at(60))
+	c.noteFailoverLocked(at(100), 1, owner) // the old owner's tick in flight at the kill
+	c.noteFailoverLocked(at(700), 2, owner)
+	c.noteFailoverLocked(at(750), 2, owner)
+	c.noteFailoverLocked(at(800), 2, owner)
+	last, first, by, ok := c.failoverTimes(1)
+	if !ok || by != "n2" || !last.Equal(at(100)) || !first.Equal(at(700)) {
+		t.Fatalf("gap from %v to %v by %s (%v), want from 100ms to 700ms by n2", last.Sub(t0), first.Sub(t0), by, ok)
+	}
+}
+
 func TestReportShowsTheDifferencesAgainstTheFirstRoomCount(t *testing.T) {
 	r := Report{o: Config{Clients: 100, TickRate: 20, Failover: true, CommandLine: "go run ./cmd/roombench"}, load: []float64{1, 2},
 		results: []result{

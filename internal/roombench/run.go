@@ -419,19 +419,29 @@ func (c *client) run(ctx context.Context, settled func()) {
 					c.lat = append(c.lat, t.At.Sub(time.UnixMilli(t.Time)))
 				}
 			}
-			switch {
-			case c.killAt.IsZero() || t.Epoch <= c.epoch: // before the kill, and the old owner's late ticks
-				c.lastPre = t.At
-			case c.firstNew.IsZero():
-				c.firstNew, c.newEpoch = t.At, t.Epoch
+			c.noteFailoverLocked(t.At, t.Epoch, func() string {
 				if tk, err := t.Decode(); err == nil {
-					c.newOwner = tk.Owner
+					return tk.Owner
 				}
-			}
-			c.epoch = max(c.epoch, t.Epoch)
+				return ""
+			})
 			return nil
 		},
 	})
+}
+
+// noteFailoverLocked times the failover with a fresh tick of epoch received at: until the kill and for the old
+// owner's late ticks, the last tick before the gap; after the kill, the first tick of a newer epoch, and its
+// owner (owner is called only then). The new owner's later ticks change nothing: the gap is timed.
+func (c *client) noteFailoverLocked(at time.Time, epoch uint64, owner func() string) {
+	switch {
+	case !c.firstNew.IsZero():
+	case c.killAt.IsZero() || epoch <= c.epoch:
+		c.lastPre = at
+	default:
+		c.firstNew, c.newEpoch, c.newOwner = at, epoch, owner()
+	}
+	c.epoch = max(c.epoch, epoch)
 }
 
 func (c *client) isWelcomed() bool {
