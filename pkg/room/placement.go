@@ -159,13 +159,12 @@ func (m *Manager) stepDown(ctx context.Context, stream string, current []string,
 
 // placeBeforeTicking moves the ownership streams this node leads to a peer before a new term's first tick, and
 // waits (at most placeWait) until they have moved. Whether this node leads a stream is its own server's Raft
-// state: no request on the takeover's path unless there is something to move.
+// state: no request on the takeover's path unless there is something to move, and no lock either (a node taking
+// 500 rooms over at once starts 500 terms together, and counting the rooms under the manager's lock for each
+// made them wait for each other for 100-170 ms).
 func (m *Manager) placeBeforeTicking(ctx context.Context) {
 	began := time.Now()
-	m.mu.Lock()
-	rooms := m.roomCountsLocked()
-	m.mu.Unlock()
-	locked := time.Since(began)
+	var locked time.Duration
 	var moved []string
 	checks := make([]time.Duration, len(wire.PlacedStreams)) // asking this node's server whether it leads each
 	defer func() {
@@ -187,6 +186,11 @@ func (m *Manager) placeBeforeTicking(ctx context.Context) {
 		if err != nil || leader != m.cfg.Node {
 			continue
 		}
+		l := time.Now()
+		m.mu.Lock()
+		rooms := m.roomCountsLocked()
+		m.mu.Unlock()
+		locked += time.Since(l)
 		if m.stepDown(ctx, stream, current, rooms) {
 			moved = append(moved, stream)
 		}
