@@ -157,7 +157,7 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 			m.refreshSession(ctx, node)
 		}
 	} else {
-		m.metrics.fenced.WithLabelValues("").Inc()
+		m.metrics.sessionsFenced.Inc()
 		m.log.Info("fenced the session of a silent node", "node", node, "session", s.val.Session, "revision", s.rev)
 	}
 	m.mu.Lock()
