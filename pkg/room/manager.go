@@ -324,8 +324,9 @@ func (m *Manager) watch(ctx context.Context) {
 					delete(m.holders, room)
 				}
 			}
+			hidden := m.nodeFaultLocked().HideSessions
 			for node := range m.sessions {
-				if !present[lease.SessionKey(node)] { // fenced or expired while no watcher ran
+				if !present[lease.SessionKey(node)] && !hidden { // fenced or expired while no watcher ran
 					delete(m.sessions, node)
 				}
 			}
@@ -453,6 +454,9 @@ func (m *Manager) applyLease(e jetstream.KeyValueEntry) {
 func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.nodeFaultLocked().HideSessions {
+		return
+	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(m.sessions, node) // closed, fenced or expired: its rooms are held by nobody
 		m.wakeLocked()

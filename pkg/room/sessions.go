@@ -88,7 +88,7 @@ func (m *Manager) renewSession(ctx context.Context, s *lease.Session) error {
 // fenceSilentLocked starts fencing the session of every node that holds rooms and has gone silent (see
 // sessionSilentLocked), at most one fence per node at a time.
 func (m *Manager) fenceSilentLocked(ctx context.Context, now time.Time, majority bool) {
-	if !majority {
+	if !majority || m.nodeFaultLocked().NoFence {
 		return
 	}
 	for node, s := range m.sessions {
