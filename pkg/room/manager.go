@@ -95,7 +95,9 @@ type Manager struct {
 	faults   map[string]Fault         // guarded by mu: injected faults by room
 	runCtx   context.Context          // guarded by mu: Run's context, in which attempts start
 
-	wg sync.WaitGroup // the watcher, beacons, placement, session and control loops, waited for by Run
+	// The watcher, beacons, placement, session and control loops, the snapshot writer, the readers of handoff and
+	// fence notices, and the fences in flight: waited for by Run.
+	wg sync.WaitGroup
 }
 
 // want is a room this node serves: the number of its sockets there, and the relay's subscription to its ticks
@@ -165,7 +167,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	release := m.Want(Lobby)
 	defer release()
-	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs}
+	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs, m.fenceNotices}
 	m.wg.Add(len(loops))
 	for _, loop := range loops {
 		go func() {
