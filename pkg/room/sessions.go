@@ -181,7 +181,7 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 }
 
 // fenceNotices reads, until ctx ends, the notices of the nodes that fenced a session (wire.FencedSubject): for
-// each node named that this node still sees a session of, it reads the session key directly (refreshSession), so
+// each node named that this node still sees a session of, it reads the session key directly (readFenced), so
 // that a session gone from the bucket leaves this node's view at once and its rooms become orphans here too,
 // without waiting for an owners watcher that may lag (its consumer's server may be the node that died). The
 // survivors take a dead node's rooms over in hash order, 250 ms a rank, so a survivor that learnt of the fence
@@ -212,23 +212,46 @@ func (m *Manager) fenceNotices(ctx context.Context) {
 			return
 		case node := <-nodes:
 			m.mu.Lock()
-			_, known := m.sessions[node]
+			s, known := m.sessions[node]
 			m.mu.Unlock()
-			if !known {
-				continue // gone here already (this node fenced it, or its watcher was first)
-			}
-			m.refreshSession(ctx, node)
-			m.mu.Lock()
-			s, still := m.sessions[node]
-			m.wakeLocked() // the rooms of a session gone are orphans now
-			m.mu.Unlock()
-			if still {
-				// A new session of the node, or a replica that had not yet applied the fence: the watcher tells.
-				m.log.Debug("fence notice: the key still shows a session", "node", node, "session", s.val.Session, "revision", s.rev)
+			if known { // else gone here already (this node fenced it, or its watcher was first)
+				m.readFenced(ctx, node, s.val.Session)
 			}
 		}
 	}
 }
+
+// readFenced reads node's session key directly on a notice that its session was fenced, while this node's view
+// shows session id, and wakes the control loop: the rooms of a session gone are orphans now. A fenced session
+// never renews again, so a read that still shows id came from a replica that had not applied the fence yet (a
+// direct get is answered by any replica, mostly this node's own): the key is read again after readAttempt, then
+// twice as long each time, at most fenceRereads times; then the watcher tells. A read that shows another session
+// of the node (it restarted) or none ends it.
+func (m *Manager) readFenced(ctx context.Context, node, id string) {
+	wait := readAttempt
+	for i := 0; ; i++ {
+		m.refreshSession(ctx, node)
+		m.mu.Lock()
+		s, still := m.sessions[node]
+		m.wakeLocked()
+		m.mu.Unlock()
+		if !still || s.val.Session != id {
+			return
+		}
+		if i == fenceRereads {
+			m.log.Debug("fence notice: the session key still shows the session", "node", node, "session", id, "revision", s.rev)
+			return
+		}
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+		wait *= 2
+	}
+}
+
+// fenceRereads is how many times a fence notice's read is repeated while it shows the fenced session: 50, 100 and
+// 200 ms after the one before, 350 ms in all, about a rank and a half of a takeover (rankStep).
+const fenceRereads = 3
 
 // maxFenceNotices bounds the fence notices waiting to be read: a session is fenced by one node only (a CAS), so
 // there is one notice per dead node, a handful even when several die at once.
