@@ -65,7 +65,7 @@ func TestTheViewerMayPublishNoGameSubjectAndWriteNoBucket(t *testing.T) {
 		t.Fatalf("viewer without publish and subscribe permissions: %+v", viewer)
 	}
 	for _, s := range viewer.Permissions.Publish.Allow {
-		for _, bad := range []string{"game.", "$KV.", ">", "$JS.API.STREAM.CREATE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.PURGE", "$JS.API.CONSUMER.DELETE", "_INBOX."} {
+		for _, bad := range []string{"game.", "$KV.", ">", "$JS.API.STREAM.CREATE", "$JS.API.STREAM.UPDATE", "$JS.API.STREAM.DELETE", "$JS.API.STREAM.PURGE", "$JS.API.CONSUMER.DELETE", "_INBOX.", "tickmesh."} {
 			if strings.HasPrefix(s, bad) || s == bad {
 				t.Errorf("the viewer may publish %q", s)
 			}
@@ -73,5 +73,18 @@ func TestTheViewerMayPublishNoGameSubjectAndWriteNoBucket(t *testing.T) {
 	}
 	if sub := viewer.Permissions.Subscribe.Allow; !slices.Equal(sub, []string{"game.>", ViewerInboxPrefix + ".>"}) {
 		t.Errorf("the viewer subscribes %v", sub)
+	}
+}
+
+// The node's own user publishes and subscribes the subjects only nodes use (wire.HandoffSubject,
+// wire.FencedSubject, beacons) with no permission list to keep in step with them; the viewer gets none of them
+// (its subscriptions are checked above, its publications may not start with "tickmesh.").
+func TestTheNodeUserHasNoPermissionList(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Viewer.Password = "viewer-password-0123456789"
+	for _, u := range accounts(t, cfg).Users {
+		if u.Username == nodeUser && u.Permissions != nil {
+			t.Fatalf("the node user has permissions %+v: every subject of wire must be allowed to it", u.Permissions)
+		}
 	}
 }

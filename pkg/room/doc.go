@@ -11,9 +11,10 @@
 //   - Takeover: a holder whose session renewals and ticks (the tick count of its beacons, and the frames of its
 //     rooms that this node's relay accepts: Relay.Silence) have both been silent for StealAfter
 //     (HangAfter while its node is still routed) has its session fenced (deleted by CAS) by a node in contact
-//     with a majority, and its rooms are taken over by the survivors (a node that follows a room's ticks first,
-//     the others in the room's hash order). An owner that hears from no majority for ContactLoss withholds its
-//     ticks until a renewal succeeds; one that stalls stops at its local deadline.
+//     with a majority, who tells the others (a fence notice: they read the session key at once instead of
+//     waiting for their watchers), and its rooms are taken over by the survivors (a node that follows a room's
+//     ticks first, the others in the room's hash order). An owner that hears from no majority for ContactLoss
+//     withholds its ticks until a renewal succeeds; one that stalls stops at its local deadline.
 //   - Balance: a node with more than its share of rooms hands some over gracefully (final snapshot, then the lease
 //     rewritten for the receiver, which adopts it); empty rooms close and release their lease after EmptyAfter.
 //   - Liveness: every node publishes a beacon on core NATS each tick period; beacons say who is alive and in
@@ -45,9 +46,10 @@
 //     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.
 //
 // Goroutines: Manager.Run owns the owners-bucket watcher, the beacon publisher, the placement loop, the session
-// keeper, the control loop, the snapshot writer and the reader of handoff notices (which reads a lease handed to
-// this node directly, not to wait for a lagging watcher); one goroutine per acquisition in progress (which runs the
-// term while it holds the lease) and per fence of a silent session; and, per owned room, the owner loop's stream
-// follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions deliver on the client's
-// goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.
+// keeper, the control loop, the snapshot writer, the reader of handoff notices (which reads a lease handed to
+// this node directly, not to wait for a lagging watcher) and the reader of fence notices (which reads the session
+// key of a node a peer fenced directly, for the same reason); one goroutine per acquisition in progress (which
+// runs the term while it holds the lease) and per fence of a silent session; and, per owned room, the owner
+// loop's stream follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions deliver on
+// the client's goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.
 package room

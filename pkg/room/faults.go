@@ -15,6 +15,15 @@ type Fault struct {
 	// HideLeases makes this node's owners watcher skip the room's lease, as a watcher that lags would: the node
 	// learns of the room's holders only by reading the lease directly (a handoff notice, a failed CAS).
 	HideLeases bool
+	// HideSessions makes this node's owners watcher skip every node's session key (its renewals, its deletion),
+	// as a watcher that lags would: the node learns that a session ended only by reading its key directly (a
+	// fence notice, a fence of its own that fails). Sessions belong to no room: set on any room, it applies to
+	// all of them.
+	HideSessions bool
+	// NoFence makes this node fence no session, as a node would that judges a dead peer silent later than the
+	// others (its watcher still delivering the peer's last renewals, its route to it not yet closed): it learns
+	// of the peer's fence from the node that fenced. Set on any room, it applies to every session.
+	NoFence bool
 }
 
 // InjectFault sets a fault on room's owner on this node (Fault{} clears it).
@@ -40,6 +49,19 @@ func (m *Manager) fault(room string) Fault {
 		return (*cur)[room]
 	}
 	return Fault{}
+}
+
+// nodeFault is what the injected faults ask of the node as a whole (HideSessions, NoFence), whatever room they
+// were set on.
+func (m *Manager) nodeFault() Fault {
+	var f Fault
+	if cur := m.faults.Load(); cur != nil {
+		for _, g := range *cur {
+			f.HideSessions = f.HideSessions || g.HideSessions
+			f.NoFence = f.NoFence || g.NoFence
+		}
+	}
+	return f
 }
 
 // stall blocks while the fault's stall lasts, as a frozen process would.

@@ -95,7 +95,9 @@ type Manager struct {
 	settled  bool                     // guarded by mu: placement was seen settled once (startup readiness)
 	runCtx   context.Context          // guarded by mu: Run's context, in which attempts start
 
-	wg sync.WaitGroup // the watcher, beacons, placement, session and control loops, waited for by Run
+	// The watcher, beacons, placement, session and control loops, the snapshot writer, the readers of handoff and
+	// fence notices, and the fences in flight: waited for by Run.
+	wg sync.WaitGroup
 }
 
 // want is a room this node serves: the number of its sockets there, and the relay's subscription to its ticks
@@ -164,7 +166,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	release := m.Want(Lobby)
 	defer release()
-	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs}
+	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs, m.fenceNotices}
 	m.wg.Add(len(loops))
 	for _, loop := range loops {
 		go func() {
@@ -323,8 +325,9 @@ func (m *Manager) watch(ctx context.Context) {
 					delete(m.holders, room)
 				}
 			}
+			hidden := m.nodeFault().HideSessions
 			for node := range m.sessions {
-				if !present[lease.SessionKey(node)] { // fenced or expired while no watcher ran
+				if !present[lease.SessionKey(node)] && !hidden { // fenced or expired while no watcher ran
 					delete(m.sessions, node)
 				}
 			}
@@ -452,6 +455,9 @@ func (m *Manager) applyLease(e jetstream.KeyValueEntry) {
 func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.nodeFault().HideSessions {
+		return
+	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(m.sessions, node) // closed, fenced or expired: its rooms are held by nobody
 		m.wakeLocked()

@@ -26,6 +26,7 @@ type metrics struct {
 	handoffs         *prometheus.CounterVec
 	sessions         prometheus.Counter
 	sessionsFenced   prometheus.Counter
+	fenceNoticeDrops prometheus.Counter
 	snapshotBatches  prometheus.Counter
 	restoredFromTick *prometheus.CounterVec
 	lost             *prometheus.CounterVec
@@ -65,6 +66,7 @@ func newMetrics() *metrics {
 		handoffs:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "handoffs_total", Help: "Rooms this node handed over to another node (balance, shutdown)."}, []string{"room"}),
 		sessions:         prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_total", Help: "Sessions this node opened (one at start, one more after each session it lost)."}),
 		sessionsFenced:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_fenced_total", Help: "Sessions of silent nodes this node ended (fenced), freeing their rooms."}),
+		fenceNoticeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fence_notices_dropped_total", Help: "Peers' fence notices dropped because too many waited to be read (the owners watcher still shows the fence)."}),
 		snapshotBatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "snapshot_batches_total", Help: "Atomic batches of snapshots this node wrote (one replicated write each)."}),
 		withheld:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_withheld_total", Help: "Ticks not published because this node was out of contact with a majority of the cluster."}, []string{"room"}),
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
@@ -81,7 +83,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
-		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.snapshotBatches,
+		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.fenceNoticeDrops, m.snapshotBatches,
 		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 

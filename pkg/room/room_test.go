@@ -15,6 +15,7 @@ import (
 	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/fence"
 	"github.com/tickmesh/tickmesh/pkg/game"
+	"github.com/tickmesh/tickmesh/pkg/lease"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
 	"github.com/tickmesh/tickmesh/pkg/protocol"
@@ -814,4 +815,114 @@ func TestAHandedOverRoomIsAdoptedWithoutTheWatcher(t *testing.T) {
 	testingutil.WaitFor(t, 5*time.Second, "ticks of a newer epoch", func() bool { return rec.lastTick().Epoch > epoch })
 	t.Logf("adopted: a tick of epoch %d %v after the stop began", rec.lastTick().Epoch, time.Since(stopped).Round(time.Millisecond))
 	rec.checkMonotonic(t)
+}
+
+// TestTheRoomsOfAFencedNodeAreTakenOverWithoutTheWatcher: a node learns that a peer fenced a dead node's session
+// from the fencing node's notice, by reading the session key itself, even while its owners watcher shows no
+// session change and it fences nothing itself (a node that judges the dead node silent later than the fencer
+// does): it takes the dead node's rooms over as their first candidate. Three nodes: the one leading the ownership
+// streams owns no room and comes last for orphans (750 ms after it fenced), so without the notice every room of
+// the dead node would go to it first.
+func TestTheRoomsOfAFencedNodeAreTakenOverWithoutTheWatcher(t *testing.T) {
+	c := nodetest.StartCluster(t, 3)
+	owner(t, c, 0)
+	n1 := c.Member("n1").Node
+	rooms, releases := openRoomsOnce(t, n1, "fenced", 6)
+	for _, r := range releases {
+		r() // served by no node: the candidates' order decides, not a relay following the rooms
+	}
+	leaderOf := func(stream string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		l, _, err := n1.Mesh().StreamLeader(ctx, stream)
+		if err != nil {
+			return ""
+		}
+		return l
+	}
+	// placed is the node leading both ownership streams while it owns no room, and the other node owning the most
+	// rooms (at least two); "" while there are none.
+	placed := func() (leader, victim string) {
+		leader = leaderOf(wire.KVStream(wire.OwnersBucket))
+		d := n1.Rooms().Distribution()
+		if leader == "" || leaderOf(wire.KVStream(wire.SnapshotsBucket)) != leader || d[leader] != 0 {
+			return "", ""
+		}
+		for n, k := range d {
+			if n != leader && k >= 2 && k > d[victim] {
+				victim = n
+			}
+		}
+		if victim == "" {
+			return "", ""
+		}
+		return leader, victim
+	}
+	// The leaders stay put for a placement period (2 s), so every node has learnt who leads.
+	var leader, victim string
+	var since time.Time
+	testingutil.WaitFor(t, 60*time.Second, "one node leading the ownership streams and owning no room", func() bool {
+		time.Sleep(100 * time.Millisecond)
+		l, v := placed()
+		if l == "" || l != leader || v != victim {
+			leader, victim, since = l, v, time.Now()
+			return false
+		}
+		return time.Since(since) >= 2500*time.Millisecond
+	})
+	hidden := other(c, leader, victim)
+	var theirs []string
+	for _, r := range rooms {
+		if o, _ := n1.Rooms().Owner(r); o == victim {
+			theirs = append(theirs, r)
+		}
+	}
+	if len(theirs) < 2 {
+		t.Fatalf("%s owns %d rooms, want several", victim, len(theirs))
+	}
+	t.Logf("before the kill: %v; %s leads the ownership streams, %s sees no session change and fences nothing", n1.Rooms().Distribution(), leader, hidden)
+	c.Member(hidden).Node.Rooms().InjectFault(room.Lobby, room.Fault{HideSessions: true, NoFence: true})
+
+	// Every lease written from now on, in the owners bucket's order, read through the leader (which survives). The
+	// order is what counts: which node took each room over first.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kv, err := c.Member(leader).Node.Mesh().JetStream().KeyValue(ctx, wire.OwnersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, "*", jetstream.UpdatesOnly()) // room keys only: sessions are node.<name>
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Stop() }()
+	before := lastSeq(t, n1, wire.KVStream(wire.OwnersBucket))
+	killed := time.Now()
+	c.Kill(victim)
+
+	first := map[string]string{} // each room of the victim's: the first node that took it over
+	for len(first) < len(theirs) {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			t.Fatalf("the rooms of %s taken over by %v only, of %v", victim, first, theirs)
+		}
+		if e == nil || e.Operation() != jetstream.KeyValuePut || e.Revision() <= before || first[e.Key()] != "" || !slices.Contains(theirs, e.Key()) {
+			continue
+		}
+		v, err := lease.Parse(e.Value())
+		if err != nil || v.Node == victim {
+			continue
+		}
+		first[e.Key()] = v.Node
+		// The time of the takeover is the lease's own: this watch may lag by seconds too (its consumer may have
+		// been on the node that was killed).
+		t.Logf("%s taken over by %s at epoch %d, %v after the kill", e.Key(), v.Node, v.Epoch, time.UnixMilli(v.Since).Sub(killed).Round(time.Millisecond))
+	}
+	for _, r := range theirs {
+		if first[r] != hidden {
+			t.Errorf("%s went first to %s, want %s (the first candidate, which learns of the fence only from its notice)", r, first[r], hidden)
+		}
+	}
 }

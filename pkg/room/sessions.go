@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/lease"
@@ -88,7 +89,7 @@ func (m *Manager) renewSession(ctx context.Context, s *lease.Session) error {
 // fenceSilentLocked starts fencing the session of every node that holds rooms and has gone silent (see
 // sessionSilentLocked), at most one fence per node at a time.
 func (m *Manager) fenceSilentLocked(ctx context.Context, now time.Time, majority bool) {
-	if !majority {
+	if !majority || m.nodeFault().NoFence {
 		return
 	}
 	for node, s := range m.sessions {
@@ -144,7 +145,8 @@ func (m *Manager) sessionSilentLocked(node string, s peerSession, now time.Time)
 
 // fence ends node's silent session by deleting its key at the revision this node last saw: a CAS, which fails if
 // the session renewed meanwhile (this node's view was behind). Its rooms are then orphans, which the survivors
-// take over. After a failed fence the key is read directly and the node left alone for a moment.
+// take over; this node tells them at once (wire.FencedSubject) rather than leave them to their owners watchers,
+// which may lag. After a failed fence the key is read directly and the node left alone for a moment.
 func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 	fctx, cancel := context.WithTimeout(ctx, time.Second)
 	err := lease.FenceSession(fctx, m.owners, node, s.rev)
@@ -157,7 +159,7 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 			m.refreshSession(ctx, node)
 		}
 	} else {
-		m.metrics.fenced.WithLabelValues("").Inc()
+		m.metrics.sessionsFenced.Inc()
 		m.log.Info("fenced the session of a silent node", "node", node, "session", s.val.Session, "revision", s.rev)
 	}
 	m.mu.Lock()
@@ -171,10 +173,93 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 	}
 	m.wakeLocked()
 	m.mu.Unlock()
+	if err == nil {
+		if perr := m.nc.Publish(wire.FencedSubject, []byte(node)); perr != nil {
+			m.log.Debug("publish fence notice", "node", node, "err", perr)
+		}
+	}
 }
 
+// fenceNotices reads, until ctx ends, the notices of the nodes that fenced a session (wire.FencedSubject): for
+// each node named that this node still sees a session of, it reads the session key directly (readFenced), so
+// that a session gone from the bucket leaves this node's view at once and its rooms become orphans here too,
+// without waiting for an owners watcher that may lag (its consumer's server may be the node that died). The
+// survivors take a dead node's rooms over in hash order, 250 ms a rank, so a survivor that learnt of the fence
+// late would see the next one take its rooms. A notice is trusted for the node's name only: the direct read
+// decides. The notices wait in a bounded queue; one that does not fit is dropped (counted), and the watcher still
+// delivers the fence.
+func (m *Manager) fenceNotices(ctx context.Context) {
+	nodes := make(chan string, maxFenceNotices)
+	sub, err := m.nc.Subscribe(wire.FencedSubject, func(msg *nats.Msg) {
+		node := string(msg.Data)
+		if node == m.cfg.Node || !wire.ValidNode(node) {
+			return // about this node: its own renewal fails, and it opens a new session
+		}
+		select {
+		case nodes <- node:
+		default:
+			m.metrics.fenceNoticeDrops.Inc()
+		}
+	})
+	if err != nil {
+		m.log.Error("subscribe to fence notices", "err", err)
+		return
+	}
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case node := <-nodes:
+			m.mu.Lock()
+			s, known := m.sessions[node]
+			m.mu.Unlock()
+			if known { // else gone here already (this node fenced it, or its watcher was first)
+				m.readFenced(ctx, node, s.val.Session)
+			}
+		}
+	}
+}
+
+// readFenced reads node's session key directly on a notice that its session was fenced, while this node's view
+// shows session id, and wakes the control loop: the rooms of a session gone are orphans now. A fenced session
+// never renews again, so a read that still shows id came from a replica that had not applied the fence yet (a
+// direct get is answered by any replica, mostly this node's own): the key is read again after readAttempt, then
+// twice as long each time, at most fenceRereads times; then the watcher tells. A read that shows another session
+// of the node (it restarted) or none ends it.
+func (m *Manager) readFenced(ctx context.Context, node, id string) {
+	wait := readAttempt
+	for i := 0; ; i++ {
+		m.refreshSession(ctx, node)
+		m.mu.Lock()
+		s, still := m.sessions[node]
+		m.wakeLocked()
+		m.mu.Unlock()
+		if !still || s.val.Session != id {
+			return
+		}
+		if i == fenceRereads {
+			m.log.Debug("fence notice: the session key still shows the session", "node", node, "session", id, "revision", s.rev)
+			return
+		}
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+		wait *= 2
+	}
+}
+
+// fenceRereads is how many times a fence notice's read is repeated while it shows the fenced session: 50, 100 and
+// 200 ms after the one before, 350 ms in all, about a rank and a half of a takeover (rankStep).
+const fenceRereads = 3
+
+// maxFenceNotices bounds the fence notices waiting to be read: a session is fenced by one node only (a CAS), so
+// there is one notice per dead node, a handful even when several die at once.
+const maxFenceNotices = 64
+
 // refreshSession reads node's session key directly after a fence failed against a newer revision than this
-// node's watcher showed (a watcher that lags or is cut off): a newer revision counts as a renewal seen now.
+// node's watcher showed (a watcher that lags or is cut off), or on a peer's fence notice: a key gone removes the
+// session from this node's view, and a newer revision counts as a renewal seen now.
 func (m *Manager) refreshSession(ctx context.Context, node string) {
 	e, err := readFresh(ctx, time.Second, func(gctx context.Context) (jetstream.KeyValueEntry, error) {
 		return m.owners.Get(gctx, lease.SessionKey(node))

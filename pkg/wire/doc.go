@@ -14,6 +14,8 @@
 //	                   a batch of a room's events per message (or one event, the form before batches)
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)
 //	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
+//	tickmesh.handoff.<node> a room's name, from the node that just handed it to <node> (HandoffSubject)
+//	tickmesh.fenced         a node's name, from the node that just fenced its session (FencedSubject)
 //
 // Streams and buckets: INPUTS (the event log a new owner replays), owners (room leases, KV), snapshots (room
 // state, KV) and nodes (membership heartbeats, KV).

@@ -6,6 +6,24 @@ import "github.com/tickmesh/tickmesh/pkg/protocol"
 // subjects, so nothing else is allowed.
 func ValidRoom(s string) bool { return protocol.ValidRoom(s) }
 
+// maxNodeLen is the longest node name.
+const maxNodeLen = 64
+
+// ValidNode reports whether s is a valid node name: 1-64 characters of a-z, 0-9, '_' and '-' (what pkg/node
+// accepts). Node names go into subjects and keys, so a name read off the wire is checked before it is used.
+func ValidNode(s string) bool {
+	if len(s) == 0 || len(s) > maxNodeLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // TickSubject is where a room's ticks are published as protocol 1 JSON: by an owner while something listens
 // there (a node from before protocol 2 during a rolling upgrade, the nats CLI, a tool), and by nodes from before
 // protocol 2 always. Owners check the subject's interest every tick, so JSON costs nothing while nobody reads it.
@@ -48,3 +66,11 @@ func NoticeSubject(room string) string { return "game." + room + ".notice" }
 // waiting for its owners watcher, which may lag (just after a freeze, or while its consumer is re-created). Core
 // NATS: a lost notice costs the watcher's delay, not state; the lease in the owners bucket is what counts.
 func HandoffSubject(node string) string { return "tickmesh.handoff." + node }
+
+// FencedSubject is where a node that fenced a silent node's session (deleted its key by CAS) tells every node the
+// fenced node's name (Node.Name: ValidNode): each reads that session key directly and, when it is gone, treats
+// the node's rooms as orphans at once instead of waiting for its owners watcher, which may lag (its consumer's
+// server may be the node that died). The survivors take a dead node's rooms over in hash order, 250 ms a rank,
+// so a survivor that learns of the fence late sees the next one take its rooms. Core NATS: a lost notice costs
+// the watcher's delay, not state; the session key in the owners bucket is what counts, never the notice.
+const FencedSubject = "tickmesh.fenced"

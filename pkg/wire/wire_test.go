@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -223,6 +224,19 @@ func TestAppliedHeaderRoundTripsAndRefusesWhatNoOwnerWrites(t *testing.T) {
 	for _, bad := range []string{"pa", "=3", "pa=", "pa=0", "pa=-1", "pa=x", "pa=9007199254740992", "pa=1,pa=2", "pa=1,", ","} {
 		if _, err := wire.ParseApplied(bad); !errors.Is(err, wire.ErrBadHeader) {
 			t.Errorf("ParseApplied(%q): err %v, want ErrBadHeader", bad, err)
+		}
+	}
+}
+
+func TestNodeNamesAreSubjectTokensOfAtMost64Characters(t *testing.T) {
+	for _, ok := range []string{"n1", "node_2-b", strings.Repeat("a", 64)} {
+		if !wire.ValidNode(ok) {
+			t.Errorf("ValidNode(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", "N1", "n.1", "n*", "n>", "n 1", "n\n", strings.Repeat("a", 65)} {
+		if wire.ValidNode(bad) {
+			t.Errorf("ValidNode(%q) = true", bad)
 		}
 	}
 }
