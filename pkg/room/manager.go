@@ -372,15 +372,38 @@ func (m *Manager) handoffs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case room := <-rooms:
-			e, err := readFresh(ctx, time.Second, func(gctx context.Context) (jetstream.KeyValueEntry, error) {
-				return m.owners.Get(gctx, room)
-			})
-			if err == nil {
-				m.applyLease(e)
-			}
+			m.readHandedOver(ctx, room)
 		}
 	}
 }
+
+// readHandedOver reads room's lease directly on a notice that it was handed to this node, and applies it. The
+// notice is sent once the lease names this node, so a read that does not came from a replica that had not
+// applied the rewrite yet (a direct get is answered by any replica): the key is read again after readAttempt,
+// then twice as long each time, at most handoffRereads times; then the watcher tells.
+func (m *Manager) readHandedOver(ctx context.Context, room string) {
+	wait := readAttempt
+	for i := 0; ; i++ {
+		e, err := readFresh(ctx, time.Second, func(gctx context.Context) (jetstream.KeyValueEntry, error) {
+			return m.owners.Get(gctx, room)
+		})
+		if err == nil {
+			m.applyLease(e)
+			if v, perr := lease.Parse(e.Value()); perr == nil && v.Node == m.cfg.Node {
+				return
+			}
+		}
+		if i == handoffRereads || !sleepCtx(ctx, wait) {
+			return
+		}
+		wait *= 2
+	}
+}
+
+// handoffRereads is how many times a handoff notice's read is repeated while it does not show the room handed
+// to this node: 50, 100 and 200 ms after the one before. Notices are read one at a time, and a balance round
+// hands over at most maxHandoffs rooms.
+const handoffRereads = 3
 
 // maxHandoffNotices bounds the handoff notices waiting to be read: a balance round hands over at most eight
 // rooms, a shutdown all of a node's rooms at once.
