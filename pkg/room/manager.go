@@ -351,19 +351,29 @@ func ownersStall(renew time.Duration) time.Duration {
 // watcher that lags. The notices wait in a bounded queue; one that does not fit is dropped (the watcher still
 // delivers the lease).
 func (m *Manager) handoffs(ctx context.Context) {
-	rooms := make(chan string, maxHandoffNotices)
-	sub, err := m.nc.Subscribe(wire.HandoffSubject(m.cfg.Node), func(msg *nats.Msg) {
-		room := string(msg.Data)
-		if !wire.ValidRoom(room) {
+	m.notices(ctx, "handoff", wire.HandoffSubject(m.cfg.Node), maxHandoffNotices, wire.ValidRoom, func() {}, m.readHandedOver)
+}
+
+// notices reads the notices published on subject (handoffs, fences) until ctx ends: a payload that valid accepts
+// waits in a queue of size, one that does not fit is dropped (dropped is called; the owners watcher still
+// delivers what it announced), and read takes them one at a time, in this goroutine. The subscription ends with
+// it.
+func (m *Manager) notices(ctx context.Context, what, subject string, size int, valid func(string) bool, dropped func(),
+	read func(context.Context, string)) {
+	queue := make(chan string, size)
+	sub, err := m.nc.Subscribe(subject, func(msg *nats.Msg) {
+		v := string(msg.Data)
+		if !valid(v) {
 			return
 		}
 		select {
-		case rooms <- room:
+		case queue <- v:
 		default:
+			dropped()
 		}
 	})
 	if err != nil {
-		m.log.Error("subscribe to handoff notices", "err", err)
+		m.log.Error("subscribe to "+what+" notices", "err", err)
 		return
 	}
 	defer sub.Unsubscribe()
@@ -371,8 +381,8 @@ func (m *Manager) handoffs(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case room := <-rooms:
-			m.readHandedOver(ctx, room)
+		case v := <-queue:
+			read(ctx, v)
 		}
 	}
 }

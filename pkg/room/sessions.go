@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickmesh/tickmesh/pkg/lease"
@@ -189,36 +188,17 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 // decides. The notices wait in a bounded queue; one that does not fit is dropped (counted), and the watcher still
 // delivers the fence.
 func (m *Manager) fenceNotices(ctx context.Context) {
-	nodes := make(chan string, maxFenceNotices)
-	sub, err := m.nc.Subscribe(wire.FencedSubject, func(msg *nats.Msg) {
-		node := string(msg.Data)
-		if node == m.cfg.Node || !wire.ValidNode(node) {
-			return // about this node: its own renewal fails, and it opens a new session
-		}
-		select {
-		case nodes <- node:
-		default:
-			m.metrics.fenceNoticeDrops.Inc()
+	valid := func(node string) bool {
+		return node != m.cfg.Node && wire.ValidNode(node) // about this node: its own renewal fails, and it opens a new session
+	}
+	m.notices(ctx, "fence", wire.FencedSubject, maxFenceNotices, valid, m.metrics.fenceNoticeDrops.Inc, func(ctx context.Context, node string) {
+		m.mu.Lock()
+		s, known := m.sessions[node]
+		m.mu.Unlock()
+		if known { // else gone here already (this node fenced it, or its watcher was first)
+			m.readFenced(ctx, node, s.val.Session)
 		}
 	})
-	if err != nil {
-		m.log.Error("subscribe to fence notices", "err", err)
-		return
-	}
-	defer sub.Unsubscribe()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case node := <-nodes:
-			m.mu.Lock()
-			s, known := m.sessions[node]
-			m.mu.Unlock()
-			if known { // else gone here already (this node fenced it, or its watcher was first)
-				m.readFenced(ctx, node, s.val.Session)
-			}
-		}
-	}
 }
 
 // readFenced reads node's session key directly on a notice that its session was fenced, while this node's view
