@@ -93,7 +93,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// SanitizeName turns s into a valid node name: lowercase letters, digits, '-' and '_', at most 64.
+// SanitizeName turns s into a valid node name (wire.ValidNode): lowercase letters, digits, '-' and '_', at most
+// wire.MaxNodeLen.
 func SanitizeName(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
@@ -108,8 +109,8 @@ func SanitizeName(s string) string {
 		return "node"
 	}
 	out := b.String()
-	if len(out) > 64 {
-		out = out[:64]
+	if len(out) > wire.MaxNodeLen {
+		out = out[:wire.MaxNodeLen]
 	}
 	return out
 }
@@ -185,7 +186,7 @@ func (c Config) Insecurities() []string {
 // error (*setting.Error). It checks that files named by settings exist; it does not touch the network.
 func (c Config) Validate() error {
 	c = c.Resolved()
-	if c.Name == "" || SanitizeName(c.Name) != c.Name {
+	if !wire.ValidNode(c.Name) {
 		return setting.Errorf("-name", "%q: use lowercase letters, digits, '-' and '_' (at most 64)", c.Name)
 	}
 	if err := setting.Addr("-http", c.HTTPAddr); err != nil {

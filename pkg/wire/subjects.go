@@ -6,13 +6,14 @@ import "github.com/tickmesh/tickmesh/pkg/protocol"
 // subjects, so nothing else is allowed.
 func ValidRoom(s string) bool { return protocol.ValidRoom(s) }
 
-// maxNodeLen is the longest node name.
-const maxNodeLen = 64
+// MaxNodeLen is the longest node name.
+const MaxNodeLen = 64
 
-// ValidNode reports whether s is a valid node name: 1-64 characters of a-z, 0-9, '_' and '-' (what pkg/node
-// accepts). Node names go into subjects and keys, so a name read off the wire is checked before it is used.
+// ValidNode reports whether s is a valid node name: 1-64 characters of a-z, 0-9, '_' and '-'. It is the one rule
+// for node names: pkg/node checks -name with it, and a name read off the wire is checked with it before it goes
+// into a subject or a key.
 func ValidNode(s string) bool {
-	if len(s) == 0 || len(s) > maxNodeLen {
+	if len(s) == 0 || len(s) > MaxNodeLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
