@@ -14,13 +14,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tickmesh/tickmesh/internal/testingutil"
@@ -650,11 +648,8 @@ func TestDashboardQueriesReadMetricsThatARunningNodeServes(t *testing.T) {
 	p.acked(3)
 
 	// A late tick of the first owner's epoch: every relay drops it.
-	stale := nats.NewMsg(wire.FramesSubject(roomName))
-	stale.Data = []byte(`{"type":"tick"}`)
-	stale.Header.Set(wire.HeaderEpoch, strconv.FormatUint(epoch, 10))
-	stale.Header.Set(wire.HeaderSeq, "1")
-	if err := n1.Node.Mesh().Conn().PublishMsg(stale); err != nil {
+	stale := wire.AppendBundledTick(wire.NewBundle(nil), &wire.BundledTick{Room: roomName, Epoch: epoch, Seq: 1, Data: []byte{0}})
+	if err := n1.Node.Mesh().Conn().Publish(wire.BundleSubject(wire.BundleShard(roomName), holder), stale); err != nil {
 		t.Fatal(err)
 	}
 	testingutil.WaitFor(t, 10*time.Second, "the stale tick fenced", func() bool {

@@ -103,6 +103,7 @@ func newLoader(getenv func(string) string) *loader {
 	l.intFlag(&n.Room.TickRate, "tick-rate", "TICK_RATE", "game ticks per second")
 	l.durFlag(&n.Room.LeaseTTL, "lease-ttl", "LEASE_TTL", "room lease time to live (whole seconds)")
 	l.durFlag(&n.Room.SnapshotInterval, "snapshot-interval", "SNAPSHOT_INTERVAL", "time between room snapshots")
+	l.durFlag(&n.Room.BundleWindow, "tick-bundle-window", "TICK_BUNDLE_WINDOW", "longest a tick waits for other rooms' ticks to share one NATS message (a bundle) with them, at most a tenth of the tick period; 0 = each tick at once")
 	l.durFlag(&n.Room.StealAfter, "steal-after", "STEAL_AFTER", "how long an owner's node must be unreachable before its lease is taken over")
 	l.durFlag(&l.grace, "grace", "GRACE", "a disconnected player leaves its room after this")
 	l.intFlag(&n.Room.Sim.TombstoneCap, "max-tombstones", "MAX_TOMBSTONES", "players who left that a room remembers (to ignore their replayed events), oldest dropped first")

@@ -98,6 +98,7 @@ func TestEveryFlagDefaultIsThePackageDefault(t *testing.T) {
 		"tick-rate":          fmt.Sprint(room.DefaultConfig("").TickRate),
 		"lease-ttl":          d.Room.LeaseTTL.String(),
 		"snapshot-interval":  d.Room.SnapshotInterval.String(),
+		"tick-bundle-window": d.Room.BundleWindow.String(),
 		"steal-after":        d.Room.StealAfter.String(),
 		"max-tombstones":     fmt.Sprint(d.Room.Sim.TombstoneCap),
 		"games":              d.Games,

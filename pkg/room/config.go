@@ -32,6 +32,7 @@ type Config struct {
 	TakeoverWait     time.Duration // longest wait for the takeover snapshot before stepping down (or the lease's deadline, if sooner)
 	RetryBackoff     time.Duration // first wait before campaigning again after a term that could not start; doubles up to 30 s
 	EmptyAfter       time.Duration // a room other than the lobby with no players this long is closed
+	BundleWindow     time.Duration // ticks wait at most this long (and a tenth of a tick period) to share a bundle with other rooms' ticks; 0: each goes at once
 	Sim              sim.Config    // the framework's rules of every room: grace, tombstones, players
 	Games            *sim.Games    // the games this node runs and which room plays which; NewManager requires it
 }
@@ -44,7 +45,8 @@ func DefaultConfig(node string) Config {
 		SnapshotInterval: time.Second, StealAfter: 500 * time.Millisecond, PauseThreshold: 400 * time.Millisecond,
 		LeaderDefer: 250 * time.Millisecond,
 		ReplayWait:  2 * time.Second, TakeoverWait: 3 * time.Second, RetryBackoff: time.Second, EmptyAfter: 10 * time.Second,
-		Sim: sim.DefaultConfig(),
+		BundleWindow: 5 * time.Millisecond,
+		Sim:          sim.DefaultConfig(),
 	}
 }
 
@@ -62,8 +64,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("room config: pause threshold %v below two tick periods", c.PauseThreshold)
 	case c.SnapshotInterval <= 0 || c.ReplayWait <= 0 || c.EmptyAfter <= 0 || c.TakeoverWait <= 0 || c.RetryBackoff <= 0:
 		return errors.New("room config: snapshot interval, replay wait, takeover wait, retry backoff and empty-after must be positive")
-	case c.BeaconInterval < 0 || c.ContactLoss < 0 || c.LeaderDefer < 0 || c.HangAfter < 0:
-		return errors.New("room config: beacon interval, contact loss, hang-after and leader defer must not be negative")
+	case c.BeaconInterval < 0 || c.ContactLoss < 0 || c.LeaderDefer < 0 || c.HangAfter < 0 || c.BundleWindow < 0:
+		return errors.New("room config: beacon interval, contact loss, hang-after, leader defer and bundle window must not be negative")
+	case c.BundleWindow > 50*time.Millisecond:
+		return fmt.Errorf("room config: bundle window %v above 50ms", c.BundleWindow)
 	case c.hangAfter() < c.StealAfter:
 		return fmt.Errorf("room config: hang-after %v below steal-after %v", c.hangAfter(), c.StealAfter)
 	case c.contactLoss() < 2*c.beaconInterval():
@@ -149,3 +153,7 @@ type Stores struct {
 	Snapshots jetstream.KeyValue
 	Inputs    jetstream.Stream
 }
+
+// bundleWindow is the bundle window in use: BundleWindow, at most a tenth of the tick period, so that bundling
+// never adds more than that to a tick's delivery.
+func (c Config) bundleWindow() time.Duration { return min(c.BundleWindow, c.tickPeriod()/10) }

@@ -31,9 +31,11 @@
 //     batches). The simulation applies each event at most once (by per-player sequence), so replays and the two
 //     delivery paths (core NATS for speed, the stream for durability) never double-apply.
 //   - Ticks: the owner publishes every tick as protocol 2 frames (a keyframe at its first tick, every second and
-//     on a relay's request, deltas between) and as protocol 1 JSON only while something subscribes to the room's
-//     tick subject (Interest); relays keep each room's state from the frames, and follow an old owner's JSON
-//     ticks only while the frames are silent.
+//     on a relay's request, deltas between) in the node's tick bundles (bundler.go: the frames of every room the
+//     node owns that ticked within BundleWindow, one NATS message per bundle shard), on the room's own frames
+//     subject and as protocol 1 JSON only while something subscribes there (Interest); relays keep each room's
+//     state from the bundles' frames, and follow an old owner's JSON ticks only while the frames are silent. A
+//     term sends its bundled ticks before it ends, so that its last tick leaves before a new owner's first.
 //   - Acks mean applied and durable (durable.go): a tick shows, per player, the highest seq both applied and seen
 //     stored in INPUTS; the applied acks above that travel in the tick's Tm-Applied header and the snapshot's
 //     durable member, so that a node restoring from either applies nothing twice.
@@ -46,10 +48,12 @@
 //     clients fence by (epoch, seq), so even a tick that slips through is dropped wherever a newer owner was seen.
 //
 // Goroutines: Manager.Run owns the owners-bucket watcher, the beacon publisher, the placement loop, the session
-// keeper, the control loop, the snapshot writer, the reader of handoff notices (which reads a lease handed to
+// keeper, the control loop, the snapshot writer, the tick bundler (which sends each bundle when its window
+// ends), the reader of handoff notices (which reads a lease handed to
 // this node directly, not to wait for a lagging watcher) and the reader of fence notices (which reads the session
 // key of a node a peer fenced directly, for the same reason); one goroutine per acquisition in progress (which
 // runs the term while it holds the lease) and per fence of a silent session; and, per owned room, the owner
-// loop's stream follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions deliver on
-// the client's goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.
+// loop's stream follower. Run waits for all of them. Relay owns no goroutines: its NATS subscriptions (one per
+// bundle shard, one per room whose JSON it follows) deliver on the client's goroutines and are unsubscribed by
+// Close, which also stops each room's JSON fallback timer.
 package room

@@ -1,11 +1,11 @@
 package room_test
 
 import (
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -96,11 +96,7 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 	nc := c.Member("n1").Node.Mesh().Conn()
 	send := func(seq uint64, sent time.Time) {
 		t.Helper()
-		m := wire.FramesMsg(r, 1, seq, keyframe(t, r, 1, seq), 0)
-		if !sent.IsZero() {
-			m.Header.Set(wire.HeaderTime, strconv.FormatInt(sent.UnixMicro(), 10))
-		}
-		if err := nc.PublishMsg(m); err != nil {
+		if err := nc.PublishMsg(bundleMsg(r, 1, seq, keyframe(t, r, 1, seq), "", sent)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,6 +132,16 @@ func TestRelayObservesTickGapsAndTheAgeOfTicksThatCarryTheOwnersTime(t *testing.
 }
 
 // keyframe is the keyframe of an empty arena tick of room r.
+// bundleMsg is a bundle of one tick of room r (its frames data, its Tm-Applied applied, its owner's publish time
+// sent unless zero) as the node "nobody" publishes it.
+func bundleMsg(r string, epoch, seq uint64, data []byte, applied string, sent time.Time) *nats.Msg {
+	bt := wire.BundledTick{Room: r, Epoch: epoch, Seq: seq, Applied: applied, Data: data}
+	if !sent.IsZero() {
+		bt.Time = sent.UnixMicro()
+	}
+	return &nats.Msg{Subject: wire.BundleSubject(wire.BundleShard(r), "nobody"), Data: wire.AppendBundledTick(wire.NewBundle(nil), &bt)}
+}
+
 func keyframe(t testing.TB, r string, epoch, seq uint64) []byte {
 	t.Helper()
 	g, err := arena.New(arena.DefaultConfig())

@@ -71,6 +71,7 @@ type Manager struct {
 	lcfg     lease.Config
 	live     *liveness
 	writer   *snapshotWriter
+	bundles  *bundler
 	placed   chan struct{}                    // wakes the placement loop (a stream leader was elected)
 	kick     chan struct{}                    // wakes the control loop (a lease or a want changed)
 	obs      atomic.Pointer[observerBox]      // SetObserver's observer, if any
@@ -95,8 +96,8 @@ type Manager struct {
 	settled  bool                     // guarded by mu: placement was seen settled once (startup readiness)
 	runCtx   context.Context          // guarded by mu: Run's context, in which attempts start
 
-	// The watcher, beacons, placement, session and control loops, the snapshot writer, the readers of handoff and
-	// fence notices, and the fences in flight: waited for by Run.
+	// The watcher, beacons, placement, session and control loops, the snapshot writer, the tick bundler, the
+	// readers of handoff and fence notices, and the fences in flight: waited for by Run.
 	wg sync.WaitGroup
 }
 
@@ -133,13 +134,15 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 	}
 	m.live = newLiveness(cfg.Node, cfg.contactLoss(), cluster.ClusterSize, nil)
 	m.relay = NewRelay(nc, fence.New(), RelayHooks{
-		Fenced: func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
-		Room:   m.metrics.relayHooks,
-		Lost:   func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
-		Epoch:  m.observeEpoch,
+		Fenced:    func(room string) { m.metrics.fenced.WithLabelValues(room).Inc() },
+		Malformed: m.metrics.badBundles.Inc,
+		Room:      m.metrics.relayHooks,
+		Lost:      func(room string) { m.metrics.lost.WithLabelValues(room).Inc() },
+		Epoch:     m.observeEpoch,
 	})
 	m.interest, _ = cluster.(Interest)
 	m.writer = newSnapshotWriter(m)
+	m.bundles = newBundler(nc, cfg.Node, cfg.bundleWindow(), m.metrics.bundles.Inc, m.metrics.bundleErrors.Inc)
 	return m, nil
 }
 
@@ -166,7 +169,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.mu.Unlock()
 	release := m.Want(Lobby)
 	defer release()
-	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.handoffs, m.fenceNotices}
+	loops := []func(context.Context){m.watch, m.beacons, m.placement, m.keepSession, m.control, m.writer.run, m.bundles.run, m.handoffs, m.fenceNotices}
 	m.wg.Add(len(loops))
 	for _, loop := range loops {
 		go func() {

@@ -28,6 +28,9 @@ type metrics struct {
 	sessionsFenced   prometheus.Counter
 	fenceNoticeDrops prometheus.Counter
 	snapshotBatches  prometheus.Counter
+	bundles          prometheus.Counter
+	bundleErrors     prometheus.Counter
+	badBundles       prometheus.Counter
 	restoredFromTick *prometheus.CounterVec
 	lost             *prometheus.CounterVec
 	jsonTicks        *prometheus.CounterVec
@@ -68,6 +71,9 @@ func newMetrics() *metrics {
 		sessionsFenced:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_fenced_total", Help: "Sessions of silent nodes this node ended (fenced), freeing their rooms."}),
 		fenceNoticeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fence_notices_dropped_total", Help: "Peers' fence notices dropped because too many waited to be read (the owners watcher still shows the fence)."}),
 		snapshotBatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "snapshot_batches_total", Help: "Atomic batches of snapshots this node wrote (one replicated write each)."}),
+		bundles:          prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundles_total", Help: "Tick bundles this node published (each carries the ticks its rooms made within one bundle window)."}),
+		bundleErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundle_errors_total", Help: "Tick bundles that could not be published (their ticks are lost; relays ask for keyframes)."}),
+		badBundles:       prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundles_malformed_total", Help: "Tick bundles this node's relay received that did not decode (the entries before the bad one were taken)."}),
 		withheld:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "ticks_withheld_total", Help: "Ticks not published because this node was out of contact with a majority of the cluster."}, []string{"room"}),
 		restoredFromTick: prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "restored_from_tick_total", Help: "Takeovers restored from a relayed tick newer than the snapshot."}, []string{"room"}),
 		jsonTicks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "json_ticks_total", Help: "Owner only: ticks also published as protocol 1 JSON on the room's tick subject, because something listened there (a node from before protocol 2, the nats CLI, a tool)."}, []string{"room"}),
@@ -84,6 +90,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.fenceNoticeDrops, m.snapshotBatches,
+		m.bundles, m.bundleErrors, m.badBundles,
 		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 

@@ -21,27 +21,25 @@ import (
 // the room's state, on the first call.
 //
 // Keyframe, JSON, State and Decode read the room's state as of this tick: they may be called only while the
-// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Header, Applied and Delta may
-// be read at any time.
+// relay holds the room, that is from a TickFunc or inside Relay.With. Pos, Serial, Applied and Delta may be read
+// at any time.
 type Tick struct {
 	Pos fence.Position
 	// Serial numbers the ticks this relay accepted of the room, one after the other. A socket that last got
 	// tick n can take Delta of tick n+1 (when Chained).
 	Serial uint64
-	// Header is the NATS headers the tick came with (the owner's Tm-Epoch, Tm-Seq, Tm-Time, Tm-Applied, ...):
-	// those of the message that made the relay's state this tick (see Applied).
-	Header nats.Header
 
-	delta []byte // nil unless chained
-	key   []byte
-	json  []byte
-	rr    *relayRoom
+	applied string // the owner's Tm-Applied
+	delta   []byte // nil unless chained
+	key     []byte
+	json    []byte
+	rr      *relayRoom
 }
 
 // Applied is the tick's wire.HeaderApplied ("" when it has none): the players whose applied ack is above the
 // ack the state shows, with the applied one. It is what a node restoring the room from this tick needs besides
 // the state; sockets never see it.
-func (t *Tick) Applied() string { return t.Header.Get(wire.HeaderApplied) }
+func (t *Tick) Applied() string { return t.applied }
 
 // Chained reports whether Delta takes the relay's previous tick of the room (Serial-1) to this one.
 func (t *Tick) Chained() bool { return t.delta != nil }
@@ -84,20 +82,24 @@ func (t *Tick) Decode() (*protocol.Tick, error) {
 // the relay, and must not modify the tick (every listener gets the same one).
 type TickFunc func(room string, t *Tick)
 
-// Relay subscribes to the ticks of the rooms this node serves (one NATS subscription per room, whatever the
-// number of sockets), fences them by (epoch, seq), keeps each room's state and hands accepted ticks to
-// listeners. The state is what new sockets start from and what an owner restoring after a takeover continues.
+// Relay follows the ticks of the rooms this node serves, fences them by (epoch, seq), keeps each room's state
+// and hands accepted ticks to listeners. The state is what new sockets start from and what an owner restoring
+// after a takeover continues.
 //
-// Ticks come as protocol 2 frames (wire.FramesSubject). A delta that does not apply (a tick missed, a room just
-// joined) makes the relay ask the owner for a keyframe (wire.SyncSubject, at most every syncEvery per room) and
-// wait for it. When a room's frames stay silent for jsonAfter while it is served, the relay also follows its
-// protocol 1 JSON ticks (wire.TickSubject): an owner from before protocol 2 publishes only those, during a
-// rolling upgrade. It serves protocol 2 from them (encoding deltas itself) and stops following them as soon
-// as frames come again.
+// Ticks come as protocol 2 frames in the owners' tick bundles (wire.BundleSubject): the relay subscribes to each
+// bundle shard once, whatever the number of rooms and sockets, and takes the entries of the rooms it serves. A
+// delta that does not apply (a tick missed, a room just joined) makes the relay ask the owner for a keyframe
+// (wire.SyncSubject, at most every syncEvery per room) and wait for it. When a room's frames stay silent for
+// jsonAfter while it is served, the relay also follows its protocol 1 JSON ticks (wire.TickSubject): during a
+// rolling upgrade, an owner from before bundles (or from before protocol 2) publishes them while something
+// listens there. The relay serves protocol 2 from them (encoding deltas itself) and stops following them as soon
+// as a bundle brings the room's frames again. (It does not follow a room's own frames subject, which owners
+// publish for tools and relays from before bundles: a new owner publishes there too while anything listens, and
+// the copies would reach the fence twice.)
 //
-// Goroutines: NATS delivers each subscription's messages on its own goroutine; a room's deliveries and With
-// are serialised by the room's lock. The only timers are each room's JSON fallback (time.AfterFunc), stopped
-// when the room is released.
+// Goroutines: NATS delivers each subscription's messages on its own goroutine (one per bundle shard, one per
+// room whose JSON ticks it follows); a room's deliveries and With are serialised by the room's lock. The only
+// timers are each room's JSON fallback (time.AfterFunc), stopped when the room is released.
 type Relay struct {
 	nc    *nats.Conn
 	fence *fence.Fence
@@ -105,14 +107,15 @@ type Relay struct {
 	born  time.Time // when the relay was made (the origin of relayRoom.heard)
 
 	mu      sync.Mutex
-	rooms   map[string]*relayRoom // guarded by mu
-	next    int                   // guarded by mu: the next listener id
-	serials atomic.Uint64         // the serial range of the next room (rooms number their ticks from it)
+	rooms   map[string]*relayRoom                 // guarded by mu
+	bundles [wire.BundleShards]*nats.Subscription // guarded by mu: made with the first room
+	next    int                                   // guarded by mu: the next listener id
+	serials atomic.Uint64                         // the serial range of the next room (rooms number their ticks from it)
 }
 
 // Tunables of the relay.
 const (
-	// jsonAfter: frames silent this long while a room is served → follow its JSON ticks too.
+	// jsonAfter: a room silent this long while it is served → follow its JSON ticks too.
 	jsonAfter = time.Second
 	// syncEvery: the shortest time between two keyframe requests of one room.
 	syncEvery = 100 * time.Millisecond
@@ -125,7 +128,6 @@ type relayRoom struct {
 	// Guarded by Relay.mu.
 	refs      int
 	listeners map[int]TickFunc
-	frames    *nats.Subscription
 	json      *nats.Subscription // while following JSON ticks
 	fallback  *time.Timer
 	released  bool
@@ -160,6 +162,8 @@ func (rr *relayRoom) state() *compact.State {
 type RelayHooks struct {
 	// Fenced is called for every tick the fence refuses (or whose headers do not parse).
 	Fenced func(room string)
+	// Malformed is called for every bundle that does not decode (its entries before the bad one are taken).
+	Malformed func()
 	// Room is called once when the relay starts serving a room, for the room's per-tick reports (RoomHooks):
 	// they run for every tick, and looking up a room's metric series on every tick costs more than the rest of
 	// the relay's bookkeeping of a tick.
@@ -198,6 +202,9 @@ func NewRelay(nc *nats.Conn, f *fence.Fence, hooks RelayHooks) *Relay {
 	}
 	if hooks.Lost == nil {
 		hooks.Lost = func(string) {}
+	}
+	if hooks.Malformed == nil {
+		hooks.Malformed = func() {}
 	}
 	if hooks.Epoch == nil {
 		hooks.Epoch = func(string, fence.Position, *Tick, time.Duration) {}
@@ -255,12 +262,9 @@ func (r *Relay) acquireLocked(room string) (*relayRoom, error) {
 		rr.hooks.Fanout = func(time.Duration) {}
 	}
 	rr.heard.Store(r.since())
-	sub, err := r.nc.Subscribe(wire.FramesSubject(room), func(m *nats.Msg) { r.deliver(rr, m, false) })
-	if err != nil {
+	if err := r.subscribeBundlesLocked(); err != nil {
 		return nil, err
 	}
-	pendingLimits(sub)
-	rr.frames = sub
 	rr.fallback = time.AfterFunc(jsonAfter, func() { r.followJSON(rr) })
 	r.rooms[room] = rr
 	// A room this node just started serving: ask for a keyframe rather than wait for the periodic one.
@@ -277,10 +281,26 @@ func (r *Relay) releaseLocked(room string, rr *relayRoom) {
 	delete(r.rooms, room)
 }
 
+// subscribeBundlesLocked subscribes to every bundle shard, if the relay does not yet.
+func (r *Relay) subscribeBundlesLocked() error {
+	for shard := range r.bundles {
+		if r.bundles[shard] != nil {
+			continue
+		}
+		sub, err := r.nc.Subscribe(wire.AllBundles(shard), r.deliverBundle)
+		if err != nil {
+			return err
+		}
+		// A bundle holds a window of many rooms' ticks: the same seconds of buffer as a room's subscription.
+		_ = sub.SetPendingLimits(4096, 256<<20)
+		r.bundles[shard] = sub
+	}
+	return nil
+}
+
 func (r *Relay) closeLocked(rr *relayRoom) {
 	rr.released = true
 	rr.fallback.Stop()
-	_ = rr.frames.Unsubscribe()
 	if rr.json != nil {
 		_ = rr.json.Unsubscribe()
 		rr.json = nil
@@ -295,7 +315,7 @@ func (r *Relay) followJSON(rr *relayRoom) {
 	if rr.released || rr.json != nil {
 		return
 	}
-	sub, err := r.nc.Subscribe(wire.TickSubject(rr.room), func(m *nats.Msg) { r.deliver(rr, m, true) })
+	sub, err := r.nc.Subscribe(wire.TickSubject(rr.room), func(m *nats.Msg) { r.deliverJSON(rr, m) })
 	if err != nil {
 		rr.fallback.Reset(jsonAfter)
 		return
@@ -331,35 +351,72 @@ func (r *Relay) requestSync(rr *relayRoom, now time.Time) {
 
 var errNotTick = errors.New("not a tick of this room")
 
-func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
-	room := rr.room
-	if !json {
+// incoming is a tick as it came, in a bundle or as a JSON tick.
+type incoming struct {
+	pos     fence.Position
+	sent    int64  // the owner's publish instant, Unix microseconds; 0 for none
+	applied string // the owner's Tm-Applied
+	json    bool   // data is a JSON tick, else first and key are frames
+	data    []byte
+	first   []byte
+	key     []byte
+}
+
+// deliverBundle takes the entries of a bundle that belong to rooms this relay serves.
+func (r *Relay) deliverBundle(m *nats.Msg) {
+	err := wire.ReadBundle(m.Data, func(bt *wire.BundledTick) {
+		rr := r.room(bt.Room)
+		if rr == nil {
+			return
+		}
 		r.framesCame(rr)
+		first, key := bt.Frames()
+		r.take(rr, &incoming{pos: fence.Position{Epoch: bt.Epoch, Seq: bt.Seq}, sent: bt.Time, applied: bt.Applied,
+			first: first, key: key})
+	})
+	if err != nil {
+		r.hooks.Malformed()
 	}
+}
+
+// deliverJSON takes a JSON tick of an owner from before bundles (or protocol 2).
+func (r *Relay) deliverJSON(rr *relayRoom, m *nats.Msg) {
 	epoch, seq, err := wire.ParseTickHeader(m.Header)
 	if err != nil {
-		r.hooks.Fenced(room)
+		r.hooks.Fenced(rr.room)
 		return
 	}
-	if json && m.Header.Get(wire.HeaderFrames) != "" {
+	if m.Header.Get(wire.HeaderFrames) != "" {
 		// The owner publishes frames too: take those (JSON is published because something listens, maybe this
 		// very subscription, until the frames come).
 		return
 	}
+	in := incoming{pos: fence.Position{Epoch: epoch, Seq: seq}, applied: m.Header.Get(wire.HeaderApplied), json: true, data: m.Data}
+	if sent, ok := wire.TickTime(m.Header); ok {
+		in.sent = sent.UnixMicro()
+	}
+	r.take(rr, &in)
+}
+
+// take fences a tick of rr, applies it to the room's state and hands it to the listeners.
+func (r *Relay) take(rr *relayRoom, in *incoming) {
+	room := rr.room
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	if !r.fence.Accept(room, epoch, seq) {
+	if !r.fence.Accept(room, in.pos.Epoch, in.pos.Seq) {
 		r.hooks.Fenced(room)
 		return
 	}
 	now := time.Now()
 	// The room's owner is ticking, whether or not this tick applies here.
 	rr.heard.Store(r.since())
-	t := &Tick{Pos: fence.Position{Epoch: epoch, Seq: seq}, Header: m.Header, rr: rr}
-	if json {
-		err = r.applyJSON(rr, t, m.Data)
-	} else {
-		err = r.applyFrames(rr, t, m)
+	t := &Tick{Pos: in.pos, applied: in.applied, rr: rr}
+	var err error
+	switch {
+	case in.json:
+		err = r.applyJSON(rr, t, in.data)
+	default:
+		err = r.applyFrames(rr, t, in.first, in.key)
 	}
 	if err != nil {
 		r.hooks.Lost(room)
@@ -368,7 +425,7 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 	}
 	if !rr.lastAt.IsZero() {
 		rr.hooks.Gap(now.Sub(rr.lastAt))
-		if epoch > rr.lastPos.Epoch {
+		if in.pos.Epoch > rr.lastPos.Epoch {
 			r.hooks.Epoch(room, rr.lastPos, t, now.Sub(rr.lastAt))
 		}
 	}
@@ -385,18 +442,14 @@ func (r *Relay) deliver(rr *relayRoom, m *nats.Msg, json bool) {
 	for _, fn := range ls {
 		fn(room, t)
 	}
-	if sent, ok := wire.TickTime(m.Header); ok {
-		rr.hooks.Fanout(max(0, time.Since(sent)))
+	if in.sent != 0 {
+		rr.hooks.Fanout(max(0, time.Since(time.UnixMicro(in.sent))))
 	}
 }
 
-// applyFrames applies an owner's frames message to the room's state: its delta when the state is the delta's
-// base, else its keyframe, if it has one.
-func (r *Relay) applyFrames(rr *relayRoom, t *Tick, m *nats.Msg) error {
-	first, key, err := wire.SplitFrames(m.Header, m.Data)
-	if err != nil {
-		return err
-	}
+// applyFrames applies an owner's frames to the room's state: the first (a delta or a keyframe) when the state is
+// the delta's base, else the keyframe after it, if there is one.
+func (r *Relay) applyFrames(rr *relayRoom, t *Tick, first, key []byte) error {
 	info, err := compact.Peek(first)
 	if err != nil {
 		return err
@@ -534,10 +587,16 @@ func (r *Relay) Silence(room string) (d time.Duration, ok bool) {
 // since is the time since the relay was made, by the monotonic clock: the unit of relayRoom.heard.
 func (r *Relay) since() int64 { return int64(time.Since(r.born)) }
 
-// Close unsubscribes from every room.
+// Close unsubscribes from the bundles and every room.
 func (r *Relay) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for shard, sub := range r.bundles {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+			r.bundles[shard] = nil
+		}
+	}
 	for room, rr := range r.rooms {
 		r.closeLocked(rr)
 		delete(r.rooms, room)

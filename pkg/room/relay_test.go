@@ -47,7 +47,7 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 		if p.Epoch == 4 && p.Seq == 12 {
 			time.Sleep(pause)
 		}
-		if err := nc.PublishMsg(wire.FramesMsg("relaytest", p.Epoch, p.Seq, keyframe(t, "relaytest", p.Epoch, p.Seq), 0)); err != nil {
+		if err := nc.PublishMsg(bundleMsg("relaytest", p.Epoch, p.Seq, keyframe(t, "relaytest", p.Epoch, p.Seq), "", time.Time{})); err != nil {
 			t.Fatal(err)
 		}
 		if p.Epoch == 2 {
@@ -93,7 +93,7 @@ func (o *appliedOwner) fill(seq uint64) {
 }
 
 // frames publishes tick seq as a keyframe or a delta (from the last committed tick), with applied as its
-// Tm-Applied header ("" for none); publish false only commits it (a tick the relay never gets).
+// Tm-Applied ("" for none), in a bundle; publish false only commits it (a tick the relay never gets).
 func (o *appliedOwner) frames(seq uint64, key bool, applied string, publish bool) {
 	o.t.Helper()
 	o.fill(seq)
@@ -107,11 +107,7 @@ func (o *appliedOwner) frames(seq uint64, key bool, applied string, publish bool
 	if !publish {
 		return
 	}
-	m := wire.FramesMsg(o.room, o.epoch, seq, data, 0)
-	if applied != "" {
-		m.Header.Set(wire.HeaderApplied, applied)
-	}
-	if err := o.nc.PublishMsg(m); err != nil {
+	if err := o.nc.PublishMsg(bundleMsg(o.room, o.epoch, seq, data, applied, time.Time{})); err != nil {
 		o.t.Fatal(err)
 	}
 }
@@ -282,7 +278,7 @@ func TestTheRelaysSilenceEndsWithEveryTickItAccepts(t *testing.T) {
 	heardSince(before, "a delta without its base")
 
 	time.Sleep(pause)
-	if err := nc.PublishMsg(wire.FramesMsg(r, 1, 4, keyframe(t, r, 1, 4), 0)); err != nil { // an older epoch's
+	if err := nc.PublishMsg(bundleMsg(r, 1, 4, keyframe(t, r, 1, 4), "", time.Time{})); err != nil { // an older epoch's
 		t.Fatal(err)
 	}
 	wait(fenced, "a tick of an older epoch")

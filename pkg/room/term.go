@@ -48,6 +48,7 @@ type term struct {
 	inputs   jetstream.Stream
 	snaps    jetstream.KeyValue
 	writer   *snapshotWriter // the node's: writes the periodic snapshots in batches
+	bundles  *bundler        // the node's: sends the ticks in bundles
 	relay    *Relay
 	met      *metrics
 	series   *roomSeries  // met's series of this room that change every tick or event
@@ -92,7 +93,7 @@ const maxWaiting = 4096
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
-		snaps: m.snaps, writer: m.writer, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
+		snaps: m.snaps, writer: m.writer, bundles: m.bundles, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
 		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
 	}
@@ -182,6 +183,9 @@ func (t *term) start(ctx, hctx context.Context) error {
 // Between ticks it applies events as they come.
 func (t *term) loop(ctx, hctx context.Context) error {
 	defer t.writer.withdraw(t)
+	// The term's last ticks go out before whatever follows it (a final snapshot, a handoff, a release) can
+	// bring a new owner's first tick.
+	defer t.bundles.flush()
 
 	// The first tick goes out at once: after a handoff, every millisecond here is a gap the players see. The
 	// ones after it fall on the room's phase of the period (tickPhase), the same on every owner.
@@ -199,6 +203,7 @@ func (t *term) loop(ctx, hctx context.Context) error {
 		case <-ctx.Done():
 			t.stop()
 			t.writer.withdraw(t)
+			t.bundles.flush()
 			t.finalSnapshot(ctx)
 			return context.Cause(ctx)
 		case in := <-t.live:
@@ -226,6 +231,7 @@ func (t *term) loop(ctx, hctx context.Context) error {
 			if t.emptyFor(now, &emptySince) >= t.cfg.EmptyAfter {
 				t.stop()
 				t.writer.withdraw(t)
+				t.bundles.flush()
 				t.close(ctx)
 				return errRoomEmpty
 			}

@@ -21,9 +21,10 @@ type Interest interface {
 	Interest(subject string) bool
 }
 
-// publish sends the current state as the tick of this term (its epoch): as frames on the room's frames subject
-// (a keyframe at the term's first tick, every second after it and when a relay asks; a delta every tick but the
-// first), and as JSON on its tick subject while something listens there. The players see the acks that are
+// publish sends the current state as the tick of this term (its epoch): as frames (a keyframe at the term's
+// first tick, every second after it and when a relay asks; a delta every tick but the first) in the node's tick
+// bundles (bundler.go), which relays follow, and on the room's frames subject while something subscribes there;
+// and as JSON on its tick subject while something listens there. The players see the acks that are
 // applied and durable (acks.of), in both encodings; the players whose applied ack is above that go in the
 // Tm-Applied header of both messages, for a node that restores the room from this tick (its relay keeps the
 // header with the state the frames make).
@@ -50,20 +51,24 @@ func (t *term) publish(now time.Time) error {
 			b.data = enc.AppendKeyframe(b.data)
 		}
 	}
-	m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
-	if applied != "" {
-		m.Header[wire.HeaderApplied] = []string{applied}
-	}
 	sent := time.Now()
-	wire.StampTickTime(m, sent)
-	if err := t.nc.PublishMsg(m); err != nil {
-		return err // the events stay waiting for the next tick, which carries them too; so does its delta
-	}
+	t.bundles.add(&wire.BundledTick{Room: t.room, Epoch: h.Epoch, Seq: h.Seq, Time: sent.UnixMicro(), KeyAt: keyAt, Applied: applied, Data: b.data})
 	enc.Commit()
-	if keyAt > 0 || m.Data[0] == compact.Keyframe {
+	if keyAt > 0 || b.data[0] == compact.Keyframe {
 		b.keySeq = h.Seq
 	}
-	// The data went to the NATS client's buffer: the next tick may reuse it.
+	if t.interest == nil || t.interest.Interest(wire.FramesSubject(t.room)) {
+		// A tool, or a relay from before bundles, follows the room's own frames subject.
+		m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
+		if applied != "" {
+			m.Header[wire.HeaderApplied] = []string{applied}
+		}
+		wire.StampTickTime(m, sent)
+		if err := t.nc.PublishMsg(m); err != nil {
+			return err
+		}
+	}
+	// The bundler and the NATS client copied the data: the next tick may reuse it.
 	if t.interest == nil || t.interest.Interest(wire.TickSubject(t.room)) {
 		if err := t.publishJSON(sent, applied); err != nil {
 			return err

@@ -5,8 +5,11 @@
 //
 // Subjects, per room (room names are validated with ValidRoom before a subject is built):
 //
-//	game.<room>.frames every tick of the room as protocol 2 frames, published by its owner on core NATS; headers
-//	                   Tm-Epoch, Tm-Seq, Tm-Time, Tm-Applied (and Tm-Key when a keyframe follows the delta)
+//	game.<room>.frames every tick of the room as protocol 2 frames, published by its owner on core NATS while
+//	                   something subscribes there (relays take the bundles); headers Tm-Epoch, Tm-Seq, Tm-Time,
+//	                   Tm-Applied (and Tm-Key when a keyframe follows the delta)
+//	game._bundle.<shard>.<node> the frames of many rooms' ticks in one message (bundle.go), from their owner
+//	                   <node>: what relays follow
 //	game.<room>.tick   the same ticks as protocol 1 JSON, published while something listens there; the same
 //	                   headers but Tm-Key, and Tm-Frames
 //	game.<room>.sync   a relay asking the owner for a keyframe

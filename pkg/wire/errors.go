@@ -10,4 +10,6 @@ var (
 	ErrBadHeader = errors.New("wire: bad tick header")
 	// ErrBadEvent is returned for an event message that does not decode.
 	ErrBadEvent = errors.New("wire: bad event")
+	// ErrBadBundle is returned for a tick bundle that does not decode (ReadBundle).
+	ErrBadBundle = errors.New("wire: bad tick bundle")
 )

@@ -31,8 +31,9 @@ func ValidNode(s string) bool {
 func TickSubject(room string) string { return "game." + room + ".tick" }
 
 // FramesSubject is where a room's owner publishes every tick as protocol 2 frames (package compact): a delta,
-// a keyframe, or a delta followed by a keyframe (HeaderKey). Relays follow it and forward the delta to sockets
-// that are in step.
+// a keyframe, or a delta followed by a keyframe (HeaderKey), while something subscribes there (a relay from
+// before bundles, during a rolling upgrade; a tool). Relays take the same frames from the owner's tick bundles
+// (BundleSubject) and forward the delta to sockets that are in step.
 func FramesSubject(room string) string { return "game." + room + ".frames" }
 
 // SyncSubject is where a relay that lost track of a room's frames (a missed delta, a room it just started
