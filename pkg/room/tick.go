@@ -57,7 +57,8 @@ func (t *term) publish(now time.Time) error {
 	if keyAt > 0 || b.data[0] == compact.Keyframe {
 		b.keySeq = h.Seq
 	}
-	if t.interest == nil || t.interest.Interest(wire.FramesSubject(t.room)) {
+	b.lookInterest(t, h.Seq)
+	if b.framesHeard {
 		// A tool, or a relay from before bundles, follows the room's own frames subject.
 		m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
 		if applied != "" {
@@ -69,7 +70,7 @@ func (t *term) publish(now time.Time) error {
 		}
 	}
 	// The bundler and the NATS client copied the data: the next tick may reuse it.
-	if t.interest == nil || t.interest.Interest(wire.TickSubject(t.room)) {
+	if b.jsonHeard {
 		if err := t.publishJSON(sent, applied); err != nil {
 			return err
 		}
@@ -121,8 +122,29 @@ type tickBuf struct {
 	roster []compact.Roster
 	data   []byte
 	msg    protocol.Tick
-	keySeq uint64      // the last tick published with a keyframe
-	sync   atomic.Bool // a relay asked for a keyframe
+	keySeq uint64 // the last tick published with a keyframe
+	// Whether something subscribes to the room's own frames subject and to its JSON tick subject, as last
+	// looked up at tick heardSeq: the lookups cost more than a tick's frames, so they are made every
+	// interestTicks ticks.
+	framesHeard, jsonHeard bool
+	heardSeq               uint64
+	heardOnce              bool
+	sync                   atomic.Bool // a relay asked for a keyframe
+}
+
+// interestEvery is how often an owner looks up who listens to its room's own frames and JSON subjects: a
+// subscriber there (a relay from before bundles, a tool) gets them from at most this long after it subscribed.
+const interestEvery = 250 * time.Millisecond
+
+// lookInterest refreshes framesHeard and jsonHeard when the last lookup is interestEvery old (in ticks of seq).
+func (b *tickBuf) lookInterest(t *term, seq uint64) {
+	every := uint64(max(1, time.Duration(t.cfg.TickRate)*interestEvery/time.Second))
+	if b.heardOnce && seq >= b.heardSeq && seq < b.heardSeq+every {
+		return
+	}
+	b.heardOnce, b.heardSeq = true, seq
+	b.framesHeard = t.interest == nil || t.interest.Interest(wire.FramesSubject(t.room))
+	b.jsonHeard = t.interest == nil || t.interest.Interest(wire.TickSubject(t.room))
 }
 
 // fill makes the encoder's current state the tick of room r: the roster's members, each player's ack as a says,
