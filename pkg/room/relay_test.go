@@ -297,3 +297,75 @@ func TestTheRelaysSilenceEndsWithEveryTickItAccepts(t *testing.T) {
 	})
 	heardSince(sent, "a JSON tick")
 }
+
+// A bundle that does not decode is counted, the entries before the bad one are taken, and the relay goes on
+// taking the bundles after it: one bad message costs the rooms in its rest one tick, not the node its relay.
+func TestAMalformedBundleIsCountedAndTheRelayGoesOn(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	nc := c.Members()[0].Node.Mesh().Conn()
+	var malformed atomic.Int32
+	relay := room.NewRelay(nc, fence.New(), room.RelayHooks{Malformed: func() { malformed.Add(1) }})
+	defer relay.Close()
+	got := make(chan fence.Position, 16)
+	stop, err := relay.Listen("badbundle", func(_ string, tk *room.Tick) { got <- tk.Pos })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	next := func(want fence.Position) {
+		t.Helper()
+		select {
+		case pos := <-got:
+			if pos != want {
+				t.Fatalf("delivered %+v, want %+v", pos, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tick %+v not delivered", want)
+		}
+	}
+	good := bundleMsg("badbundle", 1, 1, keyframe(t, "badbundle", 1, 1), "", time.Time{})
+	good.Data = append(good.Data, 200, 200, 200) // a truncated entry after the good one
+	if err := nc.PublishMsg(good); err != nil {
+		t.Fatal(err)
+	}
+	next(fence.Position{Epoch: 1, Seq: 1})
+	testingutil.WaitFor(t, 5*time.Second, "the bad bundle counted", func() bool { return malformed.Load() == 1 })
+	bad := bundleMsg("badbundle", 1, 2, keyframe(t, "badbundle", 1, 2), "", time.Time{})
+	bad.Data[0] = wire.BundleVersion + 1 // another version: nothing in it is taken
+	if err := nc.PublishMsg(bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishMsg(bundleMsg("badbundle", 1, 3, keyframe(t, "badbundle", 1, 3), "", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	next(fence.Position{Epoch: 1, Seq: 3})
+	if n := malformed.Load(); n != 2 {
+		t.Fatalf("%d malformed bundles counted, want 2", n)
+	}
+}
+
+// Owners publish a room's frames on its own subject, with the tick's headers, only while something subscribes
+// there (a relay from before bundles, a tool); the relays of the cluster take the bundles.
+func TestAnOwnerPublishesARoomsOwnFramesWhileSomethingListens(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	_, epoch := c.AgreedOwner(room.Lobby, 0, 30*time.Second)
+	nc := c.Members()[0].Node.Mesh().Conn()
+	frames := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(wire.FramesSubject(room.Lobby), frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	select {
+	case m := <-frames:
+		e, _, err := wire.ParseTickHeader(m.Header)
+		if err != nil || e != epoch {
+			t.Fatalf("frames of epoch %d (%v), want %d", e, err, epoch)
+		}
+		if _, ok := wire.TickTime(m.Header); !ok {
+			t.Fatalf("frames without %s: %v", wire.HeaderTime, m.Header)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frames on the room's own subject while something listens")
+	}
+}
