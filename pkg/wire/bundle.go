@@ -38,12 +38,12 @@ const BundleShards = 2
 
 // BundleSubject is where node publishes the bundles of shard.
 func BundleSubject(shard int, node string) string {
-	return "game._bundle." + strconv.Itoa(shard) + "." + node
+	return "tickmesh.bundle." + strconv.Itoa(shard) + "." + node
 }
 
-// AllBundles is the subject of shard's bundles from every node. "_bundle" is no valid room name, so no per-room
-// wildcard (AllTicks, AllFrames, AllInputs) matches a bundle.
-func AllBundles(shard int) string { return "game._bundle." + strconv.Itoa(shard) + ".*" }
+// AllBundles is the subject of shard's bundles from every node. Bundles are node-to-node traffic, binary, outside
+// game.>: a tool or a viewer watching the game's subjects sees the rooms' own ticks, never a bundle.
+func AllBundles(shard int) string { return "tickmesh.bundle." + strconv.Itoa(shard) + ".*" }
 
 // BundleShard is room's shard (FNV-1a of its name).
 func BundleShard(room string) int {

@@ -117,7 +117,7 @@ func TestARoomIsAlwaysInTheSameShard(t *testing.T) {
 	if len(seen) != wire.BundleShards {
 		t.Fatalf("100 rooms in shards %v, want all %d", seen, wire.BundleShards)
 	}
-	if got := wire.BundleSubject(1, "n2"); got != "game._bundle.1.n2" || wire.AllBundles(1) != "game._bundle.1.*" {
+	if got := wire.BundleSubject(1, "n2"); got != "tickmesh.bundle.1.n2" || wire.AllBundles(1) != "tickmesh.bundle.1.*" {
 		t.Fatalf("subjects %q, %q", got, wire.AllBundles(1))
 	}
 }

@@ -8,8 +8,6 @@
 //	game.<room>.frames every tick of the room as protocol 2 frames, published by its owner on core NATS while
 //	                   something subscribes there (relays take the bundles); headers Tm-Epoch, Tm-Seq, Tm-Time,
 //	                   Tm-Applied (and Tm-Key when a keyframe follows the delta)
-//	game._bundle.<shard>.<node> the frames of many rooms' ticks in one message (bundle.go), from their owner
-//	                   <node>: what relays follow
 //	game.<room>.tick   the same ticks as protocol 1 JSON, published while something listens there; the same
 //	                   headers but Tm-Key, and Tm-Frames
 //	game.<room>.sync   a relay asking the owner for a keyframe
@@ -19,6 +17,8 @@
 //	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
 //	tickmesh.handoff.<node> a room's name, from the node that just handed it to <node> (HandoffSubject)
 //	tickmesh.fenced         a node's name, from the node that just fenced its session (FencedSubject)
+//	tickmesh.bundle.<shard>.<node> the frames of many rooms' ticks in one message (bundle.go), from their owner
+//	                        <node>: what relays follow
 //
 // Streams and buckets: INPUTS (the event log a new owner replays), owners (room leases, KV), snapshots (room
 // state, KV) and nodes (membership heartbeats, KV).
