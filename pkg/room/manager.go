@@ -80,7 +80,6 @@ type Manager struct {
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
 	sessions map[string]peerSession   // guarded by mu: node sessions as the owners watcher last showed them
-	gone     map[string]string        // guarded by mu: per node, the session removed from sessions by a read or a fence before the watcher showed it gone (goneLocked)
 	holders  map[string]holder        // guarded by mu: room leases as the owners watcher last showed them
 	wanted   map[string]*want         // guarded by mu: rooms this node's sockets are in (Want), and the lobby
 	active   map[string]*attempt      // guarded by mu: rooms with an acquisition or a term running here
@@ -128,7 +127,7 @@ func NewManager(cfg Config, nc *nats.Conn, js jetstream.JetStream, st Stores, cl
 		cfg: cfg, log: log, nc: nc, js: js, owners: st.Owners, snaps: st.Snapshots, inputs: st.Inputs,
 		cluster: cluster, metrics: newMetrics(),
 		lcfg:     lease.Config{TTL: cfg.LeaseTTL, RenewInterval: cfg.RenewInterval},
-		sessions: map[string]peerSession{}, gone: map[string]string{}, holders: map[string]holder{}, wanted: map[string]*want{},
+		sessions: map[string]peerSession{}, holders: map[string]holder{}, wanted: map[string]*want{},
 		active: map[string]*attempt{}, owned: map[string]uint64{}, ran: map[string]uint64{}, stopTerm: map[string]func(error){},
 		fencing: map[string]time.Time{}, retryAt: map[string]time.Time{}, backoff: map[string]time.Duration{},
 		leaders: map[string]string{}, placed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
@@ -335,11 +334,6 @@ func (m *Manager) watch(ctx context.Context) {
 					delete(m.sessions, node)
 				}
 			}
-			for node := range m.gone {
-				if !present[lease.SessionKey(node)] { // the new watcher will not deliver the old session
-					delete(m.gone, node)
-				}
-			}
 			m.mu.Unlock()
 		},
 		OnRestart: func(reason error, quiet time.Duration) {
@@ -502,15 +496,10 @@ func (m *Manager) applySession(node string, e jetstream.KeyValueEntry) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(m.sessions, node) // closed, fenced or expired: its rooms are held by nobody
-		delete(m.gone, node)     // the watcher has caught up with it
 		m.wakeLocked()
 		return
 	}
 	v, err := lease.ParseSession(e.Value())
-	if err == nil && m.gone[node] == v.Session {
-		return // a renewal from before the session's end, delivered by a watcher that lags: it never renews again
-	}
-	delete(m.gone, node)
 	if err != nil || v.Node != node {
 		m.log.Error("corrupt session", "node", node, "revision", e.Revision(), "err", err)
 		delete(m.sessions, node)

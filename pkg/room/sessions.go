@@ -165,7 +165,7 @@ func (m *Manager) fence(ctx context.Context, node string, s peerSession) {
 	if retry.IsZero() {
 		delete(m.fencing, node)
 		if cur, ok := m.sessions[node]; ok && cur.rev == s.rev {
-			m.goneLocked(node) // its rooms are orphans now, without waiting for the watcher
+			delete(m.sessions, node) // gone: its rooms are orphans now, without waiting for the watcher
 		}
 	} else {
 		m.fencing[node] = retry
@@ -248,26 +248,13 @@ func (m *Manager) refreshSession(ctx context.Context, node string) {
 	defer m.mu.Unlock()
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
-		m.goneLocked(node)
+		delete(m.sessions, node)
 	case err == nil:
 		v, perr := lease.ParseSession(e.Value())
 		if s, ok := m.sessions[node]; perr == nil && (!ok || e.Revision() > s.rev) {
 			m.sessions[node] = s.renewed(v, e.Revision(), time.Now())
 		}
 	}
-}
-
-// goneLocked removes node's session from this node's view before the owners watcher shows it gone (a direct read
-// found the key gone, or this node's fence deleted it), and remembers its id: the watcher, which may lag, can
-// still deliver renewals from before the end, and a session gone never renews again (a node whose session ends
-// opens another, with a new id), so those are ignored instead of bringing the session back until the silence
-// is judged again. The id is forgotten when the watcher delivers the key's deletion or another session of the
-// node, or a restarted watcher does not show the key: one entry per node, only while its watcher lags.
-func (m *Manager) goneLocked(node string) {
-	if s, ok := m.sessions[node]; ok {
-		m.gone[node] = s.val.Session
-	}
-	delete(m.sessions, node)
 }
 
 // holderSilent reports whether the holder of a lease renewed by itself (an older version's) has been silent long

@@ -1,11 +1,9 @@
 package room
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tickmesh/tickmesh/pkg/lease"
 )
 
@@ -58,49 +56,5 @@ func TestAnOrphanWaitsForAFollowerOnlyWhenAnotherCandidateCouldBeOne(t *testing.
 		if got := adoptDelay(c.following, c.leader, c.rank, c.n, defer0); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
-	}
-}
-
-// sessionEntry is an owners-bucket entry of node's session key: a renewal of session id at rev, or its deletion.
-type sessionEntry struct {
-	jetstream.KeyValueEntry // nil: only the methods below are used
-	node, id                string
-	rev                     uint64
-	op                      jetstream.KeyValueOp
-}
-
-func (e sessionEntry) Operation() jetstream.KeyValueOp { return e.op }
-func (e sessionEntry) Revision() uint64                { return e.rev }
-func (e sessionEntry) Value() []byte {
-	b, _ := json.Marshal(lease.SessionValue{Node: e.node, Session: e.id})
-	return b
-}
-
-// A session this node removed on a direct read (or by its own fence) does not come back when a lagging owners
-// watcher delivers its renewals from before the end; another session of the node does, and the watcher's own
-// deletion of the key forgets the removed id.
-func TestASessionFoundGoneIsNotBroughtBackByALaggingWatcher(t *testing.T) {
-	m := &Manager{sessions: map[string]peerSession{}, gone: map[string]string{}, kick: make(chan struct{}, 1)}
-	m.applySession("n2", sessionEntry{node: "n2", id: "s1", rev: 10, op: jetstream.KeyValuePut})
-	if _, ok := m.sessions["n2"]; !ok {
-		t.Fatal("a renewal did not make the session known")
-	}
-	m.mu.Lock()
-	m.goneLocked("n2") // a direct read found the key deleted at revision 12
-	m.mu.Unlock()
-	m.applySession("n2", sessionEntry{node: "n2", id: "s1", rev: 11, op: jetstream.KeyValuePut}) // the watcher, behind
-	if _, ok := m.sessions["n2"]; ok {
-		t.Fatal("a lagging watcher's renewal brought a session found gone back")
-	}
-	m.applySession("n2", sessionEntry{node: "n2", id: "s2", rev: 13, op: jetstream.KeyValuePut}) // the node's next session
-	if s, ok := m.sessions["n2"]; !ok || s.val.Session != "s2" || m.gone["n2"] != "" {
-		t.Fatalf("the node's next session: %+v (known %v), gone %q", s, ok, m.gone["n2"])
-	}
-	m.mu.Lock()
-	m.goneLocked("n2")
-	m.mu.Unlock()
-	m.applySession("n2", sessionEntry{node: "n2", rev: 14, op: jetstream.KeyValueDelete}) // the watcher caught up
-	if len(m.gone) != 0 || len(m.sessions) != 0 {
-		t.Fatalf("after the watcher's deletion: gone %v, sessions %v", m.gone, m.sessions)
 	}
 }
