@@ -9,11 +9,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,12 +131,26 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 	if err != nil || len(recs) != 1 || recs[0].Name != prometheusName {
 		t.Fatalf("run/ records %+v, %v", recs, err)
 	}
+	pid, perr := cluster.ReadPID(recs[0].Path)
 	t.Cleanup(func() {
 		_ = cluster.StopPIDFiles(context.Background(), recs, cluster.StopGrace, io.Discard)
+		// StopPIDFiles stops only a process it recognises by its marker: the test's own child, not yet
+		// reaped (its parent is still this process, so the pid is not another's), is killed whatever, so that
+		// waiting for it cannot hang the test.
+		if perr == nil && parentOf(pid) == os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 		st.wg.Wait()
 	})
-	if _, ok := recs[0].Running(); !ok {
-		t.Fatalf("the launcher does not recognise the running Prometheus by %s\n%s", recs[0].Marker, out.String())
+	// The recognition reads the process's command line, which may take a moment to be prometheus's own.
+	for recognised := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, ok := recs[0].Running(); ok {
+			break
+		}
+		if time.Now().After(recognised) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			t.Fatalf("the launcher does not recognise the running Prometheus (pid %d, %v) by %s in %q\n%s", pid, perr, recs[0].Marker, cmdline, out.String())
+		}
 	}
 
 	type target struct {
@@ -193,4 +210,20 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 			t.Errorf("promtool: %v\n%s", err, out)
 		}
 	}
+}
+
+// parentOf is pid's parent process id from /proc (0 when it cannot be read).
+func parentOf(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so the fields start after its closing parenthesis.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
