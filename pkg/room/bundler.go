@@ -28,13 +28,13 @@ const entryOverhead = 6 * binary.MaxVarintLen64
 // Goroutines: run, one of Manager.Run's loops, sends the bundles whose window ended. add and flush may be called
 // from any goroutine (the owner loops).
 type bundler struct {
-	nc     *nats.Conn
-	node   string
-	window time.Duration
-	limit  int    // a bundle this large goes out at once
-	sent   func() // counts a bundle published
-	errors func() // counts a bundle that could not be published
-	kick   chan struct{}
+	nc       *nats.Conn
+	subjects [wire.BundleShards]string // each shard's subject, of this node
+	window   time.Duration
+	limit    int    // a bundle this large goes out at once
+	sent     func() // counts a bundle published
+	errors   func() // counts a bundle that could not be published
+	kick     chan struct{}
 
 	mu      sync.Mutex
 	shards  [wire.BundleShards][]byte // guarded by mu: each shard's bundle being filled (empty: none waits)
@@ -46,7 +46,11 @@ func newBundler(nc *nats.Conn, node string, window time.Duration, sent, errors f
 	if p := nc.MaxPayload(); p > 0 && p < int64(limit) {
 		limit = int(p)
 	}
-	return &bundler{nc: nc, node: node, window: window, limit: limit, sent: sent, errors: errors, kick: make(chan struct{}, 1)}
+	b := &bundler{nc: nc, window: window, limit: limit, sent: sent, errors: errors, kick: make(chan struct{}, 1)}
+	for shard := range b.subjects {
+		b.subjects[shard] = wire.BundleSubject(shard, node)
+	}
+	return b
 }
 
 // add queues t's tick (its data is copied) in its room's shard. A bundle the tick would take past the limit goes
@@ -82,10 +86,6 @@ func (b *bundler) add(t *wire.BundledTick) {
 func (b *bundler) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.flushLocked()
-}
-
-func (b *bundler) flushLocked() {
 	for shard := range b.shards {
 		b.sendLocked(shard)
 	}
@@ -99,7 +99,7 @@ func (b *bundler) sendLocked(shard int) {
 	if len(buf) <= 1 {
 		return
 	}
-	if err := b.nc.Publish(wire.BundleSubject(shard, b.node), buf); err != nil {
+	if err := b.nc.Publish(b.subjects[shard], buf); err != nil {
 		b.errors()
 	} else {
 		b.sent()

@@ -25,9 +25,9 @@ type Interest interface {
 // first tick, every second after it and when a relay asks; a delta every tick but the first) in the node's tick
 // bundles (bundler.go), which relays follow, and on the room's frames subject while something subscribes there;
 // and as JSON on its tick subject while something listens there. The players see the acks that are
-// applied and durable (acks.of), in both encodings; the players whose applied ack is above that go in the
-// Tm-Applied header of both messages, for a node that restores the room from this tick (its relay keeps the
-// header with the state the frames make).
+// applied and durable (acks.of), in every encoding; the players whose applied ack is above that go in the
+// tick's Tm-Applied (a field of the bundle entry, a header of the other messages), for a node that restores the
+// room from this tick (its relay keeps it with the state the frames make).
 func (t *term) publish(now time.Time) error {
 	b := &t.tick
 	h := compact.Header{Room: t.room, Owner: t.cfg.Node, Epoch: t.lease.Epoch(), Seq: uint64(t.state.Tick()), Time: now.UnixMilli()}
@@ -57,7 +57,7 @@ func (t *term) publish(now time.Time) error {
 	if keyAt > 0 || b.data[0] == compact.Keyframe {
 		b.keySeq = h.Seq
 	}
-	b.lookInterest(t, h.Seq)
+	b.lookInterest(t, sent)
 	if b.framesHeard {
 		// A tool, or a relay from before bundles, follows the room's own frames subject.
 		m := wire.FramesMsg(t.room, h.Epoch, h.Seq, b.data, keyAt)
@@ -123,12 +123,10 @@ type tickBuf struct {
 	data   []byte
 	msg    protocol.Tick
 	keySeq uint64 // the last tick published with a keyframe
-	// Whether something subscribes to the room's own frames subject and to its JSON tick subject, as last
-	// looked up at tick heardSeq: the lookups cost more than a tick's frames, so they are made every
-	// interestTicks ticks.
+	// Whether something subscribes to the room's own frames subject and to its JSON tick subject, as looked up
+	// at heardAt: the lookups cost more than a tick's frames, so they are made every interestEvery.
 	framesHeard, jsonHeard bool
-	heardSeq               uint64
-	heardOnce              bool
+	heardAt                time.Time
 	sync                   atomic.Bool // a relay asked for a keyframe
 }
 
@@ -136,13 +134,13 @@ type tickBuf struct {
 // subscriber there (a relay from before bundles, a tool) gets them from at most this long after it subscribed.
 const interestEvery = 250 * time.Millisecond
 
-// lookInterest refreshes framesHeard and jsonHeard when the last lookup is interestEvery old (in ticks of seq).
-func (b *tickBuf) lookInterest(t *term, seq uint64) {
-	every := uint64(max(1, time.Duration(t.cfg.TickRate)*interestEvery/time.Second))
-	if b.heardOnce && seq >= b.heardSeq && seq < b.heardSeq+every {
+// lookInterest refreshes framesHeard and jsonHeard when the last lookup is interestEvery old at now (a term's
+// first tick looks them up: heardAt is zero).
+func (b *tickBuf) lookInterest(t *term, now time.Time) {
+	if now.Sub(b.heardAt) < interestEvery {
 		return
 	}
-	b.heardOnce, b.heardSeq = true, seq
+	b.heardAt = now
 	b.framesHeard = t.interest == nil || t.interest.Interest(wire.FramesSubject(t.room))
 	b.jsonHeard = t.interest == nil || t.interest.Interest(wire.TickSubject(t.room))
 }
