@@ -226,3 +226,38 @@ func testAppliedBeforeStored(t *testing.T, kill bool) {
 		l.mu.Unlock()
 	}
 }
+
+// The owner's buffer of live copies is bounded: copies that arrive while its loop is stalled and the buffer is
+// full are dropped and counted, and the stream's copies of the same events apply them, so none is lost and each
+// is applied once.
+func TestLiveCopiesBeyondTheOwnersBufferAreDroppedAndTheStreamAppliesThem(t *testing.T) {
+	c := nodetest.StartCluster(t, 1)
+	name, _ := owner(t, c, 0)
+	l := logAcks(t, c, name, "pa")
+	publish(t, c, name, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	testingutil.WaitFor(t, 10*time.Second, "alice's join acknowledged", func() bool { return l.last().ack == 1 })
+	dropped := fmt.Sprintf(`tickmesh_room_live_events_dropped_total{room=%q}`, room.Lobby)
+	applied := fmt.Sprintf(`tickmesh_room_events_applied_total{kind="input",room=%q}`, room.Lobby)
+	before := c.Metric(name, applied)
+
+	// More live copies than the buffer holds, one input each, while the owner's loop stands still; then all of
+	// them stored, as one batch.
+	const n = room.LiveBuffer + 200
+	rooms := c.Member(name).Node.Rooms()
+	rooms.InjectFault(room.Lobby, room.Fault{Until: time.Now().Add(300 * time.Millisecond)})
+	time.Sleep(100 * time.Millisecond) // the next tick begins the stall
+	evs := make([]sim.Event, n)
+	for i := range evs {
+		evs[i] = sim.Event{Kind: sim.KindInput, Player: "pa", Seq: uint64(i + 2), Keys: uint8(i % 16)}
+		liveOnly(t, c, name, evs[i])
+	}
+	rooms.InjectFault(room.Lobby, room.Fault{})
+	storeBatch(t, c, name, "test:burst:1", evs...)
+	testingutil.WaitFor(t, 20*time.Second, "every input applied and acknowledged", func() bool { return l.last().ack == n+1 })
+	if got := c.Metric(name, dropped); got == 0 {
+		t.Fatalf("no live copy dropped: %d copies arrived while the loop stood still, the buffer holds %d", n, room.LiveBuffer)
+	}
+	if got := c.Metric(name, applied) - before; got != n {
+		t.Fatalf("%d inputs applied, want %d (each once)", got, n)
+	}
+}

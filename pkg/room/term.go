@@ -86,6 +86,17 @@ type inbound struct {
 	at        time.Time // arrival at this node; zero for events replayed at the start of a term
 }
 
+// liveBuffer is how many live messages (each one event or a batch) wait for a room's owner loop; a copy that
+// arrives while it is full is dropped (tickmesh_room_live_events_dropped_total) and applied from the stream. The
+// loop takes them as they come, so only a stall fills it: 1,024 holds a busy room's messages for about half a
+// second (three gateways sending a batch every 2 ms). streamBuffer is the same for the stream follower, which
+// waits instead of dropping. Both are allocated whole with every term, at 56 bytes an element (70 KB together),
+// and scanned by every garbage collection: they are a large part of what an owned room costs in memory.
+const (
+	liveBuffer   = 1024
+	streamBuffer = 256
+)
+
 // maxWaiting bounds the arrival times kept between two ticks for the input → tick histogram: events applied
 // beyond it in one tick period are applied all the same, only not sampled.
 const maxWaiting = 4096
@@ -95,7 +106,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, bundles: m.bundles, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
-		live: make(chan inbound, 8192), stream: make(chan inbound, 1024),
+		live: make(chan inbound, liveBuffer), stream: make(chan inbound, streamBuffer),
 	}
 }
 

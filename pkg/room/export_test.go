@@ -1,0 +1,4 @@
+package room
+
+// LiveBuffer is liveBuffer, for the tests outside the package.
+const LiveBuffer = liveBuffer
