@@ -78,22 +78,13 @@ func (l *ackLog) since(i int) ([]ackEntry, int) {
 // applies them, INPUTS never hears of them (a durable publish that has not landed yet, or never will).
 func liveOnly(t *testing.T, c *nodetest.Cluster, via string, evs ...sim.Event) {
 	t.Helper()
-	var enc [][]byte
-	for _, ev := range evs {
-		d, err := wire.EncodeEvent(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc = append(enc, d)
-	}
-	if err := c.Member(via).Node.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), wire.EncodeBatch(enc)); err != nil {
+	if err := c.Member(via).Node.Mesh().Conn().Publish(wire.LiveSubject(room.Lobby), encodeBatch(t, evs)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// storeBatch stores evs in INPUTS as one batch through node via (a gateway's durable publish of a batch, with its
-// own id), again until the stream acknowledges it.
-func storeBatch(t *testing.T, c *nodetest.Cluster, via, id string, evs ...sim.Event) {
+// encodeBatch is evs as one batch message's data.
+func encodeBatch(t *testing.T, evs []sim.Event) []byte {
 	t.Helper()
 	var enc [][]byte
 	for _, ev := range evs {
@@ -103,7 +94,14 @@ func storeBatch(t *testing.T, c *nodetest.Cluster, via, id string, evs ...sim.Ev
 		}
 		enc = append(enc, d)
 	}
-	m, err := wire.BatchMsg(room.Lobby, id, wire.EncodeBatch(enc))
+	return wire.EncodeBatch(enc)
+}
+
+// storeBatch stores evs in INPUTS as one batch through node via (a gateway's durable publish of a batch, with its
+// own id), again until the stream acknowledges it.
+func storeBatch(t *testing.T, c *nodetest.Cluster, via, id string, evs ...sim.Event) {
+	t.Helper()
+	m, err := wire.BatchMsg(room.Lobby, id, encodeBatch(t, evs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,19 +241,34 @@ func TestLiveCopiesBeyondTheOwnersBufferAreDroppedAndTheStreamAppliesThem(t *tes
 	// More live copies than the buffer holds, one input each, while the owner's loop stands still; then all of
 	// them stored, as one batch.
 	const n = room.LiveBuffer + 200
-	rooms := c.Member(name).Node.Rooms()
-	rooms.InjectFault(room.Lobby, room.Fault{Until: time.Now().Add(300 * time.Millisecond)})
-	time.Sleep(100 * time.Millisecond) // the next tick begins the stall
 	evs := make([]sim.Event, n)
+	live := make([][]byte, n)
 	for i := range evs {
 		evs[i] = sim.Event{Kind: sim.KindInput, Player: "pa", Seq: uint64(i + 2), Keys: uint8(i % 16)}
-		liveOnly(t, c, name, evs[i])
+		live[i] = encodeBatch(t, evs[i:i+1])
 	}
+	rooms := c.Member(name).Node.Rooms()
+	nc := c.Member(name).Node.Mesh().Conn()
+	// A stall of 300 ms: long enough to send every copy into it (they are encoded already), short enough that
+	// the lease outlives it (TestSaturatedOwnerKeepsItsRoom stalls owners up to this long).
+	stallEnd := time.Now().Add(300 * time.Millisecond)
+	rooms.InjectFault(room.Lobby, room.Fault{Until: stallEnd})
+	time.Sleep(60 * time.Millisecond) // the next tick, at most a period away, begins the stall
+	for _, data := range live {
+		if err := nc.Publish(wire.LiveSubject(room.Lobby), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
 	rooms.InjectFault(room.Lobby, room.Fault{})
 	storeBatch(t, c, name, "test:burst:1", evs...)
 	testingutil.WaitFor(t, 20*time.Second, "every input applied and acknowledged", func() bool { return l.last().ack == n+1 })
 	if got := c.Metric(name, dropped); got == 0 {
-		t.Fatalf("no live copy dropped: %d copies arrived while the loop stood still, the buffer holds %d", n, room.LiveBuffer)
+		t.Fatalf("no live copy dropped: %d copies sent while the loop stood still (the last %v before the stall's end), the buffer holds %d",
+			n, stallEnd.Sub(sent).Round(time.Millisecond), room.LiveBuffer)
 	}
 	if got := c.Metric(name, applied) - before; got != n {
 		t.Fatalf("%d inputs applied, want %d (each once)", got, n)
