@@ -76,6 +76,7 @@ type Manager struct {
 	kick     chan struct{}                    // wakes the control loop (a lease or a want changed)
 	obs      atomic.Pointer[observerBox]      // SetObserver's observer, if any
 	faults   atomic.Pointer[map[string]Fault] // injected faults by room: read by every tick without mu, replaced whole by InjectFault (under mu)
+	running  sync.Map                         // room → *term running here (term.run registers itself): where keyframe requests go
 
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open
@@ -164,6 +165,11 @@ func (m *Manager) Game(room string) (game.Game, []game.Param) {
 // ends every term (owners write a final snapshot and hand their rooms to another node, or release them), closes
 // the session and returns.
 func (m *Manager) Run(ctx context.Context) error {
+	syncs, err := m.nc.Subscribe(wire.AllSync, m.keyframeRequested)
+	if err != nil {
+		return fmt.Errorf("subscribe to keyframe requests: %w", err)
+	}
+	defer syncs.Unsubscribe()
 	m.mu.Lock()
 	m.runCtx = ctx
 	m.mu.Unlock()

@@ -1,7 +1,6 @@
 package room
 
 import (
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -103,13 +102,17 @@ func (t *term) publishJSON(sent time.Time, applied string) error {
 	return t.nc.PublishMsg(m)
 }
 
-// subscribeSync makes a relay's request for a keyframe add one to the next tick.
-func (t *term) subscribeSync() (*nats.Subscription, error) {
-	sub, err := t.nc.Subscribe(wire.SyncSubject(t.room), func(*nats.Msg) { t.tick.sync.Store(true) })
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to keyframe requests: %w", err)
+// keyframeRequested makes a relay's request for a keyframe (wire.SyncSubject) add one to the next tick of the
+// room's term, if this node runs one. One subscription per node (Run) serves every room: requests are rare, and
+// a subscription of each room's own would cost a goroutine and the cluster's interest in a subject per room.
+func (m *Manager) keyframeRequested(msg *nats.Msg) {
+	room, ok := wire.SyncRoom(msg.Subject)
+	if !ok {
+		return
 	}
-	return sub, nil
+	if t, ok := m.running.Load(room); ok {
+		t.(*term).tick.sync.Store(true)
+	}
 }
 
 // tickBuf builds a room's ticks, reusing its storage from one tick to the next (the owner loop's only, but for

@@ -1,6 +1,10 @@
 package wire
 
-import "github.com/tickmesh/tickmesh/pkg/protocol"
+import (
+	"strings"
+
+	"github.com/tickmesh/tickmesh/pkg/protocol"
+)
 
 // ValidRoom reports whether s is a valid room name: 1-32 characters of a-z, 0-9 and '-'. Room names go into
 // subjects, so nothing else is allowed.
@@ -40,6 +44,19 @@ func FramesSubject(room string) string { return "game." + room + ".frames" }
 // serving) asks the owner for a keyframe; the owner adds one to its next tick. Core NATS, no reply.
 func SyncSubject(room string) string { return "game." + room + ".sync" }
 
+// SyncRoom is the room of a SyncSubject, and false for any other subject or an invalid room name.
+func SyncRoom(subject string) (string, bool) {
+	room, ok := strings.CutPrefix(subject, "game.")
+	if !ok {
+		return "", false
+	}
+	room, ok = strings.CutSuffix(room, ".sync")
+	if !ok || !ValidRoom(room) {
+		return "", false
+	}
+	return room, true
+}
+
 // InputSubject is where a room's player events are published durably: INPUTS stores them and the owner follows
 // the stream.
 func InputSubject(room string) string { return "game." + room + ".input" }
@@ -54,6 +71,7 @@ func LiveSubject(room string) string { return "game." + room + ".live" }
 const (
 	AllTicks  = "game.*.tick"
 	AllFrames = "game.*.frames"
+	AllSync   = "game.*.sync" // every node subscribes once and hands a request to the room's term, if it runs one
 	AllInputs = "game.*.input"
 	AllGame   = "game.>"
 )

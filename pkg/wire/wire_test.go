@@ -240,3 +240,15 @@ func TestNodeNamesAreSubjectTokensOfAtMost64Characters(t *testing.T) {
 		}
 	}
 }
+
+// A keyframe request's subject names its room; no other subject, and no invalid room, is taken for one.
+func TestKeyframeRequestsNameTheirRoom(t *testing.T) {
+	if room, ok := wire.SyncRoom(wire.SyncSubject("room-7")); !ok || room != "room-7" {
+		t.Fatalf("SyncRoom(SyncSubject(room-7)) = %q, %v", room, ok)
+	}
+	for _, s := range []string{"game.room-7.tick", "game..sync", "game.Room.sync", "game.a.b.sync", "tickmesh.room-7.sync", "game.room-7.sync.x", ""} {
+		if room, ok := wire.SyncRoom(s); ok {
+			t.Errorf("SyncRoom(%q) = %q, want none", s, room)
+		}
+	}
+}
