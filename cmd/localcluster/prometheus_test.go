@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tickmesh/tickmesh/internal/cluster"
+	"github.com/tickmesh/tickmesh/internal/procfs"
 )
 
 func TestFindPrometheusModes(t *testing.T) {
@@ -137,7 +137,7 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 		// StopPIDFiles stops only a process it recognises by its marker: the test's own child, not yet
 		// reaped (its parent is still this process, so the pid is not another's), is killed whatever, so that
 		// waiting for it cannot hang the test.
-		if perr == nil && parentOf(pid) == os.Getpid() {
+		if perr == nil && procfs.Parent(pid) == os.Getpid() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		st.wg.Wait()
@@ -210,20 +210,4 @@ func TestStartPrometheusScrapesTheNodes(t *testing.T) {
 			t.Errorf("promtool: %v\n%s", err, out)
 		}
 	}
-}
-
-// parentOf is pid's parent process id from /proc (0 when it cannot be read).
-func parentOf(pid int) int {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid ...: comm may hold spaces, so the fields start after its closing parenthesis.
-	_, rest, ok := strings.Cut(string(stat), ") ")
-	fields := strings.Fields(rest)
-	if !ok || len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
 }

@@ -156,6 +156,29 @@ func ParseStatState(stat []byte) byte {
 	return stat[i+2]
 }
 
+// Parent is the parent process id of pid (field 4 of /proc/<pid>/stat), or 0 if unknown.
+func Parent(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return ParseStatParent(b)
+}
+
+// ParseStatParent reads the parent pid field of /proc/<pid>/stat, counted after the command name's last ')'.
+func ParseStatParent(stat []byte) int {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(stat[i+1:]) // state ppid ...
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(string(f[1]))
+	return ppid
+}
+
 // LiveInGroup lists the processes of group pgid that are not zombies.
 func LiveInGroup(pgid int) ([]int, error) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")

@@ -57,7 +57,7 @@ func TestCoreBusyComesFromTheCpuLinesOfProcStat(t *testing.T) {
 	}
 }
 
-func TestParseStatState(t *testing.T) {
+func TestParseStatStateAndParent(t *testing.T) {
 	for stat, want := range map[string]byte{
 		"123 (tickmesh-node) S 1 123 123 0":   'S',
 		"123 (a) (b) T 1 123":                 'T',
@@ -69,6 +69,19 @@ func TestParseStatState(t *testing.T) {
 		if got := ParseStatState([]byte(stat)); got != want {
 			t.Errorf("%q: state %q, want %q", stat, got, want)
 		}
+	}
+	for stat, want := range map[string]int{
+		"123 (tickmesh-node) S 1 123 123 0": 1,
+		"123 (odd) name) S 42 123":          42,
+		"123 (x) S":                         0,
+		"garbage":                           0,
+	} {
+		if got := ParseStatParent([]byte(stat)); got != want {
+			t.Errorf("%q: parent %d, want %d", stat, got, want)
+		}
+	}
+	if p := Parent(os.Getpid()); p != os.Getppid() {
+		t.Errorf("this process's parent is %d, want %d", p, os.Getppid())
 	}
 	if s := State(os.Getpid()); s != 'R' && s != 'S' {
 		t.Errorf("this process is in state %q", s)
