@@ -181,7 +181,10 @@ func (m *Manager) runTerm(ctx context.Context, room string, l *lease.Lease) erro
 		// owners or snapshots stream, nobody could take the room over before a Raft election ends.
 		m.placeBeforeTicking(wctx)
 		for {
-			err := m.newTerm(room, l).run(wctx)
+			t := m.newTerm(room, l)
+			m.running.Store(room, t)
+			err := t.run(wctx)
+			m.running.CompareAndDelete(room, t)
 			if errors.Is(err, errRestoreConflict) && wctx.Err() == nil && l.Valid() {
 				continue
 			}

@@ -76,7 +76,7 @@ type Manager struct {
 	kick     chan struct{}                    // wakes the control loop (a lease or a want changed)
 	obs      atomic.Pointer[observerBox]      // SetObserver's observer, if any
 	faults   atomic.Pointer[map[string]Fault] // injected faults by room: read by every tick without mu, replaced whole by InjectFault (under mu)
-	running  sync.Map                         // room → *term running here (term.run registers itself): where keyframe requests go
+	running  sync.Map                         // room → *term running here (runTerm, while the term runs): where keyframe requests go
 
 	mu       sync.Mutex
 	sess     *lease.Session           // guarded by mu: this node's session, nil while none is open

@@ -56,7 +56,6 @@ type term struct {
 	fault    func() Fault // the fault injected on this room, if any
 	game     game.Game    // the room's game (cfg.Games)
 	interest Interest     // the cluster's subscription interest, when it can tell (nil: always interested)
-	running  *sync.Map    // the node's running terms by room (Manager.running): run registers this one there
 
 	// Owned by run.
 	state    *sim.Room
@@ -106,7 +105,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, bundles: m.bundles, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
-		game: m.cfg.Games.For(room), interest: m.interest, running: &m.running, acks: newAcks(),
+		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
 		live: make(chan inbound, liveBuffer), stream: make(chan inbound, streamBuffer),
 	}
 }
@@ -119,8 +118,6 @@ func (t *term) run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
-	t.running.Store(t.room, t)
-	defer t.running.CompareAndDelete(t.room, t)
 	hctx, cancel := context.WithCancel(ctx)
 	var once sync.Once
 	t.stop = func() {
