@@ -35,13 +35,8 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 		calls = append(calls, call{from, to.Pos, gap})
 		mu.Unlock()
 	}})
-	defer r.Close()
-	got := make(chan fence.Position, 16)
-	stop, err := r.Listen("relaytest", func(_ string, tk *room.Tick) { got <- tk.Pos })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	t.Cleanup(r.Close) // after the listener's stop: cleanups run last first
+	next := delivered(t, r, "relaytest")
 	const pause = 150 * time.Millisecond
 	for _, p := range []fence.Position{{Epoch: 3, Seq: 10}, {Epoch: 3, Seq: 11}, {Epoch: 2, Seq: 12}, {Epoch: 4, Seq: 12}, {Epoch: 4, Seq: 13}} {
 		if p.Epoch == 4 && p.Seq == 12 {
@@ -53,14 +48,7 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 		if p.Epoch == 2 {
 			continue // fenced: never delivered
 		}
-		select {
-		case pos := <-got:
-			if pos != p {
-				t.Fatalf("delivered %+v, want %+v", pos, p)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("tick %+v not delivered", p)
-		}
+		next(p)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -69,6 +57,29 @@ func TestRelayReportsTheFirstTickOfANewEpochWithTheGap(t *testing.T) {
 	}
 	if cl := calls[0]; cl.from != (fence.Position{Epoch: 3, Seq: 11}) || cl.to != (fence.Position{Epoch: 4, Seq: 12}) || cl.gap < pause || cl.gap > 5*time.Second {
 		t.Fatalf("Epoch hook %+v, want 3/11 → 4/12 after at least %v", cl, pause)
+	}
+}
+
+// delivered listens to room rm on r until the test ends and returns a check that the next tick the relay
+// delivers, within 5 s, is at want.
+func delivered(t *testing.T, r *room.Relay, rm string) func(want fence.Position) {
+	t.Helper()
+	got := make(chan fence.Position, 16)
+	stop, err := r.Listen(rm, func(_ string, tk *room.Tick) { got <- tk.Pos })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return func(want fence.Position) {
+		t.Helper()
+		select {
+		case pos := <-got:
+			if pos != want {
+				t.Fatalf("delivered %+v, want %+v", pos, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tick %+v not delivered", want)
+		}
 	}
 }
 
@@ -305,24 +316,8 @@ func TestAMalformedBundleIsCountedAndTheRelayGoesOn(t *testing.T) {
 	nc := c.Members()[0].Node.Mesh().Conn()
 	var malformed atomic.Int32
 	relay := room.NewRelay(nc, fence.New(), room.RelayHooks{Malformed: func() { malformed.Add(1) }})
-	defer relay.Close()
-	got := make(chan fence.Position, 16)
-	stop, err := relay.Listen("badbundle", func(_ string, tk *room.Tick) { got <- tk.Pos })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	next := func(want fence.Position) {
-		t.Helper()
-		select {
-		case pos := <-got:
-			if pos != want {
-				t.Fatalf("delivered %+v, want %+v", pos, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("tick %+v not delivered", want)
-		}
-	}
+	t.Cleanup(relay.Close)
+	next := delivered(t, relay, "badbundle")
 	good := bundleMsg("badbundle", 1, 1, keyframe(t, "badbundle", 1, 1), "", time.Time{})
 	good.Data = append(good.Data, 200, 200, 200) // a truncated entry after the good one
 	if err := nc.PublishMsg(good); err != nil {
