@@ -13,6 +13,8 @@
 //	game.<room>.sync   a relay asking the owner for a keyframe
 //	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id):
 //	                   a batch of a room's events per message (or one event, the form before batches)
+//	game.<room>.stored each input message once INPUTS stored it, republished by the stream's leader with its
+//	                   stream sequence and the room's previous one (StoredPosition): what the owner follows
 //	game.<room>.live   the same events on core NATS, captured by no stream (the owner's fast path)
 //	tickmesh.beacon.<node>  a node's proof of life on core NATS (BeaconSubject), once per tick period
 //	tickmesh.handoff.<node> a room's name, from the node that just handed it to <node> (HandoffSubject)

@@ -12,4 +12,7 @@ var (
 	ErrBadEvent = errors.New("wire: bad event")
 	// ErrBadBundle is returned for a tick bundle that does not decode (ReadBundle).
 	ErrBadBundle = errors.New("wire: bad tick bundle")
+	// ErrBadStored is returned for a copy on a StoredSubject whose stream position headers are missing or not
+	// numbers (StoredPosition).
+	ErrBadStored = errors.New("wire: stored copy without its stream position")
 )

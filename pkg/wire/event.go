@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,4 +119,19 @@ func DecodeEvents(data []byte) (evs []sim.Event, bad int) {
 		evs = append(evs, ev)
 	}
 	return evs, bad
+}
+
+// StoredPosition is where a copy from a StoredSubject sits in INPUTS: its stream sequence, and prev, the sequence
+// of the room's message stored before it (0 when INPUTS held none: the room's first, or all before it purged).
+// A follower that has seen the room's messages up to prev has missed nothing before this one.
+func StoredPosition(h nats.Header) (seq, prev uint64, err error) {
+	seq, err = strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil || seq == 0 {
+		return 0, 0, fmt.Errorf("%w: %s %q", ErrBadStored, jetstream.SequenceHeader, h.Get(jetstream.SequenceHeader))
+	}
+	prev, err = strconv.ParseUint(h.Get(jetstream.LastSequenceHeader), 10, 64)
+	if err != nil || prev >= seq {
+		return 0, 0, fmt.Errorf("%w: %s %q", ErrBadStored, jetstream.LastSequenceHeader, h.Get(jetstream.LastSequenceHeader))
+	}
+	return seq, prev, nil
 }

@@ -58,7 +58,8 @@ func NodesConfig() jetstream.KeyValueConfig {
 	}
 }
 
-// InputsConfig is the INPUTS stream: every player event, replicated and synced, deduplicated by message id.
+// InputsConfig is the INPUTS stream: every player event, replicated and synced, deduplicated by message id, and
+// republished on the room's StoredSubject once stored (the owner follows its rooms there, not with a consumer).
 // Owners purge a room's events once a later snapshot covers them; the age and size limits are a backstop that
 // refuses new events (DiscardNew) rather than dropping events no snapshot covers yet.
 func InputsConfig() jetstream.StreamConfig {
@@ -73,5 +74,6 @@ func InputsConfig() jetstream.StreamConfig {
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
+		RePublish:   &jetstream.RePublish{Source: AllInputs, Destination: storedDestination},
 	}
 }

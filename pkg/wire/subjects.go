@@ -61,6 +61,16 @@ func SyncRoom(subject string) (string, bool) {
 // the stream.
 func InputSubject(room string) string { return "game." + room + ".input" }
 
+// StoredSubject is where INPUTS republishes a room's input message once it is stored (the stream's RePublish, on
+// its leader, after a quorum has the message): the owner's stream follower takes the room's events from here,
+// with no JetStream consumer. Each copy carries its stream sequence and the sequence of the room's message stored
+// before it (StoredPosition), by which the follower sees a copy it missed and reads it from the stream. Core NATS:
+// a copy can be lost, the stored message cannot.
+func StoredSubject(room string) string { return "game." + room + ".stored" }
+
+// storedDestination is the RePublish destination that makes StoredSubject of a room's InputSubject.
+const storedDestination = "game.{{wildcard(1)}}.stored"
+
 // LiveSubject is where the same events go on core NATS first, for the owner to apply at once (also while the
 // stream has no leader). No stream captures it: a copy here that the stream also stored would race the durable
 // publish of the same message id, which JetStream refuses while the first copy is still being replicated

@@ -252,3 +252,47 @@ func TestKeyframeRequestsNameTheirRoom(t *testing.T) {
 		}
 	}
 }
+
+func TestStoredPositionReadsTheRepublishHeaders(t *testing.T) {
+	h := func(seq, prev string) nats.Header {
+		out := nats.Header{}
+		if seq != "" {
+			out.Set(jetstream.SequenceHeader, seq)
+		}
+		if prev != "" {
+			out.Set(jetstream.LastSequenceHeader, prev)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		h         nats.Header
+		seq, prev uint64
+	}{
+		{h("7", "3"), 7, 3},
+		{h("1", "0"), 1, 0}, // the room's first message, or all before it purged
+	} {
+		seq, prev, err := wire.StoredPosition(c.h)
+		if err != nil || seq != c.seq || prev != c.prev {
+			t.Errorf("StoredPosition(%v) = %d, %d, %v; want %d, %d", c.h, seq, prev, err, c.seq, c.prev)
+		}
+	}
+	for _, bad := range []nats.Header{h("", ""), h("7", ""), h("x", "1"), h("0", "0"), h("7", "7"), h("7", "9"), h("7", "-1")} {
+		if _, _, err := wire.StoredPosition(bad); !errors.Is(err, wire.ErrBadStored) {
+			t.Errorf("StoredPosition(%v): err %v, want ErrBadStored", bad, err)
+		}
+	}
+}
+
+func TestInputsStreamRepublishesAStoredInputOnItsRoomsStoredSubject(t *testing.T) {
+	rp := wire.InputsConfig().RePublish
+	if rp == nil || rp.Source != wire.AllInputs || rp.HeadersOnly {
+		t.Fatalf("republish %+v: want every input with its data", rp)
+	}
+	// The destination's one wildcard token is the room: what a server makes of InputSubject("a").
+	if got := strings.Replace(rp.Destination, "{{wildcard(1)}}", "a", 1); got != wire.StoredSubject("a") {
+		t.Errorf("republish of %s goes to %s, want %s", wire.InputSubject("a"), got, wire.StoredSubject("a"))
+	}
+	if subjectMatches(wire.AllInputs, wire.StoredSubject("a")) {
+		t.Errorf("%s captures its own republish", wire.AllInputs)
+	}
+}
