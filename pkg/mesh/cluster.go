@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -223,7 +224,9 @@ func (m *Mesh) bindOrCreateKV(ctx context.Context, cfg jetstream.KeyValueConfig)
 	return kv, nil
 }
 
-// EnsureStream binds the stream, creating it when it does not exist, and retries until ctx ends.
+// EnsureStream binds the stream, creating it when it does not exist, and retries until ctx ends. A stream that
+// exists keeps its configuration, except that cfg's RePublish is set on it when it differs: nodes from before
+// INPUTS republished stored inputs created it without, and owners now follow their rooms by that republish.
 func (m *Mesh) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if cfg.Replicas == 0 {
 		cfg.Replicas = m.Replicas()
@@ -234,7 +237,19 @@ func (m *Mesh) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (je
 		s, err := m.js.Stream(bctx, cfg.Name)
 		cancel()
 		if err == nil {
-			return s, nil
+			have := s.CachedInfo().Config
+			if cfg.RePublish == nil || reflect.DeepEqual(have.RePublish, cfg.RePublish) {
+				return s, nil
+			}
+			have.RePublish = cfg.RePublish
+			uctx, cancel := context.WithTimeout(ctx, createTimeout)
+			s, err = m.js.UpdateStream(uctx, have)
+			cancel()
+			if err == nil {
+				m.log.Info("updated stream", "stream", cfg.Name, "republish", cfg.RePublish.Destination)
+				return s, nil
+			}
+			err = fmt.Errorf("update stream %s: %w", cfg.Name, err)
 		}
 		last = err
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
