@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tickmesh/tickmesh/internal/testingutil"
 	"github.com/tickmesh/tickmesh/pkg/node"
 	"github.com/tickmesh/tickmesh/pkg/node/nodetest"
@@ -272,5 +274,72 @@ func TestLiveCopiesBeyondTheOwnersBufferAreDroppedAndTheStreamAppliesThem(t *tes
 	}
 	if got := c.Metric(name, applied) - before; got != n {
 		t.Fatalf("%d inputs applied, want %d (each once)", got, n)
+	}
+}
+
+// The owner follows the stream by INPUTS' stored copies, which core NATS may lose. A test relay passes the copies
+// on to the owner and loses some: every other one (the next copy shows the gap), the last one of an input the
+// owner applied from its live copy (the tick shows it applied and not stored), and the last one of an input that
+// came only through the stream (nothing shows it: the follower's periodic read finds it). Every input is applied
+// once, in order, and acknowledged.
+func TestAnOwnerReadsTheStoredInputsWhoseCopiesItMissed(t *testing.T) {
+	room.StoredCopiesOn(t, func(r string) string { return "test.stored." + r })
+	c := nodetest.StartCluster(t, 1)
+	name, _ := owner(t, c, 0)
+	nc := c.Member(name).Node.Mesh().Conn()
+	var lost sync.Map // player seqs whose stored copy the relay loses
+	sub, err := nc.Subscribe(wire.StoredSubject(room.Lobby), func(m *nats.Msg) {
+		if evs, _ := wire.DecodeEvents(m.Data); len(evs) == 1 {
+			if _, drop := lost.Load(evs[0].Seq); drop {
+				return
+			}
+		}
+		_ = nc.PublishMsg(&nats.Msg{Subject: "test.stored." + room.Lobby, Header: m.Header, Data: m.Data})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	l := logAcks(t, c, name, "pa")
+	gaps := `tickmesh_room_stored_gaps_total`
+	applied := fmt.Sprintf(`tickmesh_room_events_applied_total{kind="input",room=%q}`, room.Lobby)
+	publish(t, c, name, sim.Event{Kind: sim.KindJoin, Player: "pa", Name: "alice", Seq: 1})
+	testingutil.WaitFor(t, 10*time.Second, "alice's join acknowledged", func() bool { return l.last().ack == 1 })
+	before, gapsBefore := c.Metric(name, applied), c.Metric(name, gaps)
+
+	// Inputs 2-11 through the stream only, one message each; the copies of 4, 6, 8, 10 are lost. An input
+	// applied out of order would be ignored (its seq below the player's ack), and fewer than ten would count.
+	for seq := uint64(2); seq <= 11; seq++ {
+		if seq%2 == 0 && seq > 2 {
+			lost.Store(seq, true)
+		}
+		storeBatch(t, c, name, fmt.Sprintf("test:gap:%d", seq), sim.Event{Kind: sim.KindInput, Player: "pa", Seq: seq, Keys: uint8(seq % 16)})
+	}
+	testingutil.WaitFor(t, 10*time.Second, "inputs 2-11 acknowledged", func() bool { return l.last().ack == 11 })
+	if got := c.Metric(name, applied) - before; got != 10 {
+		t.Fatalf("%d inputs applied, want 10 (each once, in order)", got)
+	}
+	if got := c.Metric(name, gaps) - gapsBefore; got < 4 {
+		t.Fatalf("%d gaps read, want at least 4 (one per lost copy with a copy after it)", got)
+	}
+
+	// Input 12 applied from its live copy, its stored copy lost, nothing after it: the tick shows it applied and
+	// not stored, which makes the owner read the stream within a second (the periodic read is 10 s away).
+	lost.Store(uint64(12), true)
+	ev12 := sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 12}
+	liveOnly(t, c, name, ev12)
+	storeBatch(t, c, name, "test:tail:12", ev12)
+	start := time.Now()
+	testingutil.WaitFor(t, 20*time.Second, "input 12 acknowledged", func() bool { return l.last().ack == 12 })
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("input 12 acknowledged after %v: not by the read that applied-but-unstored asks for", d.Round(time.Millisecond))
+	}
+
+	// Input 13 only through the stream, its copy lost, nothing after it: the periodic read applies it.
+	lost.Store(uint64(13), true)
+	storeBatch(t, c, name, "test:tail:13", sim.Event{Kind: sim.KindInput, Player: "pa", Seq: 13})
+	testingutil.WaitFor(t, 30*time.Second, "input 13 applied and acknowledged", func() bool { return l.last().ack == 13 })
+	if got := c.Metric(name, applied) - before; got != 12 {
+		t.Fatalf("%d inputs applied, want 12", got)
 	}
 }

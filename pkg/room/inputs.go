@@ -78,57 +78,149 @@ func (t *term) replay(ctx context.Context) error {
 	return nil
 }
 
-// follow delivers the room's stream events from start on, in order, to t.stream until ctx ends. It is an
-// ordered consumer of its own (nats.go's OrderedConsumer recreates its consumer with 10 s timeouts that ignore
-// our context, which kept a superseded owner around for 20 s): an ephemeral, unacknowledged, in-memory
-// consumer from the next sequence, recreated from where it was whenever its heartbeats stop or its delivery has
-// a gap.
-func (t *term) follow(ctx context.Context, start uint64) {
-	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		cons, err := t.js.CreateConsumer(cctx, wire.InputsStream, jetstream.ConsumerConfig{
-			FilterSubject:     wire.InputSubject(t.room),
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       start,
-			AckPolicy:         jetstream.AckNonePolicy,
-			InactiveThreshold: 10 * time.Second,
-			MemoryStorage:     true,
-			Replicas:          1,
-		})
-		cancel()
-		if err != nil {
-			if !sleepCtx(ctx, 200*time.Millisecond) {
-				return
+// storedBuffer is how many stored copies (wire.StoredSubject) wait for the stream follower. A copy that arrives
+// while it is full is dropped by the NATS client; the follower reads it from the stream when the next copy
+// shows the gap, or when the loop asks (recheck).
+const storedBuffer = 256
+
+// startCheck is when, after a term's start, its follower first reads the room's last stored message: a message
+// stored while the stored subscription's interest was still on its way to the stream's leader has no copy here,
+// and nothing after it may show the gap. After that it reads it every storedBackstop, for a copy lost in the
+// network with nothing after it, whose live copy was lost too (with a live copy the tick shows the event
+// applied but not stored, and unstoredWait asks sooner). unstoredWait is how long a tick may show applied
+// events not known stored before the loop asks the follower to read the stream (noteUnstored): a stored copy
+// comes within milliseconds, so a longer wait means a copy was lost (or INPUTS has no leader). storedRetry is
+// the pause before a failed read is tried again.
+const (
+	startCheck     = time.Second
+	storedBackstop = 10 * time.Second
+	unstoredWait   = 500 * time.Millisecond
+	storedRetry    = 200 * time.Millisecond
+)
+
+// storedSubject is where a term takes its room's stored copies (a variable for the tests, which take them away).
+var storedSubject = wire.StoredSubject
+
+// follow delivers the room's stored events after the stream sequence last, in order and each once, to t.stream
+// until ctx ends. It needs no JetStream consumer (nothing to create at a takeover, no heartbeats): INPUTS
+// republishes each message of the room on its stored subject once stored, and each copy names the room's
+// message stored before it (wire.StoredPosition). A copy whose predecessor is past last shows a gap (a copy
+// lost, or stored before the subscription reached the leader): the follower reads the gap from the stream
+// (readRange) before it delivers the copy. A copy the NATS client dropped (dropped counts them: the buffer was
+// full) is read from the stream as soon as the buffer is empty. A lost copy with nothing after it shows no gap:
+// the follower reads the room's last stored message startCheck after it starts and every storedBackstop, and
+// whenever the loop asks (recheck). A read that fails is tried again after storedRetry.
+func (t *term) follow(ctx context.Context, stored <-chan *nats.Msg, dropped func() int, last uint64) {
+	check := time.NewTimer(startCheck)
+	defer check.Stop()
+	seenDrops := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-stored:
+			seq, prev, err := wire.StoredPosition(msg.Header)
+			switch {
+			case err != nil:
+				t.series.badEvents.Inc()
+			case seq <= last:
+			case prev > last:
+				t.met.storedGaps.Inc()
+				if last = t.readStored(ctx, last, prev); last < prev {
+					check.Reset(storedRetry) // the copy is read with the rest, later
+					continue
+				}
+				fallthrough
+			default:
+				if !t.toLoop(ctx, t.arrived(t.fromStream(msg.Data, seq))) {
+					return
+				}
+				last = seq
 			}
-			continue
+			if n := dropped(); n != seenDrops && len(stored) == 0 {
+				seenDrops = n
+				last = t.catchUp(ctx, last, check)
+			}
+		case <-t.recheck:
+			last = t.catchUp(ctx, last, check)
+		case <-check.C:
+			check.Reset(storedBackstop)
+			last = t.catchUp(ctx, last, check)
 		}
-		it, err := cons.Messages(jetstream.PullHeartbeat(time.Second), jetstream.WithMessagesErrOnMissingHeartbeat(true))
-		if err != nil {
-			if !sleepCtx(ctx, 200*time.Millisecond) {
-				return
-			}
-			continue
+	}
+}
+
+// catchUp reads the room's messages stored after last, up to the room's last stored message, and returns the
+// sequence up to which the loop has them all. A read that fails sets check to try again.
+func (t *term) catchUp(ctx context.Context, last uint64, check *time.Timer) uint64 {
+	subj := wire.InputSubject(t.room)
+	m, err := readFresh(ctx, time.Second, func(lctx context.Context) (*jetstream.RawStreamMsg, error) {
+		return t.inputs.GetLastMsgForSubject(lctx, subj)
+	})
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return last
+	case err != nil:
+		if ctx.Err() == nil {
+			check.Reset(storedRetry)
 		}
-		var delivered uint64
-		for {
-			msg, err := it.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				break
-			}
-			md, err := msg.Metadata()
-			if err != nil || md.Sequence.Consumer != delivered+1 {
-				break // a gap: start again from the next stream sequence
-			}
-			delivered = md.Sequence.Consumer
-			select {
-			case t.stream <- t.arrived(t.fromStream(msg.Data(), md.Sequence.Stream)):
-				start = md.Sequence.Stream + 1
-			case <-ctx.Done():
-				it.Stop()
-				return
-			}
+		return last
+	case m.Sequence <= last:
+		return last
+	}
+	t.met.storedGaps.Inc()
+	got := t.readStored(ctx, last, m.Sequence)
+	if got < m.Sequence && ctx.Err() == nil {
+		check.Reset(storedRetry)
+	}
+	return got
+}
+
+// readStored delivers the room's messages stored after last, up to to (a message of the room: a copy's
+// predecessor, or the room's last message), from the stream to the loop, in order. It returns the sequence up to
+// which the loop has them all: to once message to was delivered, else the last one delivered (the read failed
+// for ReplayWait, ctx ended, or the replica that answered does not have message to yet: a follower replica may
+// lag its leader).
+func (t *term) readStored(ctx context.Context, last, to uint64) uint64 {
+	rctx, cancel := context.WithTimeout(ctx, t.cfg.ReplayWait)
+	defer cancel()
+	_, err := readRange(rctx, t.nc, wire.InputsStream, wire.InputSubject(t.room), last+1, to, func(data []byte, seq uint64) {
+		if t.toLoop(ctx, t.arrived(t.fromStream(data, seq))) {
+			last = seq
 		}
-		it.Stop()
+	})
+	if last < to && ctx.Err() == nil {
+		t.log.Debug("stored inputs not read yet; trying again", "after", last, "to", to, "err", err)
+	}
+	return last
+}
+
+// toLoop hands in to the loop; false when ctx ended first.
+func (t *term) toLoop(ctx context.Context, in inbound) bool {
+	select {
+	case t.stream <- in:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// noteUnstored is told at every tick whether it shows applied events not known stored (any). When that has
+// lasted unstoredWait, it asks the follower to read the stream (and again after every further unstoredWait):
+// their stored copies should have come long before, so one was lost with nothing stored after it to show the gap
+// (or INPUTS has no leader, and the read finds nothing new).
+func (t *term) noteUnstored(any bool, now time.Time) {
+	switch {
+	case !any:
+		t.unstored = time.Time{}
+	case t.unstored.IsZero():
+		t.unstored = now
+	case now.Sub(t.unstored) >= unstoredWait:
+		t.unstored = now
+		select {
+		case t.recheck <- struct{}{}:
+		default:
+		}
 	}
 }
 

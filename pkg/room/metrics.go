@@ -28,6 +28,7 @@ type metrics struct {
 	sessionsFenced   prometheus.Counter
 	fenceNoticeDrops prometheus.Counter
 	snapshotBatches  prometheus.Counter
+	storedGaps       prometheus.Counter
 	bundles          prometheus.Counter
 	bundleErrors     prometheus.Counter
 	badBundles       prometheus.Counter
@@ -71,6 +72,7 @@ func newMetrics() *metrics {
 		sessionsFenced:   prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "sessions_fenced_total", Help: "Sessions of silent nodes this node ended (fenced), freeing their rooms."}),
 		fenceNoticeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fence_notices_dropped_total", Help: "Peers' fence notices dropped because too many waited to be read (the owners watcher still shows the fence)."}),
 		snapshotBatches:  prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "snapshot_batches_total", Help: "Atomic batches of snapshots this node wrote (one replicated write each)."}),
+		storedGaps:       prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "stored_gaps_total", Help: "Owner only: times a room's stream follower found stored inputs whose stored copy never came (lost, or stored before its subscription reached the INPUTS leader) and read them from INPUTS."}),
 		bundles:          prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundles_total", Help: "Tick bundles this node published (each carries the ticks its rooms made within one bundle window)."}),
 		bundleErrors:     prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundle_errors_total", Help: "Tick bundles that could not be published (their ticks are lost; relays ask for keyframes)."}),
 		badBundles:       prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "tick_bundles_malformed_total", Help: "Tick bundles this node's relay received that did not decode (the entries before the bad one were taken)."}),
@@ -90,7 +92,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.owned, m.epoch, m.ticks, m.tickSeconds, m.renewSeconds, m.renewErrors, m.stepDowns,
 		m.applied, m.badEvents, m.liveDropped, m.snapshotAge, m.snapshotErrors, m.publishErrors, m.pauses, m.withheld, m.handoffs, m.sessions, m.sessionsFenced, m.fenceNoticeDrops, m.snapshotBatches,
-		m.bundles, m.bundleErrors, m.badBundles,
+		m.storedGaps, m.bundles, m.bundleErrors, m.badBundles,
 		m.restoredFromTick, m.lost, m.jsonTicks, m.fenced, m.acquired, m.purges, m.inputToTick, m.delivery, m.tickGap}
 }
 

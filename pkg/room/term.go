@@ -44,7 +44,6 @@ type term struct {
 	cfg      Config
 	log      *slog.Logger
 	nc       *nats.Conn
-	js       jetstream.JetStream
 	inputs   jetstream.Stream
 	snaps    jetstream.KeyValue
 	writer   *snapshotWriter // the node's: writes the periodic snapshots in batches
@@ -67,6 +66,8 @@ type term struct {
 	stream   chan inbound   // events from the stream follower
 	helpers  sync.WaitGroup // the stream follower
 	stop     func()         // cancels the follower and waits for it; safe to call more than once
+	recheck  chan struct{}  // asks the follower to read the stream's last message of the room (capacity 1)
+	unstored time.Time      // since when the tick has shown applied events not known stored (zero: none)
 	withheld bool           // a tick was withheld for lack of contact: confirm the lease before the next one
 
 	wmu        sync.Mutex // guards the snapshot view below, shared by run and the node's snapshot writer
@@ -103,10 +104,10 @@ const maxWaiting = 4096
 
 func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 	return &term{
-		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, js: m.js, inputs: m.inputs,
+		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, bundles: m.bundles, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
-		live: make(chan inbound, liveBuffer), stream: make(chan inbound, streamBuffer),
+		live: make(chan inbound, liveBuffer), stream: make(chan inbound, streamBuffer), recheck: make(chan struct{}, 1),
 	}
 }
 
@@ -118,6 +119,14 @@ func (t *term) run(ctx context.Context) error {
 		return err
 	}
 	defer sub.Unsubscribe()
+	// The stored copies are subscribed to before replay reads the stream's position, so that a message stored
+	// after it comes here (or shows as a gap in the next one).
+	stored := make(chan *nats.Msg, storedBuffer)
+	ssub, err := t.nc.ChanSubscribe(storedSubject(t.room), stored)
+	if err != nil {
+		return fmt.Errorf("subscribe to stored inputs: %w", err)
+	}
+	defer ssub.Unsubscribe()
 	hctx, cancel := context.WithCancel(ctx)
 	var once sync.Once
 	t.stop = func() {
@@ -127,7 +136,8 @@ func (t *term) run(ctx context.Context) error {
 		})
 	}
 	defer t.stop()
-	if err := t.start(ctx, hctx); err != nil {
+	dropped := func() int { n, _ := ssub.Dropped(); return n }
+	if err := t.start(ctx, hctx, stored, dropped); err != nil {
 		return err
 	}
 	return t.loop(ctx, hctx)
@@ -136,7 +146,7 @@ func (t *term) run(ctx context.Context) error {
 // start makes the term's state: the newest state this node can prove (restore), the events stored after it
 // (replay), then the stream follower for what comes later, and the takeover snapshot, by CAS on the revision
 // restored from, so that two owners can never both continue the same history.
-func (t *term) start(ctx, hctx context.Context) error {
+func (t *term) start(ctx, hctx context.Context, stored <-chan *nats.Msg, dropped func() int) error {
 	began := time.Now()
 	snap, snapRev, err := readSnapshot(ctx, t.snaps, t.room)
 	if errors.Is(err, errCorruptSnapshot) {
@@ -154,9 +164,10 @@ func (t *term) start(ctx, hctx context.Context) error {
 	}
 	replayed := time.Now()
 	t.helpers.Add(1)
+	from := t.inputSeq
 	go func() {
 		defer t.helpers.Done()
-		t.follow(hctx, t.inputSeq+1)
+		t.follow(hctx, stored, dropped, from)
 	}()
 	t.drain()
 	// A conflict means restore again (or a newer owner: step down); an unknown outcome (no stream leader yet,

@@ -34,9 +34,11 @@ func (t *term) publish(now time.Time) error {
 		return err
 	}
 	applied := ""
-	if pending := t.acks.pending(t.state); len(pending) > 0 {
+	pending := t.acks.pending(t.state)
+	if len(pending) > 0 {
 		applied = wire.EncodeApplied(pending)
 	}
+	t.noteUnstored(len(pending) > 0, now)
 	enc := b.enc
 	keyAt := 0
 	b.data = b.data[:0]
