@@ -3,6 +3,7 @@ package room
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/tickmesh/tickmesh/games/arena"
 	"github.com/tickmesh/tickmesh/pkg/sim"
@@ -129,5 +130,43 @@ func TestRestoredAcksStartAtTheDurableOnesAndForgetRemovedPlayers(t *testing.T) 
 	tm.acks.pending(tm.state)
 	if _, ok := tm.acks.durable["pb"]; ok || len(tm.acks.durable) != 1 {
 		t.Fatalf("durable acks %v after pb was removed", tm.acks.durable)
+	}
+}
+
+// A tick that shows events applied but not stored asks the follower to read the stream once they have waited
+// unstoredWait, then at most once per unstoredWait while it lasts; a tick with none starts the wait afresh.
+func TestTicksWithInputsNotStoredAskTheFollowerToReadTheStream(t *testing.T) {
+	o := &term{recheck: make(chan struct{}, 1)}
+	asked := func() bool {
+		select {
+		case <-o.recheck:
+			return true
+		default:
+			return false
+		}
+	}
+	t0 := time.Unix(1000, 0)
+	tick := func(i int) time.Time { return t0.Add(time.Duration(i) * 50 * time.Millisecond) }
+	var got []int
+	for i := 0; i <= 30; i++ {
+		o.noteUnstored(i < 25, tick(i)) // applied, not stored, for 25 ticks (1.25 s); then stored
+		if asked() {
+			got = append(got, i)
+		}
+	}
+	// First seen at tick 0: asked at 10 (500 ms), again at 20; not after tick 25.
+	if want := []int{10, 20}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("asked at ticks %v, want %v", got, want)
+	}
+	// Unstored again: the wait starts from its first tick, not from the last request.
+	got = nil
+	for i := 40; i <= 52; i++ {
+		o.noteUnstored(true, tick(i))
+		if asked() {
+			got = append(got, i)
+		}
+	}
+	if want := []int{50}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("asked at ticks %v, want %v", got, want)
 	}
 }
