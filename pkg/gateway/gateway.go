@@ -132,6 +132,7 @@ type Gateway struct {
 	pub     *publisher
 	metrics *metrics
 	up      websocket.Upgrader
+	notices *nats.Subscription // every room's notices (wire.AllNotices): made by New, so before any join; ended by Run
 
 	mu       sync.Mutex
 	draining bool                      // guarded by mu: no new sockets
@@ -157,6 +158,13 @@ func New(cfg Config, signer *session.Signer, rooms Rooms, nc *nats.Conn, js jets
 		ipRooms: map[string]map[string]int{}, nc: nc,
 	}
 	g.pub = newPublisher(nc, js, cfg, log, g.metrics)
+	// One subscription for the notices of every room, not one per room served: a notice is rare (a join refused
+	// for a full room), and a subscription per room would cost its delivery goroutine and the cluster's interest
+	// in one more subject for as long as the room has sockets here.
+	var err error
+	if g.notices, err = nc.Subscribe(wire.AllNotices, g.notice); err != nil {
+		return nil, fmt.Errorf("listen to room notices: %w", err)
+	}
 	g.metrics.eventsPending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tickmesh_gateway_events_pending",
 		Help: "Events accepted and not yet stored by INPUTS (waiting, in flight or to be sent again)."},
 		func() float64 { return float64(g.pub.pending.Load()) })
@@ -204,6 +212,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer t.Stop()
 	cut := time.NewTicker(g.cfg.CutCheck)
 	defer cut.Stop()
+	defer func() { _ = g.notices.Unsubscribe() }()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -470,11 +479,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newPlayerID draws a fresh player id.
 func newPlayerID() (string, error) { return session.NewPlayerID(rand.Reader) }
 
-// hub is one room's fan-out on this node: one relay listener and one notice subscription, many sockets.
+// hub is one room's fan-out on this node: one relay listener, many sockets.
 type hub struct {
 	room    string
 	stop    func() // relay listener
-	notices *nats.Subscription
 	release func() // room demand
 	conns   map[*conn]struct{}
 	ticks   uint64 // ticks fanned out (under Gateway.mu); every takeoverEvery-th is checked for newer connections
@@ -490,7 +498,7 @@ var (
 	errIPRooms   = errors.New("this address is in its maximum of rooms")
 )
 
-// join adds c to its room's hub, creating the hub (relay listener, notice subscription, room demand) for the
+// join adds c to its room's hub, creating the hub (relay listener, room demand) for the
 // first socket. It refuses a new room beyond MaxRooms, and a room beyond the client address's MaxRoomsPerIP.
 func (g *Gateway) join(c *conn, roomName string) error {
 	g.mu.Lock()
@@ -508,11 +516,6 @@ func (g *Gateway) join(c *conn, roomName string) error {
 		stop, err := g.rooms.Relay().Listen(roomName, func(_ string, t *room.Tick) { g.fanout(h, t) })
 		if err != nil {
 			return fmt.Errorf("listen to room %s: %w", roomName, err)
-		}
-		h.notices, err = g.nc.Subscribe(wire.NoticeSubject(roomName), func(m *nats.Msg) { g.notice(h, m.Data) })
-		if err != nil {
-			stop()
-			return fmt.Errorf("listen to notices of room %s: %w", roomName, err)
 		}
 		h.stop = stop
 		h.release = g.rooms.Want(roomName)
@@ -552,23 +555,28 @@ func (g *Gateway) leave(c *conn, roomName string) {
 	g.mu.Unlock()
 	if empty {
 		h.stop()
-		_ = h.notices.Unsubscribe()
 		h.release()
 	}
 }
 
-// notice handles an owner's notice about a refused event: the socket whose join it names gets the error and
-// its close code.
-func (g *Gateway) notice(h *hub, data []byte) {
-	n, err := wire.DecodeNotice(data)
+// notice handles an owner's notice about a refused event: the socket on this node whose join it names gets the
+// error and its close code. A notice of a room this node has no socket in is dropped.
+func (g *Gateway) notice(msg *nats.Msg) {
+	roomName, ok := wire.NoticeRoom(msg.Subject)
+	if !ok {
+		return
+	}
+	n, err := wire.DecodeNotice(msg.Data)
 	if err != nil || n.Code != wire.NoticeRoomFull {
 		return
 	}
 	g.mu.Lock()
 	var target *conn
-	for c := range h.conns {
-		if c.player == n.Player && c.joinSeq == n.Conn {
-			target = c
+	if h := g.hubs[roomName]; h != nil {
+		for c := range h.conns {
+			if c.player == n.Player && c.joinSeq == n.Conn {
+				target = c
+			}
 		}
 	}
 	g.mu.Unlock()

@@ -11,6 +11,7 @@
 //	game.<room>.tick   the same ticks as protocol 1 JSON, published while something listens there; the same
 //	                   headers but Tm-Key, and Tm-Frames
 //	game.<room>.sync   a relay asking the owner for a keyframe
+//	game.<room>.notice the owner telling the gateways of an event it refused (a join of a full room)
 //	game.<room>.input  player events, stored by the INPUTS stream (durable path, deduplicated by message id):
 //	                   a batch of a room's events per message (or one event, the form before batches)
 //	game.<room>.stored each input message once INPUTS stored it, republished by the stream's leader with its

@@ -45,12 +45,15 @@ func FramesSubject(room string) string { return "game." + room + ".frames" }
 func SyncSubject(room string) string { return "game." + room + ".sync" }
 
 // SyncRoom is the room of a SyncSubject, and false for any other subject or an invalid room name.
-func SyncRoom(subject string) (string, bool) {
+func SyncRoom(subject string) (string, bool) { return roomOf(subject, ".sync") }
+
+// roomOf is the room of subject "game.<room><suffix>", and false for any other subject or an invalid room name.
+func roomOf(subject, suffix string) (string, bool) {
 	room, ok := strings.CutPrefix(subject, "game.")
 	if !ok {
 		return "", false
 	}
-	room, ok = strings.CutSuffix(room, ".sync")
+	room, ok = strings.CutSuffix(room, suffix)
 	if !ok || !ValidRoom(room) {
 		return "", false
 	}
@@ -82,14 +85,19 @@ const (
 	AllTicks  = "game.*.tick"
 	AllFrames = "game.*.frames"
 	AllSync   = "game.*.sync" // every node subscribes once and hands a request to the room's term, if it runs one
-	AllInputs = "game.*.input"
-	AllGame   = "game.>"
+	// AllNotices: every gateway subscribes once and hands a notice to the room's sockets on its node, if any.
+	AllNotices = "game.*.notice"
+	AllInputs  = "game.*.input"
+	AllGame    = "game.>"
 )
 
 // NoticeSubject is where a room's owner tells the gateways about an event it refused (a join of a full room),
 // so that the player's socket gets an answer instead of silence. Core NATS: a lost notice costs an answer, not
 // state.
 func NoticeSubject(room string) string { return "game." + room + ".notice" }
+
+// NoticeRoom is the room of a NoticeSubject, and false for any other subject or an invalid room name.
+func NoticeRoom(subject string) (string, bool) { return roomOf(subject, ".notice") }
 
 // HandoffSubject is where a node that handed a room over tells the receiving node (Node.Name: [a-z0-9_-], a
 // valid subject token) the room's name: the receiver reads the room's lease directly and adopts it without

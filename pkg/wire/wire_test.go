@@ -242,13 +242,24 @@ func TestNodeNamesAreSubjectTokensOfAtMost64Characters(t *testing.T) {
 }
 
 // A keyframe request's subject names its room; no other subject, and no invalid room, is taken for one.
-func TestKeyframeRequestsNameTheirRoom(t *testing.T) {
-	if room, ok := wire.SyncRoom(wire.SyncSubject("room-7")); !ok || room != "room-7" {
-		t.Fatalf("SyncRoom(SyncSubject(room-7)) = %q, %v", room, ok)
-	}
-	for _, s := range []string{"game.room-7.tick", "game..sync", "game.Room.sync", "game.a.b.sync", "tickmesh.room-7.sync", "game.room-7.sync.x", ""} {
-		if room, ok := wire.SyncRoom(s); ok {
-			t.Errorf("SyncRoom(%q) = %q, want none", s, room)
+func TestKeyframeRequestsAndNoticesNameTheirRoom(t *testing.T) {
+	for _, c := range []struct {
+		kind    string
+		subject func(string) string
+		room    func(string) (string, bool)
+		all     string
+	}{{"sync", wire.SyncSubject, wire.SyncRoom, wire.AllSync}, {"notice", wire.NoticeSubject, wire.NoticeRoom, wire.AllNotices}} {
+		if room, ok := c.room(c.subject("room-7")); !ok || room != "room-7" {
+			t.Fatalf("%s: room of %s = %q, %v", c.kind, c.subject("room-7"), room, ok)
+		}
+		if !subjectMatches(c.all, c.subject("room-7")) {
+			t.Errorf("%s does not match %s", c.all, c.subject("room-7"))
+		}
+		for _, s := range []string{"game.room-7.tick", "game..", "game.Room.", "game.a.b.", "tickmesh.room-7.", "game.room-7.x.", ""} {
+			s += c.kind
+			if room, ok := c.room(s); ok {
+				t.Errorf("%s: room of %q = %q, want none", c.kind, s, room)
+			}
 		}
 	}
 }
