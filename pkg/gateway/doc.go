@@ -19,7 +19,9 @@
 //
 // Goroutines: Run owns the publisher workers (rooms are sharded over them; a worker waits for the PubAck of each
 // of its batches in flight on a goroutine of its own, and for those before it ends) and the housekeeping loop
-// (node lists, keepalive pings, the no-owner watchdog). The HTTP handler returns after the hello; each socket
+// (node lists, keepalive pings, the no-owner watchdog). One NATS subscription takes every room's notices
+// (wire.AllNotices) on the client's goroutine: New makes it, so that it precedes the first join, and it ends when
+// Run returns. The HTTP handler returns after the hello; each socket
 // then has one watcher goroutine,
 // owned by the gateway, which waits for the socket to become readable with the smallest stack and has each
 // burst of messages read by a short-lived goroutine that it waits for; and, only while the socket has frames

@@ -54,8 +54,9 @@
 // key of a node a peer fenced directly, for the same reason); one goroutine per acquisition in progress (which
 // runs the term while it holds the lease) and per fence of a silent session; and, per owned room, the owner
 // loop's stream follower, which reads the room's stored copies (wire.StoredSubject) from a channel subscription
-// (no goroutine of the NATS client, no JetStream consumer). Run waits for all of them. Its one subscription to keyframe requests (wire.AllSync)
-// hands each to the term of its room, if one runs here; it lives as long as Run. Relay owns no goroutines: its
-// NATS subscriptions (one per bundle shard, one per room whose JSON it follows) deliver on the client's
-// goroutines and are unsubscribed by Close, which also stops each room's JSON fallback timer.
+// (no goroutine of the NATS client, no JetStream consumer) that the term ends with itself. Run waits for all of
+// them. Its one subscription to keyframe requests (wire.AllSync) hands each to the term of its room, if one runs
+// here; it lives as long as Run. Relay owns no goroutines: its NATS subscriptions (one per bundle shard, one per
+// room whose JSON it follows) deliver on the client's goroutines and are unsubscribed by Close, which also stops
+// each room's JSON fallback timer.
 package room

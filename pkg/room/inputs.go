@@ -50,23 +50,17 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 // it arrives, in order. It gives up after ReplayWait; the follower then applies the rest (events are
 // idempotent).
 func (t *term) replay(ctx context.Context) error {
-	subj := wire.InputSubject(t.room)
-	last, err := readFresh(ctx, time.Second, func(lctx context.Context) (*jetstream.RawStreamMsg, error) {
-		return t.inputs.GetLastMsgForSubject(lctx, subj)
-	})
-	var target uint64
+	target, err := t.lastStored(ctx)
 	switch {
-	case err == nil:
-		target = last.Sequence
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return nil
-	default:
+	case err != nil:
 		t.log.Warn("replay: cannot read the input stream's position; the follower will catch up", "err", err)
+		return nil
+	case target == 0:
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, t.cfg.ReplayWait)
 	defer cancel()
-	_, err = readRange(rctx, t.nc, wire.InputsStream, subj, t.inputSeq+1, target, func(data []byte, seq uint64) {
+	_, err = readRange(rctx, t.nc, wire.InputsStream, wire.InputSubject(t.room), t.inputSeq+1, target, func(data []byte, seq uint64) {
 		t.apply(t.fromStream(data, seq))
 	})
 	switch {
@@ -153,27 +147,38 @@ func (t *term) follow(ctx context.Context, stored <-chan *nats.Msg, dropped func
 // catchUp reads the room's messages stored after last, up to the room's last stored message, and returns the
 // sequence up to which the loop has them all. A read that fails sets check to try again.
 func (t *term) catchUp(ctx context.Context, last uint64, check *time.Timer) uint64 {
+	to, err := t.lastStored(ctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			check.Reset(storedRetry)
+		}
+		return last
+	case to <= last:
+		return last
+	}
+	t.met.storedGaps.Inc()
+	got := t.readStored(ctx, last, to)
+	if got < to && ctx.Err() == nil {
+		check.Reset(storedRetry)
+	}
+	return got
+}
+
+// lastStored is the stream sequence of the room's last message in INPUTS, 0 when it has none (none stored yet,
+// or all purged). It is a direct get, sent twice at once and again while none answers (readFresh), for a second.
+func (t *term) lastStored(ctx context.Context) (uint64, error) {
 	subj := wire.InputSubject(t.room)
 	m, err := readFresh(ctx, time.Second, func(lctx context.Context) (*jetstream.RawStreamMsg, error) {
 		return t.inputs.GetLastMsgForSubject(lctx, subj)
 	})
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return last
+		return 0, nil
 	case err != nil:
-		if ctx.Err() == nil {
-			check.Reset(storedRetry)
-		}
-		return last
-	case m.Sequence <= last:
-		return last
+		return 0, fmt.Errorf("read the last stored input of %s: %w", t.room, err)
 	}
-	t.met.storedGaps.Inc()
-	got := t.readStored(ctx, last, m.Sequence)
-	if got < m.Sequence && ctx.Err() == nil {
-		check.Reset(storedRetry)
-	}
-	return got
+	return m.Sequence, nil
 }
 
 // readStored delivers the room's messages stored after last, up to to (a message of the room: a copy's
