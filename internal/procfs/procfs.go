@@ -46,11 +46,10 @@ func Process(pid int) (Sample, error) {
 // ParseStatCPU returns utime + stime (fields 14 and 15) of a /proc/<pid>/stat line. The command name (field 2)
 // is in parentheses and may hold spaces and parentheses, so fields are counted after its last ')'.
 func ParseStatCPU(stat []byte) (uint64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
+	f, ok := statFields(stat)
+	if !ok {
 		return 0, errors.New("proc stat: no command name")
 	}
-	f := bytes.Fields(stat[i+1:]) // f[0] is field 3 (state)
 	if len(f) < 13 {
 		return 0, errors.New("proc stat: too few fields")
 	}
@@ -149,11 +148,11 @@ func State(pid int) byte {
 // ParseStatState reads the state field of /proc/<pid>/stat: "pid (comm) S ...", where comm may hold spaces and
 // parentheses.
 func ParseStatState(stat []byte) byte {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
+	f, _ := statFields(stat)
+	if len(f) < 1 {
 		return 0
 	}
-	return stat[i+2]
+	return f[0][0]
 }
 
 // Parent is the parent process id of pid (field 4 of /proc/<pid>/stat), or 0 if unknown.
@@ -167,16 +166,23 @@ func Parent(pid int) int {
 
 // ParseStatParent reads the parent pid field of /proc/<pid>/stat, counted after the command name's last ')'.
 func ParseStatParent(stat []byte) int {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0
-	}
-	f := bytes.Fields(stat[i+1:]) // state ppid ...
+	f, _ := statFields(stat)
 	if len(f) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(string(f[1]))
 	return ppid
+}
+
+// statFields splits a /proc/<pid>/stat line into its fields from field 3 (state) on: "pid (comm) S ppid pgrp
+// ...", counted after the command name's last ')', since the name may hold spaces and parentheses. ok is false
+// when the line has no command name.
+func statFields(stat []byte) (f [][]byte, ok bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, false
+	}
+	return bytes.Fields(stat[i+1:]), true
 }
 
 // LiveInGroup lists the processes of group pgid that are not zombies.
@@ -191,12 +197,8 @@ func LiveInGroup(pgid int) ([]int, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:])) // state ppid pgrp ...
-		if len(fields) < 3 || fields[0] == "Z" || fields[2] != strconv.Itoa(pgid) {
+		fields, _ := statFields(b) // state ppid pgrp ...
+		if len(fields) < 3 || string(fields[0]) == "Z" || string(fields[2]) != strconv.Itoa(pgid) {
 			continue
 		}
 		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])
