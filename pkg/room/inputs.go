@@ -30,9 +30,7 @@ func (t *term) subscribeLive() (*nats.Subscription, error) {
 		if len(evs) == 0 {
 			return
 		}
-		select {
-		case t.live <- inbound{evs: evs, at: time.Now()}:
-		default:
+		if !t.live.put(inbound{evs: evs, at: time.Now()}) {
 			t.series.liveDropped.Add(float64(len(evs)))
 		}
 	})
@@ -248,15 +246,22 @@ func (t *term) arrived(in inbound) inbound {
 
 // drain applies every event waiting on either path.
 func (t *term) drain() {
+	t.applyLive()
 	for {
 		select {
-		case in := <-t.live:
-			t.apply(in)
 		case in := <-t.stream:
 			t.apply(in)
 		default:
 			return
 		}
+	}
+}
+
+// applyLive applies the live messages that wait, in the order they came.
+func (t *term) applyLive() {
+	t.taken = t.live.take(t.taken)
+	for _, in := range t.taken {
+		t.apply(in)
 	}
 }
 

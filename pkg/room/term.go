@@ -62,7 +62,8 @@ type term struct {
 	tick     tickBuf        // the tick messages this term publishes
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
-	live     chan inbound   // events from the live subscription (filled by the NATS client's goroutine)
+	live     *inbox         // events from the live subscription (put by the NATS client's goroutine)
+	taken    []inbound      // the live messages last taken from live, handed back as spare storage
 	stream   chan inbound   // events from the stream follower
 	helpers  sync.WaitGroup // the stream follower
 	stop     func()         // cancels the follower and waits for it; safe to call more than once
@@ -88,14 +89,15 @@ type inbound struct {
 }
 
 // liveBuffer is how many live messages (each one event or a batch) wait for a room's owner loop; a copy that
-// arrives while it is full is dropped (tickmesh_room_live_events_dropped_total) and applied from the stream. The
-// loop takes them as they come, so only a stall fills it: 1,024 holds a busy room's messages for about half a
-// second (three gateways sending a batch every 2 ms). streamBuffer is the same for the stream follower, which
-// waits instead of dropping. Both are allocated whole with every term, at 56 bytes an element (70 KB together),
-// and scanned by every garbage collection: they are a large part of what an owned room costs in memory.
+// arrives while that many wait is dropped (tickmesh_room_live_events_dropped_total) and applied from the stream.
+// The loop takes them as they come, so only a stall fills it: 1,024 holds a busy room's messages for about half a
+// second (three gateways sending a batch every 2 ms). The inbox's storage grows with what waits (inbox.go), so the
+// bound costs an idle room nothing. streamBuffer is the same for the stream follower, which waits instead of
+// dropping, so it is small: a channel's buffer is allocated whole with every term (56 bytes an element) and
+// scanned by every garbage collection.
 const (
 	liveBuffer   = 1024
-	streamBuffer = 256
+	streamBuffer = 32
 )
 
 // maxWaiting bounds the arrival times kept between two ticks for the input → tick histogram: events applied
@@ -107,7 +109,7 @@ func (m *Manager) newTerm(room string, l *lease.Lease) *term {
 		room: room, lease: l, cfg: m.cfg, log: m.log.With("room", room), nc: m.nc, inputs: m.inputs,
 		snaps: m.snaps, writer: m.writer, bundles: m.bundles, relay: m.relay, met: m.metrics, series: m.metrics.room(room), nodes: m.live, fault: func() Fault { return m.fault(room) },
 		game: m.cfg.Games.For(room), interest: m.interest, acks: newAcks(),
-		live: make(chan inbound, liveBuffer), stream: make(chan inbound, streamBuffer), recheck: make(chan struct{}, 1),
+		live: newInbox(liveBuffer), stream: make(chan inbound, streamBuffer), recheck: make(chan struct{}, 1),
 	}
 }
 
@@ -223,8 +225,8 @@ func (t *term) loop(ctx, hctx context.Context) error {
 			t.bundles.flush()
 			t.finalSnapshot(ctx)
 			return context.Cause(ctx)
-		case in := <-t.live:
-			t.apply(in)
+		case <-t.live.ready:
+			t.applyLive()
 		case in := <-t.stream:
 			t.apply(in)
 		case <-timer.C:
