@@ -11,6 +11,7 @@ import "sync"
 type inbox struct {
 	limit int
 	ready chan struct{} // capacity 1: filled by the put that finds the queue empty
+	taken []inbound     // owned by the taker: what the last take returned, storage for the queue's next turn
 
 	mu sync.Mutex
 	q  []inbound // guarded by mu: what waits, oldest first
@@ -43,10 +44,11 @@ func (b *inbox) put(in inbound) bool {
 	return true
 }
 
-// take returns what waits, oldest first, and gives the queue spare's storage for what comes next: spare is the
-// slice a previous take returned, done with (nil at first). take clears spare, so that the queue holds no events
-// already applied.
-func (b *inbox) take(spare []inbound) []inbound {
+// take returns what waits, oldest first. The slice is the taker's until its next take, which gives its storage
+// back to the queue, cleared so that the queue holds no events already applied (two slices take turns, and no
+// take allocates).
+func (b *inbox) take() []inbound {
+	spare := b.taken
 	clear(spare)
 	if cap(spare) > inboxKeep {
 		spare = nil
@@ -55,5 +57,6 @@ func (b *inbox) take(spare []inbound) []inbound {
 	q := b.q
 	b.q = spare[:0]
 	b.mu.Unlock()
+	b.taken = q
 	return q
 }

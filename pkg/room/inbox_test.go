@@ -11,7 +11,7 @@ func msgOf(seq uint64) inbound { return inbound{evs: []sim.Event{{Seq: seq}}} }
 
 func TestAnInboxKeepsOrderRefusesBeyondItsBoundAndSignalsOnce(t *testing.T) {
 	b := newInbox(3)
-	if got := b.take(nil); len(got) != 0 {
+	if got := b.take(); len(got) != 0 {
 		t.Fatalf("empty inbox took %d", len(got))
 	}
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -32,7 +32,7 @@ func TestAnInboxKeepsOrderRefusesBeyondItsBoundAndSignalsOnce(t *testing.T) {
 		t.Fatal("a second signal for the same wait")
 	default:
 	}
-	got := b.take(nil)
+	got := b.take()
 	if len(got) != 3 || got[0].evs[0].Seq != 1 || got[2].evs[0].Seq != 3 {
 		t.Fatalf("took %+v, want 1, 2, 3 in order", got)
 	}
@@ -45,11 +45,11 @@ func TestAnInboxKeepsOrderRefusesBeyondItsBoundAndSignalsOnce(t *testing.T) {
 	default:
 		t.Fatal("no signal for the put after a take")
 	}
-	next := b.take(got)
+	next := b.take()
 	if len(next) != 1 || next[0].evs[0].Seq != 5 {
 		t.Fatalf("took %+v, want 5", next)
 	}
-	// The spare handed back is cleared: the queue holds no applied events.
+	// The storage of the earlier take went back to the queue cleared: the queue holds no applied events.
 	for i, in := range got[:3] {
 		if in.evs != nil {
 			t.Fatalf("spare entry %d still holds its events", i)
@@ -60,17 +60,17 @@ func TestAnInboxKeepsOrderRefusesBeyondItsBoundAndSignalsOnce(t *testing.T) {
 func TestAnInboxReusesSmallStorageAndDropsWhatABurstGrew(t *testing.T) {
 	b := newInbox(1024)
 	b.put(msgOf(1))
-	small := b.take(nil)
-	b.take(small)
+	small := b.take()
+	b.take() // hands small's storage back to the queue
 	b.put(msgOf(2))
-	if got := b.take(nil); &got[:1][0] != &small[:1][0] {
-		t.Fatal("the spare's storage was not reused")
+	if got := b.take(); &got[:1][0] != &small[:1][0] {
+		t.Fatal("the storage of an earlier take was not reused")
 	}
 	for seq := uint64(0); seq < 2*inboxKeep; seq++ {
 		b.put(msgOf(seq))
 	}
-	big := b.take(nil)
-	b.take(big)
+	b.take()
+	b.take()
 	if c := cap(b.q); c > inboxKeep {
 		t.Fatalf("the queue kept a burst's storage of %d entries", c)
 	}
@@ -95,10 +95,8 @@ func TestAnInboxTakesEveryPutOnceUnderConcurrency(t *testing.T) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	seen := make(map[uint64]bool)
-	var spare []inbound
 	collect := func() {
-		spare = b.take(spare)
-		for _, in := range spare {
+		for _, in := range b.take() {
 			s := in.evs[0].Seq
 			if seen[s] {
 				t.Fatalf("message %d taken twice", s)

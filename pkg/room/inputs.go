@@ -259,8 +259,7 @@ func (t *term) drain() {
 
 // applyLive applies the live messages that wait, in the order they came.
 func (t *term) applyLive() {
-	t.taken = t.live.take(t.taken)
-	for _, in := range t.taken {
+	for _, in := range t.live.take() {
 		t.apply(in)
 	}
 }

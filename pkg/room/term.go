@@ -63,7 +63,6 @@ type term struct {
 	inputSeq uint64         // highest INPUTS sequence applied (contiguously, through the stream path)
 	waiting  []time.Time    // arrival of each event applied since the last published tick (at most maxWaiting)
 	live     *inbox         // events from the live subscription (put by the NATS client's goroutine)
-	taken    []inbound      // the live messages last taken from live, handed back as spare storage
 	stream   chan inbound   // events from the stream follower
 	helpers  sync.WaitGroup // the stream follower
 	stop     func()         // cancels the follower and waits for it; safe to call more than once
