@@ -440,8 +440,8 @@ export interface TickmeshDebug {
   /** Render delay for others (ticks), the tick drawn in the last frame, tick arrival jitter (ms), tick rate in use. */
   readonly renderDelay: number;
   readonly renderTick: number;
-  /** The tick clock's numbers: target delay (ticks), 95th percentile and last lateness (ms), re-anchorings. */
-  readonly clock: { targetDelay: number; lateP95Ms: number; lastLateMs: number; anchors: number; tickAtNow: number };
+  /** The tick clock's numbers: target delay (ticks), 95th percentile and last lateness (ms), re-anchorings, the lag (ms) and its shifts. */
+  readonly clock: { targetDelay: number; lateP95Ms: number; lastLateMs: number; anchors: number; lagMs: number; shifts: number; tickAtNow: number };
   readonly jitterMs: number;
   readonly tickRate: number;
   /** Frames drawn so far, and the players drawn in the last one (world units). */
@@ -535,7 +535,7 @@ const debug: TickmeshDebug = Object.freeze({
     return snapshots.renderTick;
   },
   get clock() {
-    return { targetDelay: clock.targetDelayTicks, lateP95Ms: clock.lateP95Ms, lastLateMs: clock.lastLateMs, anchors: clock.anchors, tickAtNow: clock.tickAt(performance.now()) };
+    return { targetDelay: clock.targetDelayTicks, lateP95Ms: clock.lateP95Ms, lastLateMs: clock.lastLateMs, anchors: clock.anchors, lagMs: clock.lagMs, shifts: clock.shifts, tickAtNow: clock.tickAt(performance.now()) };
   },
   get jitterMs() {
     return clock.jitterMs;

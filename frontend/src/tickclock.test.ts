@@ -66,6 +66,47 @@ describe('tick clock', () => {
     expect(c.tickAt(140 * 50 + 600)).toBeCloseTo(140, 1);
   });
 
+  it('reports an owner pause as a lag from its second late tick and one shift, while the line follows slowly', () => {
+    const c = new TickClock();
+    feed(c, 1, 0, 40, 0);
+    const gen = c.generation;
+    c.observe(1, 41, 41 * 50 + 600);
+    expect(c.lagMs).toBe(0); // one late tick may be jitter
+    c.observe(1, 42, 42 * 50 + 600);
+    expect(c.lagMs).toBeGreaterThan(550);
+    expect(c.shifts).toBe(1);
+    expect(c.generation).toBe(gen + 1);
+    // The owner's tick now is the line less the lag, though the line itself is still ~12 ticks ahead.
+    expect(c.tickAt(42 * 50 + 600) - c.lagTicks).toBeCloseTo(42, 1);
+    expect(c.tickAt(42 * 50 + 600)).toBeGreaterThan(52);
+    // As the line catches up the lag shrinks with it, without another shift; at the end both agree.
+    for (let k = 43; k <= 140; k++) {
+      c.observe(1, k, k * 50 + 600);
+      // Within the step at the lag's release (two slews, 4 ms: 0.08 tick).
+      expect(Math.abs(c.tickAt(k * 50 + 600) - c.lagTicks - k), `tick ${k}`).toBeLessThanOrEqual(0.081);
+    }
+    expect(c.shifts).toBe(1);
+    expect(c.lagMs).toBe(0);
+    expect(c.anchors).toBe(1);
+  });
+
+  it('no lag or shift from jitter, or from a burst of ticks after the tab stalled', () => {
+    const r = rng(5);
+    const c = new TickClock();
+    feed(c, 1, 0, 400, 0, () => r() * 45);
+    expect(c.shifts).toBe(0);
+    // The tab froze for 600 ms: ticks 401..412 wait in the socket and arrive together, then on time again.
+    const t = 412 * 50 + 5;
+    for (let k = 401; k <= 412; k++) c.observe(1, k, t);
+    feed(c, 1, 413, 450, 413 * 50);
+    expect(c.lagMs).toBe(0);
+    expect(c.shifts).toBe(0);
+    // After a pause on a jittery path the lag is released once the line has caught up, and counts one shift.
+    feed(c, 1, 451, 1000, 451 * 50 + 600, () => r() * 45);
+    expect(c.shifts).toBe(1);
+    expect(c.lagMs).toBeLessThan(50);
+  });
+
   it('re-anchors when the last ticks are more than a second off the line', () => {
     const c = new TickClock();
     feed(c, 1, 0, 40, 0);

@@ -12,6 +12,20 @@
 // tick numbers need not continue) re-anchors the line at its first tick; so
 // does a shift of the last ticks by more than a second.
 //
+// The lag is how far the line runs ahead of the owner's ticks. It is set when
+// the ticks stopped for more than 250 ms and the next two, arriving at their
+// cadence, are both more than 250 ms late: an owner paused, and its tick
+// numbers lost the time (the line needs three seconds to catch up with a
+// 600 ms pause), or the path became that much slower. It is then the earliest
+// lateness since, moved with the line as it catches up: it only shrinks, so
+// jitter does not move it. Prediction subtracts it where the line stands for
+// the owner's tick now, so that it follows the owner from the second tick
+// after a pause (when the lateness percentile grows too) while others are
+// drawn without a jump. Setting the lag is a shift of the ticks' timeline,
+// counted in shifts: a lead learnt before it is no longer true, so the
+// generation (anchors + shifts) changes too. A burst of ticks after the tab
+// itself stalled is no shift.
+//
 // The render delay (in ticks behind tickAt(now)) is 1 (interpolation needs the
 // next tick) + the 95th percentile of the window's lateness + a safety margin,
 // bounded to [minDelay, maxDelay]; it moves towards that target at 2 ticks/s
@@ -40,6 +54,14 @@ export interface TickClockOptions {
   /** Largest move of the line per tick once established, ms (default 2). */
   slewMs?: number;
 }
+
+/**
+ * Lateness of the last two ticks, after a silence as long, beyond which the owner's timeline has shifted from
+ * the line (five ticks at 20 Hz): above the jitter of a slow path (the e2e page behind a 150 ms proxy on the loaded
+ * 2-core machine saw two ticks more than 150 ms late several times a minute), below an owner's stall there
+ * (0.3-0.6 s).
+ */
+const LAG_MS = 250;
 
 export class TickClock implements TickTimeline {
   private _tickMs: number;
@@ -80,6 +102,10 @@ export class TickClock implements TickTimeline {
   lateP95Ms = 0;
   /** Times the line was re-anchored (epochs, shifts of more than a second): tick positions of different anchors do not compare. */
   anchors = 0;
+  /** Times the ticks' timeline shifted by more than 250 ms without a re-anchoring (the lag was set). */
+  shifts = 0;
+  /** How far the line runs ahead of the owner's ticks, ms (the lag above). */
+  lagMs = 0;
 
   constructor(opts: TickClockOptions = {}) {
     this._tickMs = 1000 / (opts.tickRate ?? DEFAULT_TICK_RATE);
@@ -144,9 +170,14 @@ export class TickClock implements TickTimeline {
     return this.lateP95Ms / this._tickMs;
   }
 
-  /** Changes whenever the line is re-anchored (TickTimeline.generation). */
+  /** Changes whenever the line is re-anchored or the ticks' timeline shifts (TickTimeline.generation). */
   get generation(): number {
-    return this.anchors;
+    return this.anchors + this.shifts;
+  }
+
+  /** The lag in ticks (TickTimeline.lagTicks). */
+  get lagTicks(): number {
+    return this.lagMs / this._tickMs;
   }
 
   /** The fractional tick whose earliest arrival is at local time now; NaN before the first tick. */
@@ -180,6 +211,7 @@ export class TickClock implements TickTimeline {
     }
     if (seq <= this.lastSeq) return; // not newer: the buffer fences these, nothing to learn
     const gap = arrival - this.lastArrival;
+    const prevGap = this.lastGapMs;
     this.lastGapMs = gap;
     const d = gap - (seq - this.lastSeq) * this._tickMs;
     this.jitterMs += (Math.abs(d) - this.jitterMs) / 16;
@@ -217,6 +249,16 @@ export class TickClock implements TickTimeline {
       for (let i = 0; i < this.lateN; i++) this.late[i] = (this.late[i] as number) - shift;
     }
     this.lastLateMs = lateness - shift;
+    // The lag: set by a silence, then two late ticks at their cadence (not a burst); then the earliest lateness
+    // since, moved with the line, so it only shrinks (jitter does not move it), and released within two slews.
+    const r2 = this.recentMin(2);
+    let lag = this.lagMs > 0 ? Math.min(this.lagMs - shift, r2) : 0;
+    if (lag <= 2 * this.slewMs) lag = 0;
+    if (r2 > lag + LAG_MS && gap >= this._tickMs / 2 && prevGap >= this._tickMs + LAG_MS) {
+      lag = r2;
+      this.shifts++;
+    }
+    this.lagMs = lag;
     this.updateDelay();
     this.checkRate(seq, arrival);
   }
@@ -241,6 +283,7 @@ export class TickClock implements TickTimeline {
     this.lateN = 1;
     this.lateHead = 1 % this.window;
     this.lastLateMs = 0;
+    this.lagMs = 0;
     this.anchors++;
     this.updateDelay();
   }

@@ -8,7 +8,7 @@ import { collectModule, scores, secondsLeft, targetPayload, validTarget } from '
 import { Registry, watchOnly, worldOf, type GameModule, type PredictorHook, type Prediction } from './registry';
 
 // Shared with the Go side: the games' payload fixtures (games/arena and games/collect test the same files).
-const FAKE_CLOCK = { tickAt: () => 0, tickMs: 50, generation: 0, lateTicks: 0 };
+const FAKE_CLOCK = { tickAt: () => 0, tickMs: 50, generation: 0, lateTicks: 0, lagTicks: 0 };
 
 const FIXTURES = fileURLToPath(new URL('../../../pkg/protocol/testdata/fixtures/', import.meta.url));
 

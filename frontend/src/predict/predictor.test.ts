@@ -8,7 +8,7 @@ const TICK = 50;
 const PARAMS: ArenaParams = { width: 1000, height: 1000, speed: 10 };
 
 /** Tick k arrives (earliest) at k * 50 ms: tickAt(now) = now / 50. */
-const exactClock: TickTimeline = { tickMs: TICK, generation: 0, lateTicks: 0, tickAt: (now) => now / TICK };
+const exactClock: TickTimeline = { tickMs: TICK, generation: 0, lateTicks: 0, lagTicks: 0, tickAt: (now) => now / TICK };
 
 /** A server state: at (x, y), ack applied, holding keys. */
 function player(x: number, y: number, ack: number, keys = 0): ArenaPlayer {
@@ -134,7 +134,7 @@ describe('prediction', () => {
 
   it('after a failover the ack goes down: the latest input is pending again, applied once', () => {
     // The tick clock re-anchors on the new owner's numbering (tick 40 arrives at 3000 ms).
-    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
+    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, lagTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
     const pr = predictor(clock, 1);
     pr.reset(player(300, 300, 1), 50, 2500);
     pr.input(2, KEY_RIGHT, 2510);
@@ -162,7 +162,7 @@ describe('prediction', () => {
   it('an owner change: inputs sent while the room had no owner give no lead sample, and the press after it does not run ahead', () => {
     // The e2e owner kill: the new owner restores the last tick the relay saw (107) and numbers on from it, so its
     // first tick is prevTick + 1 on a new clock line; the inputs sent meanwhile waited ~0.5 s for it.
-    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
+    const clock = { tickMs: TICK, generation: 0, lateTicks: 0, lagTicks: 0, offset: 0, tickAt(now: number) { return (now - this.offset) / TICK; } };
     const pr = predictor(clock, 1);
     pr.reset(player(500, 500, 4), 100, 5000);
     for (let t = 101; t <= 107; t++) pr.reconcile(player(500, 500, 4), t, t * TICK);
@@ -358,7 +358,18 @@ interface Sim {
   now(): number;
 }
 
-function simulate(upMs: number, downMs: number, phase: number, jitter: (i: number) => number = () => 0, holdUp: (seq: number) => number = () => 0): Sim {
+/**
+ * pause: the owner stops for ms at its first step at or after at (a stalled process): its tick numbers go on
+ * from where they were, so every later tick arrives ms later than the clock's line expects.
+ */
+function simulate(
+  upMs: number,
+  downMs: number,
+  phase: number,
+  jitter: (i: number) => number = () => 0,
+  holdUp: (seq: number) => number = () => 0,
+  pause: { at: number; ms: number } | null = null,
+): Sim {
   const clock = new TickClock();
   const pr = createArenaPredictor(PARAMS, clock, { initialLead: () => 1 });
   const srv = newArenaPlayer();
@@ -395,7 +406,10 @@ function simulate(upMs: number, downMs: number, phase: number, jitter: (i: numbe
       while (now < until) {
         const nextDelivery = toClient.length > 0 ? (toClient[0] as { at: number }).at : Infinity;
         now = Math.min(nextStep, nextDelivery, nextFrame, until);
-        if (now === nextStep) {
+        if (now === nextStep && pause !== null && now >= pause.at) {
+          nextStep += pause.ms;
+          pause = null;
+        } else if (now === nextStep) {
           while (toServer.length > 0 && (toServer[0] as { at: number }).at <= now) {
             const e = toServer.shift()!;
             applyInput(srv, e.seq, e.keys, PARAMS.speed);
@@ -479,6 +493,54 @@ describe('reconciliation against a simulated owner', () => {
     expect(Math.max(...s.errors)).toBeLessThanOrEqual(20);
     expect(s.pr.predictedX).toBe(s.srv.x);
     expect(Math.abs(s.pr.x - s.srv.x)).toBeLessThan(0.5);
+  });
+
+  it('after an owner pause (its ticks 600 ms behind the clock line, which follows slowly) a held key does not run ahead', () => {
+    // The e2e failure this reproduces: the owner stalled for 600 ms on a loaded machine, and its tick numbers went on
+    // from where they were. The clock's line follows such a shift slowly (others must not jump), so for seconds it
+    // puts the newest tick ~12 ticks behind "now"; a lead clamped at 0, learnt before the pause, or assumed without
+    // samples, then replayed a held key ~12 ticks ahead of the server (a 110 px jump at the first ack).
+    const cases = [
+      { presses: 4, through: false, after: 700 }, // a press soon after the pause, a lead learnt before it
+      { presses: 0, through: false, after: 700 }, // no lead learnt: the initial one
+      { presses: 4, through: false, after: 2500 }, // the line has nearly caught up
+      { presses: 4, through: true, after: 700 }, // a key held through the pause, released after it
+      { presses: 0, through: true, after: 700 },
+    ];
+    for (const { presses, through, after } of cases) {
+      const label = `${presses} presses before, ${through ? 'held through the pause, released' : 'pressed'} ${after} ms after it`;
+      const pauseAt = 1000 + presses * 700 + 200;
+      const s = simulate(20, 20, 10, () => 0, () => 0, { at: pauseAt, ms: 600 });
+      s.run(1000);
+      for (let i = 0; i < presses; i++) {
+        s.press(i % 2 === 0 ? KEY_RIGHT : KEY_LEFT);
+        s.run(s.now() + 150);
+        s.press(0);
+        s.run(s.now() + 550);
+      }
+      s.run(pauseAt - 100);
+      const from = s.errors.length;
+      const framesFrom = s.frames.length;
+      if (through) {
+        s.press(KEY_RIGHT);
+        s.run(pauseAt + 600 + after);
+      } else {
+        s.run(pauseAt + 600 + after);
+        s.press(KEY_RIGHT);
+        s.run(s.now() + 300);
+      }
+      s.press(0);
+      s.run(s.now() + 800);
+      // A tick of movement or so at each reconcile, as without a pause, not the pause's 12 ticks; nothing drawn
+      // snaps or moves more in a frame than a share of a tick's movement.
+      expect(Math.max(...s.errors.slice(from)), label).toBeLessThanOrEqual(20);
+      expect(s.pr.predictedX, label).toBe(s.srv.x);
+      expect(s.pr.stats.snaps, label).toBe(0);
+      let maxStep = 0;
+      const frames = s.frames.slice(framesFrom);
+      for (let i = 1; i < frames.length; i++) maxStep = Math.max(maxStep, Math.abs(frames[i]!.x - frames[i - 1]!.x));
+      expect(maxStep, label).toBeLessThan(15);
+    }
   });
 
   it('an input held up on its way (200 ms) is an outlier: the lead stays where the others put it', () => {

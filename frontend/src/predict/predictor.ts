@@ -4,9 +4,16 @@
 // The model. The server applies an input when it reaches the room's owner, at
 // the next tick (step); the client cannot see when that is, only, for each
 // input, the first tick whose ack covers it. From those it estimates the lead:
-// how many ticks pass between sending an input (mapped to a tick number by the
-// tick clock, TickTimeline) and the tick that applies it. An input sent at
-// local time t is then predicted to take effect at tick ceil(tickAt(t) + lead).
+// how many ticks pass between sending an input (mapped to the owner's tick
+// number by the tick clock, TickTimeline: tickAt(t) - lagTicks) and the tick
+// that applies it. An input sent at local time t is then predicted to take
+// effect at tick ceil(tickAt(t) - lagTicks + lead). The lag matters after an
+// owner paused: its tick numbers lost the time, and the clock's line, which
+// moves slowly for the others drawn, runs ahead of them for seconds; a held
+// key replayed up to the line would run that far ahead of the server. A
+// shift of the ticks' timeline changes the clock's generation, which drops
+// the lead samples learnt before it.
+//
 // Only inputs sent on the current clock line, acknowledged by the tick after
 // one seen without them on that line, and within maxLead count: an input sent
 // while the room had no owner waited for one, and an ack (applied and stored)
@@ -16,7 +23,7 @@
 // On every tick (reconcile) the server's state of the own player becomes the
 // base, inputs at or below its ack are dropped, and the rest are replayed in
 // seq order, each from its predicted tick, up to the tick being decided now
-// (tickAt(now) + lead) plus the fraction of the tick in progress, which uses
+// (tickAt(now) - lagTicks + lead) plus the fraction of the tick in progress, which uses
 // the keys held now. That is the predicted position P. It moves as soon as a
 // key changes, never runs more than a few ticks past the newest server tick
 // (so the avatar stops when ticks stop, e.g. during a failover), and equals the
@@ -34,10 +41,16 @@ export interface TickTimeline {
   tickAt(now: number): number;
   /** Milliseconds per tick. */
   readonly tickMs: number;
-  /** Changes when the mapping is re-anchored (a new epoch): tick positions from before do not compare. */
+  /** Changes when the mapping is re-anchored (a new epoch) or the ticks' timeline shifts (the lag rose): tick positions and leads from before do not compare. */
   readonly generation: number;
   /** How late ticks usually arrive behind the mapping (95th percentile), in ticks. */
   readonly lateTicks: number;
+  /**
+   * How far the recent ticks arrive behind the mapping, in ticks: 0 on a steady path; after an owner paused (its
+   * tick numbers lost the time), the part of the pause the mapping has not followed yet (it moves slowly, for the
+   * others drawn). The owner's tick at local time t is tickAt(t) - lagTicks. A rise changes the generation.
+   */
+  readonly lagTicks: number;
 }
 
 /**
@@ -268,6 +281,16 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     return this.leadEstimate;
   }
 
+  /** The owner's tick at local time t: the clock's mapping less its lag (after a pause the mapping runs ahead). */
+  private ownerTickAt(t: number): number {
+    return this.clock.tickAt(t) - this.clock.lagTicks;
+  }
+
+  /** How late ticks usually arrive behind ownerTickAt, in ticks. */
+  private lateTicks(): number {
+    return Math.max(0, this.clock.lateTicks - this.clock.lagTicks);
+  }
+
   /** Seqs of the pending inputs, oldest first (allocates: for tests). */
   pendingSeqs(): number[] {
     const out: number[] = [];
@@ -342,14 +365,14 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     const sameLine = this.prevGen === this.clock.generation;
     this.noteGeneration(now);
     if (tick === this.prevTick + 1 && sameLine) {
-      const bound = this.maxLead() + this.clock.lateTicks;
+      const bound = this.maxLead() + this.lateTicks();
       for (let i = 0; i < this.count; i++) {
         const k = this.slot(i);
         const seq = this.pSeq[k] as number;
         if (seq > ack) break;
         const sent = this.pSent[k] as number;
         if (seq <= this.prevAck || this.pResent[k] === 1 || !(sent >= this.genStart)) continue;
-        if (tick - 1 - this.clock.tickAt(sent) > bound) continue; // an ack held back after the input was applied
+        if (tick - 1 - this.ownerTickAt(sent) > bound) continue; // an ack held back after the input was applied
         this.addSample(tick, sent);
       }
     }
@@ -417,10 +440,10 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     const rules = this.rules;
     const lead = this.lead();
     this.stats.leadTicks = lead;
-    let ahead = this.clock.tickAt(now) + lead - this.baseTick;
+    let ahead = this.ownerTickAt(now) + lead - this.baseTick;
     if (!(ahead > 0)) ahead = 0; // NaN (no clock yet) or a tick that came early
     // Ticks usually this late are not missing yet.
-    let cap = Math.floor(lead + this.clock.lateTicks) + this.maxAhead;
+    let cap = Math.floor(lead + this.lateTicks()) + this.maxAhead;
     if (!Number.isNaN(this.offlineSince)) cap += Math.min(this.maxOffline, Math.max(0, (now - this.offlineSince) / this.clock.tickMs));
     this.stalled = ahead > cap;
     if (this.stalled) ahead = cap;
@@ -429,7 +452,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
 
     for (let i = 0; i < this.count; i++) {
       const k = this.slot(i);
-      const eff = Math.ceil(this.clock.tickAt(this.pSent[k] as number) + lead);
+      const eff = Math.ceil(this.ownerTickAt(this.pSent[k] as number) + lead);
       // Late (should have been applied already) or unknown: the next tick.
       this.pEff[k] = eff > this.baseTick ? eff : this.baseTick + 1;
     }
@@ -559,7 +582,7 @@ export class Reconciler<S, I> implements Predictor<S, I> {
     let n = 0;
     for (let i = 0; i < this.nSamples; i++) {
       if (this.sGen[i] !== gen) continue;
-      const l = (this.sTick[i] as number) - 1 - this.clock.tickAt(this.sSent[i] as number);
+      const l = (this.sTick[i] as number) - 1 - this.ownerTickAt(this.sSent[i] as number);
       if (!Number.isFinite(l)) continue;
       lows[n] = l;
       ages[n] = this.sNo[i] as number;
