@@ -23,11 +23,11 @@
 // On every tick (reconcile) the server's state of the own player becomes the
 // base, inputs at or below its ack are dropped, and the rest are replayed in
 // seq order, each from its predicted tick, up to the tick being decided now
-// (tickAt(now) - lagTicks + lead) plus the fraction of the tick in progress, which uses
-// the keys held now. That is the predicted position P. It moves as soon as a
-// key changes, never runs more than a few ticks past the newest server tick
-// (so the avatar stops when ticks stop, e.g. during a failover), and equals the
-// server's state once every input is acknowledged.
+// (tickAt(now) - lagTicks + lead) plus the fraction of the tick in progress,
+// which uses the keys held now. That is the predicted position P. It moves as
+// soon as a key changes, never runs more than a few ticks past the newest
+// server tick (so the avatar stops when ticks stop, e.g. during a failover),
+// and equals the server's state once every input is acknowledged.
 //
 // What is drawn (x, y) follows P: each frame it moves with the velocity of
 // the tick in progress (so a key press shows on the next frame whatever the
