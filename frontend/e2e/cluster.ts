@@ -1,7 +1,7 @@
 // A real 3-node Tickmesh cluster for the e2e specs.
 //
 // The cluster-setup project (cluster.setup.ts) calls startCluster(); the specs
-// use nodeUrl/adminUrl/killNode/startNode/ownerOf; the cluster-teardown project
+// use nodeUrl/adminUrl/killNode/startNode/ownerOf/settledOwner; the cluster-teardown project
 // calls stopCluster(). The processes outlive the Playwright worker that started
 // them (they are detached), so the state (ports, pids, paths, the cluster's
 // credentials) is kept in a JSON file that every worker reads.
@@ -374,4 +374,26 @@ export async function ownerOf(room: string): Promise<{ owner: string; epoch: num
   const info = await clusterInfo();
   const r = info.rooms.find((x) => x.room === room);
   return r === undefined || r.owner === '' ? null : { owner: r.owner, epoch: r.epoch };
+}
+
+/**
+ * The owner a page's ticks name (read by ownerSeen) once it has stayed the same for settleMs, if that is a node
+ * other than notOn; null when it did not within timeoutMs. A node that a previous test restarted takes rooms by
+ * handoff (balance) for a while after it is ready, onto the page's node even: a test that kills the owner, or
+ * the page's node only, must know which node owns the room at the kill.
+ */
+export async function settledOwner(ownerSeen: () => Promise<string>, notOn: NodeName, settleMs = 2000, timeoutMs = 10_000): Promise<NodeName | null> {
+  let owner = await ownerSeen();
+  let since = Date.now();
+  const end = since + timeoutMs;
+  while (Date.now() - since < settleMs) {
+    if (Date.now() >= end) return null;
+    await sleep(250);
+    const now = await ownerSeen();
+    if (now !== owner) {
+      owner = now;
+      since = Date.now();
+    }
+  }
+  return isNodeName(owner) && owner !== notOn ? owner : null;
 }

@@ -6,7 +6,7 @@
 // running, restarting any node it killed.
 
 import { expect, test, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
-import { adminUrl, ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
+import { adminUrl, ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, settledOwner, startNode, type NodeName } from './cluster';
 
 interface Snap {
   state: string;
@@ -326,20 +326,18 @@ test('a collect room shows its pickups and scores, and taking a pickup scores it
 for (const room of ['lobby', 'collect-failover']) {
   test(`killing the owner of ${room}: the game continues under a higher epoch`, async ({ browser }, testInfo) => {
     test.setTimeout(120_000);
-    // The owner to kill is the one the page's ticks name just before the kill: a node that the previous test
-    // restarted may take the room by handoff (balance) after the page opened, onto the page's node even.
+    // The owner to kill is the one the page's ticks name once it has settled (settledOwner).
     let opened = await openOnNonOwner(browser, 'witness', room);
-    let before = await snap(opened.page);
-    for (let attempt = 1; ; attempt++) {
-      await expect.poll(async () => (await snap(opened.page)).lastSeq).toBeGreaterThan(0);
-      before = await snap(opened.page);
-      if (isNodeName(before.owner) && before.owner !== opened.node) break;
-      if (attempt === 3) throw new Error(`the page on ${opened.node} sees the owner ${before.owner} after ${attempt} tries`);
+    let owner = await settledOwner(async () => (await snap(opened.page)).owner, opened.node);
+    for (let attempt = 2; owner === null; attempt++) {
+      if (attempt > 3) throw new Error(`the owner of ${room} did not settle on a node other than ${opened.node}`);
       await opened.context.close();
       opened = await openOnNonOwner(browser, 'witness', room);
+      owner = await settledOwner(async () => (await snap(opened.page)).owner, opened.node);
     }
     const { context, page } = opened;
-    const owner = before.owner as NodeName;
+    const before = await snap(page);
+    expect(before.owner, 'no handoff between the owner settling and the kill').toBe(owner);
     const game = before.game;
     const stateBefore = game === 'collect' ? await collectState(page) : null;
     await shot(page, testInfo, 'before-owner-kill');

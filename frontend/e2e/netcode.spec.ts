@@ -8,7 +8,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { expect, test, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test';
-import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, startNode, type NodeName } from './cluster';
+import { ensureAllNodes, isNodeName, killNode, liveNodes, nodeUrl, ownerOf, settledOwner, startNode, type NodeName } from './cluster';
 import { startDelayProxy, type DelayProxy } from './delayproxy';
 import { analyzePress, installProbe, readProbe, resetProbe, type ProbeData, type ProbeFrame } from './probe';
 
@@ -297,11 +297,7 @@ async function dumpTrace(page: Page, testInfo: TestInfo, at: number): Promise<vo
   note(testInfo, 'trace-near-jump', '\n' + near.join('\n'));
 }
 
-/**
- * Opens a game page on a node that does not own the lobby, once the owner the page's ticks name has stayed the
- * same for 2 s: a node that the previous test restarted takes rooms by handoff (balance) for a while after it is
- * ready, onto the page's node even, and a kill test must know which node it kills.
- */
+/** Opens a game page on a node that does not own the lobby, once the owner its ticks name has settled (settledOwner). */
 async function openOnNonOwner(browser: Browser, name: string): Promise<Opened & { owner: NodeName; node: NodeName }> {
   for (let attempt = 1; ; attempt++) {
     await expect.poll(async () => (await ownerOf('lobby')) !== null, { timeout: 20_000, message: 'lobby has an owner' }).toBe(true);
@@ -310,19 +306,9 @@ async function openOnNonOwner(browser: Browser, name: string): Promise<Opened & 
     const node = liveNodes().find((n) => n !== listed) as NodeName;
     const g = await open(browser, nodeUrl(node), name);
     expect(await page_node(g.page)).toBe(node);
-    let owner = await ownerSeen(g.page);
-    let since = Date.now();
-    const end = Date.now() + 10_000;
-    while (Date.now() < end && Date.now() - since < 2000) {
-      await g.page.waitForTimeout(250);
-      const now = await ownerSeen(g.page);
-      if (now !== owner) {
-        owner = now;
-        since = Date.now();
-      }
-    }
-    if (isNodeName(owner) && owner !== node && Date.now() - since >= 2000) return { ...g, owner, node };
-    if (attempt === 3) throw new Error(`the lobby's owner did not settle on a node other than ${node} (last seen: ${owner})`);
+    const owner = await settledOwner(() => ownerSeen(g.page), node);
+    if (owner !== null) return { ...g, owner, node };
+    if (attempt === 3) throw new Error(`the lobby's owner did not settle on a node other than ${node} (last seen: ${await ownerSeen(g.page)})`);
     await g.context.close();
   }
 }

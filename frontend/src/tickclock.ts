@@ -57,9 +57,9 @@ export interface TickClockOptions {
 
 /**
  * Lateness of the last two ticks, after a silence as long, beyond which the owner's timeline has shifted from
- * the line (five ticks at 20 Hz): above the jitter of a slow path (the e2e page behind a 150 ms proxy on the loaded
- * 2-core machine saw two ticks more than 150 ms late several times a minute), below an owner's stall there
- * (0.3-0.6 s).
+ * the line (five ticks at 20 Hz): above the jitter of a slow path (behind a 150 ms proxy on the loaded 2-core
+ * machine, the e2e page saw two ticks more than 150 ms late five times in a minute), below an owner's stall
+ * there (0.3-0.6 s).
  */
 const LAG_MS = 250;
 

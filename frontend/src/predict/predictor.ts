@@ -41,14 +41,14 @@ export interface TickTimeline {
   tickAt(now: number): number;
   /** Milliseconds per tick. */
   readonly tickMs: number;
-  /** Changes when the mapping is re-anchored (a new epoch) or the ticks' timeline shifts (the lag rose): tick positions and leads from before do not compare. */
+  /** Changes when the mapping is re-anchored (a new epoch) or the ticks' timeline shifts (a lag is set): tick positions and leads from before do not compare. */
   readonly generation: number;
   /** How late ticks usually arrive behind the mapping (95th percentile), in ticks. */
   readonly lateTicks: number;
   /**
-   * How far the recent ticks arrive behind the mapping, in ticks: 0 on a steady path; after an owner paused (its
+   * How far the mapping runs ahead of the owner's ticks, in ticks: 0 on a steady path; after an owner paused (its
    * tick numbers lost the time), the part of the pause the mapping has not followed yet (it moves slowly, for the
-   * others drawn). The owner's tick at local time t is tickAt(t) - lagTicks. A rise changes the generation.
+   * others drawn). The owner's tick at local time t is tickAt(t) - lagTicks. Setting a lag changes the generation.
    */
   readonly lagTicks: number;
 }
